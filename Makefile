@@ -1,0 +1,47 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+#   make              build bucketfs.ko (and bucketfs_kunit.ko) against KDIR
+#   make check        every test: host tests, rustfmt, module build, KUnit and
+#                     guest tests in QEMU; ends with "N passed, N failed"
+#   make demo         boot the test kernel and run the demo in the guest
+#   make kernel       build (or reuse) the cached test kernel
+#   make install      install the modules into KDIR's modules directory
+#
+# KDIR defaults to the cached test kernel (built on first use); any
+# Rust-enabled 6.12 tree built with the same LLVM=1 RUSTC works.
+
+DEFAULT_KDIR := $(shell scripts/kernel.sh --dir)
+KDIR ?= $(DEFAULT_KDIR)
+RUSTC ?= /usr/bin/rustc
+BINDGEN ?= $(HOME)/.cargo/bin/bindgen
+KMAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=1 RUSTC=$(RUSTC) BINDGEN=$(BINDGEN)
+
+.PHONY: all modules kernel install check demo host-test fmt-check clean
+
+all: modules
+
+kernel:
+	scripts/kernel.sh
+
+modules:
+	@if [ "$(KDIR)" = "$(DEFAULT_KDIR)" ]; then scripts/kernel.sh; fi
+	$(KMAKE) modules
+
+install: modules
+	$(KMAKE) modules_install
+
+host-test:
+	cargo test --workspace
+
+fmt-check:
+	scripts/fmt.sh --check
+
+check:
+	scripts/check.sh
+
+demo:
+	scripts/demo.sh
+
+clean:
+	$(KMAKE) clean
+	rm -rf generated

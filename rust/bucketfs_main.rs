@@ -1,0 +1,47 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! bucketfs: a multi-device filesystem whose stuck metadata allocations can be restarted.
+//!
+//! This module registers the `bucketfs` filesystem type and `/sys/fs/bucketfs/`. Mounting is
+//! not implemented yet and fails with `EOPNOTSUPP`.
+
+#[expect(dead_code, reason = "the allocator parks its requests on it; tested by KUnit")]
+mod closure;
+mod glue;
+
+use kernel::{error::to_result, prelude::*};
+
+module! {
+    type: BucketFs,
+    name: "bucketfs",
+    author: "bucketfs developers",
+    description: "bucketfs: multi-device filesystem with restartable metadata allocation",
+    license: "GPL",
+}
+
+struct BucketFs;
+
+impl kernel::Module for BucketFs {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        // SAFETY: Called once at module init, before anything else touches the kset.
+        to_result(unsafe { glue::bucketfs_sysfs_init() })?;
+        // SAFETY: The filesystem type is static and registered once, here.
+        if let Err(e) = to_result(unsafe { glue::bucketfs_register_fs() }) {
+            // SAFETY: The kset was created above and nothing uses it yet.
+            unsafe { glue::bucketfs_sysfs_exit() };
+            return Err(e);
+        }
+        pr_info!("loaded\n");
+        Ok(BucketFs)
+    }
+}
+
+impl Drop for BucketFs {
+    fn drop(&mut self) {
+        // SAFETY: Registered in `init`; unregistering waits for no superblock to be left.
+        unsafe { glue::bucketfs_unregister_fs() };
+        // SAFETY: Created in `init`; the filesystem type that would add children is gone.
+        unsafe { glue::bucketfs_sysfs_exit() };
+        pr_info!("unloaded\n");
+    }
+}

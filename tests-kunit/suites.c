@@ -1,0 +1,48 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * KUnit suite tables for bucketfs. The test bodies are Rust
+ * (tests-kunit/closure_tests.rs and friends); this file only declares the suites, which KUnit
+ * runs when bucketfs_kunit.ko is loaded.
+ */
+#include <kunit/test.h>
+
+#include "bucketfs_glue.h"
+
+void bucketfs_kunit_fail(struct kunit *test, const char *file, int line,
+			 const char *what)
+{
+	KUNIT_FAIL(test, "%s:%d: %s", file, line, what);
+}
+
+#define BUCKETFS_CASE(name)					\
+	void bucketfs_kunit_##name(struct kunit *test);		\
+	static void name(struct kunit *test)			\
+	{							\
+		bucketfs_kunit_##name(test);			\
+	}
+
+BUCKETFS_CASE(closure_wake_between_park_and_sync)
+BUCKETFS_CASE(closure_wake_with_nobody_parked_is_lost)
+BUCKETFS_CASE(closure_wake_after_sync)
+BUCKETFS_CASE(closure_timeout_keeps_it_parked)
+BUCKETFS_CASE(closure_many_waiters_released_fifo)
+BUCKETFS_CASE(closure_dropped_guard_wakes_the_list)
+BUCKETFS_CASE(closure_forgotten_guard_left_on_drop)
+
+static struct kunit_case bucketfs_closure_cases[] = {
+	KUNIT_CASE(closure_wake_between_park_and_sync),
+	KUNIT_CASE(closure_wake_with_nobody_parked_is_lost),
+	KUNIT_CASE(closure_wake_after_sync),
+	KUNIT_CASE(closure_timeout_keeps_it_parked),
+	KUNIT_CASE(closure_many_waiters_released_fifo),
+	KUNIT_CASE(closure_dropped_guard_wakes_the_list),
+	KUNIT_CASE(closure_forgotten_guard_left_on_drop),
+	{}
+};
+
+static struct kunit_suite bucketfs_closure_suite = {
+	.name = "bucketfs_closure",
+	.test_cases = bucketfs_closure_cases,
+};
+
+kunit_test_suites(&bucketfs_closure_suite);
