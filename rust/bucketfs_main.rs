@@ -5,9 +5,13 @@
 //! This module registers the `bucketfs` filesystem type and `/sys/fs/bucketfs/`. Mounting is
 //! not implemented yet and fails with `EOPNOTSUPP`.
 
-#[expect(dead_code, reason = "the allocator parks its requests on it; tested by KUnit")]
+#[expect(
+    dead_code,
+    reason = "the allocator parks its requests on it; tested by KUnit"
+)]
 mod closure;
 mod glue;
+pub mod shared;
 
 use kernel::{error::to_result, prelude::*};
 

@@ -170,8 +170,9 @@ impl<'list> StackClosure<'list> {
         let mut ticket = 0u64;
         // SAFETY: `cl` is initialised and pinned, and only its owner (us, through `&mut` access
         // held by the caller) syncs it. `ticket` is valid for writes.
-        let ret =
-            unsafe { bindings::bucketfs_closure_sync(self.cl.get(), timeout.as_c(), killable, &mut ticket) };
+        let ret = unsafe {
+            bindings::bucketfs_closure_sync(self.cl.get(), timeout.as_c(), killable, &mut ticket)
+        };
         match ret {
             0 => Ok(Woken { ticket }),
             r if r == EINTR.to_errno() => Err(Interrupted::Killed),
@@ -220,7 +221,11 @@ impl<'c, 'list> Parked<'c, 'list> {
     /// Sleeps until a wake releases the closure, `timeout` passes or, if `killable`, the task
     /// gets a fatal signal. On a timeout or a signal the closure is still parked and the guard is
     /// handed back, to sync again or to drop.
-    pub(crate) fn sync_timeout(self, timeout: Timeout, killable: bool) -> Result<Woken, (Self, Interrupted)> {
+    pub(crate) fn sync_timeout(
+        self,
+        timeout: Timeout,
+        killable: bool,
+    ) -> Result<Woken, (Self, Interrupted)> {
         match self.closure.sync(timeout, killable) {
             Ok(woken) => {
                 // Released: the closure is off the list, so there is nothing for `drop` to do.

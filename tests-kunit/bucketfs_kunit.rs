@@ -23,6 +23,8 @@ macro_rules! check {
 mod closure;
 #[path = "../rust/glue.rs"]
 mod glue;
+#[path = "../rust/shared/mod.rs"]
+pub mod shared;
 
 mod closure_tests;
 mod test;

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Every bucketfs test: host tests, rustfmt, the module build (warnings are
+# errors), then one guest boot running the KUnit suites and the guest tests.
+# Prints each result and a summary ending in "N passed, N failed"; exits
+# non-zero if anything failed. Logs go to out/check/.
+set -uo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+out=$here/out/check
+rm -rf "$out"
+mkdir -p "$out"
+
+passed=0
+failed=0
+failures=()
+record() { # record pass|fail NAME [WHY]
+	if [ "$1" = pass ]; then
+		passed=$((passed + 1))
+		echo "check: PASS $2"
+	else
+		failed=$((failed + 1))
+		failures+=("$2${3:+: $3}")
+		echo "check: FAIL $2${3:+: $3}"
+	fi
+}
+# step NAME LOG CMD...: run CMD with its output in out/check/LOG.
+step() {
+	local name=$1 log=$out/$2
+	shift 2
+	echo "check: ... $name"
+	if "$@" >"$log" 2>&1; then
+		record pass "$name"
+	else
+		tail -n 30 "$log"
+		record fail "$name" "see $log"
+		return 1
+	fi
+}
+
+# Host tests: count each cargo test.
+echo "check: ... host tests (cargo test)"
+if cargo test --workspace >"$out/cargo-test.log" 2>&1; then cargo_ok=1; else cargo_ok=0; fi
+grep -E "^test .* \.\.\. (ok|FAILED)$" "$out/cargo-test.log" | while read -r _ name _ result; do
+	echo "$result $name"
+done >"$out/cargo-results"
+while read -r result name; do
+	[ "$result" = ok ] && record pass "host: $name" || record fail "host: $name"
+done <"$out/cargo-results"
+if [ $cargo_ok = 0 ] || [ ! -s "$out/cargo-results" ]; then
+	tail -n 30 "$out/cargo-test.log"
+	record fail "host: cargo test" "see $out/cargo-test.log"
+fi
+
+step "rustfmt --check" rustfmt.log scripts/fmt.sh --check
+step "test kernel (cached after the first build)" kernel.log scripts/kernel.sh
+kdir=$(scripts/kernel.sh --dir)
+
+if step "module build (-Werror, -Dwarnings)" build.log make modules; then
+	echo "check: ... guest boot (KUnit and guest tests; console in $out/console.log)"
+	BUCKETFS_VM_LOG=$out/console.log scripts/vm.sh --disk 64M --disk 64M --timeout 900 \
+		--file tests/guest/lib.sh:/root/lib.sh tests/guest/check.sh >"$out/vm.log" 2>&1
+	vm_status=$?
+	if [ $vm_status = 0 ] || [ $vm_status = 1 ]; then
+		record pass "guest: booted, ran the tests, no kernel splat"
+	else
+		tail -n 40 "$out/vm.log"
+		record fail "guest: booted, ran the tests, no kernel splat" "vm.sh exited $vm_status, see $out/vm.log"
+	fi
+
+	# KUnit: each KTAP document between its markers, parsed by the kernel's kunit.py.
+	for module in $(sed -n 's/.*BUCKETFS-KUNIT-BEGIN \([a-z_]*\).*/\1/p' "$out/console.log" 2>/dev/null); do
+		sed -n "/BUCKETFS-KUNIT-BEGIN $module/,/BUCKETFS-KUNIT-END $module/p" "$out/console.log" \
+			>"$out/ktap-$module.log"
+		python3 "$kdir/tools/testing/kunit/kunit.py" parse "$out/ktap-$module.log" \
+			>"$out/kunit-$module.log" 2>&1
+		kunit_status=$?
+		cases=$(sed -E 's/\x1b\[[0-9;]*m//g' "$out/kunit-$module.log" |
+			sed -n -E 's/.*\[(PASSED|FAILED|SKIPPED|CRASHED)\] ([A-Za-z0-9_]+)$/\1 \2/p')
+		while read -r result name; do
+			[ -z "$name" ] && continue
+			case "$result" in
+			PASSED) record pass "kunit: $module: $name" ;;
+			*) record fail "kunit: $module: $name" "$result" ;;
+			esac
+		done <<<"$cases"
+		if [ $kunit_status != 0 ]; then
+			cat "$out/kunit-$module.log"
+			record fail "kunit: $module: kunit.py parse" "exit $kunit_status"
+		fi
+	done
+	grep -q "BUCKETFS-KUNIT-BEGIN" "$out/console.log" 2>/dev/null ||
+		record fail "kunit: suites ran" "no KTAP output in the guest console"
+
+	# Guest tests.
+	while read -r _ result rest; do
+		case "$result" in
+		ok) record pass "guest: $rest" ;;
+		FAIL) record fail "guest: ${rest%%:*}" "${rest#*: }" ;;
+		esac
+	done < <(tr -d '\r' <"$out/console.log" 2>/dev/null | grep -E '^GUEST-TEST (ok|FAIL) ')
+fi
+
+echo
+echo "check: summary"
+for f in "${failures[@]}"; do
+	echo "  FAILED: $f"
+done
+echo "$passed passed, $failed failed"
+[ $failed = 0 ]

@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Run a script in a QEMU guest on the bucketfs test kernel.
+#
+#   scripts/vm.sh [--disk SIZE]... [--keep-disks DIR] [--file SRC[:DEST]]...
+#                 [--timeout SECS] [--interactive] GUEST_SCRIPT [ARGS...]
+#
+# The guest is the cached test kernel (scripts/kernel.sh) with a busybox
+# initramfs holding /modules/bucketfs.ko, /modules/bucketfs_kunit.ko, the
+# bucketfs tool on PATH (when built), GUEST_SCRIPT as /guest.sh and the
+# --file extras. Each --disk adds a sparse raw virtio disk with
+# discard=unmap: /dev/vda, /dev/vdb, ... in order.
+#
+# --keep-disks DIR  keep the disk images in DIR (diskN.img). An image that is
+#                   already there is reused as it is, so a later run can
+#                   remount what an earlier one wrote.
+# --interactive     give the guest a shell on this terminal after the script.
+#
+# The console is printed as it comes. Exit status: GUEST_SCRIPT's, or 124 on
+# timeout, or 125 if the console shows a kernel splat (oops, BUG, WARNING,
+# KASAN, lockdep, hung task, kmemleak) or the guest died before the script
+# ended. The console log is also kept in $BUCKETFS_VM_LOG when that is set.
+#
+# BUCKETFS_ACCEL=kvm|tcg forces the accelerator; by default KVM is used
+# when a quick probe shows it works, and TCG otherwise.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+disks=()
+keep=
+files=()
+timeout=600
+interactive=0
+usage() {
+	sed -n '4,8p' "$0" | sed 's/^# \{0,1\}//' >&2
+	exit 2
+}
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--disk) disks+=("$2"); shift 2 ;;
+	--keep-disks) keep=$2; shift 2 ;;
+	--file) files+=("$2"); shift 2 ;;
+	--timeout) timeout=$2; shift 2 ;;
+	--interactive) interactive=1; shift ;;
+	-h|--help) usage ;;
+	--) shift; break ;;
+	-*) echo "vm.sh: unknown option $1" >&2; usage ;;
+	*) break ;;
+	esac
+done
+[ $# -ge 1 ] || usage
+script=$1
+shift
+[ -f "$script" ] || { echo "vm.sh: no such guest script: $script" >&2; exit 2; }
+
+kdir=$(scripts_dir=$here/scripts; "$scripts_dir/kernel.sh" --dir)
+bzimage=$kdir/arch/x86/boot/bzImage
+[ -f "$kdir/.bucketfs-built" ] || "$here/scripts/kernel.sh"
+for ko in bucketfs.ko bucketfs_kunit.ko; do
+	[ -f "$here/$ko" ] || { echo "vm.sh: $ko is not built; run make" >&2; exit 2; }
+done
+
+work=$(mktemp -d /tmp/bucketfs-vm.XXXXXX)
+cleanup() { rm -rf "$work"; }
+trap cleanup EXIT
+
+# The initramfs.
+root=$work/root
+mkdir -p "$root"/{bin,sbin,dev,proc,sys,tmp,mnt,modules,etc,root}
+cp /bin/busybox "$root/bin/busybox"
+cp "$here/bucketfs.ko" "$here/bucketfs_kunit.ko" "$root/modules/"
+tool=${BUCKETFS_TOOL:-$here/target/guest/bucketfs}
+[ -x "$tool" ] && cp "$tool" "$root/bin/bucketfs"
+cp "$script" "$root/guest.sh"
+printf '%q ' "$@" >"$root/guest.args"
+for f in "${files[@]}"; do
+	src=${f%%:*}
+	dest=${f#*:}
+	[ "$dest" = "$f" ] && dest=/root/$(basename "$src")
+	mkdir -p "$root$(dirname "$dest")"
+	cp -r "$src" "$root$dest"
+done
+cat >"$root/init" <<'EOF'
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin:/sbin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mount -t tmpfs tmpfs /tmp
+mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+cd /root
+echo "BUCKETFS-GUEST-START"
+eval "set -- $(cat /guest.args)"
+sh /guest.sh "$@"
+rc=$?
+echo "BUCKETFS-GUEST-EXIT=$rc"
+if [ -e /interactive ]; then
+	echo "guest script exited with $rc; shell follows (exit to power off)"
+	setsid cttyhack sh
+fi
+sync
+reboot -f
+EOF
+chmod +x "$root/init"
+[ $interactive = 1 ] && touch "$root/interactive"
+(cd "$root" && find . | cpio -o -H newc -R 0:0 --quiet | gzip -1) >"$work/initrd.gz"
+
+# The disks.
+drives=()
+ddir=$work
+if [ -n "$keep" ]; then
+	mkdir -p "$keep"
+	ddir=$keep
+fi
+i=0
+for size in "${disks[@]}"; do
+	img=$ddir/disk$i.img
+	[ -n "$keep" ] && [ -f "$img" ] || truncate -s "$size" "$img"
+	drives+=(-drive "file=$img,if=virtio,format=raw,discard=unmap,cache=writeback")
+	i=$((i + 1))
+done
+
+# KVM when it really boots a kernel here, TCG otherwise. The probe boots the
+# test kernel with no initramfs; it panics at once and QEMU exits.
+cache=${BUCKETFS_CACHE:-$HOME/.cache/bucketfs}
+accel=${BUCKETFS_ACCEL:-}
+if [ -z "$accel" ]; then
+	probe=$cache/kvm-probe-$(uname -r)
+	if [ ! -f "$probe" ]; then
+		result=tcg
+		if [ -r /dev/kvm ] && [ -w /dev/kvm ] &&
+			timeout -k 2 20 qemu-system-x86_64 -accel kvm -cpu host -m 256 \
+				-display none -serial stdio -monitor none -no-reboot \
+				-kernel "$bzimage" -append "console=ttyS0 panic=-1" \
+				</dev/null 2>&1 | grep -q "Kernel panic"; then
+			result=kvm
+		fi
+		mkdir -p "$cache"
+		echo "$result" >"$probe"
+	fi
+	accel=$(cat "$probe")
+fi
+cpu=max
+[ "$accel" = kvm ] && cpu=host
+
+log=${BUCKETFS_VM_LOG:-$work/console.log}
+echo "vm.sh: booting $(basename "$kdir") with $accel, ${#disks[@]} disk(s), timeout ${timeout}s" >&2
+qemu=(qemu-system-x86_64 -accel "$accel" -cpu "$cpu" -smp 2 -m 1024
+	-display none -monitor none -no-reboot
+	-kernel "$bzimage" -initrd "$work/initrd.gz"
+	-append "console=ttyS0 panic=-1 loglevel=7 rdinit=/init"
+	"${drives[@]}")
+set +e
+if [ $interactive = 1 ]; then
+	"${qemu[@]}" -serial mon:stdio | tee "$log"
+	status=${PIPESTATUS[0]}
+else
+	timeout -k 5 "$timeout" "${qemu[@]}" -serial stdio </dev/null | tee "$log"
+	status=${PIPESTATUS[0]}
+fi
+set -e
+
+if [ "$status" = 124 ]; then
+	echo "vm.sh: TIMEOUT after ${timeout}s" >&2
+	exit 124
+fi
+splat='Oops|BUG:|WARNING:|KASAN:|UBSAN:|kernel BUG|Kernel panic|general protection fault'
+splat+='|possible circular locking|possible recursive locking|inconsistent lock state'
+splat+='|INFO: task .* blocked|suspected memory leak|Call Trace:'
+if grep -Eq "$splat" "$log"; then
+	echo "vm.sh: kernel splat on the console:" >&2
+	grep -En "$splat" "$log" | head -5 >&2
+	exit 125
+fi
+rc=$(sed -n 's/.*BUCKETFS-GUEST-EXIT=\([0-9]*\).*/\1/p' "$log" | tail -n1)
+if [ -z "$rc" ]; then
+	echo "vm.sh: the guest died before the script ended (qemu status $status)" >&2
+	exit 125
+fi
+exit "$rc"

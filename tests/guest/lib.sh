@@ -1,0 +1,37 @@
+# SPDX-License-Identifier: GPL-2.0
+# Helpers for guest test scripts (busybox sh). Each test prints one line,
+# "GUEST-TEST ok NAME" or "GUEST-TEST FAIL NAME: WHY", that scripts/check.sh counts.
+
+guest_failures=0
+
+# pass NAME / fail NAME WHY
+pass() { echo "GUEST-TEST ok $1"; }
+fail() {
+	echo "GUEST-TEST FAIL $1: $2"
+	guest_failures=$((guest_failures + 1))
+}
+
+# t NAME CMD...: one test that passes when CMD succeeds.
+t() {
+	name=$1
+	shift
+	if out=$("$@" 2>&1); then
+		pass "$name"
+	else
+		fail "$name" "'$*' failed: $(echo "$out" | tail -n 3 | tr '\n' ' ')"
+	fi
+}
+
+# dmesg_has PATTERN: the kernel log has a line matching PATTERN (grep -E).
+dmesg_has() { dmesg | grep -Eq "$1"; }
+
+# run_kunit MODULE: load a KUnit test module between markers scripts/check.sh
+# cuts the console at, so only this module's KTAP document is parsed.
+run_kunit() {
+	echo "BUCKETFS-KUNIT-BEGIN $1" >/dev/kmsg
+	insmod "/modules/$1.ko"
+	echo "BUCKETFS-KUNIT-END $1" >/dev/kmsg
+	rmmod "$1"
+}
+
+guest_exit() { exit $((guest_failures > 0)); }
