@@ -7,13 +7,31 @@ use crate::test::{kunit_case, ms_since, msleep, wait_until, Test};
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use kernel::{prelude::*, stack_pin_init, sync::Arc, time::Ktime, workqueue};
 
-kunit_case!(bucketfs_kunit_closure_wake_between_park_and_sync, wake_between_park_and_sync);
-kunit_case!(bucketfs_kunit_closure_wake_with_nobody_parked_is_lost, wake_with_nobody_parked_is_lost);
+kunit_case!(
+    bucketfs_kunit_closure_wake_between_park_and_sync,
+    wake_between_park_and_sync
+);
+kunit_case!(
+    bucketfs_kunit_closure_wake_with_nobody_parked_is_lost,
+    wake_with_nobody_parked_is_lost
+);
 kunit_case!(bucketfs_kunit_closure_wake_after_sync, wake_after_sync);
-kunit_case!(bucketfs_kunit_closure_timeout_keeps_it_parked, timeout_keeps_it_parked);
-kunit_case!(bucketfs_kunit_closure_many_waiters_released_fifo, many_waiters_released_fifo);
-kunit_case!(bucketfs_kunit_closure_dropped_guard_wakes_the_list, dropped_guard_wakes_the_list);
-kunit_case!(bucketfs_kunit_closure_forgotten_guard_left_on_drop, forgotten_guard_left_on_drop);
+kunit_case!(
+    bucketfs_kunit_closure_timeout_keeps_it_parked,
+    timeout_keeps_it_parked
+);
+kunit_case!(
+    bucketfs_kunit_closure_many_waiters_released_fifo,
+    many_waiters_released_fifo
+);
+kunit_case!(
+    bucketfs_kunit_closure_dropped_guard_wakes_the_list,
+    dropped_guard_wakes_the_list
+);
+kunit_case!(
+    bucketfs_kunit_closure_forgotten_guard_left_on_drop,
+    forgotten_guard_left_on_drop
+);
 
 /// A wake that comes after the park but before the sleep is not lost: the sleep returns at once.
 fn wake_between_park_and_sync(t: &Test) {
@@ -142,15 +160,24 @@ fn many_waiters_released_fifo(t: &Test) {
     let mut spawned = 0;
     for i in 0..WAITERS {
         let w = w.clone();
-        if workqueue::system_unbound().try_spawn(GFP_KERNEL, move || park_in_turn(&w, i)).is_ok() {
+        if workqueue::system_unbound()
+            .try_spawn(GFP_KERNEL, move || park_in_turn(&w, i))
+            .is_ok()
+        {
             spawned += 1;
         }
     }
     check!(t, spawned == WAITERS);
-    check!(t, wait_until(10_000, || w.parked.load(Ordering::Acquire) == spawned));
+    check!(
+        t,
+        wait_until(10_000, || w.parked.load(Ordering::Acquire) == spawned)
+    );
     w.list.wake_all();
     check!(t, w.list.is_empty());
-    check!(t, wait_until(10_000, || w.done.load(Ordering::Acquire) == spawned));
+    check!(
+        t,
+        wait_until(10_000, || w.done.load(Ordering::Acquire) == spawned)
+    );
 
     let tickets: [u64; WAITERS] = core::array::from_fn(|i| w.tickets[i].load(Ordering::Relaxed));
     check!(t, tickets.iter().all(|&ticket| ticket > 0));
@@ -165,9 +192,13 @@ fn dropped_guard_wakes_the_list(t: &Test) {
         return check!(t, false);
     };
     let other = w.clone();
-    let spawned = workqueue::system_unbound().try_spawn(GFP_KERNEL, move || park_in_turn(&other, 0));
+    let spawned =
+        workqueue::system_unbound().try_spawn(GFP_KERNEL, move || park_in_turn(&other, 0));
     check!(t, spawned.is_ok());
-    check!(t, wait_until(5000, || w.parked.load(Ordering::Acquire) == 1));
+    check!(
+        t,
+        wait_until(5000, || w.parked.load(Ordering::Acquire) == 1)
+    );
 
     stack_pin_init!(let cl = StackClosure::new(&w.list));
     let start = Ktime::ktime_get();
