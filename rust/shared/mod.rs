@@ -5,4 +5,11 @@
 //! Everything here is compiled into `bucketfs.ko` and `bucketfs_kunit.ko`, and into the host
 //! crate `bucketfs-core` (`core-lib/`), where `cargo test` tests it.
 
+pub mod btree_format;
+pub mod bucket_table;
+pub mod crc32c;
+pub mod journal_format;
+pub mod le;
 pub mod mount_source;
+pub mod options;
+pub mod superblock;

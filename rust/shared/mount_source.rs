@@ -5,7 +5,7 @@
 //! Shared by the module and the host tools; depends on `core` only.
 
 /// Most member devices one filesystem may have.
-pub const MAX_MEMBERS: usize = 64;
+pub const MAX_MEMBERS: usize = crate::shared::superblock::MAX_MEMBERS;
 
 /// Longest device path accepted in a mount source, in bytes (`PATH_MAX` less the NUL).
 pub const MAX_DEVICE_PATH: usize = 4095;

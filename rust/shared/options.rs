@@ -1,0 +1,354 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The option table: every bucketfs option, once.
+//!
+//! Mount option parsing, the `options/` files in sysfs, the tool's `format` flags and the
+//! superblock's option slots are all driven by [`OPTIONS`]. Adding an option here adds it
+//! everywhere.
+
+/// Where an option may be set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Settable {
+    /// At format time (`bucketfs format --name=value`).
+    pub format: bool,
+    /// At mount time (`mount -o name=value`); applies to that mount only, not persisted.
+    pub mount: bool,
+    /// At runtime, by writing `/sys/fs/bucketfs/<uuid>/options/<name>`; persisted in the
+    /// superblock at once.
+    pub runtime: bool,
+}
+
+/// An option's value type and range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// An unsigned decimal integer in `min..=max`.
+    U32 {
+        /// Smallest value accepted.
+        min: u32,
+        /// Largest value accepted.
+        max: u32,
+    },
+    /// A boolean: `0`/`1`, `false`/`true`, `no`/`yes`, `off`/`on`; shown as `0` or `1`.
+    Bool,
+}
+
+/// One option.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OptionDesc {
+    /// Name in mount options, sysfs and the tool.
+    pub name: &'static str,
+    /// Value type and range.
+    pub kind: Kind,
+    /// Value a new filesystem gets.
+    pub default: u32,
+    /// Where it may be set.
+    pub settable: Settable,
+    /// Its slot in the superblock's option array.
+    pub sb_slot: usize,
+    /// One line for `--help` and the documentation.
+    pub help: &'static str,
+}
+
+/// Number of option slots in the superblock.
+pub const SB_OPTION_SLOTS: usize = 16;
+
+/// Most copies of a btree node (pointer slots in a btree pointer).
+pub const MAX_REPLICAS: u32 = 4;
+
+const ALL: Settable = Settable {
+    format: true,
+    mount: true,
+    runtime: true,
+};
+
+/// Index of each option in [`OPTIONS`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub enum Opt {
+    /// `metadata_replicas`
+    MetadataReplicas = 0,
+    /// `metadata_replicas_required`
+    MetadataReplicasRequired = 1,
+    /// `discard`
+    Discard = 2,
+    /// `allocator_stuck_timeout`
+    AllocatorStuckTimeout = 3,
+}
+
+/// Every option.
+pub const OPTIONS: [OptionDesc; 4] = [
+    OptionDesc {
+        name: "metadata_replicas",
+        kind: Kind::U32 {
+            min: 1,
+            max: MAX_REPLICAS,
+        },
+        default: 1,
+        settable: ALL,
+        sb_slot: 0,
+        help: "copies of each btree node, on distinct members (at most the member count)",
+    },
+    OptionDesc {
+        name: "metadata_replicas_required",
+        kind: Kind::U32 {
+            min: 1,
+            max: MAX_REPLICAS,
+        },
+        default: 1,
+        settable: ALL,
+        sb_slot: 1,
+        help: "fewest copies a btree node write may succeed with (at most metadata_replicas)",
+    },
+    OptionDesc {
+        name: "discard",
+        kind: Kind::Bool,
+        default: 1,
+        settable: ALL,
+        sb_slot: 2,
+        help: "issue block-device discards for buckets that become free",
+    },
+    OptionDesc {
+        name: "allocator_stuck_timeout",
+        kind: Kind::U32 { min: 0, max: 3600 },
+        default: 30,
+        settable: ALL,
+        sb_slot: 3,
+        help: "seconds a parked allocation waits before it is reported in dmesg (0: never)",
+    },
+];
+
+/// Why an option or value was refused. [`OptError::describe`] gives the message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OptError {
+    /// No option has this name.
+    Unknown,
+    /// The value is not a number (or boolean) of the option's kind.
+    NotANumber,
+    /// The value is outside the option's range.
+    OutOfRange {
+        /// Smallest value accepted.
+        min: u32,
+        /// Largest value accepted.
+        max: u32,
+    },
+    /// The option cannot be set at this point (format, mount or runtime).
+    NotSettable,
+    /// `metadata_replicas` is larger than the number of members.
+    MoreReplicasThanMembers {
+        /// The filesystem's member count.
+        members: u32,
+    },
+    /// `metadata_replicas_required` is larger than `metadata_replicas`.
+    RequiredAboveReplicas {
+        /// `metadata_replicas`.
+        replicas: u32,
+    },
+}
+
+impl OptError {
+    /// A message for dmesg and the tool, to follow `name=value: `.
+    pub fn describe(&self, out: &mut dyn core::fmt::Write) -> core::fmt::Result {
+        match *self {
+            OptError::Unknown => write!(out, "unknown option"),
+            OptError::NotANumber => write!(out, "not a valid value"),
+            OptError::OutOfRange { min, max } => write!(out, "out of range {min}..={max}"),
+            OptError::NotSettable => write!(out, "cannot be set here"),
+            OptError::MoreReplicasThanMembers { members } => {
+                write!(out, "more than the {members} member(s)")
+            }
+            OptError::RequiredAboveReplicas { replicas } => {
+                write!(out, "above metadata_replicas ({replicas})")
+            }
+        }
+    }
+}
+
+/// Finds an option by name.
+pub fn lookup(name: &str) -> Option<Opt> {
+    OPTIONS
+        .iter()
+        .position(|d| d.name == name)
+        .map(Opt::from_index)
+}
+
+impl Opt {
+    /// Every option, in table order.
+    pub const ALL: [Opt; 4] = [
+        Opt::MetadataReplicas,
+        Opt::MetadataReplicasRequired,
+        Opt::Discard,
+        Opt::AllocatorStuckTimeout,
+    ];
+
+    /// The option at `i` in [`OPTIONS`]; `i` must be a valid index.
+    pub fn from_index(i: usize) -> Opt {
+        Self::ALL[i]
+    }
+
+    /// Its row in [`OPTIONS`].
+    pub fn desc(self) -> &'static OptionDesc {
+        &OPTIONS[self as usize]
+    }
+}
+
+/// Parses `text` as a value of `desc`'s kind and range.
+///
+/// Accepts exactly the value, optionally followed by one newline (as `echo` writes to sysfs).
+/// No sign, no spaces, no leading `+`, nothing after the number.
+pub fn parse_value(desc: &OptionDesc, text: &str) -> Result<u32, OptError> {
+    let text = text.strip_suffix('\n').unwrap_or(text);
+    match desc.kind {
+        Kind::Bool => match text {
+            "1" | "true" | "yes" | "on" => Ok(1),
+            "0" | "false" | "no" | "off" => Ok(0),
+            _ => Err(OptError::NotANumber),
+        },
+        Kind::U32 { min, max } => {
+            if text.is_empty() || text.len() > 10 || !text.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(OptError::NotANumber);
+            }
+            let v = text
+                .bytes()
+                .try_fold(0u32, |acc, b| {
+                    acc.checked_mul(10)?.checked_add((b - b'0') as u32)
+                })
+                .ok_or(OptError::OutOfRange { min, max })?;
+            check_range(desc, v).map(|()| v)
+        }
+    }
+}
+
+/// Checks `value` against `desc`'s range alone.
+pub fn check_range(desc: &OptionDesc, value: u32) -> Result<(), OptError> {
+    match desc.kind {
+        Kind::Bool if value > 1 => Err(OptError::OutOfRange { min: 0, max: 1 }),
+        Kind::U32 { min, max } if value < min || value > max => {
+            Err(OptError::OutOfRange { min, max })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A full set of option values, indexed by [`Opt`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Options {
+    values: [u32; OPTIONS.len()],
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        let mut values = [0; OPTIONS.len()];
+        for (v, d) in values.iter_mut().zip(OPTIONS.iter()) {
+            *v = d.default;
+        }
+        Options { values }
+    }
+}
+
+impl Options {
+    /// The value of `opt`.
+    pub fn get(&self, opt: Opt) -> u32 {
+        self.values[opt as usize]
+    }
+
+    /// Sets `opt` to `value` if the result is a valid set for a filesystem of `members`
+    /// members (range and the rules between options); otherwise changes nothing.
+    pub fn set(&mut self, opt: Opt, value: u32, members: u32) -> Result<(), OptError> {
+        check_range(opt.desc(), value)?;
+        let mut next = *self;
+        next.values[opt as usize] = value;
+        next.validate(members)?;
+        *self = next;
+        Ok(())
+    }
+
+    /// Checks every value's range and the rules between options, for `members` members.
+    pub fn validate(&self, members: u32) -> Result<(), OptError> {
+        for opt in Opt::ALL {
+            check_range(opt.desc(), self.get(opt))?;
+        }
+        let replicas = self.get(Opt::MetadataReplicas);
+        if replicas > members {
+            return Err(OptError::MoreReplicasThanMembers { members });
+        }
+        if self.get(Opt::MetadataReplicasRequired) > replicas {
+            return Err(OptError::RequiredAboveReplicas { replicas });
+        }
+        Ok(())
+    }
+
+    /// The values as stored in the superblock's option slots.
+    pub fn to_slots(&self) -> [u32; SB_OPTION_SLOTS] {
+        let mut slots = [0; SB_OPTION_SLOTS];
+        for opt in Opt::ALL {
+            slots[opt.desc().sb_slot] = self.get(opt);
+        }
+        slots
+    }
+
+    /// Reads the values from superblock option slots; `Err(opt)` names the first value out of
+    /// its range. Rules between options are checked by [`Options::validate`].
+    pub fn from_slots(slots: &[u32; SB_OPTION_SLOTS]) -> Result<Options, Opt> {
+        let mut o = Options::default();
+        for opt in Opt::ALL {
+            let v = slots[opt.desc().sb_slot];
+            check_range(opt.desc(), v).map_err(|_| opt)?;
+            o.values[opt as usize] = v;
+        }
+        Ok(o)
+    }
+}
+
+/// Options given at mount time: which were given, and their values.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MountOptions {
+    given: [Option<u32>; OPTIONS.len()],
+}
+
+impl MountOptions {
+    /// Parses one `name=value` mount option (range only: the member count is not known yet).
+    pub fn parse(&mut self, name: &str, value: &str) -> Result<(), OptError> {
+        let opt = lookup(name).ok_or(OptError::Unknown)?;
+        if !opt.desc().settable.mount {
+            return Err(OptError::NotSettable);
+        }
+        self.given[opt as usize] = Some(parse_value(opt.desc(), value)?);
+        Ok(())
+    }
+
+    /// The value given for `opt`, if any.
+    pub fn get(&self, opt: Opt) -> Option<u32> {
+        self.given[opt as usize]
+    }
+
+    /// `base` with the given options applied, checked for `members` members. `Err` names the
+    /// option that made the set invalid.
+    pub fn apply(&self, base: &Options, members: u32) -> Result<Options, (Opt, OptError)> {
+        let mut o = *base;
+        for opt in Opt::ALL {
+            if let Some(v) = self.get(opt) {
+                o.values[opt as usize] = v;
+            }
+        }
+        match o.validate(members) {
+            Ok(()) => Ok(o),
+            Err(e) => {
+                // Blame a given option when one is involved, else the stored ones.
+                let blamed = match e {
+                    OptError::RequiredAboveReplicas { .. }
+                        if self.get(Opt::MetadataReplicasRequired).is_some() =>
+                    {
+                        Opt::MetadataReplicasRequired
+                    }
+                    OptError::RequiredAboveReplicas { .. }
+                    | OptError::MoreReplicasThanMembers { .. } => Opt::MetadataReplicas,
+                    _ => Opt::ALL
+                        .into_iter()
+                        .find(|&opt| check_range(opt.desc(), o.get(opt)).is_err())
+                        .unwrap_or(Opt::MetadataReplicas),
+                };
+                Err((blamed, e))
+            }
+        }
+    }
+}

@@ -1,0 +1,455 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The superblock: one per member device, at [`SB_OFFSETS`] (a primary and a backup copy).
+//!
+//! Every member carries the whole filesystem description (uuid, member table, options,
+//! journal position, btree root); `seq` orders copies, and a mount uses the newest one.
+//! Decoding checks every field and reports the first bad one by name; nothing read from disk
+//! is used as a length or offset before it has been checked.
+
+use crate::shared::crc32c::block_crc;
+use crate::shared::le::*;
+use crate::shared::options::{Opt, Options, MAX_REPLICAS, SB_OPTION_SLOTS};
+
+/// Bytes in a superblock.
+pub const SB_SIZE: usize = 4096;
+/// Byte offsets of the primary and the backup superblock on every member.
+pub const SB_OFFSETS: [u64; 2] = [4096, 8192];
+/// Bytes at the start of a member that hold no bucket: boot area and both superblocks.
+pub const RESERVED_BYTES: u64 = 12288;
+/// Magic number: "BUCKETFS" in little-endian.
+pub const MAGIC: u64 = u64::from_le_bytes(*b"BUCKETFS");
+/// On-disk format version.
+pub const VERSION: u32 = 1;
+/// Most members a filesystem may have.
+pub const MAX_MEMBERS: usize = 16;
+/// Smallest and largest bucket, in bytes (powers of two).
+pub const MIN_BUCKET_SIZE: u32 = 4096;
+/// See [`MIN_BUCKET_SIZE`].
+pub const MAX_BUCKET_SIZE: u32 = 16 << 20;
+/// Fewest allocatable buckets a member must have after its metadata areas.
+pub const MIN_DATA_BUCKETS: u64 = 16;
+/// Size of metadata blocks (bucket table blocks, journal blocks, btree nodes).
+pub const BLOCK_SIZE: usize = 4096;
+/// Member flag: issue discards on this member.
+pub const MEMBER_DISCARD: u32 = 1;
+
+// Field offsets.
+const OFF_MAGIC: usize = 0x000;
+const OFF_VERSION: usize = 0x008;
+const OFF_CRC: usize = 0x00c;
+const OFF_UUID: usize = 0x010;
+const OFF_SEQ: usize = 0x020;
+const OFF_MEMBER_INDEX: usize = 0x028;
+const OFF_NR_MEMBERS: usize = 0x02c;
+const OFF_OPTIONS: usize = 0x030;
+const OFF_JOURNAL_SEQ: usize = 0x070;
+const OFF_ROOT: usize = 0x078;
+const OFF_MEMBERS: usize = 0x100;
+const MEMBER_SIZE: usize = 64;
+
+/// Entries in one bucket table block (see `bucket_table.rs`).
+pub const TABLE_ENTRIES_PER_BLOCK: u64 = ((BLOCK_SIZE - 48) / 4) as u64;
+
+/// One member device, as described in the member table.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Member {
+    /// The member's own uuid.
+    pub uuid: [u8; 16],
+    /// Buckets on the device, counting the reserved and metadata ones.
+    pub nbuckets: u64,
+    /// Bucket size in bytes.
+    pub bucket_size: u32,
+    /// First bucket of the bucket table.
+    pub table_start: u32,
+    /// Buckets of the bucket table.
+    pub table_buckets: u32,
+    /// First bucket of the journal.
+    pub journal_start: u32,
+    /// Buckets of the journal.
+    pub journal_buckets: u32,
+    /// First allocatable bucket (just after the journal).
+    pub first_bucket: u32,
+    /// `MEMBER_*` flags.
+    pub flags: u32,
+}
+
+/// Why a member's layout could not be built or is wrong.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemberField {
+    /// `bucket_size` is not a power of two in range.
+    BucketSize,
+    /// `nbuckets` is zero, or too large for the byte size to fit in 64 bits.
+    NBuckets,
+    /// The bucket table does not start after the reserved area, or is too small.
+    Table,
+    /// The journal is empty or does not follow the bucket table.
+    Journal,
+    /// `first_bucket` does not follow the journal, or leaves too few buckets.
+    FirstBucket,
+    /// Unknown flag bits.
+    Flags,
+}
+
+impl MemberField {
+    /// The field's name, for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            MemberField::BucketSize => "bucket_size",
+            MemberField::NBuckets => "nbuckets",
+            MemberField::Table => "bucket table",
+            MemberField::Journal => "journal",
+            MemberField::FirstBucket => "first_bucket",
+            MemberField::Flags => "flags",
+        }
+    }
+}
+
+fn div_ceil(a: u64, b: u64) -> u64 {
+    a / b + (a % b != 0) as u64
+}
+
+impl Member {
+    /// Lays out a member of `device_bytes` bytes with `bucket_size`-byte buckets.
+    pub fn layout(
+        device_bytes: u64,
+        bucket_size: u32,
+        uuid: [u8; 16],
+    ) -> Result<Member, MemberField> {
+        if !bucket_size.is_power_of_two()
+            || !(MIN_BUCKET_SIZE..=MAX_BUCKET_SIZE).contains(&bucket_size)
+        {
+            return Err(MemberField::BucketSize);
+        }
+        let bs = bucket_size as u64;
+        let nbuckets = device_bytes / bs;
+        let table_start = div_ceil(RESERVED_BYTES, bs);
+        let table_buckets = div_ceil(
+            div_ceil(nbuckets, TABLE_ENTRIES_PER_BLOCK) * BLOCK_SIZE as u64,
+            bs,
+        );
+        let journal_start = table_start + table_buckets;
+        // A sixty-fourth of the device, at least 8 buckets and 256 KiB.
+        let journal_buckets = (nbuckets / 64).max(8).max(div_ceil(256 << 10, bs));
+        let first_bucket = journal_start + journal_buckets;
+        if nbuckets < first_bucket + MIN_DATA_BUCKETS || nbuckets > u32::MAX as u64 {
+            return Err(MemberField::NBuckets);
+        }
+        Ok(Member {
+            uuid,
+            nbuckets,
+            bucket_size,
+            table_start: table_start as u32,
+            table_buckets: table_buckets as u32,
+            journal_start: journal_start as u32,
+            journal_buckets: journal_buckets as u32,
+            first_bucket: first_bucket as u32,
+            flags: MEMBER_DISCARD,
+        })
+    }
+
+    /// Checks the member's fields against each other.
+    pub fn validate(&self) -> Result<(), MemberField> {
+        let bs = self.bucket_size;
+        if !bs.is_power_of_two() || !(MIN_BUCKET_SIZE..=MAX_BUCKET_SIZE).contains(&bs) {
+            return Err(MemberField::BucketSize);
+        }
+        if self.nbuckets == 0 || self.nbuckets > u32::MAX as u64 {
+            return Err(MemberField::NBuckets);
+        }
+        let bs = bs as u64;
+        let table_needed = div_ceil(
+            div_ceil(self.nbuckets, TABLE_ENTRIES_PER_BLOCK) * BLOCK_SIZE as u64,
+            bs,
+        );
+        if (self.table_start as u64) < div_ceil(RESERVED_BYTES, bs)
+            || (self.table_buckets as u64) < table_needed
+        {
+            return Err(MemberField::Table);
+        }
+        if self.journal_buckets == 0
+            || self.journal_start as u64 != self.table_start as u64 + self.table_buckets as u64
+        {
+            return Err(MemberField::Journal);
+        }
+        let first = self.journal_start as u64 + self.journal_buckets as u64;
+        if self.first_bucket as u64 != first || first + MIN_DATA_BUCKETS > self.nbuckets {
+            return Err(MemberField::FirstBucket);
+        }
+        if self.flags & !MEMBER_DISCARD != 0 {
+            return Err(MemberField::Flags);
+        }
+        Ok(())
+    }
+
+    /// Bytes the member occupies: the device must be at least this large.
+    pub fn bytes(&self) -> u64 {
+        self.nbuckets * self.bucket_size as u64
+    }
+
+    /// Byte offset of `bucket`.
+    pub fn bucket_offset(&self, bucket: u64) -> u64 {
+        bucket * self.bucket_size as u64
+    }
+
+    /// Whether discards are enabled for this member.
+    pub fn discard(&self) -> bool {
+        self.flags & MEMBER_DISCARD != 0
+    }
+}
+
+/// A pointer to one copy of a btree node: a bucket on a member.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NodePtr {
+    /// Member index.
+    pub member: u32,
+    /// Bucket on that member.
+    pub bucket: u32,
+}
+
+/// Where the btree root is: its level and the buckets holding its copies.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BtreeRoot {
+    /// 0 for a leaf.
+    pub level: u8,
+    /// Copies in `ptrs`.
+    pub nr_ptrs: u8,
+    /// The copies, on distinct members.
+    pub ptrs: [NodePtr; MAX_REPLICAS as usize],
+    /// Write sequence number of the root node.
+    pub node_seq: u64,
+}
+
+/// Most btree levels.
+pub const MAX_BTREE_LEVEL: u8 = 8;
+
+/// The decoded superblock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Superblock {
+    /// Filesystem uuid, the same on every member.
+    pub uuid: [u8; 16],
+    /// Write sequence number; the newest copy wins.
+    pub seq: u64,
+    /// Which member of the table this device is.
+    pub member_index: u32,
+    /// Entries used in `members`.
+    pub nr_members: u32,
+    /// Stored option values.
+    pub options: Options,
+    /// Sequence number the next journal entry gets; entries below it that are still in the
+    /// journal are replayed.
+    pub journal_seq: u64,
+    /// The btree root.
+    pub root: BtreeRoot,
+    /// The member table.
+    pub members: [Member; MAX_MEMBERS],
+}
+
+/// Why a superblock was refused; [`SbError::field`] names the field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SbError {
+    /// Fewer than [`SB_SIZE`] bytes.
+    Short,
+    /// Not a bucketfs superblock.
+    Magic,
+    /// A format version this code does not know.
+    Version(u32),
+    /// The checksum does not match.
+    Checksum,
+    /// `nr_members` is zero or above [`MAX_MEMBERS`].
+    NrMembers(u32),
+    /// `member_index` is not below `nr_members`.
+    MemberIndex(u32),
+    /// A member table entry is wrong.
+    Member(u32, MemberField),
+    /// Two members share a uuid.
+    DuplicateMember(u32),
+    /// A stored option is out of range, or the options break a rule between them.
+    Option(Opt),
+    /// The btree root is wrong (level, copies, or a pointer outside the allocatable buckets).
+    Root,
+}
+
+impl SbError {
+    /// The field that is wrong, for dmesg and the tool.
+    pub fn field(&self) -> &'static str {
+        match self {
+            SbError::Short => "size",
+            SbError::Magic => "magic",
+            SbError::Version(_) => "version",
+            SbError::Checksum => "checksum",
+            SbError::NrMembers(_) => "nr_members",
+            SbError::MemberIndex(_) => "member_index",
+            SbError::Member(_, f) => f.name(),
+            SbError::DuplicateMember(_) => "member uuid",
+            SbError::Option(o) => o.desc().name,
+            SbError::Root => "btree root",
+        }
+    }
+}
+
+impl Superblock {
+    /// The member this copy was read from.
+    pub fn this_member(&self) -> &Member {
+        &self.members[self.member_index as usize]
+    }
+
+    /// The used part of the member table.
+    pub fn member_table(&self) -> &[Member] {
+        &self.members[..self.nr_members as usize]
+    }
+
+    /// Checks the decoded fields against each other.
+    pub fn validate(&self) -> Result<(), SbError> {
+        if self.nr_members == 0 || self.nr_members as usize > MAX_MEMBERS {
+            return Err(SbError::NrMembers(self.nr_members));
+        }
+        if self.member_index >= self.nr_members {
+            return Err(SbError::MemberIndex(self.member_index));
+        }
+        for (i, m) in self.member_table().iter().enumerate() {
+            m.validate().map_err(|f| SbError::Member(i as u32, f))?;
+            if self.members[..i].iter().any(|o| o.uuid == m.uuid) {
+                return Err(SbError::DuplicateMember(i as u32));
+            }
+        }
+        if let Err(e) = self.options.validate(self.nr_members) {
+            let opt = match e {
+                crate::shared::options::OptError::RequiredAboveReplicas { .. } => {
+                    Opt::MetadataReplicasRequired
+                }
+                _ => Opt::MetadataReplicas,
+            };
+            return Err(SbError::Option(opt));
+        }
+        let root = &self.root;
+        if root.level > MAX_BTREE_LEVEL || root.nr_ptrs == 0 || root.nr_ptrs as u32 > MAX_REPLICAS {
+            return Err(SbError::Root);
+        }
+        let ptrs = &root.ptrs[..root.nr_ptrs as usize];
+        for (i, p) in ptrs.iter().enumerate() {
+            let Some(m) = self.member_table().get(p.member as usize) else {
+                return Err(SbError::Root);
+            };
+            if p.bucket < m.first_bucket || p.bucket as u64 >= m.nbuckets {
+                return Err(SbError::Root);
+            }
+            if ptrs[..i].iter().any(|o| o.member == p.member) {
+                return Err(SbError::Root);
+            }
+        }
+        Ok(())
+    }
+
+    /// Encodes into `buf` (at least [`SB_SIZE`] bytes), with the checksum.
+    pub fn encode(&self, buf: &mut [u8]) {
+        let b = &mut buf[..SB_SIZE];
+        b.fill(0);
+        put_u64(b, OFF_MAGIC, MAGIC);
+        put_u32(b, OFF_VERSION, VERSION);
+        b[OFF_UUID..OFF_UUID + 16].copy_from_slice(&self.uuid);
+        put_u64(b, OFF_SEQ, self.seq);
+        put_u32(b, OFF_MEMBER_INDEX, self.member_index);
+        put_u32(b, OFF_NR_MEMBERS, self.nr_members);
+        for (i, v) in self.options.to_slots().iter().enumerate() {
+            put_u32(b, OFF_OPTIONS + 4 * i, *v);
+        }
+        put_u64(b, OFF_JOURNAL_SEQ, self.journal_seq);
+        put_u8(b, OFF_ROOT, self.root.level);
+        put_u8(b, OFF_ROOT + 1, self.root.nr_ptrs);
+        put_u64(b, OFF_ROOT + 8, self.root.node_seq);
+        for (i, p) in self.root.ptrs.iter().enumerate() {
+            put_u32(b, OFF_ROOT + 16 + 8 * i, p.member);
+            put_u32(b, OFF_ROOT + 20 + 8 * i, p.bucket);
+        }
+        for (i, m) in self.members.iter().enumerate() {
+            let o = OFF_MEMBERS + i * MEMBER_SIZE;
+            b[o..o + 16].copy_from_slice(&m.uuid);
+            put_u64(b, o + 16, m.nbuckets);
+            put_u32(b, o + 24, m.bucket_size);
+            put_u32(b, o + 28, m.table_start);
+            put_u32(b, o + 32, m.table_buckets);
+            put_u32(b, o + 36, m.journal_start);
+            put_u32(b, o + 40, m.journal_buckets);
+            put_u32(b, o + 44, m.first_bucket);
+            put_u32(b, o + 48, m.flags);
+        }
+        let crc = block_crc(b, OFF_CRC);
+        put_u32(b, OFF_CRC, crc);
+    }
+
+    /// Decodes and validates a superblock.
+    pub fn decode(buf: &[u8]) -> Result<Superblock, SbError> {
+        if buf.len() < SB_SIZE {
+            return Err(SbError::Short);
+        }
+        let b = &buf[..SB_SIZE];
+        if get_u64(b, OFF_MAGIC) != MAGIC {
+            return Err(SbError::Magic);
+        }
+        let version = get_u32(b, OFF_VERSION);
+        if version != VERSION {
+            return Err(SbError::Version(version));
+        }
+        if get_u32(b, OFF_CRC) != block_crc(b, OFF_CRC) {
+            return Err(SbError::Checksum);
+        }
+        let mut uuid = [0; 16];
+        uuid.copy_from_slice(&b[OFF_UUID..OFF_UUID + 16]);
+        let mut slots = [0; SB_OPTION_SLOTS];
+        for (i, s) in slots.iter_mut().enumerate() {
+            *s = get_u32(b, OFF_OPTIONS + 4 * i);
+        }
+        let options = Options::from_slots(&slots).map_err(SbError::Option)?;
+        let mut root = BtreeRoot {
+            level: get_u8(b, OFF_ROOT),
+            nr_ptrs: get_u8(b, OFF_ROOT + 1),
+            node_seq: get_u64(b, OFF_ROOT + 8),
+            ..Default::default()
+        };
+        for (i, p) in root.ptrs.iter_mut().enumerate() {
+            p.member = get_u32(b, OFF_ROOT + 16 + 8 * i);
+            p.bucket = get_u32(b, OFF_ROOT + 20 + 8 * i);
+        }
+        let mut members = [Member::default(); MAX_MEMBERS];
+        for (i, m) in members.iter_mut().enumerate() {
+            let o = OFF_MEMBERS + i * MEMBER_SIZE;
+            m.uuid.copy_from_slice(&b[o..o + 16]);
+            m.nbuckets = get_u64(b, o + 16);
+            m.bucket_size = get_u32(b, o + 24);
+            m.table_start = get_u32(b, o + 28);
+            m.table_buckets = get_u32(b, o + 32);
+            m.journal_start = get_u32(b, o + 36);
+            m.journal_buckets = get_u32(b, o + 40);
+            m.first_bucket = get_u32(b, o + 44);
+            m.flags = get_u32(b, o + 48);
+        }
+        let sb = Superblock {
+            uuid,
+            seq: get_u64(b, OFF_SEQ),
+            member_index: get_u32(b, OFF_MEMBER_INDEX),
+            nr_members: get_u32(b, OFF_NR_MEMBERS),
+            options,
+            journal_seq: get_u64(b, OFF_JOURNAL_SEQ),
+            root,
+            members,
+        };
+        sb.validate()?;
+        Ok(sb)
+    }
+}
+
+/// Formats a uuid as the usual 8-4-4-4-12 lowercase hex.
+pub struct UuidFmt<'a>(pub &'a [u8; 16]);
+
+impl core::fmt::Display for UuidFmt<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for (i, b) in self.0.iter().enumerate() {
+            if matches!(i, 4 | 6 | 8 | 10) {
+                f.write_str("-")?;
+            }
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
