@@ -4,6 +4,7 @@
 #   make check        every test: host tests, rustfmt, module build, KUnit and
 #                     guest tests in QEMU; ends with "N passed, N failed"
 #   make demo         boot the test kernel and run the demo in the guest
+#   make tool         build the static bucketfs tool for the guest (target/guest/)
 #   make kernel       build (or reuse) the cached test kernel
 #   make install      install the modules into KDIR's modules directory
 #
@@ -16,7 +17,7 @@ RUSTC ?= /usr/bin/rustc
 BINDGEN ?= $(HOME)/.cargo/bin/bindgen
 KMAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=1 RUSTC=$(RUSTC) BINDGEN=$(BINDGEN)
 
-.PHONY: all modules kernel install check demo host-test fmt-check clean
+.PHONY: all modules kernel install check demo host-test fmt-check clean tool
 
 all: modules
 
@@ -29,6 +30,13 @@ modules:
 
 install: modules
 	$(KMAKE) modules_install
+
+# The userspace tool, linked statically so the guest's busybox initramfs can run it.
+tool:
+	RUSTFLAGS="-C target-feature=+crt-static" cargo build --release -p bucketfs-tool \
+		--target x86_64-unknown-linux-gnu
+	mkdir -p target/guest
+	cp target/x86_64-unknown-linux-gnu/release/bucketfs target/guest/bucketfs
 
 host-test:
 	cargo test --workspace

@@ -262,6 +262,14 @@ impl Options {
         Ok(())
     }
 
+    /// `self` with `opt` set to `value` (range-checked by the caller), leaving the rules
+    /// between options to a later [`Options::validate`]: for callers that set several
+    /// options at once.
+    pub fn with_unchecked(mut self, opt: Opt, value: u32) -> Options {
+        self.values[opt as usize] = value;
+        self
+    }
+
     /// Checks every value's range and the rules between options, for `members` members.
     pub fn validate(&self, members: u32) -> Result<(), OptError> {
         for opt in Opt::ALL {

@@ -1,0 +1,147 @@
+//! `bucketfs`: format and inspect bucketfs filesystems.
+
+mod corrupt;
+mod device;
+mod format;
+mod show;
+
+use bucketfs_core::options::{lookup, parse_value, Kind, Options, OPTIONS};
+use clap::{Arg, ArgAction, ArgMatches, Command};
+use device::Device;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Parses a size such as `4096`, `64k`, `1M`.
+fn parse_size(s: &str) -> Result<u32, String> {
+    let (num, mult) = match s.to_ascii_lowercase().chars().last() {
+        Some('k') => (&s[..s.len() - 1], 1u64 << 10),
+        Some('m') => (&s[..s.len() - 1], 1 << 20),
+        _ => (s, 1),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| format!("bad size {s:?}"))
+}
+
+fn flag_name(option: &str) -> String {
+    option.replace('_', "-")
+}
+
+/// `format`'s flags come from the option table: `--NAME VALUE` for integers,
+/// `--NAME`/`--no-NAME` for booleans.
+fn format_command() -> Command {
+    let mut cmd = Command::new("format")
+        .about("Make a new filesystem over one or more devices")
+        .arg(Arg::new("bucket-size").long("bucket-size").default_value("64k").help("bucket size (power of two, 4k..16M)"))
+        .arg(Arg::new("devices").required(true).num_args(1..).value_parser(clap::value_parser!(PathBuf)));
+    for d in OPTIONS.iter().filter(|d| d.settable.format) {
+        let name = flag_name(d.name);
+        cmd = match d.kind {
+            Kind::Bool => cmd
+                .arg(Arg::new(d.name).long(name.clone()).action(ArgAction::SetTrue).help(d.help))
+                .arg(
+                    Arg::new(format!("no-{}", d.name))
+                        .long(format!("no-{name}"))
+                        .action(ArgAction::SetTrue)
+                        .conflicts_with(d.name),
+                ),
+            Kind::U32 { .. } => cmd.arg(Arg::new(d.name).long(name).value_name("N").help(d.help)),
+        };
+    }
+    cmd
+}
+
+fn cli() -> Command {
+    Command::new("bucketfs")
+        .about("bucketfs userspace tool")
+        .subcommand_required(true)
+        .subcommand(format_command())
+        .subcommand(
+            Command::new("show-super")
+                .about("Print a member's superblock")
+                .arg(Arg::new("json").long("json").action(ArgAction::SetTrue))
+                .arg(Arg::new("device").required(true).value_parser(clap::value_parser!(PathBuf))),
+        )
+        .subcommand(
+            Command::new("debug")
+                .about("Debugging aids for tests")
+                .subcommand_required(true)
+                .subcommand(
+                    Command::new("corrupt-super")
+                        .about("Damage one class of superblock field (both copies)")
+                        .arg(Arg::new("field").long("field").required(true).value_parser(corrupt::FIELDS))
+                        .arg(Arg::new("device").required(true).value_parser(clap::value_parser!(PathBuf))),
+                ),
+        )
+}
+
+fn format_options(m: &ArgMatches) -> Result<Options, String> {
+    let mut options = Options::default();
+    for d in OPTIONS.iter().filter(|d| d.settable.format) {
+        let opt = lookup(d.name).unwrap();
+        let value = match d.kind {
+            Kind::Bool if m.get_flag(d.name) => Some(1),
+            Kind::Bool if m.get_flag(&format!("no-{}", d.name)) => Some(0),
+            Kind::Bool => None,
+            Kind::U32 { .. } => match m.get_one::<String>(d.name) {
+                Some(text) => Some(parse_value(d, text).map_err(|e| {
+                    let mut msg = String::new();
+                    let _ = e.describe(&mut msg);
+                    format!("--{} {text}: {msg}", flag_name(d.name))
+                })?),
+                None => None,
+            },
+        };
+        if let Some(v) = value {
+            // Rules between options are checked once all are known, in format::plan.
+            options = options.with_unchecked(opt, v);
+        }
+    }
+    Ok(options)
+}
+
+fn run(m: &ArgMatches) -> Result<(), String> {
+    match m.subcommand() {
+        Some(("format", m)) => {
+            let options = format_options(m)?;
+            let bucket_size = parse_size(m.get_one::<String>("bucket-size").unwrap())?;
+            let devs = m
+                .get_many::<PathBuf>("devices")
+                .unwrap()
+                .map(|p| Device::open(p, true))
+                .collect::<Result<Vec<_>, _>>()?;
+            let layout = format::plan(&devs, &format::FormatSpec { options, bucket_size })?;
+            format::write(&devs, &layout)?;
+            println!(
+                "formatted {} member(s), uuid {}",
+                devs.len(),
+                bucketfs_core::superblock::UuidFmt(&layout.sb.uuid)
+            );
+            Ok(())
+        }
+        Some(("show-super", m)) => {
+            let dev = Device::open(m.get_one::<PathBuf>("device").unwrap(), false)?;
+            show::show(&dev, m.get_flag("json"))
+        }
+        Some(("debug", m)) => match m.subcommand() {
+            Some(("corrupt-super", m)) => {
+                let dev = Device::open(m.get_one::<PathBuf>("device").unwrap(), true)?;
+                corrupt::corrupt(&dev, m.get_one::<String>("field").unwrap())
+            }
+            _ => unreachable!("clap requires a subcommand"),
+        },
+        _ => unreachable!("clap requires a subcommand"),
+    }
+}
+
+fn main() -> ExitCode {
+    match run(&cli().get_matches()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bucketfs: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
