@@ -1,16 +1,202 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * sysfs glue: the /sys/fs/bucketfs kset that per-filesystem directories
- * (/sys/fs/bucketfs/<uuid>/) will hang from.
+ * sysfs glue: /sys/fs/bucketfs/ and, per mounted filesystem,
+ * /sys/fs/bucketfs/<uuid>/{options,internal,dev-N}/. Which files a directory
+ * has, and what reading or writing them does, is decided in Rust
+ * (rust/sysfs.rs); this file only builds kobjects and forwards show/store.
  */
 #define pr_fmt(fmt) "bucketfs: " fmt
 
 #include <linux/fs.h>
 #include <linux/kobject.h>
+#include <linux/slab.h>
+#include <linux/sysfs.h>
 
 #include "bucketfs_glue.h"
 
 static struct kset *bucketfs_kset;
+
+struct bucketfs_attr {
+	struct attribute attr;
+	unsigned int index;
+};
+
+struct bucketfs_sysfs_dir {
+	struct kobject kobj;
+	/* The Rust filesystem; valid while the directory is in sysfs. */
+	void *fs;
+	unsigned int kind;
+	unsigned int member;
+	unsigned int nr_attrs;
+	struct bucketfs_attr attrs[];
+};
+
+struct bucketfs_sysfs {
+	struct bucketfs_sysfs_dir *top;
+	unsigned int nr_dirs;
+	struct bucketfs_sysfs_dir *dirs[BUCKETFS_SYSFS_MAX_DIRS];
+};
+
+#define to_dir(k) container_of(k, struct bucketfs_sysfs_dir, kobj)
+#define to_attr(a) container_of(a, struct bucketfs_attr, attr)
+
+static ssize_t bucketfs_dir_show(struct kobject *kobj, struct attribute *attr,
+				 char *buf)
+{
+	struct bucketfs_sysfs_dir *d = to_dir(kobj);
+
+	return bucketfs_rs_sysfs_show(d->fs, d->kind, d->member,
+				      to_attr(attr)->index, buf);
+}
+
+static ssize_t bucketfs_dir_store(struct kobject *kobj, struct attribute *attr,
+				  const char *buf, size_t len)
+{
+	struct bucketfs_sysfs_dir *d = to_dir(kobj);
+
+	return bucketfs_rs_sysfs_store(d->fs, d->kind, d->member,
+				       to_attr(attr)->index, buf, len);
+}
+
+static void bucketfs_dir_release(struct kobject *kobj)
+{
+	struct bucketfs_sysfs_dir *d = to_dir(kobj);
+	unsigned int i;
+
+	for (i = 0; i < d->nr_attrs; i++)
+		kfree(d->attrs[i].attr.name);
+	kfree(d);
+}
+
+static const struct sysfs_ops bucketfs_dir_ops = {
+	.show	= bucketfs_dir_show,
+	.store	= bucketfs_dir_store,
+};
+
+static const struct kobj_type bucketfs_dir_ktype = {
+	.release	= bucketfs_dir_release,
+	.sysfs_ops	= &bucketfs_dir_ops,
+};
+
+static void bucketfs_dir_remove(struct bucketfs_sysfs_dir *d)
+{
+	/* kobject_del() waits for show/store calls in flight to return. */
+	kobject_del(&d->kobj);
+	kobject_put(&d->kobj);
+}
+
+static struct bucketfs_sysfs_dir *
+bucketfs_dir_add(struct kobject *parent, const char *name, void *fs,
+		 unsigned int kind, unsigned int member, int *err)
+{
+	struct bucketfs_sysfs_dir *d;
+	const char *attr_name;
+	unsigned int i, nr = 0;
+	size_t name_len;
+	umode_t mode;
+
+	while (bucketfs_rs_sysfs_attr(kind, nr, &attr_name, &name_len, &mode))
+		nr++;
+	d = kzalloc(struct_size(d, attrs, nr), GFP_KERNEL);
+	if (!d) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	d->fs = fs;
+	d->kind = kind;
+	d->member = member;
+	for (i = 0; i < nr; i++) {
+		struct bucketfs_attr *a = &d->attrs[i];
+
+		bucketfs_rs_sysfs_attr(kind, i, &attr_name, &name_len, &a->attr.mode);
+		a->attr.name = kmemdup_nul(attr_name, name_len, GFP_KERNEL);
+		a->index = i;
+		d->nr_attrs = i + 1;
+		if (!a->attr.name) {
+			kobject_init(&d->kobj, &bucketfs_dir_ktype);
+			kobject_put(&d->kobj);
+			*err = -ENOMEM;
+			return NULL;
+		}
+		sysfs_attr_init(&a->attr);
+	}
+	if (!parent)
+		d->kobj.kset = bucketfs_kset;
+	*err = kobject_init_and_add(&d->kobj, &bucketfs_dir_ktype, parent, "%s",
+				    name);
+	if (*err) {
+		kobject_put(&d->kobj);
+		return NULL;
+	}
+	for (i = 0; i < nr; i++) {
+		*err = sysfs_create_file(&d->kobj, &d->attrs[i].attr);
+		if (*err) {
+			bucketfs_dir_remove(d);
+			return NULL;
+		}
+	}
+	return d;
+}
+
+/**
+ * bucketfs_sysfs_add - create /sys/fs/bucketfs/@name/ for a filesystem
+ * @name: the filesystem uuid
+ * @fs: passed back to the Rust show/store callbacks
+ * @nr_members: number of dev-N directories
+ * @err: errno on failure
+ */
+struct bucketfs_sysfs *bucketfs_sysfs_add(const char *name, void *fs,
+					  unsigned int nr_members, int *err)
+{
+	struct bucketfs_sysfs *s;
+	unsigned int i;
+	char dev[16];
+
+	if (nr_members > BUCKETFS_SYSFS_MAX_DIRS - 2) {
+		*err = -EINVAL;
+		return NULL;
+	}
+	s = kzalloc(sizeof(*s), GFP_KERNEL);
+	if (!s) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	s->top = bucketfs_dir_add(NULL, name, fs, BUCKETFS_SYSFS_TOP, 0, err);
+	if (!s->top)
+		goto fail;
+	s->dirs[s->nr_dirs] = bucketfs_dir_add(&s->top->kobj, "options", fs,
+					       BUCKETFS_SYSFS_OPTIONS, 0, err);
+	if (!s->dirs[s->nr_dirs++])
+		goto fail;
+	s->dirs[s->nr_dirs] = bucketfs_dir_add(&s->top->kobj, "internal", fs,
+					       BUCKETFS_SYSFS_INTERNAL, 0, err);
+	if (!s->dirs[s->nr_dirs++])
+		goto fail;
+	for (i = 0; i < nr_members; i++) {
+		snprintf(dev, sizeof(dev), "dev-%u", i);
+		s->dirs[s->nr_dirs] = bucketfs_dir_add(&s->top->kobj, dev, fs,
+						       BUCKETFS_SYSFS_DEV, i, err);
+		if (!s->dirs[s->nr_dirs++])
+			goto fail;
+	}
+	return s;
+fail:
+	pr_err("%s: cannot create sysfs directory (%d)\n", name, *err);
+	bucketfs_sysfs_remove(s);
+	return NULL;
+}
+
+void bucketfs_sysfs_remove(struct bucketfs_sysfs *s)
+{
+	unsigned int i;
+
+	for (i = 0; i < s->nr_dirs; i++)
+		if (s->dirs[i])
+			bucketfs_dir_remove(s->dirs[i]);
+	if (s->top)
+		bucketfs_dir_remove(s->top);
+	kfree(s);
+}
 
 int bucketfs_sysfs_init(void)
 {

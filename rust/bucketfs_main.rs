@@ -2,16 +2,20 @@
 
 //! bucketfs: a multi-device filesystem whose stuck metadata allocations can be restarted.
 //!
-//! This module registers the `bucketfs` filesystem type and `/sys/fs/bucketfs/`. Mounting is
-//! not implemented yet and fails with `EOPNOTSUPP`.
+//! This module registers the `bucketfs` filesystem type and `/sys/fs/bucketfs/`, mounts
+//! multi-device filesystems made by the `bucketfs` tool, and shows them in sysfs.
 
+mod bdev;
 #[expect(
     dead_code,
     reason = "the allocator parks its requests on it; tested by KUnit"
 )]
 mod closure;
+mod fs;
 mod glue;
 pub mod shared;
+mod sysfs;
+mod vfs;
 
 use kernel::{error::to_result, prelude::*};
 

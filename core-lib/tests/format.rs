@@ -16,10 +16,30 @@ fn two_member_sb() -> Superblock {
     members[1] = m1;
     let mut options = Options::default();
     options.set(Opt::MetadataReplicas, 2, 2).unwrap();
-    let mut root = BtreeRoot { level: 0, nr_ptrs: 2, node_seq: 1, ..Default::default() };
-    root.ptrs[0] = NodePtr { member: 0, bucket: m0.first_bucket };
-    root.ptrs[1] = NodePtr { member: 1, bucket: m1.first_bucket };
-    Superblock { uuid: UUID, seq: 5, member_index: 1, nr_members: 2, options, journal_seq: 1, root, members }
+    let mut root = BtreeRoot {
+        level: 0,
+        nr_ptrs: 2,
+        node_seq: 1,
+        ..Default::default()
+    };
+    root.ptrs[0] = NodePtr {
+        member: 0,
+        bucket: m0.first_bucket,
+    };
+    root.ptrs[1] = NodePtr {
+        member: 1,
+        bucket: m1.first_bucket,
+    };
+    Superblock {
+        uuid: UUID,
+        seq: 5,
+        member_index: 1,
+        nr_members: 2,
+        options,
+        journal_seq: 1,
+        root,
+        members,
+    }
 }
 
 fn encoded(sb: &Superblock) -> Vec<u8> {
@@ -52,8 +72,14 @@ fn layout_is_consistent_and_sized() {
     assert!(m.table_start as u64 * 4096 >= RESERVED_BYTES);
     assert_eq!(m.journal_buckets, 256);
     assert!(m.bytes() <= 64 << 20);
-    assert_eq!(Member::layout(64 << 20, 3000, [1; 16]), Err(MemberField::BucketSize));
-    assert_eq!(Member::layout(64 << 10, 4096, [1; 16]), Err(MemberField::NBuckets));
+    assert_eq!(
+        Member::layout(64 << 20, 3000, [1; 16]),
+        Err(MemberField::BucketSize)
+    );
+    assert_eq!(
+        Member::layout(64 << 10, 4096, [1; 16]),
+        Err(MemberField::NBuckets)
+    );
 }
 
 #[test]
@@ -68,25 +94,153 @@ fn superblock_corruption_of_each_field_is_refused() {
     let good = encoded(&sb);
     let cases: Vec<(&str, Box<dyn Fn(&mut Vec<u8>)>, SbError)> = vec![
         ("magic", Box::new(|b| b[0] ^= 1), SbError::Magic),
-        ("version", Box::new(|b| { b[8] = 9; reseal(b) }), SbError::Version(9)),
+        (
+            "version",
+            Box::new(|b| {
+                b[8] = 9;
+                reseal(b)
+            }),
+            SbError::Version(9),
+        ),
         ("checksum", Box::new(|b| b[0x20] ^= 0x40), SbError::Checksum),
-        ("nr_members 0", Box::new(|b| { b[0x2c..0x30].copy_from_slice(&0u32.to_le_bytes()); reseal(b) }), SbError::NrMembers(0)),
-        ("nr_members big", Box::new(|b| { b[0x2c..0x30].copy_from_slice(&17u32.to_le_bytes()); reseal(b) }), SbError::NrMembers(17)),
-        ("member_index", Box::new(|b| { b[0x28..0x2c].copy_from_slice(&2u32.to_le_bytes()); reseal(b) }), SbError::MemberIndex(2)),
-        ("option range", Box::new(|b| { b[0x30..0x34].copy_from_slice(&0u32.to_le_bytes()); reseal(b) }), SbError::Option(Opt::MetadataReplicas)),
-        ("option rule", Box::new(|b| { b[0x30..0x34].copy_from_slice(&1u32.to_le_bytes()); b[0x34..0x38].copy_from_slice(&2u32.to_le_bytes()); reseal(b) }), SbError::Option(Opt::MetadataReplicasRequired)),
-        ("bucket size", Box::new(|b| { b[0x100 + 24..0x100 + 28].copy_from_slice(&4095u32.to_le_bytes()); reseal(b) }), SbError::Member(0, MemberField::BucketSize)),
-        ("nbuckets", Box::new(|b| { b[0x140 + 16..0x140 + 24].copy_from_slice(&0u64.to_le_bytes()); reseal(b) }), SbError::Member(1, MemberField::NBuckets)),
-        ("table", Box::new(|b| { b[0x100 + 32..0x100 + 36].copy_from_slice(&0u32.to_le_bytes()); reseal(b) }), SbError::Member(0, MemberField::Table)),
-        ("journal", Box::new(|b| { b[0x100 + 40..0x100 + 44].copy_from_slice(&0u32.to_le_bytes()); reseal(b) }), SbError::Member(0, MemberField::Journal)),
-        ("first bucket", Box::new(|b| { b[0x100 + 44] = b[0x100 + 44].wrapping_add(1); reseal(b) }), SbError::Member(0, MemberField::FirstBucket)),
-        ("flags", Box::new(|b| { b[0x100 + 48] = 0x80; reseal(b) }), SbError::Member(0, MemberField::Flags)),
-        ("duplicate member", Box::new(|b| { let u: Vec<u8> = b[0x100..0x110].to_vec(); b[0x140..0x150].copy_from_slice(&u); reseal(b) }), SbError::DuplicateMember(1)),
-        ("root level", Box::new(|b| { b[0x78] = 9; reseal(b) }), SbError::Root),
-        ("root no ptrs", Box::new(|b| { b[0x79] = 0; reseal(b) }), SbError::Root),
-        ("root ptr member", Box::new(|b| { b[0x78 + 16] = 5; reseal(b) }), SbError::Root),
-        ("root ptr bucket", Box::new(|b| { b[0x78 + 20..0x78 + 24].copy_from_slice(&1u32.to_le_bytes()); reseal(b) }), SbError::Root),
-        ("root ptrs same member", Box::new(|b| { b[0x78 + 24] = 0; reseal(b) }), SbError::Root),
+        (
+            "nr_members 0",
+            Box::new(|b| {
+                b[0x2c..0x30].copy_from_slice(&0u32.to_le_bytes());
+                reseal(b)
+            }),
+            SbError::NrMembers(0),
+        ),
+        (
+            "nr_members big",
+            Box::new(|b| {
+                b[0x2c..0x30].copy_from_slice(&17u32.to_le_bytes());
+                reseal(b)
+            }),
+            SbError::NrMembers(17),
+        ),
+        (
+            "member_index",
+            Box::new(|b| {
+                b[0x28..0x2c].copy_from_slice(&2u32.to_le_bytes());
+                reseal(b)
+            }),
+            SbError::MemberIndex(2),
+        ),
+        (
+            "option range",
+            Box::new(|b| {
+                b[0x30..0x34].copy_from_slice(&0u32.to_le_bytes());
+                reseal(b)
+            }),
+            SbError::Option(Opt::MetadataReplicas),
+        ),
+        (
+            "option rule",
+            Box::new(|b| {
+                b[0x30..0x34].copy_from_slice(&1u32.to_le_bytes());
+                b[0x34..0x38].copy_from_slice(&2u32.to_le_bytes());
+                reseal(b)
+            }),
+            SbError::Option(Opt::MetadataReplicasRequired),
+        ),
+        (
+            "bucket size",
+            Box::new(|b| {
+                b[0x100 + 24..0x100 + 28].copy_from_slice(&4095u32.to_le_bytes());
+                reseal(b)
+            }),
+            SbError::Member(0, MemberField::BucketSize),
+        ),
+        (
+            "nbuckets",
+            Box::new(|b| {
+                b[0x140 + 16..0x140 + 24].copy_from_slice(&0u64.to_le_bytes());
+                reseal(b)
+            }),
+            SbError::Member(1, MemberField::NBuckets),
+        ),
+        (
+            "table",
+            Box::new(|b| {
+                b[0x100 + 32..0x100 + 36].copy_from_slice(&0u32.to_le_bytes());
+                reseal(b)
+            }),
+            SbError::Member(0, MemberField::Table),
+        ),
+        (
+            "journal",
+            Box::new(|b| {
+                b[0x100 + 40..0x100 + 44].copy_from_slice(&0u32.to_le_bytes());
+                reseal(b)
+            }),
+            SbError::Member(0, MemberField::Journal),
+        ),
+        (
+            "first bucket",
+            Box::new(|b| {
+                b[0x100 + 44] = b[0x100 + 44].wrapping_add(1);
+                reseal(b)
+            }),
+            SbError::Member(0, MemberField::FirstBucket),
+        ),
+        (
+            "flags",
+            Box::new(|b| {
+                b[0x100 + 48] = 0x80;
+                reseal(b)
+            }),
+            SbError::Member(0, MemberField::Flags),
+        ),
+        (
+            "duplicate member",
+            Box::new(|b| {
+                let u: Vec<u8> = b[0x100..0x110].to_vec();
+                b[0x140..0x150].copy_from_slice(&u);
+                reseal(b)
+            }),
+            SbError::DuplicateMember(1),
+        ),
+        (
+            "root level",
+            Box::new(|b| {
+                b[0x78] = 9;
+                reseal(b)
+            }),
+            SbError::Root,
+        ),
+        (
+            "root no ptrs",
+            Box::new(|b| {
+                b[0x79] = 0;
+                reseal(b)
+            }),
+            SbError::Root,
+        ),
+        (
+            "root ptr member",
+            Box::new(|b| {
+                b[0x78 + 16] = 5;
+                reseal(b)
+            }),
+            SbError::Root,
+        ),
+        (
+            "root ptr bucket",
+            Box::new(|b| {
+                b[0x78 + 20..0x78 + 24].copy_from_slice(&1u32.to_le_bytes());
+                reseal(b)
+            }),
+            SbError::Root,
+        ),
+        (
+            "root ptrs same member",
+            Box::new(|b| {
+                b[0x78 + 24] = 0;
+                reseal(b)
+            }),
+            SbError::Root,
+        ),
     ];
     for (name, corrupt, want) in cases {
         let mut b = good.clone();
@@ -119,10 +273,17 @@ proptest! {
 
 #[test]
 fn table_block_round_trip_and_checks() {
-    let id = TableBlockId { uuid: UUID, member: 1, block: 2 };
+    let id = TableBlockId {
+        uuid: UUID,
+        member: 1,
+        block: 2,
+    };
     let nbuckets = 2 * TABLE_ENTRIES_PER_BLOCK + 10;
     let entries: Vec<BucketEntry> = (0..10)
-        .map(|i| BucketEntry { state: BucketState::ALL[i % NR_STATES], gen: i as u32 * 1000 })
+        .map(|i| BucketEntry {
+            state: BucketState::ALL[i % NR_STATES],
+            gen: i as u32 * 1000,
+        })
         .collect();
     let mut b = vec![0; BLOCK_SIZE];
     encode_block(&id, 3, &entries, &mut b);
@@ -132,58 +293,131 @@ fn table_block_round_trip_and_checks() {
     assert!(got.iter().all(|(i, e)| *e == entries[*i]));
 
     let other = TableBlockId { block: 1, ..id };
-    assert_eq!(decode_block(&other, nbuckets, &b, |_, _| {}), Err(TableError::Owner));
-    assert_eq!(decode_block(&id, nbuckets + 1, &b, |_, _| {}), Err(TableError::Count));
+    assert_eq!(
+        decode_block(&other, nbuckets, &b, |_, _| {}),
+        Err(TableError::Owner)
+    );
+    assert_eq!(
+        decode_block(&id, nbuckets + 1, &b, |_, _| {}),
+        Err(TableError::Count)
+    );
     let mut bad = b.clone();
     bad[100] ^= 1;
-    assert_eq!(decode_block(&id, nbuckets, &bad, |_, _| {}), Err(TableError::Checksum));
+    assert_eq!(
+        decode_block(&id, nbuckets, &bad, |_, _| {}),
+        Err(TableError::Checksum)
+    );
     let mut bad = b.clone();
     bad[48] = 9;
     let crc = crc32c::block_crc(&bad, 8);
     bad[8..12].copy_from_slice(&crc.to_le_bytes());
-    assert_eq!(decode_block(&id, nbuckets, &bad, |_, _| {}), Err(TableError::State(0)));
+    assert_eq!(
+        decode_block(&id, nbuckets, &bad, |_, _| {}),
+        Err(TableError::State(0))
+    );
 }
 
 #[test]
 fn journal_entry_round_trip_and_checks() {
     let keys: Vec<Key> = (0..700).map(|i| Key { key: i * 3, val: i }).collect();
-    let updates = [BucketUpdate { member: 1, bucket: 77, state: BucketState::NeedDiscard, gen: 4 }];
+    let updates = [BucketUpdate {
+        member: 1,
+        bucket: 77,
+        state: BucketState::NeedDiscard,
+        gen: 4,
+    }];
     let mut b = vec![0; MAX_ENTRY_BLOCKS as usize * BLOCK_SIZE];
     let len = encode_entry(&UUID, 42, &keys, &updates, &mut b).unwrap();
     assert_eq!(len, 3 * BLOCK_SIZE);
     let (mut k, mut u) = (Vec::new(), Vec::new());
     let h = decode_entry(&UUID, &b, |x| k.push(x), |x| u.push(x)).unwrap();
-    assert_eq!((h.seq, h.blocks, k, u), (42, 3, keys.clone(), updates.to_vec()));
+    assert_eq!(
+        (h.seq, h.blocks, k, u),
+        (42, 3, keys.clone(), updates.to_vec())
+    );
 
-    assert_eq!(decode_entry(&[9; 16], &b, |_| {}, |_| {}), Err(JournalError::Uuid));
-    assert_eq!(decode_entry(&UUID, &b[..2 * BLOCK_SIZE], |_| {}, |_| {}), Err(JournalError::Truncated));
+    assert_eq!(
+        decode_entry(&[9; 16], &b, |_| {}, |_| {}),
+        Err(JournalError::Uuid)
+    );
+    assert_eq!(
+        decode_entry(&UUID, &b[..2 * BLOCK_SIZE], |_| {}, |_| {}),
+        Err(JournalError::Truncated)
+    );
     let mut bad = b.clone();
     bad[2 * BLOCK_SIZE + 5] ^= 1;
-    assert_eq!(decode_entry(&UUID, &bad, |_| {}, |_| {}), Err(JournalError::Checksum));
+    assert_eq!(
+        decode_entry(&UUID, &bad, |_| {}, |_| {}),
+        Err(JournalError::Checksum)
+    );
     let mut bad = b.clone();
     bad[40..44].copy_from_slice(&100_000u32.to_le_bytes());
-    assert_eq!(decode_entry(&UUID, &bad, |_| {}, |_| {}), Err(JournalError::Length));
-    assert!(encode_entry(&UUID, 1, &vec![Key::default(); MAX_KEYS_PER_ENTRY + 1], &[], &mut b).is_none());
-    assert!(encode_entry(&UUID, 1, &vec![Key::default(); MAX_KEYS_PER_ENTRY], &[], &mut b).is_some());
+    assert_eq!(
+        decode_entry(&UUID, &bad, |_| {}, |_| {}),
+        Err(JournalError::Length)
+    );
+    assert!(encode_entry(
+        &UUID,
+        1,
+        &vec![Key::default(); MAX_KEYS_PER_ENTRY + 1],
+        &[],
+        &mut b
+    )
+    .is_none());
+    assert!(encode_entry(
+        &UUID,
+        1,
+        &vec![Key::default(); MAX_KEYS_PER_ENTRY],
+        &[],
+        &mut b
+    )
+    .is_some());
 }
 
 #[test]
 fn btree_nodes_round_trip_and_checks() {
-    let keys: Vec<Key> = (0..LEAF_CAPACITY as u64).map(|i| Key { key: i * 2 + 1, val: !i }).collect();
+    let keys: Vec<Key> = (0..LEAF_CAPACITY as u64)
+        .map(|i| Key {
+            key: i * 2 + 1,
+            val: !i,
+        })
+        .collect();
     let mut b = vec![0; BLOCK_SIZE];
     encode_leaf(&UUID, 9, &keys, &mut b);
     let mut got = Vec::new();
-    let h = decode_node(&UUID, 0, &b, |k| got.push(k), |_| panic!("leaf has no children")).unwrap();
-    assert_eq!((h.level, h.nr as usize, h.seq, got), (0, LEAF_CAPACITY, 9, keys));
-    assert_eq!(decode_node(&UUID, 1, &b, |_| {}, |_| {}), Err(NodeError::Level));
-    assert_eq!(decode_node(&[0; 16], 0, &b, |_| {}, |_| {}), Err(NodeError::Uuid));
+    let h = decode_node(
+        &UUID,
+        0,
+        &b,
+        |k| got.push(k),
+        |_| panic!("leaf has no children"),
+    )
+    .unwrap();
+    assert_eq!(
+        (h.level, h.nr as usize, h.seq, got),
+        (0, LEAF_CAPACITY, 9, keys)
+    );
+    assert_eq!(
+        decode_node(&UUID, 1, &b, |_| {}, |_| {}),
+        Err(NodeError::Level)
+    );
+    assert_eq!(
+        decode_node(&[0; 16], 0, &b, |_| {}, |_| {}),
+        Err(NodeError::Uuid)
+    );
 
     let mut children = vec![Child::default(); 3];
     for (i, c) in children.iter_mut().enumerate() {
         c.key = i as u64 * 100;
         c.nr_ptrs = 2;
-        c.ptrs[0] = NodePtr { member: 0, bucket: 300 + i as u32 };
-        c.ptrs[1] = NodePtr { member: 1, bucket: 400 + i as u32 };
+        c.ptrs[0] = NodePtr {
+            member: 0,
+            bucket: 300 + i as u32,
+        };
+        c.ptrs[1] = NodePtr {
+            member: 1,
+            bucket: 400 + i as u32,
+        };
     }
     encode_interior(&UUID, 10, 1, &children, &mut b);
     let mut got = Vec::new();
@@ -195,10 +429,16 @@ fn btree_nodes_round_trip_and_checks() {
     bad[64..72].copy_from_slice(&1000u64.to_le_bytes());
     let crc = crc32c::block_crc(&bad, 8);
     bad[8..12].copy_from_slice(&crc.to_le_bytes());
-    assert_eq!(decode_node(&UUID, 1, &bad, |_| {}, |_| {}), Err(NodeError::Order));
+    assert_eq!(
+        decode_node(&UUID, 1, &bad, |_| {}, |_| {}),
+        Err(NodeError::Order)
+    );
     let mut bad = b.clone();
     bad[72..76].copy_from_slice(&0u32.to_le_bytes());
     let crc = crc32c::block_crc(&bad, 8);
     bad[8..12].copy_from_slice(&crc.to_le_bytes());
-    assert_eq!(decode_node(&UUID, 1, &bad, |_| {}, |_| {}), Err(NodeError::Ptrs));
+    assert_eq!(
+        decode_node(&UUID, 1, &bad, |_| {}, |_| {}),
+        Err(NodeError::Ptrs)
+    );
 }

@@ -9,7 +9,9 @@ fn every_option_has_a_unique_name_and_slot_and_valid_default() {
     for (i, d) in OPTIONS.iter().enumerate() {
         assert_eq!(lookup(d.name).map(|o| o as usize), Some(i));
         assert!(d.sb_slot < SB_OPTION_SLOTS);
-        assert!(OPTIONS[..i].iter().all(|o| o.sb_slot != d.sb_slot && o.name != d.name));
+        assert!(OPTIONS[..i]
+            .iter()
+            .all(|o| o.sb_slot != d.sb_slot && o.name != d.name));
         assert_eq!(check_range(d, d.default), Ok(()), "{}", d.name);
     }
     assert_eq!(Options::default().validate(1), Ok(()));
@@ -20,12 +22,32 @@ fn integers_parse_strictly() {
     let d = desc("metadata_replicas");
     assert_eq!(parse_value(d, "2"), Ok(2));
     assert_eq!(parse_value(d, "1\n"), Ok(1));
-    for bad in ["", "\n", "abc", "-1", "+1", " 1", "1 ", "1\n\n", "0x2", "2a", "1.0"] {
+    for bad in [
+        "", "\n", "abc", "-1", "+1", " 1", "1 ", "1\n\n", "0x2", "2a", "1.0",
+    ] {
         assert_eq!(parse_value(d, bad), Err(OptError::NotANumber), "{bad:?}");
     }
-    assert_eq!(parse_value(d, "0"), Err(OptError::OutOfRange { min: 1, max: MAX_REPLICAS }));
-    assert_eq!(parse_value(d, "99"), Err(OptError::OutOfRange { min: 1, max: MAX_REPLICAS }));
-    assert_eq!(parse_value(d, "4294967296"), Err(OptError::OutOfRange { min: 1, max: MAX_REPLICAS }));
+    assert_eq!(
+        parse_value(d, "0"),
+        Err(OptError::OutOfRange {
+            min: 1,
+            max: MAX_REPLICAS
+        })
+    );
+    assert_eq!(
+        parse_value(d, "99"),
+        Err(OptError::OutOfRange {
+            min: 1,
+            max: MAX_REPLICAS
+        })
+    );
+    assert_eq!(
+        parse_value(d, "4294967296"),
+        Err(OptError::OutOfRange {
+            min: 1,
+            max: MAX_REPLICAS
+        })
+    );
     assert_eq!(parse_value(d, &"9".repeat(4096)), Err(OptError::NotANumber));
     let t = desc("allocator_stuck_timeout");
     assert_eq!(parse_value(t, "0"), Ok(0));
@@ -36,7 +58,15 @@ fn integers_parse_strictly() {
 #[test]
 fn booleans() {
     let d = desc("discard");
-    for (text, v) in [("1", 1), ("0", 0), ("yes", 1), ("no", 0), ("on", 1), ("off", 0), ("true\n", 1)] {
+    for (text, v) in [
+        ("1", 1),
+        ("0", 0),
+        ("yes", 1),
+        ("no", 0),
+        ("on", 1),
+        ("off", 0),
+        ("true\n", 1),
+    ] {
         assert_eq!(parse_value(d, text), Ok(v), "{text}");
     }
     for bad in ["", "2", "-1", "Yes", "abc"] {
@@ -50,9 +80,18 @@ fn set_checks_rules_between_options_and_changes_nothing_on_error() {
     o.set(Opt::MetadataReplicas, 2, 2).unwrap();
     o.set(Opt::MetadataReplicasRequired, 2, 2).unwrap();
     let before = o;
-    assert_eq!(o.set(Opt::MetadataReplicas, 3, 2), Err(OptError::MoreReplicasThanMembers { members: 2 }));
-    assert_eq!(o.set(Opt::MetadataReplicas, 1, 2), Err(OptError::RequiredAboveReplicas { replicas: 1 }));
-    assert_eq!(o.set(Opt::Discard, 2, 2), Err(OptError::OutOfRange { min: 0, max: 1 }));
+    assert_eq!(
+        o.set(Opt::MetadataReplicas, 3, 2),
+        Err(OptError::MoreReplicasThanMembers { members: 2 })
+    );
+    assert_eq!(
+        o.set(Opt::MetadataReplicas, 1, 2),
+        Err(OptError::RequiredAboveReplicas { replicas: 1 })
+    );
+    assert_eq!(
+        o.set(Opt::Discard, 2, 2),
+        Err(OptError::OutOfRange { min: 0, max: 1 })
+    );
     assert_eq!(o, before);
 }
 
@@ -71,7 +110,10 @@ fn slots_round_trip_and_reject_out_of_range() {
 fn mount_options_override_and_are_checked_against_members() {
     let mut m = MountOptions::default();
     assert_eq!(m.parse("nosuch", "1"), Err(OptError::Unknown));
-    assert_eq!(m.parse("metadata_replicas", "abc"), Err(OptError::NotANumber));
+    assert_eq!(
+        m.parse("metadata_replicas", "abc"),
+        Err(OptError::NotANumber)
+    );
     m.parse("metadata_replicas", "1").unwrap();
     let mut base = Options::default();
     base.set(Opt::MetadataReplicas, 2, 2).unwrap();
@@ -83,13 +125,19 @@ fn mount_options_override_and_are_checked_against_members() {
     too_many.parse("metadata_replicas", "3").unwrap();
     assert_eq!(
         too_many.apply(&base, 2),
-        Err((Opt::MetadataReplicas, OptError::MoreReplicasThanMembers { members: 2 }))
+        Err((
+            Opt::MetadataReplicas,
+            OptError::MoreReplicasThanMembers { members: 2 }
+        ))
     );
     let mut required = MountOptions::default();
     required.parse("metadata_replicas_required", "2").unwrap();
     required.parse("metadata_replicas", "1").unwrap();
     assert_eq!(
         required.apply(&base, 2),
-        Err((Opt::MetadataReplicasRequired, OptError::RequiredAboveReplicas { replicas: 1 }))
+        Err((
+            Opt::MetadataReplicasRequired,
+            OptError::RequiredAboveReplicas { replicas: 1 }
+        ))
     );
 }

@@ -7,7 +7,14 @@ use crate::device::Device;
 use bucketfs_core::crc32c::block_crc;
 use bucketfs_core::superblock::{SB_OFFSETS, SB_SIZE};
 
-pub const FIELDS: [&str; 6] = ["magic", "checksum", "member-table", "sizes", "options", "root"];
+pub const FIELDS: [&str; 6] = [
+    "magic",
+    "checksum",
+    "member-table",
+    "sizes",
+    "options",
+    "root",
+];
 
 pub fn corrupt(dev: &Device, field: &str) -> Result<(), String> {
     for off in SB_OFFSETS {
@@ -30,7 +37,12 @@ pub fn corrupt(dev: &Device, field: &str) -> Result<(), String> {
             "sizes" => b[0x100 + 24..0x100 + 28].copy_from_slice(&12345u32.to_le_bytes()),
             "options" => b[0x30..0x34].copy_from_slice(&99u32.to_le_bytes()),
             "root" => b[0x78] = 200,
-            _ => return Err(format!("unknown field class {field}; one of {}", FIELDS.join(", "))),
+            _ => {
+                return Err(format!(
+                    "unknown field class {field}; one of {}",
+                    FIELDS.join(", ")
+                ))
+            }
         }
         if field != "checksum" {
             let crc = block_crc(&b, 12);

@@ -33,28 +33,51 @@ impl Device {
         let size = if is_block {
             let mut size: u64 = 0;
             // SAFETY: BLKGETSIZE64 writes one u64 through the pointer, which is valid.
-            let r = unsafe { libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(&file), BLKGETSIZE64, &mut size) };
+            let r = unsafe {
+                libc::ioctl(
+                    std::os::fd::AsRawFd::as_raw_fd(&file),
+                    BLKGETSIZE64,
+                    &mut size,
+                )
+            };
             if r != 0 {
-                return Err(format!("{}: cannot get size: {}", path.display(), io::Error::last_os_error()));
+                return Err(format!(
+                    "{}: cannot get size: {}",
+                    path.display(),
+                    io::Error::last_os_error()
+                ));
             }
             size
         } else if meta.is_file() {
             meta.len()
         } else {
-            return Err(format!("{}: not a block device or regular file", path.display()));
+            return Err(format!(
+                "{}: not a block device or regular file",
+                path.display()
+            ));
         };
-        Ok(Device { path: path.to_owned(), file, size })
+        Ok(Device {
+            path: path.to_owned(),
+            file,
+            size,
+        })
     }
 
     pub fn read_at(&self, off: u64, buf: &mut [u8]) -> Result<(), String> {
-        self.file.read_exact_at(buf, off).map_err(|e| format!("{}: read at {off}: {e}", self.path.display()))
+        self.file
+            .read_exact_at(buf, off)
+            .map_err(|e| format!("{}: read at {off}: {e}", self.path.display()))
     }
 
     pub fn write_at(&self, off: u64, buf: &[u8]) -> Result<(), String> {
-        self.file.write_all_at(buf, off).map_err(|e| format!("{}: write at {off}: {e}", self.path.display()))
+        self.file
+            .write_all_at(buf, off)
+            .map_err(|e| format!("{}: write at {off}: {e}", self.path.display()))
     }
 
     pub fn sync(&self) -> Result<(), String> {
-        self.file.sync_all().map_err(|e| format!("{}: sync: {e}", self.path.display()))
+        self.file
+            .sync_all()
+            .map_err(|e| format!("{}: sync: {e}", self.path.display()))
     }
 }

@@ -2,7 +2,9 @@
 
 use crate::device::Device;
 use bucketfs_core::btree_format::encode_leaf;
-use bucketfs_core::bucket_table::{encode_block, entries_in_block, table_blocks, BucketEntry, BucketState, TableBlockId};
+use bucketfs_core::bucket_table::{
+    encode_block, entries_in_block, table_blocks, BucketEntry, BucketState, TableBlockId,
+};
 use bucketfs_core::options::{Opt, Options};
 use bucketfs_core::superblock::*;
 
@@ -21,7 +23,10 @@ pub struct Layout {
 /// `metadata_replicas` members.
 pub fn plan(devs: &[Device], spec: &FormatSpec) -> Result<Layout, String> {
     if devs.is_empty() || devs.len() > MAX_MEMBERS {
-        return Err(format!("need 1 to {MAX_MEMBERS} devices, got {}", devs.len()));
+        return Err(format!(
+            "need 1 to {MAX_MEMBERS} devices, got {}",
+            devs.len()
+        ));
     }
     for (i, d) in devs.iter().enumerate() {
         if devs[..i].iter().any(|o| o.path == d.path) {
@@ -36,18 +41,36 @@ pub fn plan(devs: &[Device], spec: &FormatSpec) -> Result<Layout, String> {
     })?;
     let mut members = [Member::default(); MAX_MEMBERS];
     for (m, d) in members.iter_mut().zip(devs) {
-        *m = Member::layout(d.size, spec.bucket_size, *uuid::Uuid::new_v4().as_bytes()).map_err(|f| match f {
-            MemberField::BucketSize => format!("bad bucket size {} (power of two, {MIN_BUCKET_SIZE}..={MAX_BUCKET_SIZE})", spec.bucket_size),
-            _ => format!("{}: too small ({} bytes) for {}-byte buckets", d.path.display(), d.size, spec.bucket_size),
-        })?;
+        *m = Member::layout(d.size, spec.bucket_size, *uuid::Uuid::new_v4().as_bytes()).map_err(
+            |f| match f {
+                MemberField::BucketSize => format!(
+                    "bad bucket size {} (power of two, {MIN_BUCKET_SIZE}..={MAX_BUCKET_SIZE})",
+                    spec.bucket_size
+                ),
+                _ => format!(
+                    "{}: too small ({} bytes) for {}-byte buckets",
+                    d.path.display(),
+                    d.size,
+                    spec.bucket_size
+                ),
+            },
+        )?;
         if spec.options.get(Opt::Discard) == 0 {
             m.flags &= !MEMBER_DISCARD;
         }
     }
     let replicas = spec.options.get(Opt::MetadataReplicas) as usize;
-    let mut root = BtreeRoot { level: 0, nr_ptrs: replicas as u8, node_seq: 1, ..Default::default() };
+    let mut root = BtreeRoot {
+        level: 0,
+        nr_ptrs: replicas as u8,
+        node_seq: 1,
+        ..Default::default()
+    };
     for (i, p) in root.ptrs.iter_mut().take(replicas).enumerate() {
-        *p = NodePtr { member: i as u32, bucket: members[i].first_bucket };
+        *p = NodePtr {
+            member: i as u32,
+            bucket: members[i].first_bucket,
+        };
     }
     let sb = Superblock {
         uuid: *uuid::Uuid::new_v4().as_bytes(),
@@ -59,7 +82,8 @@ pub fn plan(devs: &[Device], spec: &FormatSpec) -> Result<Layout, String> {
         root,
         members,
     };
-    sb.validate().map_err(|e| format!("internal error: planned superblock invalid: {}", e.field()))?;
+    sb.validate()
+        .map_err(|e| format!("internal error: planned superblock invalid: {}", e.field()))?;
     Ok(Layout { sb })
 }
 
@@ -70,7 +94,10 @@ pub fn initial_state(sb: &Superblock, index: u32, bucket: u64) -> BucketState {
         BucketState::Superblock
     } else if bucket < m.first_bucket as u64 {
         BucketState::Journal
-    } else if sb.root.ptrs[..sb.root.nr_ptrs as usize].iter().any(|p| p.member == index && p.bucket as u64 == bucket) {
+    } else if sb.root.ptrs[..sb.root.nr_ptrs as usize]
+        .iter()
+        .any(|p| p.member == index && p.bucket as u64 == bucket)
+    {
         BucketState::Btree
     } else {
         BucketState::Free
@@ -78,15 +105,27 @@ pub fn initial_state(sb: &Superblock, index: u32, bucket: u64) -> BucketState {
 }
 
 /// Writes member `index`'s bucket table from `state_of(bucket)`.
-pub fn write_table(dev: &Device, sb: &Superblock, index: u32, state_of: impl Fn(u64) -> BucketState) -> Result<(), String> {
+pub fn write_table(
+    dev: &Device,
+    sb: &Superblock,
+    index: u32,
+    state_of: impl Fn(u64) -> BucketState,
+) -> Result<(), String> {
     let m = &sb.members[index as usize];
     let mut buf = vec![0u8; BLOCK_SIZE * table_blocks(m.nbuckets) as usize];
     for block in 0..table_blocks(m.nbuckets) {
         let first = block * TABLE_ENTRIES_PER_BLOCK;
         let entries: Vec<BucketEntry> = (0..entries_in_block(m.nbuckets, block) as u64)
-            .map(|i| BucketEntry { state: state_of(first + i), gen: 0 })
+            .map(|i| BucketEntry {
+                state: state_of(first + i),
+                gen: 0,
+            })
             .collect();
-        let id = TableBlockId { uuid: sb.uuid, member: index, block: block as u32 };
+        let id = TableBlockId {
+            uuid: sb.uuid,
+            member: index,
+            block: block as u32,
+        };
         let o = block as usize * BLOCK_SIZE;
         encode_block(&id, sb.seq, &entries, &mut buf[o..o + BLOCK_SIZE]);
     }
@@ -118,7 +157,10 @@ pub fn write(devs: &[Device], layout: &Layout) -> Result<(), String> {
         let journal = vec![0u8; m.journal_buckets as usize * m.bucket_size as usize];
         d.write_at(m.bucket_offset(m.journal_start as u64), &journal)?;
         write_table(d, sb, i, |b| initial_state(sb, i, b))?;
-        for p in sb.root.ptrs[..sb.root.nr_ptrs as usize].iter().filter(|p| p.member == i) {
+        for p in sb.root.ptrs[..sb.root.nr_ptrs as usize]
+            .iter()
+            .filter(|p| p.member == i)
+        {
             d.write_at(m.bucket_offset(p.bucket as u64), &node)?;
         }
     }

@@ -34,13 +34,28 @@ fn flag_name(option: &str) -> String {
 fn format_command() -> Command {
     let mut cmd = Command::new("format")
         .about("Make a new filesystem over one or more devices")
-        .arg(Arg::new("bucket-size").long("bucket-size").default_value("64k").help("bucket size (power of two, 4k..16M)"))
-        .arg(Arg::new("devices").required(true).num_args(1..).value_parser(clap::value_parser!(PathBuf)));
+        .arg(
+            Arg::new("bucket-size")
+                .long("bucket-size")
+                .default_value("64k")
+                .help("bucket size (power of two, 4k..16M)"),
+        )
+        .arg(
+            Arg::new("devices")
+                .required(true)
+                .num_args(1..)
+                .value_parser(clap::value_parser!(PathBuf)),
+        );
     for d in OPTIONS.iter().filter(|d| d.settable.format) {
         let name = flag_name(d.name);
         cmd = match d.kind {
             Kind::Bool => cmd
-                .arg(Arg::new(d.name).long(name.clone()).action(ArgAction::SetTrue).help(d.help))
+                .arg(
+                    Arg::new(d.name)
+                        .long(name.clone())
+                        .action(ArgAction::SetTrue)
+                        .help(d.help),
+                )
                 .arg(
                     Arg::new(format!("no-{}", d.name))
                         .long(format!("no-{name}"))
@@ -62,7 +77,11 @@ fn cli() -> Command {
             Command::new("show-super")
                 .about("Print a member's superblock")
                 .arg(Arg::new("json").long("json").action(ArgAction::SetTrue))
-                .arg(Arg::new("device").required(true).value_parser(clap::value_parser!(PathBuf))),
+                .arg(
+                    Arg::new("device")
+                        .required(true)
+                        .value_parser(clap::value_parser!(PathBuf)),
+                ),
         )
         .subcommand(
             Command::new("debug")
@@ -71,8 +90,17 @@ fn cli() -> Command {
                 .subcommand(
                     Command::new("corrupt-super")
                         .about("Damage one class of superblock field (both copies)")
-                        .arg(Arg::new("field").long("field").required(true).value_parser(corrupt::FIELDS))
-                        .arg(Arg::new("device").required(true).value_parser(clap::value_parser!(PathBuf))),
+                        .arg(
+                            Arg::new("field")
+                                .long("field")
+                                .required(true)
+                                .value_parser(corrupt::FIELDS),
+                        )
+                        .arg(
+                            Arg::new("device")
+                                .required(true)
+                                .value_parser(clap::value_parser!(PathBuf)),
+                        ),
                 ),
         )
 }
@@ -112,7 +140,13 @@ fn run(m: &ArgMatches) -> Result<(), String> {
                 .unwrap()
                 .map(|p| Device::open(p, true))
                 .collect::<Result<Vec<_>, _>>()?;
-            let layout = format::plan(&devs, &format::FormatSpec { options, bucket_size })?;
+            let layout = format::plan(
+                &devs,
+                &format::FormatSpec {
+                    options,
+                    bucket_size,
+                },
+            )?;
             format::write(&devs, &layout)?;
             println!(
                 "formatted {} member(s), uuid {}",

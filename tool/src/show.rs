@@ -15,11 +15,19 @@ pub fn read_super(dev: &Device) -> Result<(Superblock, Vec<String>), String> {
         match Superblock::decode(&buf) {
             Ok(sb) if best.map_or(true, |b| sb.seq > b.seq) => best = Some(sb),
             Ok(_) => {}
-            Err(e) => notes.push(format!("{copy} superblock at {off} refused: bad {} ({e:?})", e.field())),
+            Err(e) => notes.push(format!(
+                "{copy} superblock at {off} refused: bad {} ({e:?})",
+                e.field()
+            )),
         }
     }
-    best.map(|sb| (sb, notes.clone()))
-        .ok_or_else(|| format!("{}: no valid superblock: {}", dev.path.display(), notes.join("; ")))
+    best.map(|sb| (sb, notes.clone())).ok_or_else(|| {
+        format!(
+            "{}: no valid superblock: {}",
+            dev.path.display(),
+            notes.join("; ")
+        )
+    })
 }
 
 pub fn show(dev: &Device, as_json: bool) -> Result<(), String> {
@@ -57,12 +65,18 @@ pub fn show(dev: &Device, as_json: bool) -> Result<(), String> {
         println!("{}", serde_json::to_string_pretty(&v).unwrap());
         return Ok(());
     }
-    println!("{}: bucketfs superblock (format version {VERSION})", dev.path.display());
+    println!(
+        "{}: bucketfs superblock (format version {VERSION})",
+        dev.path.display()
+    );
     println!("  uuid:          {uuid}");
     println!("  seq:           {}", sb.seq);
     println!("  member:        {} of {}", sb.member_index, sb.nr_members);
     println!("  journal seq:   {}", sb.journal_seq);
-    print!("  btree root:    level {}, node seq {}, copies:", sb.root.level, sb.root.node_seq);
+    print!(
+        "  btree root:    level {}, node seq {}, copies:",
+        sb.root.level, sb.root.node_seq
+    );
     for p in &sb.root.ptrs[..sb.root.nr_ptrs as usize] {
         print!(" member {} bucket {};", p.member, p.bucket);
     }

@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Assembling a filesystem from the superblocks read off the devices of a mount source.
+//!
+//! Every device must belong to the same filesystem, each member of the newest member table
+//! must be given exactly once, and each device must be at least as large as its member.
+
+use crate::shared::superblock::{Superblock, MAX_MEMBERS};
+
+/// What was read off one device of the mount source.
+#[derive(Clone, Copy, Debug)]
+pub struct Probe {
+    /// Its newest valid superblock copy.
+    pub sb: Superblock,
+    /// Its size in bytes.
+    pub bytes: u64,
+}
+
+/// Why the devices do not make one filesystem. Devices are numbered by their position in the
+/// mount source, members by the member table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AssembleError {
+    /// Device `.0` belongs to another filesystem than device 0.
+    Foreign(usize),
+    /// Device `.0` claims a member the newest member table does not have (index or uuid).
+    UnknownMember(usize),
+    /// Devices `.0` and `.1` are the same member.
+    SameMember(usize, usize),
+    /// Member `.0` is not among the devices.
+    Missing(u32),
+    /// Device `.0` is smaller than its member.
+    TooSmall(usize),
+}
+
+/// The assembled filesystem.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Assembly {
+    /// Device whose superblock is the newest: its copy describes the filesystem.
+    pub newest: usize,
+    /// Device of each member, for members `0..nr_members`.
+    pub device_of: [usize; MAX_MEMBERS],
+}
+
+/// Assembles `probes` (one per device, in mount source order).
+pub fn assemble(probes: &[Probe]) -> Result<Assembly, AssembleError> {
+    let Some(first) = probes.first() else {
+        return Err(AssembleError::Missing(0));
+    };
+    if let Some(i) = probes.iter().position(|p| p.sb.uuid != first.sb.uuid) {
+        return Err(AssembleError::Foreign(i));
+    }
+    let mut newest = 0;
+    for (i, p) in probes.iter().enumerate() {
+        if p.sb.seq > probes[newest].sb.seq {
+            newest = i;
+        }
+    }
+    let table = &probes[newest].sb;
+    let mut device_of = [usize::MAX; MAX_MEMBERS];
+    for (i, p) in probes.iter().enumerate() {
+        let idx = p.sb.member_index as usize;
+        let known = table.member_table().get(idx);
+        if known.map(|m| m.uuid) != Some(p.sb.this_member().uuid) {
+            return Err(AssembleError::UnknownMember(i));
+        }
+        if device_of[idx] != usize::MAX {
+            return Err(AssembleError::SameMember(device_of[idx], i));
+        }
+        if known.map_or(true, |m| p.bytes < m.bytes()) {
+            return Err(AssembleError::TooSmall(i));
+        }
+        device_of[idx] = i;
+    }
+    if let Some(m) = (0..table.nr_members as usize).find(|&m| device_of[m] == usize::MAX) {
+        return Err(AssembleError::Missing(m as u32));
+    }
+    Ok(Assembly { newest, device_of })
+}
