@@ -5,6 +5,6 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 bash scripts/deps.sh
-make modules
+make modules tool
 exec scripts/vm.sh --disk 64M --disk 64M --timeout 600 \
-	--file tests/guest/lib.sh:/root/lib.sh tests/guest/demo.sh
+	--file tests/guest:/root/tests tests/guest/demo.sh

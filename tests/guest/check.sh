@@ -1,41 +1,8 @@
 # SPDX-License-Identifier: GPL-2.0
-# The guest half of `make check`: KUnit, then module tests.
-. /root/lib.sh
-
-run_kunit bucketfs_kunit
-
-t insmod insmod /modules/bucketfs.ko
-t registered_in_proc_filesystems grep -qw bucketfs /proc/filesystems
-t sysfs_root_exists test -d /sys/fs/bucketfs
-
-# Mounting is not implemented yet: a clear errno and a dmesg line.
-if out=$(mount -t bucketfs /dev/vda /mnt 2>&1); then
-	fail mount_not_implemented "mount succeeded"
-	umount /mnt
-elif ! echo "$out" | grep -q "not supported"; then
-	fail mount_not_implemented "wrong error: $out"
-elif ! dmesg_has "bucketfs: mounting /dev/vda: not implemented yet"; then
-	fail mount_not_implemented "no dmesg line"
-else
-	pass mount_not_implemented
-fi
-
-t rmmod rmmod bucketfs
-t unregistered_from_proc_filesystems sh -c '! grep -qw bucketfs /proc/filesystems'
-t sysfs_root_removed test ! -e /sys/fs/bucketfs
-
-cycles=0
-while [ $cycles -lt 20 ]; do
-	insmod /modules/bucketfs.ko || break
-	test -d /sys/fs/bucketfs || break
-	rmmod bucketfs || break
-	test ! -e /sys/fs/bucketfs || break
-	cycles=$((cycles + 1))
+# The guest half of `make check`: every test file, then the result.
+. /root/tests/lib.sh
+for t in /root/tests/t_*.sh; do
+	echo "== $t"
+	. "$t"
 done
-if [ $cycles = 20 ]; then
-	pass load_unload_20_cycles
-else
-	fail load_unload_20_cycles "cycle $cycles failed"
-fi
-
 guest_exit

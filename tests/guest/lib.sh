@@ -35,3 +35,24 @@ run_kunit() {
 }
 
 guest_exit() { exit $((guest_failures > 0)); }
+
+# expect_fail NAME ERRNO_TEXT CMD...: CMD must fail and say ERRNO_TEXT
+# (e.g. "Invalid argument").
+expect_fail() {
+	name=$1
+	want=$2
+	shift 2
+	if out=$("$@" 2>&1); then
+		fail "$name" "'$*' succeeded"
+	elif ! echo "$out" | grep -q "$want"; then
+		fail "$name" "'$*' failed without '$want': $out"
+	else
+		pass "$name"
+	fi
+}
+
+# sysfs_write FILE VALUE: write VALUE (echo adds a newline) to a sysfs file.
+sysfs_write() { sh -c 'echo "$2" > "$1"' _ "$1" "$2"; }
+
+# fs_dir: the sysfs directory of the one mounted bucketfs.
+fs_dir() { ls -d /sys/fs/bucketfs/*-*-*-*-* 2>/dev/null | head -n 1; }
