@@ -5,16 +5,17 @@
 //! This module registers the `bucketfs` filesystem type and `/sys/fs/bucketfs/`, mounts
 //! multi-device filesystems made by the `bucketfs` tool, and shows them in sysfs.
 
+mod allocator;
 mod bdev;
-#[expect(
-    dead_code,
-    reason = "the allocator parks its requests on it; tested by KUnit"
-)]
+mod btree;
 mod closure;
 mod fs;
 mod glue;
+mod journal;
 pub mod shared;
 mod sysfs;
+mod text;
+mod vec_ext;
 mod vfs;
 
 use kernel::{error::to_result, prelude::*};

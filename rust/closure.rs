@@ -63,6 +63,7 @@ impl WaitList {
     }
 
     /// Returns whether no closure is parked on the list right now.
+    #[allow(dead_code, reason = "used by the KUnit tests")]
     pub(crate) fn is_empty(&self) -> bool {
         // SAFETY: `self.inner` is a valid wait list by the type invariant.
         unsafe { bindings::bucketfs_waitlist_is_empty(self.inner.get()) }
@@ -210,6 +211,7 @@ pub(crate) struct Parked<'c, 'list> {
 
 impl<'c, 'list> Parked<'c, 'list> {
     /// Sleeps uninterruptibly until a wake releases the closure.
+    #[allow(dead_code, reason = "used by the KUnit tests")]
     pub(crate) fn sync(self) -> Woken {
         match self.sync_timeout(Timeout::Never, false) {
             Ok(woken) => woken,

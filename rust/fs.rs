@@ -6,24 +6,36 @@
 //! checks the superblocks, assembles the members, creates the sysfs directory (before any
 //! recovery step, so it is there while recovery runs), then reads the bucket tables.
 
+use crate::allocator::{describe_alloc_error, Allocator, DeviceBuckets, LiveInputs};
 use crate::bdev::{BlockDevice, IoBuf};
+use crate::btree::{Btree, BtreeStats, NodeIo};
+use crate::journal;
+use crate::shared::alloc_policy::Watermark;
 use crate::shared::assemble::{assemble, AssembleError, Probe};
 use crate::shared::bucket_table::{
-    decode_block, table_blocks, BucketState, TableBlockId, NR_STATES,
+    decode_block, encode_block, entries_in_block, table_blocks, BucketEntry, BucketState,
+    TableBlockId,
 };
 use crate::shared::mount_source::{self, SourceError};
-use crate::shared::options::{MountOptions, Opt, OptError, Options};
+use crate::shared::options::{MountOptions, Opt, OptError};
 use crate::shared::superblock::{
-    Superblock, UuidFmt, BLOCK_SIZE, MAX_MEMBERS, SB_OFFSETS, SB_SIZE,
+    Member as MemberDesc, NodePtr, Superblock, UuidFmt, BLOCK_SIZE, SB_OFFSETS, SB_SIZE,
+    TABLE_ENTRIES_PER_BLOCK,
 };
 use crate::sysfs::SysfsDir;
-use core::{fmt::Write, pin::Pin};
+use crate::vec_ext::VecExt;
+use core::{
+    fmt::Write,
+    pin::Pin,
+    sync::atomic::{AtomicU64, Ordering},
+};
 use kernel::{
     alloc::{KBox, KVec},
     fmt, new_mutex,
     prelude::*,
     str::CString,
     sync::Mutex,
+    time::{ktime_ms_delta, Ktime},
 };
 
 /// One member device of a mounted filesystem.
@@ -47,9 +59,30 @@ pub(crate) struct FsState {
     /// The superblock as persisted (options here are the stored ones).
     pub(crate) sb: Superblock,
     /// The options in force: stored ones, overridden by mount options and runtime writes.
-    pub(crate) live: Options,
-    /// Buckets per state, per member.
-    pub(crate) counts: [[u64; NR_STATES]; MAX_MEMBERS],
+    pub(crate) live: crate::shared::options::Options,
+}
+
+/// Progress and figures of recovery and of the btree, readable while recovery runs.
+#[derive(Default)]
+pub(crate) struct Progress {
+    /// Keys in the journal to replay.
+    pub(crate) replay_total: AtomicU64,
+    /// Keys replayed so far.
+    pub(crate) replay_done: AtomicU64,
+    /// Btree keys, nodes, depth and digest, as of the last load or commit.
+    pub(crate) keys: AtomicU64,
+    pub(crate) nodes: AtomicU64,
+    pub(crate) depth: AtomicU64,
+    pub(crate) digest: AtomicU64,
+}
+
+impl Progress {
+    fn set_stats(&self, s: &BtreeStats) {
+        self.keys.store(s.keys, Ordering::Relaxed);
+        self.nodes.store(s.nodes, Ordering::Relaxed);
+        self.depth.store(s.depth, Ordering::Relaxed);
+        self.digest.store(s.digest, Ordering::Relaxed);
+    }
 }
 
 /// A mounted filesystem.
@@ -59,9 +92,19 @@ pub(crate) struct Fs {
     pub(crate) uuid: [u8; 16],
     /// Members, by member index.
     pub(crate) members: KVec<Member>,
+    /// The member table (fixed while mounted).
+    pub(crate) geometry: KVec<MemberDesc>,
     /// Mutable state.
     #[pin]
     pub(crate) state: Mutex<FsState>,
+    /// Bucket accounting and allocation requests.
+    #[pin]
+    pub(crate) alloc: Allocator,
+    /// Recovery progress and btree figures.
+    pub(crate) progress: Progress,
+    /// The btree once recovery is done.
+    #[pin]
+    btree: Mutex<Option<Btree>>,
 }
 
 /// A filesystem as the VFS holds it: sysfs first, so it goes before the filesystem it shows.
@@ -190,15 +233,17 @@ impl Fs {
         })?;
         let sb = probes[assembly.newest].sb;
         let live = opts.apply(&sb.options, sb.nr_members).map_err(|(opt, e)| {
-            let mut msg = crate::sysfs::Text::<128>::new();
+            let mut msg = crate::text::Text::<128>::new();
             let value = opts.get(opt).unwrap_or(sb.options.get(opt));
-            let mut num = crate::sysfs::Text::<16>::new();
+            let mut num = crate::text::Text::<16>::new();
             let _ = write!(num, "{value}");
             describe_option_error(&mut msg, opt.desc().name, num.as_str(), e);
             mount_err!(source, EINVAL, "{}", msg.as_str())
         })?;
 
         let mut members = KVec::with_capacity(sb.nr_members as usize, GFP_KERNEL)?;
+        let mut geometry = KVec::with_capacity(sb.nr_members as usize, GFP_KERNEL)?;
+        geometry.extend_from_slice(sb.member_table(), GFP_KERNEL)?;
         for m in 0..sb.nr_members as usize {
             let dev = devs[assembly.device_of[m]].take().ok_or(EINVAL)?;
             let mut name = [0u8; 32];
@@ -216,11 +261,11 @@ impl Fs {
             pin_init!(Fs {
                 uuid: sb.uuid,
                 members,
-                state <- new_mutex!(FsState {
-                    sb,
-                    live,
-                    counts: [[0; NR_STATES]; MAX_MEMBERS],
-                }),
+                geometry,
+                state <- new_mutex!(FsState { sb, live }),
+                alloc <- Allocator::new(sb.uuid, KVec::new()),
+                progress: Progress::default(),
+                btree <- new_mutex!(None),
             }),
             GFP_KERNEL,
         )?;
@@ -246,54 +291,228 @@ impl Fs {
         )?;
 
         mounted.fs.read_bucket_tables(source)?;
+        mounted.fs.recover(source)?;
         pr_info!(
             "{}: mounted {} ({} member(s), metadata_replicas={})\n",
             source,
             UuidFmt(&sb.uuid),
             sb.nr_members,
-            live.get(Opt::MetadataReplicas)
+            mounted.fs.live().replicas
         );
         Ok(mounted)
     }
 
-    /// Reads every member's bucket table into the bucket counts.
+    /// Reads every member's bucket table into the allocator.
     fn read_bucket_tables(&self, source: &str) -> Result {
-        let sb = self.state.lock().sb;
-        let mut counts = [[0u64; NR_STATES]; MAX_MEMBERS];
-        for (i, m) in sb.member_table().iter().enumerate() {
+        let uuid = self.uuid;
+        let mut devices = KVec::with_capacity(self.geometry.len(), GFP_KERNEL)?;
+        for (i, m) in self.geometry.iter().enumerate() {
             let blocks = table_blocks(m.nbuckets);
             let mut buf = IoBuf::new(blocks as usize * BLOCK_SIZE)?;
-            let dev = &self.members[i].dev;
-            dev.read(m.bucket_offset(m.table_start as u64), &mut buf)
-                .map_err(|e| {
-                    mount_err!(
-                        source,
-                        e,
-                        "{}: cannot read the bucket table",
-                        self.members[i].name()
-                    )
-                })?;
+            let name = self.members[i].name();
+            self.members[i]
+                .dev
+                .read(m.bucket_offset(m.table_start as u64), &mut buf)
+                .map_err(|e| mount_err!(source, e, "{name}: cannot read the bucket table"))?;
+            let mut states = KVec::with_capacity(m.nbuckets as usize, GFP_KERNEL)?;
             for block in 0..blocks as usize {
                 let id = TableBlockId {
-                    uuid: sb.uuid,
+                    uuid,
                     member: i as u32,
                     block: block as u32,
                 };
                 let data = &buf[block * BLOCK_SIZE..(block + 1) * BLOCK_SIZE];
+                let mut oom = false;
                 decode_block(&id, m.nbuckets, data, |_, e| {
-                    counts[i][e.state as usize] += 1
+                    oom |= states.push(e.state, GFP_KERNEL).is_err()
                 })
                 .map_err(|e| {
-                    mount_err!(
-                        source,
-                        EINVAL,
-                        "{}: bucket table block {block}: {e:?}",
-                        self.members[i].name()
-                    )
+                    mount_err!(source, EINVAL, "{name}: bucket table block {block}: {e:?}")
                 })?;
+                if oom {
+                    return Err(ENOMEM);
+                }
+            }
+            let dev = DeviceBuckets::new(m.nbuckets as u32, m.first_bucket, name, |b| {
+                states
+                    .get(b as usize)
+                    .copied()
+                    .unwrap_or(BucketState::Superblock)
+            })?;
+            devices.push(dev, GFP_KERNEL)?;
+        }
+        self.alloc.state.lock().devices = devices;
+        Ok(())
+    }
+
+    /// The inputs an allocation request re-reads at every attempt.
+    pub(crate) fn live(&self) -> LiveInputs {
+        let st = self.state.lock();
+        LiveInputs {
+            replicas: st.live.get(Opt::MetadataReplicas),
+            stuck_timeout_s: st.live.get(Opt::AllocatorStuckTimeout),
+        }
+    }
+
+    /// Recovery: load and check the btree, reconcile bucket states with it, replay the
+    /// journal into it, and commit.
+    fn recover(&self, source: &str) -> Result {
+        let sb = self.state.lock().sb;
+        let mut btree = Btree::load(self, &sb.root)
+            .map_err(|e| mount_err!(source, e, "cannot load the btree"))?;
+        self.reconcile_buckets(&btree)?;
+        self.progress.set_stats(&btree.stats());
+
+        let mut members = KVec::with_capacity(self.members.len(), GFP_KERNEL)?;
+        for (m, g) in self.members.iter().zip(self.geometry.iter()) {
+            members.push((&m.dev, g), GFP_KERNEL)?;
+        }
+        let entries = journal::read_entries(&self.uuid, &members, sb.journal_seq)
+            .map_err(|e| mount_err!(source, e, "cannot read the journal"))?;
+        let total: u64 = entries.iter().map(|e| e.keys.len() as u64).sum();
+        if entries.is_empty() {
+            *self.btree.lock() = Some(btree);
+            return Ok(());
+        }
+        let (first, last) = (entries[0].seq, entries[entries.len() - 1].seq);
+        pr_info!(
+            "{}: replaying {total} key(s) from {} journal entr{} (seq {first}..={last})\n",
+            UuidFmt(&self.uuid),
+            entries.len(),
+            if entries.len() == 1 { "y" } else { "ies" }
+        );
+        self.progress.replay_total.store(total, Ordering::Relaxed);
+        let start = Ktime::ktime_get();
+        for e in entries.iter() {
+            {
+                let mut st = self.alloc.state.lock();
+                for u in e.updates.iter() {
+                    if let Some(d) = st.devices.get_mut(u.member as usize) {
+                        d.set_state(u.bucket, u.state);
+                    }
+                }
+            }
+            for k in e.keys.iter() {
+                btree
+                    .insert(*k, |n, out| {
+                        self.alloc.alloc_nodes(n, Watermark::Normal, || self.live(), out)
+                    })
+                    .map_err(|err| {
+                        mount_err!(
+                            source,
+                            err,
+                            "journal replay stopped after {} of {total} key(s): btree node allocation {}; nothing was written, the mount can be retried",
+                            self.progress.replay_done.load(Ordering::Relaxed),
+                            describe_alloc_error(err)
+                        )
+                    })?;
+                self.progress.replay_done.fetch_add(1, Ordering::Relaxed);
             }
         }
-        self.state.lock().counts = counts;
+        self.commit(&mut btree, last + 1)
+            .map_err(|e| mount_err!(source, e, "cannot commit the replayed btree"))?;
+        let stats = btree.stats();
+        self.progress.set_stats(&stats);
+        pr_info!(
+            "{}: replayed {total} key(s) in {} ms; btree has {} key(s) in {} node(s), {} level(s)\n",
+            UuidFmt(&self.uuid),
+            ktime_ms_delta(Ktime::ktime_get(), start),
+            stats.keys,
+            stats.nodes,
+            stats.depth
+        );
+        *self.btree.lock() = Some(btree);
+        Ok(())
+    }
+
+    /// Buckets the btree uses are `btree`; `btree` buckets it does not use (left by a commit
+    /// that did not finish, or freed by one whose bucket table write did not) need discard.
+    fn reconcile_buckets(&self, btree: &Btree) -> Result {
+        let mut st = self.alloc.state.lock();
+        let mut used: KVec<KVec<u32>> = KVec::new();
+        for _ in 0..st.devices.len() {
+            used.push(KVec::new(), GFP_KERNEL)?;
+        }
+        let mut oom = false;
+        btree.for_each_bucket(|p| {
+            if let Some(v) = used.get_mut(p.member as usize) {
+                oom |= v.push(p.bucket, GFP_KERNEL).is_err();
+            }
+        });
+        if oom {
+            return Err(ENOMEM);
+        }
+        for (d, used) in st.devices.iter_mut().zip(used.iter_mut()) {
+            used.sort_unstable();
+            for b in 0..d.nbuckets() {
+                let in_use = used.binary_search(&b).is_ok();
+                match d.state(b) {
+                    Some(BucketState::Btree) if !in_use => d.set_state(b, BucketState::NeedDiscard),
+                    Some(s) if in_use && s != BucketState::Btree => {
+                        d.set_state(b, BucketState::Btree)
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the changed btree nodes, points the superblocks at the new root with the
+    /// journal replayed up to `journal_next`, then frees the old nodes' buckets and persists
+    /// the bucket tables.
+    fn commit(&self, btree: &mut Btree, journal_next: u64) -> Result {
+        let required = self.state.lock().live.get(Opt::MetadataReplicasRequired);
+        let root = btree.write_dirty(self, required)?;
+        let mut st = self.state.lock();
+        let mut sb = st.sb;
+        sb.root = root;
+        sb.journal_seq = journal_next;
+        sb.seq += 1;
+        self.write_superblocks(&sb)?;
+        st.sb = sb;
+        drop(st);
+        {
+            let mut a = self.alloc.state.lock();
+            btree.committed(&root, |p| {
+                if let Some(d) = a.devices.get_mut(p.member as usize) {
+                    d.set_state(p.bucket, BucketState::NeedDiscard);
+                }
+            });
+        }
+        self.write_bucket_tables(sb.seq)
+    }
+
+    /// Writes every member's bucket table from the allocator's bucket states.
+    fn write_bucket_tables(&self, seq: u64) -> Result {
+        for (i, m) in self.geometry.iter().enumerate() {
+            let blocks = table_blocks(m.nbuckets);
+            let mut buf = IoBuf::new(blocks as usize * BLOCK_SIZE)?;
+            {
+                let a = self.alloc.state.lock();
+                let d = &a.devices[i];
+                let mut entries =
+                    KVec::with_capacity(TABLE_ENTRIES_PER_BLOCK as usize, GFP_KERNEL)?;
+                for block in 0..blocks {
+                    entries.clear();
+                    let first = (block * TABLE_ENTRIES_PER_BLOCK) as u32;
+                    for b in first..first + entries_in_block(m.nbuckets, block) as u32 {
+                        let state = d.state(b).unwrap_or(BucketState::Superblock);
+                        entries.push(BucketEntry { state, gen: 0 }, GFP_KERNEL)?;
+                    }
+                    let id = TableBlockId {
+                        uuid: self.uuid,
+                        member: i as u32,
+                        block: block as u32,
+                    };
+                    let o = block as usize * BLOCK_SIZE;
+                    encode_block(&id, seq, &entries, &mut buf[o..o + BLOCK_SIZE]);
+                }
+            }
+            self.members[i]
+                .dev
+                .write(m.bucket_offset(m.table_start as u64), &buf, true)?;
+        }
         Ok(())
     }
 
@@ -313,6 +532,9 @@ impl Fs {
         self.write_superblocks(&sb).map_err(|e| (e, None))?;
         st.sb = sb;
         st.live = live;
+        drop(st);
+        // Parked allocations rebuild their inputs from the new value.
+        self.alloc.wake_all();
         Ok(())
     }
 
@@ -341,15 +563,38 @@ impl Fs {
     /// Sizes for statfs, in 4 KiB blocks: all allocatable buckets, the empty ones (free or
     /// waiting for discard), and the free ones.
     pub(crate) fn statfs(&self) -> (u64, u64, u64) {
-        let st = self.state.lock();
+        let a = self.alloc.state.lock();
         let (mut total, mut empty, mut free) = (0, 0, 0);
-        for (i, m) in st.sb.member_table().iter().enumerate() {
+        for (m, d) in self.geometry.iter().zip(a.devices.iter()) {
             let per = m.bucket_size as u64 / BLOCK_SIZE as u64;
-            let c = &st.counts[i];
+            let c = &d.counts;
             total += (m.nbuckets - m.first_bucket as u64) * per;
             free += c[BucketState::Free as usize] * per;
             empty += (c[BucketState::Free as usize] + c[BucketState::NeedDiscard as usize]) * per;
         }
         (total, empty, free)
+    }
+}
+
+impl NodeIo for Fs {
+    fn read_node(&self, ptr: NodePtr, buf: &mut IoBuf) -> Result {
+        let m = self.geometry.get(ptr.member as usize).ok_or(EINVAL)?;
+        if ptr.bucket < m.first_bucket || ptr.bucket as u64 >= m.nbuckets {
+            return Err(EINVAL);
+        }
+        self.members[ptr.member as usize]
+            .dev
+            .read(m.bucket_offset(ptr.bucket as u64), buf)
+    }
+
+    fn write_node(&self, ptr: NodePtr, buf: &IoBuf) -> Result {
+        let m = self.geometry.get(ptr.member as usize).ok_or(EINVAL)?;
+        self.members[ptr.member as usize]
+            .dev
+            .write(m.bucket_offset(ptr.bucket as u64), buf, false)
+    }
+
+    fn uuid(&self) -> [u8; 16] {
+        self.uuid
     }
 }

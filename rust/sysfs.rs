@@ -14,7 +14,8 @@ use crate::glue as bindings;
 use crate::shared::bucket_table::{BucketState, NR_STATES};
 use crate::shared::options::{parse_value, Opt, OPTIONS};
 use crate::shared::superblock::UuidFmt;
-use core::{fmt::Write, pin::Pin, ptr::NonNull};
+use crate::text::{prefix, Text};
+use core::{fmt::Write, pin::Pin, ptr::NonNull, sync::atomic::Ordering};
 use kernel::{
     alloc::KBox,
     error::Error,
@@ -22,48 +23,6 @@ use kernel::{
     prelude::*,
     str::CStr,
 };
-
-/// A bounded text buffer for messages and sysfs output; output past the end is dropped.
-pub(crate) struct Text<const N: usize> {
-    buf: [u8; N],
-    len: usize,
-}
-
-impl<const N: usize> Text<N> {
-    /// An empty buffer.
-    pub(crate) fn new() -> Self {
-        Text {
-            buf: [0; N],
-            len: 0,
-        }
-    }
-
-    /// The text written so far (cut at a character boundary).
-    pub(crate) fn as_str(&self) -> &str {
-        match core::str::from_utf8(&self.buf[..self.len]) {
-            Ok(s) => s,
-            Err(e) => core::str::from_utf8(&self.buf[..e.valid_up_to()]).unwrap_or(""),
-        }
-    }
-}
-
-impl<const N: usize> core::fmt::Write for Text<N> {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        let n = s.len().min(N - self.len);
-        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
-        self.len += n;
-        Ok(())
-    }
-}
-
-/// At most the first `max` bytes of `text`, cut at a character boundary.
-pub(crate) fn prefix(text: &str, max: usize) -> &str {
-    let mut n = text.len().min(max);
-    while n > 0 && !text.is_char_boundary(n) {
-        n -= 1;
-    }
-    text.get(..n).unwrap_or("")
-}
 
 /// Writes into a sysfs page; stops at its end.
 struct PageWriter<'a> {
@@ -84,7 +43,37 @@ const KIND_OPTIONS: c_uint = bindings::bucketfs_sysfs_kind_BUCKETFS_SYSFS_OPTION
 const KIND_INTERNAL: c_uint = bindings::bucketfs_sysfs_kind_BUCKETFS_SYSFS_INTERNAL;
 const KIND_DEV: c_uint = bindings::bucketfs_sysfs_kind_BUCKETFS_SYSFS_DEV;
 
-const INTERNAL_FILES: [&str; 1] = ["superblock_seq"];
+const INTERNAL_FILES: [(&str, u16); 5] = [
+    ("superblock_seq", 0o444),
+    ("alloc_debug", 0o444),
+    ("btree_stats", 0o444),
+    ("replay", 0o444),
+    ("abort_stuck_allocations", 0o200),
+];
+const ABORT: usize = 4;
+
+fn show_internal(fs: &Fs, index: usize, out: &mut dyn Write) -> core::fmt::Result {
+    let p = &fs.progress;
+    match index {
+        0 => writeln!(out, "{}", fs.state.lock().sb.seq),
+        1 => fs.alloc.debug(out),
+        2 => writeln!(
+            out,
+            "keys {}\nnodes {}\ndepth {}\ndigest {:016x}",
+            p.keys.load(Ordering::Relaxed),
+            p.nodes.load(Ordering::Relaxed),
+            p.depth.load(Ordering::Relaxed),
+            p.digest.load(Ordering::Relaxed)
+        ),
+        3 => writeln!(
+            out,
+            "replayed {} of {} key(s)",
+            p.replay_done.load(Ordering::Relaxed),
+            p.replay_total.load(Ordering::Relaxed)
+        ),
+        _ => Ok(()),
+    }
+}
 const DEV_FILES: [&str; 6] = [
     "device",
     "nbuckets",
@@ -100,7 +89,7 @@ fn attr(kind: c_uint, index: usize) -> Option<(&'static str, u16)> {
         KIND_OPTIONS => OPTIONS
             .get(index)
             .map(|d| (d.name, if d.settable.runtime { 0o644 } else { 0o444 })),
-        KIND_INTERNAL => INTERNAL_FILES.get(index).map(|n| (*n, 0o444)),
+        KIND_INTERNAL => INTERNAL_FILES.get(index).copied(),
         KIND_DEV if index < DEV_FILES.len() => Some((DEV_FILES[index], 0o444)),
         KIND_DEV => BucketState::ALL
             .get(index - DEV_FILES.len())
@@ -189,15 +178,15 @@ extern "C" fn bucketfs_rs_sysfs_show(
     };
     let mut out = PageWriter { page, len: 0 };
     let index = index as usize;
-    let st = fs.state.lock();
+    let m = member as usize;
     let _ = match kind {
         KIND_OPTIONS if index < OPTIONS.len() => {
-            writeln!(out, "{}", st.live.get(Opt::from_index(index)))
+            let v = fs.state.lock().live.get(Opt::from_index(index));
+            writeln!(out, "{v}")
         }
-        KIND_INTERNAL if index == 0 => writeln!(out, "{}", st.sb.seq),
-        KIND_DEV if (member as usize) < fs.members.len() => {
-            let m = member as usize;
-            let desc = &st.sb.members[m];
+        KIND_INTERNAL => show_internal(fs, index, &mut out),
+        KIND_DEV if m < fs.members.len() => {
+            let desc = &fs.geometry[m];
             match index {
                 0 => writeln!(out, "{}", fs.members[m].name()),
                 1 => writeln!(out, "{}", desc.nbuckets),
@@ -206,7 +195,12 @@ extern "C" fn bucketfs_rs_sysfs_show(
                 4 => writeln!(out, "{}", desc.discard() as u32),
                 5 => writeln!(out, "{}", fs.members[m].dev.max_discard_bytes()),
                 i if i - DEV_FILES.len() < NR_STATES => {
-                    writeln!(out, "{}", st.counts[m][i - DEV_FILES.len()])
+                    let a = fs.alloc.state.lock();
+                    let count = a
+                        .devices
+                        .get(m)
+                        .map_or(0, |d| d.counts[i - DEV_FILES.len()]);
+                    writeln!(out, "{count}")
                 }
                 _ => Ok(()),
             }
@@ -214,6 +208,23 @@ extern "C" fn bucketfs_rs_sysfs_show(
         _ => Ok(()),
     };
     out.len as isize
+}
+
+/// `internal/abort_stuck_allocations`: "1" fails every allocation parked right now.
+fn store_abort(fs: &Fs, bytes: &[u8]) -> isize {
+    if bytes != b"1" && bytes != b"1\n" {
+        pr_err!(
+            "{}: internal/abort_stuck_allocations takes 1 (-22)\n",
+            UuidFmt(&fs.uuid)
+        );
+        return EINVAL.to_errno() as isize;
+    }
+    let n = fs.alloc.abort_parked();
+    pr_warn!(
+        "{}: abort_stuck_allocations: {n} parked allocation(s) fail with ECANCELED\n",
+        UuidFmt(&fs.uuid)
+    );
+    bytes.len() as isize
 }
 
 /// Writes `len` bytes from `buf` to file `index` of a directory of `kind`.
@@ -234,6 +245,9 @@ extern "C" fn bucketfs_rs_sysfs_store(
         )
     };
     let index = index as usize;
+    if kind == KIND_INTERNAL && index == ABORT {
+        return store_abort(fs, bytes);
+    }
     if kind != KIND_OPTIONS || index >= OPTIONS.len() {
         return EINVAL.to_errno() as isize;
     }

@@ -5,7 +5,7 @@
 use crate::fs::{describe_option_error, Fs, Mounted};
 use crate::glue as bindings;
 use crate::shared::options::{lookup, Kind, MountOptions, OptError};
-use crate::sysfs::{prefix, Text};
+use crate::text::{prefix, Text};
 use kernel::{
     alloc::KBox,
     ffi::{c_char, c_int, c_void},

@@ -185,3 +185,12 @@ pub fn decode_entry(
     }
     Ok(h)
 }
+
+/// An order-independent digest term of one key and its value: the sum of all terms (wrapping)
+/// identifies a set of keys, so the kernel's btree and the tool's expectation can be compared.
+pub fn key_digest(k: &Key) -> u64 {
+    let mut x = k.key ^ k.val.rotate_left(29) ^ 0x9e37_79b9_7f4a_7c15;
+    x ^= x >> 31;
+    x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x ^ (x >> 29)
+}

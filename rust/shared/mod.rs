@@ -5,6 +5,7 @@
 //! Everything here is compiled into `bucketfs.ko` and `bucketfs_kunit.ko`, and into the host
 //! crate `bucketfs-core` (`core-lib/`), where `cargo test` tests it.
 
+pub mod alloc_policy;
 pub mod assemble;
 pub mod btree_format;
 pub mod bucket_table;

@@ -2,7 +2,9 @@
 
 mod corrupt;
 mod device;
+mod dump;
 mod format;
+mod scenario;
 mod show;
 
 use bucketfs_core::options::{lookup, parse_value, Kind, Options, OPTIONS};
@@ -12,7 +14,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Parses a size such as `4096`, `64k`, `1M`.
-fn parse_size(s: &str) -> Result<u32, String> {
+pub(crate) fn parse_size(s: &str) -> Result<u32, String> {
     let (num, mult) = match s.to_ascii_lowercase().chars().last() {
         Some('k') => (&s[..s.len() - 1], 1u64 << 10),
         Some('m') => (&s[..s.len() - 1], 1 << 20),
@@ -84,6 +86,18 @@ fn cli() -> Command {
                 ),
         )
         .subcommand(
+            Command::new("scenario")
+                .about("Write a filesystem in a crash state described by a TOML spec (see scenario.rs)")
+                .arg(Arg::new("spec").required(true))
+                .arg(Arg::new("devices").required(true).num_args(1..).value_parser(clap::value_parser!(PathBuf))),
+        )
+        .subcommand(
+            Command::new("dump-btree")
+                .about("Walk the btree of an unmounted filesystem: key count, digest, nodes")
+                .arg(Arg::new("keys").long("keys").action(ArgAction::SetTrue).help("print every key"))
+                .arg(Arg::new("devices").required(true).num_args(1..).value_parser(clap::value_parser!(PathBuf))),
+        )
+        .subcommand(
             Command::new("debug")
                 .about("Debugging aids for tests")
                 .subcommand_required(true)
@@ -130,16 +144,19 @@ fn format_options(m: &ArgMatches) -> Result<Options, String> {
     Ok(options)
 }
 
+fn open_all(m: &ArgMatches, write: bool) -> Result<Vec<Device>, String> {
+    m.get_many::<PathBuf>("devices")
+        .unwrap()
+        .map(|p| Device::open(p, write))
+        .collect()
+}
+
 fn run(m: &ArgMatches) -> Result<(), String> {
     match m.subcommand() {
         Some(("format", m)) => {
             let options = format_options(m)?;
             let bucket_size = parse_size(m.get_one::<String>("bucket-size").unwrap())?;
-            let devs = m
-                .get_many::<PathBuf>("devices")
-                .unwrap()
-                .map(|p| Device::open(p, true))
-                .collect::<Result<Vec<_>, _>>()?;
+            let devs = open_all(m, true)?;
             let layout = format::plan(
                 &devs,
                 &format::FormatSpec {
@@ -155,6 +172,11 @@ fn run(m: &ArgMatches) -> Result<(), String> {
             );
             Ok(())
         }
+        Some(("scenario", m)) => {
+            let mut devs = open_all(m, true)?;
+            scenario::scenario(m.get_one::<String>("spec").unwrap(), &mut devs)
+        }
+        Some(("dump-btree", m)) => dump::dump(&open_all(m, false)?, m.get_flag("keys")),
         Some(("show-super", m)) => {
             let dev = Device::open(m.get_one::<PathBuf>("device").unwrap(), false)?;
             show::show(&dev, m.get_flag("json"))

@@ -1,0 +1,520 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The bucket allocator and its restartable allocation requests.
+//!
+//! A request for btree nodes that cannot be served parks on the allocator's wait list and, on
+//! every wakeup, rebuilds all of its inputs from live state: the replica count (the live
+//! `metadata_replicas`, read through the caller's `inputs` function), the watermark, and a fresh
+//! snapshot of every device. It holds no lock while parked. It is woken by:
+//! - a bucket becoming free ([`Allocator::free_buckets`]),
+//! - any write under `options/` (the filesystem calls [`Allocator::wake_all`]),
+//! - the abort knob ([`Allocator::abort_parked`]), which fails the requests parked at that
+//!   moment with `ECANCELED`,
+//! - a fatal signal to the waiting task (`EINTR`).
+//!
+//! After `allocator_stuck_timeout` seconds parked, a request prints one report (rate-limited
+//! per filesystem) and goes on waiting.
+
+use crate::closure::{Interrupted, StackClosure, Timeout, WaitList};
+use crate::shared::alloc_policy::{
+    btree_reserve, decide, held_back, Decision, DeviceSnapshot, RequestInputs, Watermark,
+};
+use crate::shared::bucket_table::{BucketState, NR_STATES};
+use crate::shared::options::MAX_REPLICAS;
+use crate::shared::superblock::{NodePtr, UuidFmt, MAX_MEMBERS};
+use crate::text::Text;
+use crate::vec_ext::VecExt;
+use core::fmt::Write;
+use core::sync::atomic::{AtomicU64, Ordering};
+use kernel::{
+    alloc::{KVVec, KVec},
+    new_mutex,
+    prelude::*,
+    stack_pin_init,
+    sync::Mutex,
+    time::{ktime_ms_delta, Ktime},
+};
+
+/// Smallest interval between two stuck reports of one filesystem, in milliseconds.
+const REPORT_INTERVAL_MS: i64 = 5000;
+
+/// One device's buckets.
+pub(crate) struct DeviceBuckets {
+    /// State of every bucket (a [`BucketState`] value).
+    states: KVVec<u8>,
+    /// Buckets per state.
+    pub(crate) counts: [u64; NR_STATES],
+    /// First allocatable bucket.
+    first_bucket: u32,
+    /// Where the next free-bucket search starts.
+    rotor: u32,
+    /// Whether the device takes allocations.
+    pub(crate) writable: bool,
+    /// Device name for reports.
+    name: [u8; 32],
+}
+
+impl DeviceBuckets {
+    /// A device of `nbuckets` buckets whose states come from `state_of`.
+    pub(crate) fn new(
+        nbuckets: u32,
+        first_bucket: u32,
+        name: &str,
+        state_of: impl Fn(u32) -> BucketState,
+    ) -> Result<DeviceBuckets> {
+        let mut states = KVVec::with_capacity(nbuckets as usize, GFP_KERNEL)?;
+        let mut counts = [0; NR_STATES];
+        for b in 0..nbuckets {
+            let s = state_of(b);
+            counts[s as usize] += 1;
+            states.push(s as u8, GFP_KERNEL)?;
+        }
+        let mut n = [0u8; 32];
+        let len = name.len().min(31);
+        n[..len].copy_from_slice(&name.as_bytes()[..len]);
+        Ok(DeviceBuckets {
+            states,
+            counts,
+            first_bucket,
+            rotor: first_bucket,
+            writable: true,
+            name: n,
+        })
+    }
+
+    /// The state of `bucket`.
+    pub(crate) fn state(&self, bucket: u32) -> Option<BucketState> {
+        self.states
+            .get(bucket as usize)
+            .and_then(|&s| BucketState::from_u8(s))
+    }
+
+    /// Sets the state of `bucket` (ignored outside the device).
+    pub(crate) fn set_state(&mut self, bucket: u32, state: BucketState) {
+        if let Some(slot) = self.states.get_mut(bucket as usize) {
+            if let Some(old) = BucketState::from_u8(*slot) {
+                self.counts[old as usize] -= 1;
+            }
+            *slot = state as u8;
+            self.counts[state as usize] += 1;
+        }
+    }
+
+    /// Buckets on the device.
+    pub(crate) fn nbuckets(&self) -> u32 {
+        self.states.len() as u32
+    }
+
+    fn allocatable(&self) -> u64 {
+        self.states.len() as u64 - self.first_bucket as u64
+    }
+
+    fn snapshot(&self) -> DeviceSnapshot {
+        DeviceSnapshot {
+            allocatable: self.allocatable(),
+            free: self.counts[BucketState::Free as usize],
+            need_discard: self.counts[BucketState::NeedDiscard as usize],
+            writable: self.writable,
+        }
+    }
+
+    /// Takes a free bucket for a btree node.
+    fn take_free(&mut self) -> Option<u32> {
+        let n = self.nbuckets();
+        let span = n - self.first_bucket;
+        for i in 0..span {
+            let b = self.first_bucket + (self.rotor - self.first_bucket + i) % span;
+            if self.states[b as usize] == BucketState::Free as u8 {
+                self.set_state(b, BucketState::Btree);
+                self.rotor = if b + 1 < n { b + 1 } else { self.first_bucket };
+                return Some(b);
+            }
+        }
+        None
+    }
+
+    /// The device name.
+    pub(crate) fn name(&self) -> &str {
+        let len = self
+            .name
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(self.name.len());
+        core::str::from_utf8(&self.name[..len]).unwrap_or("?")
+    }
+}
+
+/// Where one new btree node's copies are.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct NodeAlloc {
+    /// Copies in `ptrs`.
+    pub(crate) nr_ptrs: u32,
+    /// The copies, on distinct members.
+    pub(crate) ptrs: [NodePtr; MAX_REPLICAS as usize],
+}
+
+/// A parked request, as shown in `internal/alloc_debug`.
+#[derive(Clone, Copy)]
+struct ParkedInfo {
+    id: u64,
+    inputs: RequestInputs,
+    since: Ktime,
+    wakeups: u64,
+}
+
+/// Allocator state behind [`Allocator::state`].
+pub(crate) struct AllocState {
+    /// Devices by member index.
+    pub(crate) devices: KVec<DeviceBuckets>,
+    parked: KVec<ParkedInfo>,
+    next_id: u64,
+    last_report: Option<Ktime>,
+}
+
+/// What a request's caller reads afresh at every attempt.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LiveInputs {
+    /// Copies of each node: the live `metadata_replicas`.
+    pub(crate) replicas: u32,
+    /// Seconds before a parked request is reported (0: never).
+    pub(crate) stuck_timeout_s: u32,
+}
+
+/// The allocator of one filesystem.
+#[pin_data]
+pub(crate) struct Allocator {
+    uuid: [u8; 16],
+    /// Parked requests wait here.
+    wait: WaitList,
+    /// Incremented by the abort knob.
+    abort_seq: AtomicU64,
+    /// Requests failed by the abort knob.
+    aborted: AtomicU64,
+    /// Wakeups seen by parked requests.
+    wakeups: AtomicU64,
+    /// Devices and parked requests.
+    #[pin]
+    pub(crate) state: Mutex<AllocState>,
+}
+
+/// `ECANCELED`: what requests failed by the abort knob return (the 6.12 kernel crate has no
+/// constant for it).
+pub(crate) fn ecanceled() -> Error {
+    Error::from_errno(-(kernel::bindings::ECANCELED as i32))
+}
+
+/// Why [`Allocator::alloc_nodes`] failed.
+pub(crate) fn describe_alloc_error(e: Error) -> &'static str {
+    if e == ecanceled() {
+        "aborted through internal/abort_stuck_allocations"
+    } else if e == EINTR {
+        "killed while waiting"
+    } else {
+        "cannot be served"
+    }
+}
+
+/// Removes a request from the parked list when it returns, however it returns.
+struct ParkedGuard<'a> {
+    alloc: &'a Allocator,
+    id: u64,
+}
+
+impl Drop for ParkedGuard<'_> {
+    fn drop(&mut self) {
+        let mut st = self.alloc.state.lock();
+        if let Some(i) = st.parked.iter().position(|p| p.id == self.id) {
+            st.parked.swap_remove(i);
+        }
+    }
+}
+
+impl Allocator {
+    /// An allocator over `devices` (by member index) for filesystem `uuid`.
+    pub(crate) fn new(uuid: [u8; 16], devices: KVec<DeviceBuckets>) -> impl PinInit<Self> {
+        pin_init!(Allocator {
+            uuid,
+            wait: WaitList::new(),
+            abort_seq: AtomicU64::new(0),
+            aborted: AtomicU64::new(0),
+            wakeups: AtomicU64::new(0),
+            state <- new_mutex!(AllocState {
+                devices,
+                parked: KVec::new(),
+                next_id: 1,
+                last_report: None,
+            }),
+        })
+    }
+
+    /// Wakes every parked request, to rebuild its inputs and try again.
+    pub(crate) fn wake_all(&self) {
+        self.wait.wake_all();
+    }
+
+    /// Fails every request parked right now with `ECANCELED`; returns how many were parked.
+    pub(crate) fn abort_parked(&self) -> usize {
+        let parked = self.state.lock().parked.len();
+        self.abort_seq.fetch_add(1, Ordering::AcqRel);
+        self.wake_all();
+        parked
+    }
+
+    /// Number of requests parked right now.
+    #[allow(dead_code, reason = "used by the KUnit tests")]
+    pub(crate) fn parked(&self) -> usize {
+        self.state.lock().parked.len()
+    }
+
+    /// Marks `buckets` of `member` free and wakes parked requests.
+    #[allow(
+        dead_code,
+        reason = "used by the KUnit tests, and by the discard worker to come"
+    )]
+    pub(crate) fn free_buckets(&self, member: usize, buckets: &[u32]) {
+        {
+            let mut st = self.state.lock();
+            if let Some(d) = st.devices.get_mut(member) {
+                for &b in buckets {
+                    d.set_state(b, BucketState::Free);
+                }
+            }
+        }
+        self.wake_all();
+    }
+
+    /// Allocates `nodes` btree nodes at `watermark`, each with `inputs().replicas` copies on
+    /// distinct devices, into `out`. Parks while the devices cannot serve the request, and
+    /// rebuilds every input on each wakeup.
+    ///
+    /// Errors: `ECANCELED` (abort knob), `EINTR` (fatal signal), `EINVAL` (a request that can
+    /// never be served, such as more replicas than devices).
+    pub(crate) fn alloc_nodes(
+        &self,
+        nodes: u32,
+        watermark: Watermark,
+        inputs: impl Fn() -> LiveInputs,
+        out: &mut KVec<NodeAlloc>,
+    ) -> Result {
+        let start = Ktime::ktime_get();
+        let mut reported = false;
+        let mut guard: Option<ParkedGuard<'_>> = None;
+        stack_pin_init!(let cl = StackClosure::new(&self.wait));
+        loop {
+            let live = inputs();
+            let req = RequestInputs {
+                nodes,
+                replicas: live.replicas,
+                watermark,
+            };
+            if self.try_alloc(&req, out)?.is_none() {
+                return Ok(());
+            }
+            // Blocked. Park first, then look again: a wake between the first look and the
+            // park would otherwise be lost.
+            let abort_seen = self.abort_seq.load(Ordering::Acquire);
+            let mut parked = cl.as_mut().park();
+            let id = match &guard {
+                Some(g) => g.id,
+                None => {
+                    let mut st = self.state.lock();
+                    let id = st.next_id;
+                    st.next_id += 1;
+                    st.parked.push(
+                        ParkedInfo {
+                            id,
+                            inputs: req,
+                            since: start,
+                            wakeups: 0,
+                        },
+                        GFP_KERNEL,
+                    )?;
+                    drop(st);
+                    guard = Some(ParkedGuard { alloc: self, id });
+                    id
+                }
+            };
+            loop {
+                if self.abort_seq.load(Ordering::Acquire) != abort_seen {
+                    self.aborted.fetch_add(1, Ordering::Relaxed);
+                    return Err(ecanceled());
+                }
+                let live = inputs();
+                let req = RequestInputs {
+                    nodes,
+                    replicas: live.replicas,
+                    watermark,
+                };
+                self.note_inputs(id, &req);
+                let Some(decision) = self.try_alloc(&req, out)? else {
+                    return Ok(());
+                };
+                let elapsed = ktime_ms_delta(Ktime::ktime_get(), start);
+                let timeout_ms = live.stuck_timeout_s as i64 * 1000;
+                let sleep = if live.stuck_timeout_s == 0 || reported {
+                    Timeout::Never
+                } else {
+                    Timeout::ms((timeout_ms - elapsed).clamp(1, u32::MAX as i64) as u32)
+                };
+                match parked.sync_timeout(sleep, true) {
+                    Ok(_) => {
+                        self.wakeups.fetch_add(1, Ordering::Relaxed);
+                        self.note_wakeup(id);
+                        break;
+                    }
+                    Err((p, Interrupted::TimedOut)) => {
+                        parked = p;
+                        if ktime_ms_delta(Ktime::ktime_get(), start) >= timeout_ms {
+                            reported = self.report_stuck(id, &req, &decision, start);
+                        }
+                    }
+                    Err((_, Interrupted::Killed)) => return Err(EINTR),
+                }
+            }
+        }
+    }
+
+    /// One attempt: `Ok(None)` if `out` got the nodes, `Ok(Some(decision))` if blocked.
+    fn try_alloc(
+        &self,
+        req: &RequestInputs,
+        out: &mut KVec<NodeAlloc>,
+    ) -> Result<Option<Decision>> {
+        let mut st = self.state.lock();
+        let mut snaps = [DeviceSnapshot::default(); MAX_MEMBERS];
+        let n = st.devices.len().min(MAX_MEMBERS);
+        for (s, d) in snaps.iter_mut().zip(st.devices.iter()) {
+            *s = d.snapshot();
+        }
+        match decide(&snaps[..n], req) {
+            Decision::Allocate { devices, count } => {
+                out.reserve(req.nodes as usize, GFP_KERNEL)?;
+                for _ in 0..req.nodes {
+                    let mut node = NodeAlloc::default();
+                    for &dev in &devices[..count as usize] {
+                        // `decide` checked every chosen device has `nodes` free buckets.
+                        let bucket = st.devices[dev as usize].take_free().ok_or(ENOSPC)?;
+                        node.ptrs[node.nr_ptrs as usize] = NodePtr {
+                            member: dev as u32,
+                            bucket,
+                        };
+                        node.nr_ptrs += 1;
+                    }
+                    out.push(node, GFP_KERNEL)?;
+                }
+                Ok(None)
+            }
+            Decision::Impossible => Err(EINVAL),
+            blocked => Ok(Some(blocked)),
+        }
+    }
+
+    fn note_inputs(&self, id: u64, req: &RequestInputs) {
+        if let Some(p) = self.state.lock().parked.iter_mut().find(|p| p.id == id) {
+            p.inputs = *req;
+        }
+    }
+
+    fn note_wakeup(&self, id: u64) {
+        if let Some(p) = self.state.lock().parked.iter_mut().find(|p| p.id == id) {
+            p.wakeups += 1;
+        }
+    }
+
+    /// Prints the stuck report, unless another one went out less than
+    /// [`REPORT_INTERVAL_MS`] ago. Returns whether it printed.
+    fn report_stuck(
+        &self,
+        id: u64,
+        req: &RequestInputs,
+        decision: &Decision,
+        start: Ktime,
+    ) -> bool {
+        let now = Ktime::ktime_get();
+        let st = &mut *self.state.lock();
+        if st
+            .last_report
+            .is_some_and(|t| ktime_ms_delta(now, t) < REPORT_INTERVAL_MS)
+        {
+            return false;
+        }
+        st.last_report = Some(now);
+        let uuid = UuidFmt(&self.uuid);
+        pr_warn!(
+            "{uuid}: allocator stuck for {} ms: request {id} wants {} btree node(s) x {} replica(s) at watermark {}\n",
+            ktime_ms_delta(now, start),
+            req.nodes,
+            req.replicas,
+            req.watermark.name()
+        );
+        let refused = match decision {
+            Decision::Blocked { refused, .. } => Some(refused),
+            _ => None,
+        };
+        for (i, d) in st.devices.iter().enumerate() {
+            let s = d.snapshot();
+            let mut why = Text::<96>::new();
+            match refused.and_then(|r| r[i]) {
+                Some(r) => {
+                    let _ = r.describe(&mut why);
+                }
+                None => {
+                    let _ = write!(why, "could serve");
+                }
+            }
+            pr_warn!(
+                "{uuid}:   dev-{i} ({}): free {}, need_discard {}, btree reserve {}, held back at {} {}: {}\n",
+                d.name(),
+                s.free,
+                s.need_discard,
+                btree_reserve(s.allocatable),
+                req.watermark.name(),
+                held_back(s.allocatable, req.watermark),
+                why.as_str()
+            );
+        }
+        pr_warn!(
+            "{uuid}:   waiting for free buckets or an option change under options/; internal/abort_stuck_allocations fails it\n"
+        );
+        true
+    }
+
+    /// Writes the allocator state for `internal/alloc_debug`.
+    pub(crate) fn debug(&self, out: &mut dyn Write) -> core::fmt::Result {
+        let now = Ktime::ktime_get();
+        let st = self.state.lock();
+        writeln!(out, "parked requests: {}", st.parked.len())?;
+        for p in st.parked.iter() {
+            writeln!(
+                out,
+                "  request {}: {} node(s) x {} replica(s), watermark {}, waiting {} ms, wakeups {}",
+                p.id,
+                p.inputs.nodes,
+                p.inputs.replicas,
+                p.inputs.watermark.name(),
+                ktime_ms_delta(now, p.since),
+                p.wakeups
+            )?;
+        }
+        writeln!(
+            out,
+            "wakeups: {}\naborted: {}",
+            self.wakeups.load(Ordering::Relaxed),
+            self.aborted.load(Ordering::Relaxed)
+        )?;
+        for (i, d) in st.devices.iter().enumerate() {
+            let s = d.snapshot();
+            write!(out, "dev-{i} ({}): allocatable {}", d.name(), s.allocatable)?;
+            for state in BucketState::ALL {
+                write!(out, " {} {}", state.name(), d.counts[state as usize])?;
+            }
+            writeln!(
+                out,
+                " btree_reserve {} held_back_normal {}",
+                btree_reserve(s.allocatable),
+                held_back(s.allocatable, Watermark::Normal)
+            )?;
+        }
+        Ok(())
+    }
+}

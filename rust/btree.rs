@@ -1,0 +1,444 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The btree: loaded from disk at mount, updated copy-on-write, committed with a superblock
+//! write.
+//!
+//! Nodes are never overwritten: the first change to a node since the last commit moves it to
+//! newly allocated buckets, and a split gets its new nodes the same way. All of them come from
+//! one restartable allocation request per insert, sized before anything changes. A commit
+//! writes every changed node to all of its copies, then points the superblocks at the new
+//! root; until then the old tree is intact on disk, so a mount that fails before the commit
+//! leaves the filesystem as it was and can be retried.
+
+use crate::allocator::NodeAlloc;
+use crate::bdev::IoBuf;
+use crate::shared::btree_format::{
+    decode_node, encode_interior, encode_leaf, Child, INTERIOR_CAPACITY, LEAF_CAPACITY,
+};
+use crate::shared::journal_format::{key_digest, Key};
+use crate::shared::superblock::{BtreeRoot, NodePtr, BLOCK_SIZE, MAX_BTREE_LEVEL};
+use crate::vec_ext::VecExt;
+use core::cell::Cell;
+use kernel::{alloc::KVec, prelude::*};
+
+/// A child of an interior node, in memory.
+#[derive(Clone, Copy)]
+struct ChildRef {
+    /// Smallest key the child covers.
+    key: u64,
+    /// Index of the child in [`Btree::nodes`].
+    node: usize,
+}
+
+/// A node in memory.
+struct Node {
+    level: u8,
+    /// Sorted keys (leaves).
+    keys: KVec<Key>,
+    /// Sorted children (interior nodes).
+    children: KVec<ChildRef>,
+    /// Where the node lives; for a dirty node, the new buckets it will be written to.
+    at: NodeAlloc,
+    /// For a dirty node that existed on disk, where it was read from: freed by the commit.
+    old: Option<NodeAlloc>,
+    dirty: bool,
+}
+
+impl Node {
+    fn len(&self) -> usize {
+        if self.level == 0 {
+            self.keys.len()
+        } else {
+            self.children.len()
+        }
+    }
+
+    fn capacity(&self) -> usize {
+        if self.level == 0 {
+            LEAF_CAPACITY
+        } else {
+            INTERIOR_CAPACITY
+        }
+    }
+}
+
+/// Reads one node's copies: any copy that checks out will do.
+pub(crate) trait NodeIo {
+    /// Reads the block at the start of `ptr`'s bucket.
+    fn read_node(&self, ptr: NodePtr, buf: &mut IoBuf) -> Result;
+    /// Writes `buf` at the start of `ptr`'s bucket.
+    fn write_node(&self, ptr: NodePtr, buf: &IoBuf) -> Result;
+    /// Filesystem uuid.
+    fn uuid(&self) -> [u8; 16];
+}
+
+/// Figures for `internal/btree_stats`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct BtreeStats {
+    /// Keys in the tree.
+    pub(crate) keys: u64,
+    /// Nodes in the tree.
+    pub(crate) nodes: u64,
+    /// Levels (1 for a lone leaf).
+    pub(crate) depth: u64,
+    /// Order-independent digest of all keys and values.
+    pub(crate) digest: u64,
+}
+
+/// The whole btree in memory.
+pub(crate) struct Btree {
+    nodes: KVec<Node>,
+    root: usize,
+    /// Write sequence number of the last committed root.
+    seq: u64,
+}
+
+fn to_alloc(nr: u32, ptrs: &[NodePtr]) -> NodeAlloc {
+    let mut a = NodeAlloc {
+        nr_ptrs: nr,
+        ..Default::default()
+    };
+    for (dst, src) in a.ptrs.iter_mut().zip(ptrs.iter()).take(nr as usize) {
+        *dst = *src;
+    }
+    a
+}
+
+impl Btree {
+    /// Loads the tree rooted at `root`, checking every node.
+    pub(crate) fn load(io: &impl NodeIo, root: &BtreeRoot) -> Result<Btree> {
+        let mut t = Btree {
+            nodes: KVec::new(),
+            root: 0,
+            seq: root.node_seq,
+        };
+        let mut buf = IoBuf::new(BLOCK_SIZE)?;
+        t.root = t.load_node(
+            io,
+            &mut buf,
+            to_alloc(root.nr_ptrs as u32, &root.ptrs),
+            root.level,
+            0,
+        )?;
+        Ok(t)
+    }
+
+    fn load_node(
+        &mut self,
+        io: &impl NodeIo,
+        buf: &mut IoBuf,
+        at: NodeAlloc,
+        level: u8,
+        depth: u32,
+    ) -> Result<usize> {
+        if depth > MAX_BTREE_LEVEL as u32 {
+            return Err(EINVAL);
+        }
+        let uuid = io.uuid();
+        let mut keys = KVec::new();
+        let mut children = KVec::new();
+        let mut ok = false;
+        for ptr in &at.ptrs[..at.nr_ptrs as usize] {
+            keys.clear();
+            children.clear();
+            if io.read_node(*ptr, buf).is_err() {
+                continue;
+            }
+            let alloc_failed = Cell::new(false);
+            let decoded = decode_node(
+                &uuid,
+                level,
+                buf,
+                |k| alloc_failed.set(alloc_failed.get() | keys.push(k, GFP_KERNEL).is_err()),
+                |c| alloc_failed.set(alloc_failed.get() | children.push(c, GFP_KERNEL).is_err()),
+            );
+            if alloc_failed.get() {
+                return Err(ENOMEM);
+            }
+            match decoded {
+                Ok(_) => {
+                    ok = true;
+                    break;
+                }
+                Err(e) => pr_warn!(
+                    "{}: btree node copy at member {} bucket {} refused: {e:?}\n",
+                    crate::shared::superblock::UuidFmt(&uuid),
+                    ptr.member,
+                    ptr.bucket
+                ),
+            }
+        }
+        if !ok {
+            pr_err!(
+                "{}: no readable copy of a level {level} btree node\n",
+                crate::shared::superblock::UuidFmt(&uuid)
+            );
+            return Err(EIO);
+        }
+        let mut refs = KVec::with_capacity(children.len(), GFP_KERNEL)?;
+        for c in children.iter() {
+            let c: &Child = c;
+            if level == 0 {
+                break;
+            }
+            let node =
+                self.load_node(io, buf, to_alloc(c.nr_ptrs, &c.ptrs), level - 1, depth + 1)?;
+            refs.push(ChildRef { key: c.key, node }, GFP_KERNEL)?;
+        }
+        self.nodes.push(
+            Node {
+                level,
+                keys,
+                children: refs,
+                at,
+                old: None,
+                dirty: false,
+            },
+            GFP_KERNEL,
+        )?;
+        Ok(self.nodes.len() - 1)
+    }
+
+    /// Calls `visit` with every bucket that holds a copy of a node (current locations).
+    pub(crate) fn for_each_bucket(&self, mut visit: impl FnMut(NodePtr)) {
+        for n in self.nodes.iter() {
+            for p in &n.at.ptrs[..n.at.nr_ptrs as usize] {
+                visit(*p);
+            }
+        }
+    }
+
+    /// Inserts or updates `k`. `alloc(n)` must return `n` new node locations; it is called at
+    /// most once, before anything changes, and may park.
+    pub(crate) fn insert(
+        &mut self,
+        k: Key,
+        alloc: impl FnOnce(u32, &mut KVec<NodeAlloc>) -> Result,
+    ) -> Result {
+        // The path from the root to the leaf for `k`.
+        let mut path: KVec<(usize, usize)> = KVec::new(); // (node, index of the child taken)
+        let mut n = self.root;
+        while self.nodes[n].level > 0 {
+            let children = &self.nodes[n].children;
+            let pos = children.iter().rposition(|c| c.key <= k.key).unwrap_or(0);
+            path.push((n, pos), GFP_KERNEL)?;
+            n = children[pos].node;
+        }
+        let leaf = n;
+        let found = self.nodes[leaf]
+            .keys
+            .binary_search_by(|x| x.key.cmp(&k.key));
+
+        // How many new locations: every clean node on the path moves, and each full node on
+        // the way up splits into one more (a root split adds a new root).
+        let mut needed = path.iter().filter(|(p, _)| !self.nodes[*p].dirty).count() as u32
+            + !self.nodes[leaf].dirty as u32;
+        if found.is_err() {
+            let mut grows = self.nodes[leaf].len() + 1 > self.nodes[leaf].capacity();
+            let mut up = path.len();
+            while grows {
+                needed += 1;
+                if up == 0 {
+                    needed += 1; // new root
+                    break;
+                }
+                up -= 1;
+                let parent = &self.nodes[path[up].0];
+                grows = parent.len() + 1 > parent.capacity();
+            }
+        }
+        let mut pool = KVec::new();
+        if needed > 0 {
+            alloc(needed, &mut pool)?;
+            if pool.len() < needed as usize {
+                return Err(ENOSPC);
+            }
+        }
+
+        // Copy-on-write the path.
+        for &(p, _) in path.iter() {
+            self.make_dirty(p, &mut pool);
+        }
+        self.make_dirty(leaf, &mut pool);
+
+        match found {
+            Ok(i) => {
+                self.nodes[leaf].keys[i].val = k.val;
+                return Ok(());
+            }
+            Err(i) => self.nodes[leaf].keys.insert(i, k)?,
+        }
+
+        // Split upwards while a node is over capacity.
+        let mut node = leaf;
+        let mut up = path.len();
+        while self.nodes[node].len() > self.nodes[node].capacity() {
+            let (right_key, right) = self.split(node, &mut pool)?;
+            if up == 0 {
+                let at = pool.pop().ok_or(ENOSPC)?;
+                let level = self.nodes[node].level + 1;
+                let mut children = KVec::with_capacity(2, GFP_KERNEL)?;
+                children.push(ChildRef { key: 0, node }, GFP_KERNEL)?;
+                children.push(
+                    ChildRef {
+                        key: right_key,
+                        node: right,
+                    },
+                    GFP_KERNEL,
+                )?;
+                self.nodes.push(
+                    Node {
+                        level,
+                        keys: KVec::new(),
+                        children,
+                        at,
+                        old: None,
+                        dirty: true,
+                    },
+                    GFP_KERNEL,
+                )?;
+                self.root = self.nodes.len() - 1;
+                break;
+            }
+            up -= 1;
+            let (parent, pos) = path[up];
+            self.nodes[parent].children.insert(
+                pos + 1,
+                ChildRef {
+                    key: right_key,
+                    node: right,
+                },
+            )?;
+            node = parent;
+        }
+        Ok(())
+    }
+
+    fn make_dirty(&mut self, n: usize, pool: &mut KVec<NodeAlloc>) {
+        let node = &mut self.nodes[n];
+        if !node.dirty {
+            if let Some(at) = pool.pop() {
+                node.old = Some(node.at);
+                node.at = at;
+                node.dirty = true;
+            }
+        }
+    }
+
+    /// Moves the upper half of `n` into a new node; returns its first key and index.
+    fn split(&mut self, n: usize, pool: &mut KVec<NodeAlloc>) -> Result<(u64, usize)> {
+        let at = pool.pop().ok_or(ENOSPC)?;
+        let level = self.nodes[n].level;
+        let mut right = Node {
+            level,
+            keys: KVec::new(),
+            children: KVec::new(),
+            at,
+            old: None,
+            dirty: true,
+        };
+        let half = self.nodes[n].len() / 2;
+        let key = if level == 0 {
+            let left = &mut self.nodes[n].keys;
+            right.keys.extend_from_slice(&left[half..], GFP_KERNEL)?;
+            left.truncate(half);
+            right.keys[0].key
+        } else {
+            let left = &mut self.nodes[n].children;
+            right
+                .children
+                .extend_from_slice(&left[half..], GFP_KERNEL)?;
+            left.truncate(half);
+            right.children[0].key
+        };
+        self.nodes.push(right, GFP_KERNEL)?;
+        Ok((key, self.nodes.len() - 1))
+    }
+
+    /// Writes every changed node to all of its copies; a node needs at least `required` good
+    /// copies. Returns the root to put in the superblock.
+    pub(crate) fn write_dirty(&mut self, io: &impl NodeIo, required: u32) -> Result<BtreeRoot> {
+        let seq = self.seq + 1;
+        let uuid = io.uuid();
+        let mut buf = IoBuf::new(BLOCK_SIZE)?;
+        let mut children: KVec<Child> = KVec::new();
+        for i in 0..self.nodes.len() {
+            let n = &self.nodes[i];
+            if !n.dirty {
+                continue;
+            }
+            if n.level == 0 {
+                encode_leaf(&uuid, seq, &n.keys, &mut buf);
+            } else {
+                children.clear();
+                for c in n.children.iter() {
+                    let at = self.nodes[c.node].at;
+                    children.push(
+                        Child {
+                            key: c.key,
+                            nr_ptrs: at.nr_ptrs,
+                            ptrs: at.ptrs,
+                        },
+                        GFP_KERNEL,
+                    )?;
+                }
+                encode_interior(&uuid, seq, n.level, &children, &mut buf);
+            }
+            let mut good = 0;
+            for p in &n.at.ptrs[..n.at.nr_ptrs as usize] {
+                match io.write_node(*p, &buf) {
+                    Ok(()) => good += 1,
+                    Err(e) => pr_err!(
+                        "{}: btree node write to member {} bucket {} failed ({})\n",
+                        crate::shared::superblock::UuidFmt(&uuid),
+                        p.member,
+                        p.bucket,
+                        e.to_errno()
+                    ),
+                }
+            }
+            if good < required.min(n.at.nr_ptrs) || good == 0 {
+                return Err(EIO);
+            }
+        }
+        let root = &self.nodes[self.root];
+        let mut r = BtreeRoot {
+            level: root.level,
+            nr_ptrs: root.at.nr_ptrs as u8,
+            node_seq: seq,
+            ..Default::default()
+        };
+        r.ptrs = root.at.ptrs;
+        Ok(r)
+    }
+
+    /// After the superblock points at the new root: the old locations of rewritten nodes are
+    /// no longer needed; `free(ptr)` gets each of them, and the tree is clean.
+    pub(crate) fn committed(&mut self, root: &BtreeRoot, mut free: impl FnMut(NodePtr)) {
+        self.seq = root.node_seq;
+        for n in self.nodes.iter_mut() {
+            if let Some(old) = n.old.take() {
+                for p in &old.ptrs[..old.nr_ptrs as usize] {
+                    free(*p);
+                }
+            }
+            n.dirty = false;
+        }
+    }
+
+    /// Figures for `internal/btree_stats`.
+    pub(crate) fn stats(&self) -> BtreeStats {
+        let mut s = BtreeStats {
+            nodes: self.nodes.len() as u64,
+            depth: self.nodes[self.root].level as u64 + 1,
+            ..Default::default()
+        };
+        for n in self.nodes.iter().filter(|n| n.level == 0) {
+            s.keys += n.keys.len() as u64;
+            for k in n.keys.iter() {
+                s.digest = s.digest.wrapping_add(key_digest(k));
+            }
+        }
+        s
+    }
+}

@@ -1,0 +1,87 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Reading the journal for replay.
+//!
+//! Every member carries a copy of the journal in its journal buckets. An entry is replayed if
+//! its sequence number is at least the superblock's `journal_seq` (the first one not yet in
+//! the btree); entries are taken in sequence order from there, and replay stops at the first
+//! gap, so a torn or missing entry ends the journal instead of being skipped over.
+
+use crate::bdev::{BlockDevice, IoBuf};
+use crate::shared::journal_format::{decode_entry, decode_header, BucketUpdate, Key};
+use crate::shared::superblock::{Member, BLOCK_SIZE};
+use core::cell::Cell;
+use kernel::{alloc::KVec, prelude::*};
+
+/// One journal entry to replay.
+pub(crate) struct Entry {
+    /// Sequence number.
+    pub(crate) seq: u64,
+    /// Key updates, in order.
+    pub(crate) keys: KVec<Key>,
+    /// Bucket state changes.
+    pub(crate) updates: KVec<BucketUpdate>,
+}
+
+/// Reads every member's journal and returns the entries to replay, in sequence order,
+/// starting at `from_seq` and stopping at the first gap.
+pub(crate) fn read_entries(
+    uuid: &[u8; 16],
+    members: &[(&BlockDevice, &Member)],
+    from_seq: u64,
+) -> Result<KVec<Entry>> {
+    let mut found: KVec<Entry> = KVec::new();
+    for (dev, m) in members {
+        let bytes = m.journal_buckets as usize * m.bucket_size as usize;
+        let mut buf = IoBuf::new(bytes)?;
+        dev.read(m.bucket_offset(m.journal_start as u64), &mut buf)?;
+        let mut off = 0;
+        while off + BLOCK_SIZE <= bytes {
+            let Ok(h) = decode_header(uuid, &buf[off..off + BLOCK_SIZE]) else {
+                off += BLOCK_SIZE;
+                continue;
+            };
+            if h.seq < from_seq || found.iter().any(|e| e.seq == h.seq) {
+                off += h.blocks as usize * BLOCK_SIZE;
+                continue;
+            }
+            let mut e = Entry {
+                seq: h.seq,
+                keys: KVec::new(),
+                updates: KVec::new(),
+            };
+            let oom = Cell::new(false);
+            let end = (off + h.blocks as usize * BLOCK_SIZE).min(bytes);
+            let decoded = decode_entry(
+                uuid,
+                &buf[off..end],
+                |k| oom.set(oom.get() | e.keys.push(k, GFP_KERNEL).is_err()),
+                |u| oom.set(oom.get() | e.updates.push(u, GFP_KERNEL).is_err()),
+            );
+            if oom.get() {
+                return Err(ENOMEM);
+            }
+            match decoded {
+                Ok(_) => {
+                    found.push(e, GFP_KERNEL)?;
+                    off = end;
+                }
+                Err(_) => off += BLOCK_SIZE,
+            }
+        }
+    }
+    found.sort_unstable_by_key(|e| e.seq);
+    // Keep the run that starts at `from_seq` and has no gap.
+    let run = found
+        .iter()
+        .enumerate()
+        .take_while(|(i, e)| e.seq == from_seq + *i as u64)
+        .count();
+    let mut entries = KVec::with_capacity(run, GFP_KERNEL)?;
+    for (i, e) in found.into_iter().enumerate() {
+        if i < run {
+            entries.push(e, GFP_KERNEL)?;
+        }
+    }
+    Ok(entries)
+}

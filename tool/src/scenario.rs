@@ -1,0 +1,223 @@
+//! `scenario`: write a filesystem in a given crash state, from a TOML spec.
+//!
+//! ```toml
+//! bucket_size = "4k"          # default 64k
+//! metadata_replicas = 2       # any option of the option table may be set here
+//! discard = false
+//! journal_keys = 3000         # keys in the journal, not yet in the btree
+//! keys_per_entry = 500        # default 500
+//! seed = 1                    # key generator seed, default 1
+//!
+//! [[device]]                  # one per device given, in order
+//! buckets = 16384             # default: as many as fit
+//! free = 1                    # free buckets
+//! need_discard = 9000         # buckets waiting for discard
+//! ```
+//!
+//! Every device's allocatable buckets are laid out as: the root node (on the first
+//! `metadata_replicas` devices), a run of `need_discard` buckets, a run of `free` buckets,
+//! and `data` buckets for the rest. The journal holds `journal_keys` distinct keys in entries
+//! of `keys_per_entry`, from sequence 1; the btree is an empty leaf. So mounting must replay
+//! every key, and with more keys than a leaf holds, split leaves.
+
+use crate::device::Device;
+use crate::format::{plan, write_superblocks, write_table, FormatSpec};
+use bucketfs_core::btree_format::encode_leaf;
+use bucketfs_core::bucket_table::BucketState;
+use bucketfs_core::journal_format::{encode_entry, key_digest, Key, MAX_KEYS_PER_ENTRY};
+use bucketfs_core::options::{lookup, parse_value, Kind, Options};
+use bucketfs_core::superblock::{UuidFmt, BLOCK_SIZE, MAX_MEMBERS};
+
+struct DeviceSpec {
+    buckets: Option<u64>,
+    free: u64,
+    need_discard: u64,
+}
+
+/// A key generator: distinct 64-bit keys in no particular order.
+pub fn scenario_key(seed: u64, i: u64) -> Key {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(i);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    Key {
+        key: x ^ (x >> 31),
+        val: i + 1,
+    }
+}
+
+fn get_u64(t: &toml::Table, k: &str) -> Result<Option<u64>, String> {
+    match t.get(k) {
+        None => Ok(None),
+        Some(toml::Value::Integer(v)) if *v >= 0 => Ok(Some(*v as u64)),
+        Some(v) => Err(format!("{k}: expected a non-negative integer, got {v}")),
+    }
+}
+
+pub fn scenario(spec_path: &str, devs: &mut [Device]) -> Result<(), String> {
+    let text = std::fs::read_to_string(spec_path).map_err(|e| format!("{spec_path}: {e}"))?;
+    let t: toml::Table = text.parse().map_err(|e| format!("{spec_path}: {e}"))?;
+    let bucket_size = match t.get("bucket_size") {
+        None => 64 << 10,
+        Some(toml::Value::String(s)) => crate::parse_size(s)?,
+        Some(toml::Value::Integer(v)) => {
+            u32::try_from(*v).map_err(|_| "bucket_size: too large".to_string())?
+        }
+        Some(v) => return Err(format!("bucket_size: bad value {v}")),
+    };
+    let mut options = Options::default();
+    for (k, v) in &t {
+        let Some(opt) = lookup(k) else { continue };
+        let text = match (v, opt.desc().kind) {
+            (toml::Value::Boolean(b), Kind::Bool) => (*b as u32).to_string(),
+            (toml::Value::Integer(i), _) => i.to_string(),
+            _ => return Err(format!("{k}: bad value {v}")),
+        };
+        let value = parse_value(opt.desc(), &text).map_err(|e| {
+            let mut msg = String::new();
+            let _ = e.describe(&mut msg);
+            format!("{k} = {text}: {msg}")
+        })?;
+        options = options.with_unchecked(opt, value);
+    }
+    let known = [
+        "bucket_size",
+        "journal_keys",
+        "keys_per_entry",
+        "seed",
+        "device",
+    ];
+    if let Some(k) = t
+        .keys()
+        .find(|k| lookup(k).is_none() && !known.contains(&k.as_str()))
+    {
+        return Err(format!("{spec_path}: unknown key {k}"));
+    }
+    let journal_keys = get_u64(&t, "journal_keys")?.unwrap_or(0);
+    let per_entry = get_u64(&t, "keys_per_entry")?
+        .unwrap_or(500)
+        .clamp(1, MAX_KEYS_PER_ENTRY as u64);
+    let seed = get_u64(&t, "seed")?.unwrap_or(1);
+    let specs: Vec<DeviceSpec> = match t.get("device") {
+        Some(toml::Value::Array(a)) => a
+            .iter()
+            .map(|d| {
+                let d = d.as_table().ok_or("device: expected tables")?;
+                Ok(DeviceSpec {
+                    buckets: get_u64(d, "buckets")?,
+                    free: get_u64(d, "free")?.unwrap_or(0),
+                    need_discard: get_u64(d, "need_discard")?.unwrap_or(0),
+                })
+            })
+            .collect::<Result<_, String>>()?,
+        _ => return Err(format!("{spec_path}: needs one [[device]] per device")),
+    };
+    if specs.len() != devs.len() || devs.len() > MAX_MEMBERS {
+        return Err(format!(
+            "{} [[device]] table(s) for {} device(s)",
+            specs.len(),
+            devs.len()
+        ));
+    }
+    // A device described with fewer buckets than it has is used only that far.
+    for (d, s) in devs.iter_mut().zip(&specs) {
+        if let Some(b) = s.buckets {
+            let bytes = b * bucket_size as u64;
+            if bytes > d.size {
+                return Err(format!(
+                    "{}: {b} buckets do not fit in {} bytes",
+                    d.path.display(),
+                    d.size
+                ));
+            }
+            d.size = bytes;
+        }
+    }
+    let layout = plan(
+        devs,
+        &FormatSpec {
+            options,
+            bucket_size,
+        },
+    )?;
+    let sb = layout.sb;
+
+    // Bucket states: root, need_discard run, free run, data.
+    let mut states: Vec<Vec<BucketState>> = Vec::new();
+    for (i, s) in specs.iter().enumerate() {
+        let m = &sb.members[i];
+        let mut v = vec![BucketState::Data; m.nbuckets as usize];
+        for (b, st) in v.iter_mut().enumerate().take(m.first_bucket as usize) {
+            *st = if (b as u32) < m.journal_start {
+                BucketState::Superblock
+            } else {
+                BucketState::Journal
+            };
+        }
+        let mut next = m.first_bucket as usize;
+        if sb.root.ptrs[..sb.root.nr_ptrs as usize]
+            .iter()
+            .any(|p| p.member == i as u32)
+        {
+            v[next] = BucketState::Btree;
+            next += 1;
+        }
+        let room = v.len() - next;
+        if (s.need_discard + s.free) as usize > room {
+            return Err(format!(
+                "device {i}: {} need_discard + {} free > {room} allocatable buckets",
+                s.need_discard, s.free
+            ));
+        }
+        for st in &mut v[next..next + s.need_discard as usize] {
+            *st = BucketState::NeedDiscard;
+        }
+        next += s.need_discard as usize;
+        for st in &mut v[next..next + s.free as usize] {
+            *st = BucketState::Free;
+        }
+        states.push(v);
+    }
+
+    // The journal, identical on every member.
+    let keys: Vec<Key> = (0..journal_keys).map(|i| scenario_key(seed, i)).collect();
+    let mut journal = Vec::new();
+    let mut entry = vec![0u8; 16 * BLOCK_SIZE];
+    for (n, chunk) in keys.chunks(per_entry as usize).enumerate() {
+        let len = encode_entry(&sb.uuid, 1 + n as u64, chunk, &[], &mut entry)
+            .ok_or("journal entry too large")?;
+        journal.extend_from_slice(&entry[..len]);
+    }
+    for (i, d) in devs.iter().enumerate() {
+        let m = &sb.members[i];
+        let room = m.journal_buckets as usize * m.bucket_size as usize;
+        if journal.len() > room {
+            return Err(format!(
+                "{journal_keys} keys need {} journal bytes; member {i} has {room}",
+                journal.len()
+            ));
+        }
+        let mut area = vec![0u8; room];
+        area[..journal.len()].copy_from_slice(&journal);
+        d.write_at(m.bucket_offset(m.journal_start as u64), &area)?;
+        write_table(d, &sb, i as u32, |b| states[i][b as usize])?;
+    }
+    let mut node = vec![0u8; BLOCK_SIZE];
+    encode_leaf(&sb.uuid, sb.root.node_seq, &[], &mut node);
+    for p in &sb.root.ptrs[..sb.root.nr_ptrs as usize] {
+        let m = &sb.members[p.member as usize];
+        devs[p.member as usize].write_at(m.bucket_offset(p.bucket as u64), &node)?;
+    }
+    for (i, d) in devs.iter().enumerate() {
+        d.sync()?;
+        write_superblocks(d, &sb, i as u32)?;
+        d.sync()?;
+    }
+    let digest = keys.iter().fold(0u64, |a, k| a.wrapping_add(key_digest(k)));
+    println!("scenario: uuid {}", UuidFmt(&sb.uuid));
+    println!(
+        "scenario: journal keys {journal_keys} in {} entries",
+        keys.len().div_ceil(per_entry as usize)
+    );
+    println!("scenario: expect keys {journal_keys} digest {digest:016x}");
+    Ok(())
+}
