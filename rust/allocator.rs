@@ -192,6 +192,8 @@ pub(crate) struct Allocator {
     aborted: AtomicU64,
     /// Wakeups seen by parked requests.
     wakeups: AtomicU64,
+    /// Requests that had to park.
+    parks: AtomicU64,
     /// Devices and parked requests.
     #[pin]
     pub(crate) state: Mutex<AllocState>,
@@ -238,6 +240,7 @@ impl Allocator {
             abort_seq: AtomicU64::new(0),
             aborted: AtomicU64::new(0),
             wakeups: AtomicU64::new(0),
+            parks: AtomicU64::new(0),
             state <- new_mutex!(AllocState {
                 devices,
                 parked: KVec::new(),
@@ -330,6 +333,7 @@ impl Allocator {
                         GFP_KERNEL,
                     )?;
                     drop(st);
+                    self.parks.fetch_add(1, Ordering::Relaxed);
                     guard = Some(ParkedGuard { alloc: self, id });
                     id
                 }
@@ -360,6 +364,12 @@ impl Allocator {
                     Ok(_) => {
                         self.wakeups.fetch_add(1, Ordering::Relaxed);
                         self.note_wakeup(id);
+                        // An abort while we were parked is for us, even though we are no
+                        // longer on the list: check before parking again.
+                        if self.abort_seq.load(Ordering::Acquire) != abort_seen {
+                            self.aborted.fetch_add(1, Ordering::Relaxed);
+                            return Err(ecanceled());
+                        }
                         break;
                     }
                     Err((p, Interrupted::TimedOut)) => {
@@ -498,7 +508,8 @@ impl Allocator {
         }
         writeln!(
             out,
-            "wakeups: {}\naborted: {}",
+            "parks: {}\nwakeups: {}\naborted: {}",
+            self.parks.load(Ordering::Relaxed),
             self.wakeups.load(Ordering::Relaxed),
             self.aborted.load(Ordering::Relaxed)
         )?;

@@ -62,7 +62,8 @@ step "bucketfs tool (static, for the guest)" tool.log make tool
 if step "module build (-Werror, -Dwarnings)" build.log make modules; then
 	echo "check: ... guest boot (KUnit and guest tests; console in $out/console.log)"
 	BUCKETFS_VM_LOG=$out/console.log scripts/vm.sh --disk 64M --disk 64M --disk 64M \
-		--timeout 900 --file tests/guest:/root/tests tests/guest/check.sh >"$out/vm.log" 2>&1
+		--timeout 900 --file tests/guest:/root/tests --file tests/scenarios:/root/scenarios \
+		tests/guest/check.sh >"$out/vm.log" 2>&1
 	vm_status=$?
 	if [ $vm_status = 0 ] || [ $vm_status = 1 ]; then
 		record pass "guest: booted, ran the tests, no kernel splat"

@@ -56,3 +56,20 @@ sysfs_write() { sh -c 'echo "$2" > "$1"' _ "$1" "$2"; }
 
 # fs_dir: the sysfs directory of the one mounted bucketfs.
 fs_dir() { ls -d /sys/fs/bucketfs/*-*-*-*-* 2>/dev/null | head -n 1; }
+
+# now_ms: milliseconds since boot (10 ms resolution).
+now_ms() { awk '{ printf "%d\n", $1 * 1000 }' /proc/uptime; }
+
+# wait_for SECS CMD...: poll CMD every 50 ms until it succeeds or SECS pass.
+wait_for() {
+	secs=$1
+	shift
+	end=$(( $(now_ms) + secs * 1000 ))
+	until "$@" >/dev/null 2>&1; do
+		[ "$(now_ms)" -ge "$end" ] && return 1
+		usleep 50000
+	done
+}
+
+# parked N: the mounted-or-mounting filesystem has N parked allocations.
+parked() { grep -q "^parked requests: $1\$" "$(fs_dir)/internal/alloc_debug"; }
