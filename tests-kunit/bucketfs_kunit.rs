@@ -19,6 +19,10 @@ macro_rules! check {
     };
 }
 
+#[allow(dead_code, reason = "the tests use only part of the code they test")]
+#[path = "../rust/allocator.rs"]
+mod allocator;
+#[allow(dead_code, reason = "the tests use only part of the code they test")]
 #[path = "../rust/closure.rs"]
 mod closure;
 #[path = "../rust/glue.rs"]
@@ -26,8 +30,15 @@ mod glue;
 #[path = "../rust/shared/mod.rs"]
 pub mod shared;
 
+mod allocator_tests;
 mod closure_tests;
 mod test;
+#[allow(dead_code, reason = "the tests use only part of the code they test")]
+#[path = "../rust/text.rs"]
+mod text;
+#[allow(dead_code, reason = "the tests use only part of the code they test")]
+#[path = "../rust/vec_ext.rs"]
+mod vec_ext;
 
 use kernel::prelude::*;
 

@@ -29,6 +29,12 @@ BUCKETFS_CASE(closure_many_waiters_released_fifo)
 BUCKETFS_CASE(closure_dropped_guard_wakes_the_list)
 BUCKETFS_CASE(closure_forgotten_guard_left_on_drop)
 
+BUCKETFS_CASE(alloc_rereads_options_on_wakeup)
+BUCKETFS_CASE(alloc_wake_before_park_not_lost)
+BUCKETFS_CASE(alloc_many_parked_all_released)
+BUCKETFS_CASE(alloc_abort_fails_all_parked)
+BUCKETFS_CASE(alloc_free_path_and_reserves)
+
 static struct kunit_case bucketfs_closure_cases[] = {
 	KUNIT_CASE(closure_wake_between_park_and_sync),
 	KUNIT_CASE(closure_wake_with_nobody_parked_is_lost),
@@ -45,4 +51,18 @@ static struct kunit_suite bucketfs_closure_suite = {
 	.test_cases = bucketfs_closure_cases,
 };
 
-kunit_test_suites(&bucketfs_closure_suite);
+static struct kunit_case bucketfs_allocator_cases[] = {
+	KUNIT_CASE(alloc_rereads_options_on_wakeup),
+	KUNIT_CASE(alloc_wake_before_park_not_lost),
+	KUNIT_CASE(alloc_many_parked_all_released),
+	KUNIT_CASE(alloc_abort_fails_all_parked),
+	KUNIT_CASE(alloc_free_path_and_reserves),
+	{}
+};
+
+static struct kunit_suite bucketfs_allocator_suite = {
+	.name = "bucketfs_allocator",
+	.test_cases = bucketfs_allocator_cases,
+};
+
+kunit_test_suites(&bucketfs_closure_suite, &bucketfs_allocator_suite);

@@ -1,0 +1,239 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The `bucketfs_allocator` suite: restartable allocation requests (`rust/allocator.rs`).
+
+use crate::allocator::{ecanceled, Allocator, DeviceBuckets, LiveInputs, NodeAlloc};
+use crate::shared::alloc_policy::Watermark;
+use crate::shared::bucket_table::BucketState;
+use crate::test::{kunit_case, wait_until, Test};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use kernel::{alloc::KVec, prelude::*, sync::Arc, workqueue};
+
+kunit_case!(
+    bucketfs_kunit_alloc_rereads_options_on_wakeup,
+    rereads_options_on_wakeup
+);
+kunit_case!(
+    bucketfs_kunit_alloc_wake_before_park_not_lost,
+    wake_before_park_not_lost
+);
+kunit_case!(
+    bucketfs_kunit_alloc_many_parked_all_released,
+    many_parked_all_released
+);
+kunit_case!(
+    bucketfs_kunit_alloc_abort_fails_all_parked,
+    abort_fails_all_parked
+);
+kunit_case!(
+    bucketfs_kunit_alloc_free_path_and_reserves,
+    free_path_and_reserves
+);
+
+const BUCKETS: u32 = 1000;
+
+/// An allocator over two devices, device 0 with `free0` free buckets and device 1 with 900,
+/// and counters for the requests run against it.
+#[pin_data]
+struct Harness {
+    #[pin]
+    alloc: Allocator,
+    replicas: AtomicU32,
+    /// Set by the inputs function on its first call, to simulate a racing option write.
+    race_on_first_read: AtomicBool,
+    ok: AtomicUsize,
+    canceled: AtomicUsize,
+    failed: AtomicUsize,
+    done: AtomicUsize,
+    /// Member of the first copy of the last node allocated.
+    last_member: AtomicU32,
+    last_copies: AtomicU32,
+}
+
+fn device(name: &str, free: u32) -> Result<DeviceBuckets> {
+    DeviceBuckets::new(BUCKETS, 0, name, |b| {
+        if b < free {
+            BucketState::Free
+        } else {
+            BucketState::Data
+        }
+    })
+}
+
+fn harness(free0: u32, replicas: u32) -> Result<Arc<Harness>> {
+    let mut devices = KVec::new();
+    devices.push(device("dev0", free0)?, GFP_KERNEL)?;
+    devices.push(device("dev1", 900)?, GFP_KERNEL)?;
+    Arc::pin_init(
+        pin_init!(Harness {
+            alloc <- Allocator::new([7; 16], devices),
+            replicas: AtomicU32::new(replicas),
+            race_on_first_read: AtomicBool::new(false),
+            ok: AtomicUsize::new(0),
+            canceled: AtomicUsize::new(0),
+            failed: AtomicUsize::new(0),
+            done: AtomicUsize::new(0),
+            last_member: AtomicU32::new(u32::MAX),
+            last_copies: AtomicU32::new(0),
+        }),
+        GFP_KERNEL,
+    )
+}
+
+impl Harness {
+    fn inputs(&self) -> LiveInputs {
+        let replicas = self.replicas.load(Ordering::Acquire);
+        if self.race_on_first_read.swap(false, Ordering::AcqRel) {
+            // The option changes and its wake goes out after this read but before the park.
+            self.replicas.store(1, Ordering::Release);
+            self.alloc.wake_all();
+        }
+        LiveInputs {
+            replicas,
+            stuck_timeout_s: 0,
+        }
+    }
+
+    /// One request for one node, as a filesystem would make it.
+    fn request(&self) {
+        let mut out: KVec<NodeAlloc> = KVec::new();
+        match self
+            .alloc
+            .alloc_nodes(1, Watermark::Normal, || self.inputs(), &mut out)
+        {
+            Ok(()) => {
+                if let Some(n) = out.first() {
+                    self.last_member.store(n.ptrs[0].member, Ordering::Relaxed);
+                    self.last_copies.store(n.nr_ptrs, Ordering::Relaxed);
+                }
+                self.ok.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) if e == ecanceled() => {
+                self.canceled.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(_) => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.done.fetch_add(1, Ordering::Release);
+    }
+
+    /// Starts `n` requests on the unbound workqueue; returns how many started.
+    fn spawn(self: &Arc<Self>, n: usize) -> usize {
+        (0..n)
+            .filter(|_| {
+                let h = self.clone();
+                workqueue::system_unbound()
+                    .try_spawn(GFP_KERNEL, move || h.request())
+                    .is_ok()
+            })
+            .count()
+    }
+
+    /// Waits for `n` requests to finish; if they do not, aborts them so none is left parked.
+    fn finish(&self, n: usize) -> bool {
+        if wait_until(5000, || self.done.load(Ordering::Acquire) >= n) {
+            return true;
+        }
+        while self.done.load(Ordering::Acquire) < n {
+            self.alloc.abort_parked();
+            crate::test::msleep(10);
+        }
+        false
+    }
+}
+
+/// A parked request reads `metadata_replicas` again when woken, and uses the new value.
+fn rereads_options_on_wakeup(t: &Test) {
+    let Ok(h) = harness(1, 2) else {
+        return check!(t, false);
+    };
+    check!(t, h.spawn(1) == 1);
+    check!(t, wait_until(5000, || h.alloc.parked() == 1));
+    check!(t, h.ok.load(Ordering::Relaxed) == 0);
+    h.replicas.store(1, Ordering::Release);
+    h.alloc.wake_all();
+    check!(t, h.finish(1));
+    check!(t, h.ok.load(Ordering::Relaxed) == 1);
+    check!(t, h.last_copies.load(Ordering::Relaxed) == 1);
+    // Device 0 is below its watermark: the one copy went to device 1.
+    check!(t, h.last_member.load(Ordering::Relaxed) == 1);
+    check!(t, h.alloc.parked() == 0);
+}
+
+/// A change whose wake lands between a request's check and its park is not lost: the request
+/// looks again after parking and completes without waiting for another wake.
+fn wake_before_park_not_lost(t: &Test) {
+    let Ok(h) = harness(1, 2) else {
+        return check!(t, false);
+    };
+    h.race_on_first_read.store(true, Ordering::Release);
+    check!(t, h.spawn(1) == 1);
+    // No further wake is sent: if the racing one were lost, this would time out.
+    check!(t, h.finish(1));
+    check!(t, h.ok.load(Ordering::Relaxed) == 1);
+    check!(t, h.last_copies.load(Ordering::Relaxed) == 1);
+}
+
+const MANY: usize = 8;
+
+/// Many parked requests are all released once buckets are freed.
+fn many_parked_all_released(t: &Test) {
+    let Ok(h) = harness(0, 2) else {
+        return check!(t, false);
+    };
+    check!(t, h.spawn(MANY) == MANY);
+    check!(t, wait_until(5000, || h.alloc.parked() == MANY));
+    // Enough for all of them above device 0's normal watermark.
+    let mut buckets = KVec::new();
+    for b in 0..100u32 {
+        let _ = buckets.push(b, GFP_KERNEL);
+    }
+    h.alloc.free_buckets(0, &buckets);
+    check!(t, h.finish(MANY));
+    check!(t, h.ok.load(Ordering::Relaxed) == MANY);
+    check!(t, h.last_copies.load(Ordering::Relaxed) == 2);
+    check!(t, h.alloc.parked() == 0);
+}
+
+/// The abort knob fails every request parked at that moment, and only those.
+fn abort_fails_all_parked(t: &Test) {
+    let Ok(h) = harness(0, 2) else {
+        return check!(t, false);
+    };
+    check!(t, h.spawn(MANY) == MANY);
+    check!(t, wait_until(5000, || h.alloc.parked() == MANY));
+    check!(t, h.alloc.abort_parked() == MANY);
+    check!(
+        t,
+        wait_until(5000, || h.done.load(Ordering::Acquire) == MANY)
+    );
+    check!(t, h.canceled.load(Ordering::Relaxed) == MANY);
+    check!(t, h.ok.load(Ordering::Relaxed) == 0);
+    check!(t, h.alloc.parked() == 0);
+
+    // A request that parks after the abort is not failed by it.
+    check!(t, h.spawn(1) == 1);
+    check!(t, wait_until(5000, || h.alloc.parked() == 1));
+    crate::test::msleep(50);
+    check!(t, h.done.load(Ordering::Acquire) == MANY);
+    h.replicas.store(1, Ordering::Release);
+    h.alloc.wake_all();
+    check!(t, h.finish(MANY + 1));
+    check!(t, h.ok.load(Ordering::Relaxed) == 1);
+}
+
+/// Requests that can be served right away never park; ones that can never be served fail.
+fn free_path_and_reserves(t: &Test) {
+    let Ok(h) = harness(500, 2) else {
+        return check!(t, false);
+    };
+    h.request();
+    check!(t, h.ok.load(Ordering::Relaxed) == 1);
+    check!(t, h.last_copies.load(Ordering::Relaxed) == 2);
+    // Three replicas on two devices can never be served: an error, not a park.
+    h.replicas.store(3, Ordering::Release);
+    h.request();
+    check!(t, h.failed.load(Ordering::Relaxed) == 1);
+    check!(t, h.alloc.parked() == 0);
+}
