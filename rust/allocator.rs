@@ -6,7 +6,7 @@
 //! every wakeup, rebuilds all of its inputs from live state: the replica count (the live
 //! `metadata_replicas`, read through the caller's `inputs` function), the watermark, and a fresh
 //! snapshot of every device. It holds no lock while parked. It is woken by:
-//! - a bucket becoming free ([`Allocator::free_buckets`]),
+//! - buckets becoming free ([`Allocator::free_bucket_run`], from the discard worker),
 //! - any write under `options/` (the filesystem calls [`Allocator::wake_all`]),
 //! - the abort knob ([`Allocator::abort_parked`]), which fails the requests parked at that
 //!   moment with `ECANCELED`,
@@ -169,6 +169,8 @@ pub(crate) struct AllocState {
     parked: KVec<ParkedInfo>,
     next_id: u64,
     last_report: Option<Ktime>,
+    /// Devices the last blocked request was refused on (bit per member).
+    starved: u32,
 }
 
 /// What a request's caller reads afresh at every attempt.
@@ -246,6 +248,7 @@ impl Allocator {
                 parked: KVec::new(),
                 next_id: 1,
                 last_report: None,
+                starved: 0,
             }),
         })
     }
@@ -269,21 +272,26 @@ impl Allocator {
         self.state.lock().parked.len()
     }
 
-    /// Marks `buckets` of `member` free and wakes parked requests.
-    #[allow(
-        dead_code,
-        reason = "used by the KUnit tests, and by the discard worker to come"
-    )]
-    pub(crate) fn free_buckets(&self, member: usize, buckets: &[u32]) {
+    /// Marks the `need_discard` buckets of `member` in `start..start + len` free, and wakes
+    /// parked requests.
+    pub(crate) fn free_bucket_run(&self, member: usize, start: u32, len: u32) {
         {
             let mut st = self.state.lock();
             if let Some(d) = st.devices.get_mut(member) {
-                for &b in buckets {
-                    d.set_state(b, BucketState::Free);
+                for b in start..start.saturating_add(len) {
+                    if d.state(b) == Some(BucketState::NeedDiscard) {
+                        d.set_state(b, BucketState::Free);
+                    }
                 }
             }
         }
         self.wake_all();
+    }
+
+    /// Devices the last blocked request was refused on (bit per member), for the discard
+    /// worker to serve first.
+    pub(crate) fn starved_mask(&self) -> u32 {
+        self.state.lock().starved
     }
 
     /// Allocates `nodes` btree nodes at `watermark`, each with `inputs().replicas` copies on
@@ -412,10 +420,18 @@ impl Allocator {
                     }
                     out.push(node, GFP_KERNEL)?;
                 }
+                st.starved = 0;
                 Ok(None)
             }
             Decision::Impossible => Err(EINVAL),
-            blocked => Ok(Some(blocked)),
+            Decision::Blocked { refused, usable } => {
+                st.starved = refused
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| r.is_some())
+                    .fold(0, |m, (i, _)| m | 1 << i);
+                Ok(Some(Decision::Blocked { refused, usable }))
+            }
         }
     }
 

@@ -121,7 +121,6 @@ impl BlockDevice {
     }
 
     /// Discards `len` bytes at byte offset `off` (both multiples of 512).
-    #[expect(dead_code, reason = "used by the discard worker")]
     pub(crate) fn discard(&self, off: u64, len: u64) -> Result {
         // SAFETY: `file` is live.
         to_result(unsafe { bindings::bucketfs_bdev_discard(self.file.as_ptr(), off, len) })

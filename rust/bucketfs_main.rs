@@ -9,6 +9,7 @@ mod allocator;
 mod bdev;
 mod btree;
 mod closure;
+mod discard;
 mod fs;
 mod glue;
 mod journal;

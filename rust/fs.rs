@@ -9,6 +9,7 @@
 use crate::allocator::{describe_alloc_error, Allocator, DeviceBuckets, LiveInputs};
 use crate::bdev::{BlockDevice, IoBuf};
 use crate::btree::{Btree, BtreeStats, NodeIo};
+use crate::discard::{DiscardCounters, DiscardCtl};
 use crate::journal;
 use crate::shared::alloc_policy::Watermark;
 use crate::shared::assemble::{assemble, AssembleError, Probe};
@@ -34,7 +35,7 @@ use kernel::{
     fmt, new_mutex,
     prelude::*,
     str::CString,
-    sync::Mutex,
+    sync::{Arc, Mutex},
     time::{ktime_ms_delta, Ktime},
 };
 
@@ -102,6 +103,20 @@ pub(crate) struct Fs {
     pub(crate) alloc: Allocator,
     /// Recovery progress and btree figures.
     pub(crate) progress: Progress,
+    /// Starts and stops the discard worker.
+    pub(crate) discard_ctl: Arc<DiscardCtl>,
+    /// Discard counters, by member index.
+    pub(crate) discard_counters: KVec<DiscardCounters>,
+    /// Buckets of the committed btree's nodes, sorted: never discarded.
+    #[pin]
+    committed_nodes: Mutex<KVec<NodePtr>>,
+    /// Buckets freed by journal entries that are not committed yet, sorted: never discarded
+    /// before the commit (see `discard.rs`).
+    #[pin]
+    journal_pins: Mutex<KVec<NodePtr>>,
+    /// Serialises bucket table writes (commits and the discard worker).
+    #[pin]
+    table_lock: Mutex<()>,
     /// The btree once recovery is done.
     #[pin]
     btree: Mutex<Option<Btree>>,
@@ -113,6 +128,13 @@ pub(crate) struct Mounted {
     pub(crate) fs: Pin<KBox<Fs>>,
     /// The holder cookie of the members' exclusive claim; lives as long as the claim.
     _claim: KBox<u8>,
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        // The worker must be done with the filesystem before any of it goes.
+        self.fs.discard_ctl.stop();
+    }
 }
 
 /// Prints a mount error naming the source and returns `err`.
@@ -257,6 +279,11 @@ impl Fs {
                 GFP_KERNEL,
             )?;
         }
+        let discard_ctl = DiscardCtl::new()?;
+        let mut discard_counters = KVec::with_capacity(sb.nr_members as usize, GFP_KERNEL)?;
+        for _ in 0..sb.nr_members {
+            discard_counters.push(DiscardCounters::default(), GFP_KERNEL)?;
+        }
         let fs = KBox::pin_init(
             pin_init!(Fs {
                 uuid: sb.uuid,
@@ -265,6 +292,11 @@ impl Fs {
                 state <- new_mutex!(FsState { sb, live }),
                 alloc <- Allocator::new(sb.uuid, KVec::new()),
                 progress: Progress::default(),
+                discard_ctl,
+                discard_counters,
+                committed_nodes <- new_mutex!(KVec::new()),
+                journal_pins <- new_mutex!(KVec::new()),
+                table_lock <- new_mutex!(()),
                 btree <- new_mutex!(None),
             }),
             GFP_KERNEL,
@@ -361,6 +393,10 @@ impl Fs {
         let mut btree = Btree::load(self, &sb.root)
             .map_err(|e| mount_err!(source, e, "cannot load the btree"))?;
         self.reconcile_buckets(&btree)?;
+        self.set_committed_nodes(&btree)?;
+        // Discards run during replay: a request parked on a starved device is unstuck as
+        // soon as its need_discard buckets are freed.
+        self.kick_discards();
         self.progress.set_stats(&btree.stats());
 
         let mut members = KVec::with_capacity(self.members.len(), GFP_KERNEL)?;
@@ -384,12 +420,17 @@ impl Fs {
         self.progress.replay_total.store(total, Ordering::Relaxed);
         let start = Ktime::ktime_get();
         for e in entries.iter() {
-            {
-                let mut st = self.alloc.state.lock();
-                for u in e.updates.iter() {
-                    if let Some(d) = st.devices.get_mut(u.member as usize) {
-                        d.set_state(u.bucket, u.state);
-                    }
+            for u in e.updates.iter() {
+                if u.state == BucketState::NeedDiscard {
+                    // Pinned before the state changes, so the discard worker never sees it
+                    // unpinned.
+                    self.pin_for_journal(NodePtr {
+                        member: u.member,
+                        bucket: u.bucket,
+                    })?;
+                }
+                if let Some(d) = self.alloc.state.lock().devices.get_mut(u.member as usize) {
+                    d.set_state(u.bucket, u.state);
                 }
             }
             for k in e.keys.iter() {
@@ -480,7 +521,65 @@ impl Fs {
                 }
             });
         }
-        self.write_bucket_tables(sb.seq)
+        self.set_committed_nodes(btree)?;
+        self.persist_bucket_tables()?;
+        // The entries that freed pinned buckets are in the btree now.
+        self.journal_pins.lock().clear();
+        // The old nodes' buckets wait for discard now.
+        self.kick_discards();
+        Ok(())
+    }
+
+    /// Records the buckets of the committed btree's nodes.
+    fn set_committed_nodes(&self, btree: &Btree) -> Result {
+        let mut v = KVec::new();
+        let mut oom = false;
+        btree.for_each_bucket(|p| oom |= v.push(p, GFP_KERNEL).is_err());
+        if oom {
+            return Err(ENOMEM);
+        }
+        v.sort_unstable_by_key(|p| (p.member, p.bucket));
+        *self.committed_nodes.lock() = v;
+        Ok(())
+    }
+
+    /// Pins a bucket freed by a journal entry being replayed, until the commit.
+    fn pin_for_journal(&self, p: NodePtr) -> Result {
+        let mut pins = self.journal_pins.lock();
+        if let Err(i) = pins.binary_search_by_key(&(p.member, p.bucket), |q| (q.member, q.bucket)) {
+            pins.insert(i, p)?;
+        }
+        Ok(())
+    }
+
+    /// Why `bucket` of `member` must not be discarded now, if it must not: the committed btree
+    /// has a node in it, or a journal entry not yet committed freed it.
+    pub(crate) fn discard_forbidden(&self, member: u32, bucket: u32) -> Option<&'static str> {
+        let key = (member, bucket);
+        if self
+            .committed_nodes
+            .lock()
+            .binary_search_by_key(&key, |p| (p.member, p.bucket))
+            .is_ok()
+        {
+            return Some("holds a committed btree node");
+        }
+        if self
+            .journal_pins
+            .lock()
+            .binary_search_by_key(&key, |p| (p.member, p.bucket))
+            .is_ok()
+        {
+            return Some("was freed by a journal entry not committed yet");
+        }
+        None
+    }
+
+    /// Persists every member's bucket table from the allocator's bucket states.
+    pub(crate) fn persist_bucket_tables(&self) -> Result {
+        let _serialised = self.table_lock.lock();
+        let seq = self.state.lock().sb.seq;
+        self.write_bucket_tables(seq)
     }
 
     /// Writes every member's bucket table from the allocator's bucket states.
@@ -533,8 +632,28 @@ impl Fs {
         st.sb = sb;
         st.live = live;
         drop(st);
-        // Parked allocations rebuild their inputs from the new value.
+        // Parked allocations rebuild their inputs from the new value; a change of `discard`
+        // may have made discards possible.
         self.alloc.wake_all();
+        self.kick_discards();
+        Ok(())
+    }
+
+    /// Turns discards on member `m` on or off; persisted in the member table.
+    pub(crate) fn set_member_discard(&self, m: usize, on: bool) -> Result {
+        let mut st = self.state.lock();
+        let mut sb = st.sb;
+        let member = sb.members.get_mut(m).ok_or(EINVAL)?;
+        member.flags = if on {
+            member.flags | crate::shared::superblock::MEMBER_DISCARD
+        } else {
+            member.flags & !crate::shared::superblock::MEMBER_DISCARD
+        };
+        sb.seq += 1;
+        self.write_superblocks(&sb)?;
+        st.sb = sb;
+        drop(st);
+        self.kick_discards();
         Ok(())
     }
 

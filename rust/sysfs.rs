@@ -43,14 +43,16 @@ const KIND_OPTIONS: c_uint = bindings::bucketfs_sysfs_kind_BUCKETFS_SYSFS_OPTION
 const KIND_INTERNAL: c_uint = bindings::bucketfs_sysfs_kind_BUCKETFS_SYSFS_INTERNAL;
 const KIND_DEV: c_uint = bindings::bucketfs_sysfs_kind_BUCKETFS_SYSFS_DEV;
 
-const INTERNAL_FILES: [(&str, u16); 5] = [
+const INTERNAL_FILES: [(&str, u16); 6] = [
     ("superblock_seq", 0o444),
     ("alloc_debug", 0o444),
     ("btree_stats", 0o444),
     ("replay", 0o444),
     ("abort_stuck_allocations", 0o200),
+    ("trigger_discards", 0o200),
 ];
 const ABORT: usize = 4;
+const TRIGGER_DISCARDS: usize = 5;
 
 fn show_internal(fs: &Fs, index: usize, out: &mut dyn Write) -> core::fmt::Result {
     let p = &fs.progress;
@@ -74,14 +76,20 @@ fn show_internal(fs: &Fs, index: usize, out: &mut dyn Write) -> core::fmt::Resul
         _ => Ok(()),
     }
 }
-const DEV_FILES: [&str; 6] = [
+const DEV_FILES: [&str; 11] = [
     "device",
     "nbuckets",
     "bucket_size",
     "first_bucket",
     "discard",
     "max_discard_bytes",
+    "discard_buckets",
+    "discard_commands",
+    "discard_bytes",
+    "freed_without_discard",
+    "discard_errors",
 ];
+const DEV_DISCARD: usize = 4;
 
 /// Name and mode of file `index` of a directory of `kind`.
 fn attr(kind: c_uint, index: usize) -> Option<(&'static str, u16)> {
@@ -90,6 +98,7 @@ fn attr(kind: c_uint, index: usize) -> Option<(&'static str, u16)> {
             .get(index)
             .map(|d| (d.name, if d.settable.runtime { 0o644 } else { 0o444 })),
         KIND_INTERNAL => INTERNAL_FILES.get(index).copied(),
+        KIND_DEV if index == DEV_DISCARD => Some((DEV_FILES[index], 0o644)),
         KIND_DEV if index < DEV_FILES.len() => Some((DEV_FILES[index], 0o444)),
         KIND_DEV => BucketState::ALL
             .get(index - DEV_FILES.len())
@@ -192,8 +201,14 @@ extern "C" fn bucketfs_rs_sysfs_show(
                 1 => writeln!(out, "{}", desc.nbuckets),
                 2 => writeln!(out, "{}", desc.bucket_size),
                 3 => writeln!(out, "{}", desc.first_bucket),
-                4 => writeln!(out, "{}", desc.discard() as u32),
+                DEV_DISCARD => writeln!(out, "{}", fs.state.lock().sb.members[m].discard() as u32),
                 5 => writeln!(out, "{}", fs.members[m].dev.max_discard_bytes()),
+                6..=10 => {
+                    let c = &fs.discard_counters[m];
+                    let v =
+                        [&c.buckets, &c.commands, &c.bytes, &c.without_io, &c.errors][index - 6];
+                    writeln!(out, "{}", v.load(Ordering::Relaxed))
+                }
                 i if i - DEV_FILES.len() < NR_STATES => {
                     let a = fs.alloc.state.lock();
                     let count = a
@@ -232,7 +247,7 @@ fn store_abort(fs: &Fs, bytes: &[u8]) -> isize {
 extern "C" fn bucketfs_rs_sysfs_store(
     fs: *mut c_void,
     kind: c_uint,
-    _member: c_uint,
+    member: c_uint,
     index: c_uint,
     buf: *const c_char,
     len: usize,
@@ -247,6 +262,34 @@ extern "C" fn bucketfs_rs_sysfs_store(
     let index = index as usize;
     if kind == KIND_INTERNAL && index == ABORT {
         return store_abort(fs, bytes);
+    }
+    if kind == KIND_INTERNAL && index == TRIGGER_DISCARDS {
+        if bytes != b"1" && bytes != b"1\n" {
+            pr_err!(
+                "{}: internal/trigger_discards takes 1 (-22)\n",
+                UuidFmt(&fs.uuid)
+            );
+            return EINVAL.to_errno() as isize;
+        }
+        fs.kick_discards();
+        return len as isize;
+    }
+    if kind == KIND_DEV && index == DEV_DISCARD && (member as usize) < fs.members.len() {
+        let text = core::str::from_utf8(bytes).unwrap_or("");
+        return match parse_value(crate::shared::options::Opt::Discard.desc(), text) {
+            Ok(v) => match fs.set_member_discard(member as usize, v != 0) {
+                Ok(()) => len as isize,
+                Err(e) => e.to_errno() as isize,
+            },
+            Err(_) => {
+                pr_err!(
+                    "{}: dev-{member}/discard={}: not a valid value (-22)\n",
+                    UuidFmt(&fs.uuid),
+                    prefix(text.trim_end(), 32)
+                );
+                EINVAL.to_errno() as isize
+            }
+        };
     }
     if kind != KIND_OPTIONS || index >= OPTIONS.len() {
         return EINVAL.to_errno() as isize;

@@ -51,12 +51,11 @@ struct Harness {
 }
 
 fn device(name: &str, free: u32) -> Result<DeviceBuckets> {
-    DeviceBuckets::new(BUCKETS, 0, name, |b| {
-        if b < free {
-            BucketState::Free
-        } else {
-            BucketState::Data
-        }
+    // `free` free buckets, then 200 waiting for discard, then data.
+    DeviceBuckets::new(BUCKETS, 0, name, |b| match b {
+        b if b < free => BucketState::Free,
+        b if b < free + 200 => BucketState::NeedDiscard,
+        _ => BucketState::Data,
     })
 }
 
@@ -184,12 +183,8 @@ fn many_parked_all_released(t: &Test) {
     };
     check!(t, h.spawn(MANY) == MANY);
     check!(t, wait_until(5000, || h.alloc.parked() == MANY));
-    // Enough for all of them above device 0's normal watermark.
-    let mut buckets = KVec::new();
-    for b in 0..100u32 {
-        let _ = buckets.push(b, GFP_KERNEL);
-    }
-    h.alloc.free_buckets(0, &buckets);
+    // Enough for all of them above device 0's normal watermark, as the discard worker would.
+    h.alloc.free_bucket_run(0, 0, 100);
     check!(t, h.finish(MANY));
     check!(t, h.ok.load(Ordering::Relaxed) == MANY);
     check!(t, h.last_copies.load(Ordering::Relaxed) == 2);

@@ -11,20 +11,28 @@
 //! [[device]]                  # one per device given, in order
 //! buckets = 16384             # default: as many as fit
 //! free = 1                    # free buckets
-//! need_discard = 9000         # buckets waiting for discard
+//! need_discard = 9000         # buckets waiting for discard (bucket table says so)
+//! need_discard_pinned = 0     # buckets freed by a journal entry not replayed yet: the
+//!                             # bucket table says data, the journal frees them; they may
+//!                             # not be discarded before replay commits (the #1108 state)
+//! fill = false                # write a pattern into need_discard buckets, so discards
+//!                             # show as holes in a sparse image
 //! ```
 //!
 //! Every device's allocatable buckets are laid out as: the root node (on the first
-//! `metadata_replicas` devices), a run of `need_discard` buckets, a run of `free` buckets,
-//! and `data` buckets for the rest. The journal holds `journal_keys` distinct keys in entries
-//! of `keys_per_entry`, from sequence 1; the btree is an empty leaf. So mounting must replay
+//! `metadata_replicas` devices), a run of `need_discard` buckets, a run of
+//! `need_discard_pinned` buckets, a run of `free` buckets, and `data` buckets for the rest.
+//! The journal starts at sequence 1 with entries freeing the pinned buckets, then holds
+//! `journal_keys` distinct keys in entries of `keys_per_entry`; the btree is an empty leaf. So mounting must replay
 //! every key, and with more keys than a leaf holds, split leaves.
 
 use crate::device::Device;
 use crate::format::{plan, write_superblocks, write_table, FormatSpec};
 use bucketfs_core::btree_format::encode_leaf;
 use bucketfs_core::bucket_table::BucketState;
-use bucketfs_core::journal_format::{encode_entry, key_digest, Key, MAX_KEYS_PER_ENTRY};
+use bucketfs_core::journal_format::{
+    encode_entry, key_digest, BucketUpdate, Key, MAX_KEYS_PER_ENTRY,
+};
 use bucketfs_core::options::{lookup, parse_value, Kind, Options};
 use bucketfs_core::superblock::{UuidFmt, BLOCK_SIZE, MAX_MEMBERS};
 
@@ -32,6 +40,8 @@ struct DeviceSpec {
     buckets: Option<u64>,
     free: u64,
     need_discard: u64,
+    pinned: u64,
+    fill: bool,
 }
 
 /// A key generator: distinct 64-bit keys in no particular order.
@@ -106,6 +116,8 @@ pub fn scenario(spec_path: &str, devs: &mut [Device]) -> Result<(), String> {
                     buckets: get_u64(d, "buckets")?,
                     free: get_u64(d, "free")?.unwrap_or(0),
                     need_discard: get_u64(d, "need_discard")?.unwrap_or(0),
+                    pinned: get_u64(d, "need_discard_pinned")?.unwrap_or(0),
+                    fill: d.get("fill").and_then(|v| v.as_bool()).unwrap_or(false),
                 })
             })
             .collect::<Result<_, String>>()?,
@@ -143,6 +155,8 @@ pub fn scenario(spec_path: &str, devs: &mut [Device]) -> Result<(), String> {
 
     // Bucket states: root, need_discard run, free run, data.
     let mut states: Vec<Vec<BucketState>> = Vec::new();
+    let mut updates: Vec<BucketUpdate> = Vec::new();
+    let mut fills: Vec<(usize, usize, usize)> = Vec::new(); // (device, first bucket, count)
     for (i, s) in specs.iter().enumerate() {
         let m = &sb.members[i];
         let mut v = vec![BucketState::Data; m.nbuckets as usize];
@@ -162,16 +176,32 @@ pub fn scenario(spec_path: &str, devs: &mut [Device]) -> Result<(), String> {
             next += 1;
         }
         let room = v.len() - next;
-        if (s.need_discard + s.free) as usize > room {
+        if (s.need_discard + s.pinned + s.free) as usize > room {
             return Err(format!(
-                "device {i}: {} need_discard + {} free > {room} allocatable buckets",
-                s.need_discard, s.free
+                "device {i}: {} need_discard + {} pinned + {} free > {room} allocatable buckets",
+                s.need_discard, s.pinned, s.free
             ));
         }
         for st in &mut v[next..next + s.need_discard as usize] {
             *st = BucketState::NeedDiscard;
         }
+        if s.fill {
+            fills.push((i, next, s.need_discard as usize));
+        }
         next += s.need_discard as usize;
+        // Pinned: data on disk, freed by the journal.
+        for b in next..next + s.pinned as usize {
+            updates.push(BucketUpdate {
+                member: i as u32,
+                bucket: b as u32,
+                state: BucketState::NeedDiscard,
+                gen: 0,
+            });
+        }
+        if s.fill {
+            fills.push((i, next, s.pinned as usize));
+        }
+        next += s.pinned as usize;
         for st in &mut v[next..next + s.free as usize] {
             *st = BucketState::Free;
         }
@@ -182,10 +212,18 @@ pub fn scenario(spec_path: &str, devs: &mut [Device]) -> Result<(), String> {
     let keys: Vec<Key> = (0..journal_keys).map(|i| scenario_key(seed, i)).collect();
     let mut journal = Vec::new();
     let mut entry = vec![0u8; 16 * BLOCK_SIZE];
-    for (n, chunk) in keys.chunks(per_entry as usize).enumerate() {
-        let len = encode_entry(&sb.uuid, 1 + n as u64, chunk, &[], &mut entry)
-            .ok_or("journal entry too large")?;
+    let mut seq = 1;
+    for chunk in updates.chunks(2000) {
+        let len =
+            encode_entry(&sb.uuid, seq, &[], chunk, &mut entry).ok_or("journal entry too large")?;
         journal.extend_from_slice(&entry[..len]);
+        seq += 1;
+    }
+    for chunk in keys.chunks(per_entry as usize) {
+        let len =
+            encode_entry(&sb.uuid, seq, chunk, &[], &mut entry).ok_or("journal entry too large")?;
+        journal.extend_from_slice(&entry[..len]);
+        seq += 1;
     }
     for (i, d) in devs.iter().enumerate() {
         let m = &sb.members[i];
@@ -201,6 +239,11 @@ pub fn scenario(spec_path: &str, devs: &mut [Device]) -> Result<(), String> {
         d.write_at(m.bucket_offset(m.journal_start as u64), &area)?;
         write_table(d, &sb, i as u32, |b| states[i][b as usize])?;
     }
+    for &(i, first, count) in &fills {
+        let m = &sb.members[i];
+        let pattern = vec![0xa5u8; m.bucket_size as usize * count];
+        devs[i].write_at(m.bucket_offset(first as u64), &pattern)?;
+    }
     let mut node = vec![0u8; BLOCK_SIZE];
     encode_leaf(&sb.uuid, sb.root.node_seq, &[], &mut node);
     for p in &sb.root.ptrs[..sb.root.nr_ptrs as usize] {
@@ -215,9 +258,16 @@ pub fn scenario(spec_path: &str, devs: &mut [Device]) -> Result<(), String> {
     let digest = keys.iter().fold(0u64, |a, k| a.wrapping_add(key_digest(k)));
     println!("scenario: uuid {}", UuidFmt(&sb.uuid));
     println!(
-        "scenario: journal keys {journal_keys} in {} entries",
-        keys.len().div_ceil(per_entry as usize)
+        "scenario: journal keys {journal_keys}, pinned buckets {}, {} entries",
+        updates.len(),
+        seq - 1
     );
+    for (i, first, count) in &fills {
+        println!(
+            "scenario: filled dev {i} buckets {first}..{}",
+            first + count
+        );
+    }
     println!("scenario: expect keys {journal_keys} digest {digest:016x}");
     Ok(())
 }
