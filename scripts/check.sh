@@ -103,6 +103,16 @@ if step "module build (-Werror, -Dwarnings)" build.log make modules; then
 		FAIL) record fail "guest: ${rest%%:*}" "${rest#*: }" ;;
 		esac
 	done < <(tr -d '\r' <"$out/console.log" 2>/dev/null | grep -E '^GUEST-TEST (ok|FAIL) ')
+
+	# Host-side discard checks: holes in kept images, crashes while draining.
+	echo "check: ... discard holes and crash consistency (tests/host/discard.sh)"
+	while read -r _ result rest; do
+		case "$result" in
+		ok) record pass "discard: $rest" ;;
+		FAIL) record fail "discard: ${rest%%:*}" "${rest#*: }" ;;
+		esac
+	done < <(tests/host/discard.sh "$out/discard" 2>&1 | tee "$out/discard.log" | grep -E '^HOST-TEST (ok|FAIL) ')
+	grep -E '^(holes|dev-[0-9]|CRASH)' "$out/discard.log" | sed 's/^/check:   /'
 fi
 
 echo

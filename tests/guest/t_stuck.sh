@@ -43,6 +43,7 @@ t a_sysfs_present_during_replay test -d "$d/options"
 t a_replay_progress_readable grep -q "replayed 0 of 3000" $d/internal/replay
 t a_alloc_debug_shows_request grep -q "1 node(s) x 2 replica(s), watermark normal" $d/internal/alloc_debug
 t a_stuck_report_after_timeout wait_for 10 dmesg_has "allocator stuck for [0-9]+ ms: request [0-9]+ wants 1 btree node\(s\) x 2 replica\(s\)"
+t a_pinned_backlog_not_discarded test "$(cat $d/dev-0/need_discard)" = 8000
 t a_stuck_report_names_device dmesg_has "dev-0 \(vda\): free 1, need_discard 8000, .*below watermark"
 # Another option write wakes the request; it re-reads its inputs and parks again.
 sysfs_write $d/options/allocator_stuck_timeout 3

@@ -11,6 +11,8 @@ struct Walk<'a> {
     by_member: Vec<Option<&'a Device>>,
     keys: Vec<Key>,
     nodes: u64,
+    /// Every copy of every node: (member, bucket).
+    locations: Vec<(u32, u32)>,
 }
 
 impl Walk<'_> {
@@ -34,6 +36,8 @@ impl Walk<'_> {
             ) {
                 Ok(_) => {
                     self.nodes += 1;
+                    self.locations
+                        .extend(ptrs.iter().map(|p| (p.member, p.bucket)));
                     self.keys.extend(keys);
                     for c in children {
                         self.node(&c.ptrs[..c.nr_ptrs as usize], level - 1)?;
@@ -47,7 +51,7 @@ impl Walk<'_> {
     }
 }
 
-pub fn dump(devs: &[Device], print_keys: bool) -> Result<(), String> {
+pub fn dump(devs: &[Device], print_keys: bool, print_nodes: bool) -> Result<(), String> {
     let mut sbs = Vec::new();
     for d in devs {
         sbs.push(read_super(d)?.0);
@@ -66,6 +70,7 @@ pub fn dump(devs: &[Device], print_keys: bool) -> Result<(), String> {
         by_member,
         keys: Vec::new(),
         nodes: 0,
+        locations: Vec::new(),
     };
     w.node(&sb.root.ptrs[..sb.root.nr_ptrs as usize], sb.root.level)?;
     if w.keys.windows(2).any(|p| p[0].key >= p[1].key) {
@@ -82,6 +87,11 @@ pub fn dump(devs: &[Device], print_keys: bool) -> Result<(), String> {
         sb.root.level + 1,
         sb.journal_seq
     );
+    if print_nodes {
+        for (m, b) in &w.locations {
+            println!("node member {m} bucket {b}");
+        }
+    }
     if print_keys {
         for k in &w.keys {
             println!("{:016x} {}", k.key, k.val);

@@ -95,6 +95,12 @@ fn cli() -> Command {
             Command::new("dump-btree")
                 .about("Walk the btree of an unmounted filesystem: key count, digest, nodes")
                 .arg(Arg::new("keys").long("keys").action(ArgAction::SetTrue).help("print every key"))
+                .arg(
+                    Arg::new("nodes")
+                        .long("nodes")
+                        .action(ArgAction::SetTrue)
+                        .help("print the bucket of every node copy"),
+                )
                 .arg(Arg::new("devices").required(true).num_args(1..).value_parser(clap::value_parser!(PathBuf))),
         )
         .subcommand(
@@ -176,7 +182,11 @@ fn run(m: &ArgMatches) -> Result<(), String> {
             let mut devs = open_all(m, true)?;
             scenario::scenario(m.get_one::<String>("spec").unwrap(), &mut devs)
         }
-        Some(("dump-btree", m)) => dump::dump(&open_all(m, false)?, m.get_flag("keys")),
+        Some(("dump-btree", m)) => dump::dump(
+            &open_all(m, false)?,
+            m.get_flag("keys"),
+            m.get_flag("nodes"),
+        ),
         Some(("show-super", m)) => {
             let dev = Device::open(m.get_one::<PathBuf>("device").unwrap(), false)?;
             show::show(&dev, m.get_flag("json"))

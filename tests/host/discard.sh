@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Discard checks that need the host: holes in the kept disk images exactly where discarded
+# buckets are and nowhere live metadata is, and crashes (sysrq-b, no sync) in the middle of
+# draining followed by a remount that must find every key.
+#
+#   tests/host/discard.sh LOGDIR
+#
+# Prints "HOST-TEST ok NAME" / "HOST-TEST FAIL NAME: WHY" lines.
+set -u
+here=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$here"
+logs=${1:-out/discard}
+mkdir -p "$logs"
+work=$(mktemp -d /tmp/bucketfs-discard.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+vm() { scripts/vm.sh --disk 64M --disk 64M --timeout 300 --file tests/guest:/root/tests \
+	--file tests/scenarios:/root/scenarios "$@"; }
+
+# 1. Drain with discard on, then inspect the images.
+cat >"$work/drain.sh" <<'G'
+. /root/tests/lib.sh
+insmod /modules/bucketfs.ko
+bucketfs scenario /root/scenarios/seed-small-discard.toml /dev/vda /dev/vdb
+timeout -s KILL 60 mount -t bucketfs /dev/vda:/dev/vdb /mnt || exit 1
+d=$(fs_dir)
+wait_for 30 sh -c "test \$(cat $d/dev-0/need_discard) = 0 && test \$(cat $d/dev-1/need_discard) = 0" || exit 1
+for n in 0 1; do
+	echo "COUNTERS $n $(cat $d/dev-$n/discard_buckets) $(cat $d/dev-$n/discard_commands)"
+done
+umount /mnt
+bucketfs dump-btree --nodes /dev/vda /dev/vdb
+for dev in vda vdb; do echo "SUPER $(bucketfs show-super --json /dev/$dev | tr -d ' \n')"; done
+G
+BUCKETFS_VM_LOG=$logs/drain-console.log vm --keep-disks "$work/drain" "$work/drain.sh" >"$logs/drain.log" 2>&1
+status=$?
+if [ $status = 0 ]; then
+	echo "HOST-TEST ok drain_boot"
+	python3 tests/host/check_holes.py "$logs/drain-console.log" "$work/drain/disk0.img" "$work/drain/disk1.img"
+else
+	echo "HOST-TEST FAIL drain_boot: vm.sh exited $status (see $logs/drain.log)"
+fi
+
+# 2. Crash in the middle of draining (and of replay), at a few points; remount.
+for delay in 1000 10000 25000 300000; do
+	cat >"$work/crash.sh" <<G
+. /root/tests/lib.sh
+insmod /modules/bucketfs.ko
+bucketfs scenario /root/scenarios/seed-small-discard.toml /dev/vda /dev/vdb | sed -n 's/^scenario: expect /EXPECT /p'
+mount -t bucketfs /dev/vda:/dev/vdb /mnt &
+usleep $delay
+d=\$(fs_dir)
+echo "CRASH after ${delay} us: dev-0 need_discard \$(cat \$d/dev-0/need_discard 2>/dev/null), \$(cat \$d/internal/replay 2>/dev/null)"
+echo b >/proc/sysrq-trigger
+G
+	cat >"$work/remount.sh" <<'G'
+. /root/tests/lib.sh
+insmod /modules/bucketfs.ko
+timeout -s KILL 60 mount -t bucketfs /dev/vda:/dev/vdb /mnt || exit 1
+d=$(fs_dir)
+echo "GOT keys $(sed -n 's/^keys //p' $d/internal/btree_stats) digest $(sed -n 's/^digest //p' $d/internal/btree_stats)"
+umount /mnt
+G
+	rm -rf "$work/crash"
+	BUCKETFS_VM_LOG=$logs/crash-$delay-console.log vm --keep-disks "$work/crash" "$work/crash.sh" >"$logs/crash-$delay.log" 2>&1
+	BUCKETFS_VM_LOG=$logs/remount-$delay-console.log vm --keep-disks "$work/crash" "$work/remount.sh" >"$logs/remount-$delay.log" 2>&1
+	status=$?
+	expect=$(sed -n 's/^EXPECT //p' "$logs/crash-$delay-console.log" | tr -d '\r')
+	got=$(sed -n 's/^GOT //p' "$logs/remount-$delay-console.log" | tr -d '\r')
+	grep -h '^CRASH' "$logs/crash-$delay-console.log" | tr -d '\r'
+	if [ $status = 0 ] && [ -n "$expect" ] && [ "$got" = "$expect" ]; then
+		echo "HOST-TEST ok crash_after_${delay}us_remount_has_every_key"
+	else
+		echo "HOST-TEST FAIL crash_after_${delay}us_remount_has_every_key: expected '$expect', got '$got' (remount status $status)"
+	fi
+done
