@@ -88,6 +88,9 @@ pub(crate) struct BtreeStats {
 /// The whole btree in memory.
 pub(crate) struct Btree {
     nodes: KVec<Node>,
+    /// While loading: every bucket holding a node copy, sorted, to refuse a node that two
+    /// pointers share (which would also make a cycle) and to bound the tree by the device.
+    seen: KVec<NodePtr>,
     root: usize,
     /// Write sequence number of the last committed root.
     seq: u64,
@@ -109,6 +112,7 @@ impl Btree {
     pub(crate) fn load(io: &impl NodeIo, root: &BtreeRoot) -> Result<Btree> {
         let mut t = Btree {
             nodes: KVec::new(),
+            seen: KVec::new(),
             root: 0,
             seq: root.node_seq,
         };
@@ -120,6 +124,7 @@ impl Btree {
             root.level,
             0,
         )?;
+        t.seen = KVec::new();
         Ok(t)
     }
 
@@ -135,6 +140,23 @@ impl Btree {
             return Err(EINVAL);
         }
         let uuid = io.uuid();
+        for p in &at.ptrs[..at.nr_ptrs as usize] {
+            match self
+                .seen
+                .binary_search_by_key(&(p.member, p.bucket), |q| (q.member, q.bucket))
+            {
+                Ok(_) => {
+                    pr_err!(
+                        "{}: btree node at member {} bucket {} is referenced twice\n",
+                        crate::shared::superblock::UuidFmt(&uuid),
+                        p.member,
+                        p.bucket
+                    );
+                    return Err(EINVAL);
+                }
+                Err(i) => self.seen.insert(i, *p)?,
+            }
+        }
         let mut keys = KVec::new();
         let mut children = KVec::new();
         let mut ok = false;

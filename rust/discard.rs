@@ -197,7 +197,7 @@ impl Fs {
             && d.state(start + len) == Some(BucketState::NeedDiscard)
         {
             if let Some(why) = self.discard_forbidden(m as u32, start + len) {
-                if why.starts_with("holds") {
+                if self.is_committed_node(m as u32, start + len) {
                     // need_discard and in the committed btree at once: a bug, say so.
                     pr_err!(
                         "{}: dev-{m} bucket {} is need_discard but {why}: not discarded\n",

@@ -365,6 +365,23 @@ impl Fs {
                     return Err(ENOMEM);
                 }
             }
+            // Metadata areas must be what the layout says: a table that called a journal bucket
+            // free would let the allocator overwrite the journal.
+            for (b, st) in states.iter().enumerate().take(m.first_bucket as usize) {
+                let want = if (b as u32) < m.journal_start {
+                    BucketState::Superblock
+                } else {
+                    BucketState::Journal
+                };
+                if *st != want {
+                    return Err(mount_err!(
+                        source,
+                        EINVAL,
+                        "{name}: bucket table says metadata bucket {b} is {}",
+                        st.name()
+                    ));
+                }
+            }
             let dev = DeviceBuckets::new(m.nbuckets as u32, m.first_bucket, name, |b| {
                 states
                     .get(b as usize)
@@ -421,6 +438,31 @@ impl Fs {
         let start = Ktime::ktime_get();
         for e in entries.iter() {
             for u in e.updates.iter() {
+                let in_range = self
+                    .geometry
+                    .get(u.member as usize)
+                    .is_some_and(|g| u.bucket >= g.first_bucket && (u.bucket as u64) < g.nbuckets);
+                if !in_range || self.is_committed_node(u.member, u.bucket) {
+                    return Err(mount_err!(
+                        source,
+                        EINVAL,
+                        "journal entry {} changes member {} bucket {}, which it may not (metadata area, outside the device, or a btree node)",
+                        e.seq,
+                        u.member,
+                        u.bucket
+                    ));
+                }
+                if matches!(u.state, BucketState::Superblock | BucketState::Journal) {
+                    return Err(mount_err!(
+                        source,
+                        EINVAL,
+                        "journal entry {} makes member {} bucket {} {}",
+                        e.seq,
+                        u.member,
+                        u.bucket,
+                        u.state.name()
+                    ));
+                }
                 if u.state == BucketState::NeedDiscard {
                     // Pinned before the state changes, so the discard worker never sees it
                     // unpinned.
@@ -555,15 +597,10 @@ impl Fs {
     /// Why `bucket` of `member` must not be discarded now, if it must not: the committed btree
     /// has a node in it, or a journal entry not yet committed freed it.
     pub(crate) fn discard_forbidden(&self, member: u32, bucket: u32) -> Option<&'static str> {
-        let key = (member, bucket);
-        if self
-            .committed_nodes
-            .lock()
-            .binary_search_by_key(&key, |p| (p.member, p.bucket))
-            .is_ok()
-        {
+        if self.is_committed_node(member, bucket) {
             return Some("holds a committed btree node");
         }
+        let key = (member, bucket);
         if self
             .journal_pins
             .lock()
@@ -573,6 +610,15 @@ impl Fs {
             return Some("was freed by a journal entry not committed yet");
         }
         None
+    }
+
+    /// Whether the committed btree has a node copy in `bucket` of `member`.
+    pub(crate) fn is_committed_node(&self, member: u32, bucket: u32) -> bool {
+        let key = (member, bucket);
+        self.committed_nodes
+            .lock()
+            .binary_search_by_key(&key, |p| (p.member, p.bucket))
+            .is_ok()
     }
 
     /// Persists every member's bucket table from the allocator's bucket states.

@@ -142,7 +142,8 @@ pub fn decode_node(
     } else {
         (INTERIOR_CAPACITY, INTERIOR_ENTRY)
     };
-    if nr > capacity {
+    // An interior node without children would leave keys nowhere to go.
+    if nr > capacity || (level > 0 && nr == 0) {
         return Err(NodeError::Count);
     }
     for i in 1..nr {
