@@ -492,7 +492,8 @@ impl Fs {
                 self.progress.replay_done.fetch_add(1, Ordering::Relaxed);
             }
         }
-        self.commit(&mut btree, last + 1)
+        // `last` continues `journal_seq`, which the superblock checks keep far below overflow.
+        self.commit(&mut btree, last.saturating_add(1))
             .map_err(|e| mount_err!(source, e, "cannot commit the replayed btree"))?;
         let stats = btree.stats();
         self.progress.set_stats(&stats);

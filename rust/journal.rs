@@ -75,8 +75,22 @@ pub(crate) fn read_entries(
     let run = found
         .iter()
         .enumerate()
-        .take_while(|(i, e)| e.seq == from_seq + *i as u64)
+        .take_while(|(i, e)| from_seq.checked_add(*i as u64) == Some(e.seq))
         .count();
+    if found.len() > run {
+        // Entries past a gap are not replayed: say so, it means a torn or damaged entry.
+        pr_warn!(
+            "{}: journal: entry {} is missing or damaged; {} later entr{} not replayed\n",
+            crate::shared::superblock::UuidFmt(uuid),
+            from_seq.saturating_add(run as u64),
+            found.len() - run,
+            if found.len() - run == 1 {
+                "y is"
+            } else {
+                "ies are"
+            }
+        );
+    }
     let mut entries = KVec::with_capacity(run, GFP_KERNEL)?;
     for (i, e) in found.into_iter().enumerate() {
         if i < run {

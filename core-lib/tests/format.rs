@@ -241,6 +241,22 @@ fn superblock_corruption_of_each_field_is_refused() {
             }),
             SbError::Root,
         ),
+        (
+            "seq overflow",
+            Box::new(|b| {
+                b[0x20..0x28].copy_from_slice(&u64::MAX.to_le_bytes());
+                reseal(b)
+            }),
+            SbError::Sequence,
+        ),
+        (
+            "journal seq overflow",
+            Box::new(|b| {
+                b[0x70..0x78].copy_from_slice(&(1u64 << 62).to_le_bytes());
+                reseal(b)
+            }),
+            SbError::Sequence,
+        ),
     ];
     for (name, corrupt, want) in cases {
         let mut b = good.clone();

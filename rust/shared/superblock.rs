@@ -268,7 +268,13 @@ pub enum SbError {
     Option(Opt),
     /// The btree root is wrong (level, copies, or a pointer outside the allocatable buckets).
     Root,
+    /// A sequence number (superblock, journal, root node) at or above [`MAX_SEQ`], where
+    /// counting on would overflow.
+    Sequence,
 }
+
+/// Sequence numbers stay below this, so every `+ 1` on them is safe.
+pub const MAX_SEQ: u64 = 1 << 62;
 
 impl SbError {
     /// The field that is wrong, for dmesg and the tool.
@@ -284,6 +290,7 @@ impl SbError {
             SbError::DuplicateMember(_) => "member uuid",
             SbError::Option(o) => o.desc().name,
             SbError::Root => "btree root",
+            SbError::Sequence => "sequence number",
         }
     }
 }
@@ -301,6 +308,9 @@ impl Superblock {
 
     /// Checks the decoded fields against each other.
     pub fn validate(&self) -> Result<(), SbError> {
+        if self.seq >= MAX_SEQ || self.journal_seq >= MAX_SEQ || self.root.node_seq >= MAX_SEQ {
+            return Err(SbError::Sequence);
+        }
         if self.nr_members == 0 || self.nr_members as usize > MAX_MEMBERS {
             return Err(SbError::NrMembers(self.nr_members));
         }

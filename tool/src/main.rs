@@ -1,6 +1,7 @@
 //! `bucketfs`: format and inspect bucketfs filesystems.
 
 mod corrupt;
+mod damage;
 mod device;
 mod dump;
 mod format;
@@ -107,6 +108,12 @@ fn cli() -> Command {
             Command::new("debug")
                 .about("Debugging aids for tests")
                 .subcommand_required(true)
+                                .subcommand(
+                    Command::new("damage")
+                        .about("Damage one piece of metadata of a single-member filesystem, chosen by a seeded generator")
+                        .arg(Arg::new("seed").long("seed").required(true).value_parser(clap::value_parser!(u64)))
+                        .arg(Arg::new("device").required(true).value_parser(clap::value_parser!(PathBuf))),
+                )
                 .subcommand(
                     Command::new("corrupt-super")
                         .about("Damage one class of superblock field (both copies)")
@@ -192,6 +199,12 @@ fn run(m: &ArgMatches) -> Result<(), String> {
             show::show(&dev, m.get_flag("json"))
         }
         Some(("debug", m)) => match m.subcommand() {
+            Some(("damage", m)) => {
+                let dev = Device::open(m.get_one::<PathBuf>("device").unwrap(), true)?;
+                let seed = *m.get_one::<u64>("seed").unwrap();
+                println!("damage seed {seed}: {}", damage::damage(&dev, seed)?);
+                Ok(())
+            }
             Some(("corrupt-super", m)) => {
                 let dev = Device::open(m.get_one::<PathBuf>("device").unwrap(), true)?;
                 corrupt::corrupt(&dev, m.get_one::<String>("field").unwrap())
