@@ -3,6 +3,7 @@
 #   make              build bucketfs.ko (and bucketfs_kunit.ko) against KDIR
 #   make check        every test: host tests, rustfmt, module build, KUnit and
 #                     guest tests in QEMU; ends with "N passed, N failed"
+#   make check-full   the same, with 1000 damaged images and 100 abort/kill/retry cycles
 #   make demo         boot the test kernel and run the demo in the guest
 #   make tool         build the static bucketfs tool for the guest (target/guest/)
 #   make kernel       build (or reuse) the cached test kernel
@@ -17,7 +18,7 @@ RUSTC ?= /usr/bin/rustc
 BINDGEN ?= $(HOME)/.cargo/bin/bindgen
 KMAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=1 RUSTC=$(RUSTC) BINDGEN=$(BINDGEN)
 
-.PHONY: all modules kernel install check demo host-test fmt-check clean tool
+.PHONY: all modules kernel install check check-full demo host-test fmt-check clean tool
 
 all: modules
 
@@ -46,6 +47,10 @@ fmt-check:
 
 check:
 	scripts/check.sh
+
+# make check with 1000 damaged images and 100 abort/kill/retry cycles per kernel.
+check-full:
+	BUCKETFS_FULL=1 scripts/check.sh
 
 demo:
 	scripts/demo.sh

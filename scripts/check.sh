@@ -59,50 +59,69 @@ step "test kernel (cached after the first build)" kernel.log scripts/kernel.sh
 kdir=$(scripts/kernel.sh --dir)
 
 step "bucketfs tool (static, for the guest)" tool.log make tool
-if step "module build (-Werror, -Dwarnings)" build.log make modules; then
-	echo "check: ... guest boot (KUnit and guest tests; console in $out/console.log)"
-	BUCKETFS_VM_LOG=$out/console.log scripts/vm.sh --disk 64M --disk 64M --disk 64M \
-		--timeout 900 --file tests/guest:/root/tests --file tests/scenarios:/root/scenarios \
-		tests/guest/check.sh >"$out/vm.log" 2>&1
-	vm_status=$?
+# guest_run LABEL VARIANT ARGS...: one guest boot running every guest test (and KUnit) on a
+# kernel variant ("" for the default one); records each result under LABEL.
+guest_run() {
+	local label=$1 variant=$2
+	shift 2
+	local log=$out/console$variant.log
+	echo "check: ... $label guest boot (KUnit and guest tests; console in $log)"
+	BUCKETFS_VARIANT=$variant BUCKETFS_VM_LOG=$log scripts/vm.sh --disk 64M --disk 64M \
+		--disk 64M --timeout 1800 --file tests/guest:/root/tests \
+		--file tests/scenarios:/root/scenarios tests/guest/check.sh "$@" >"$out/vm$variant.log" 2>&1
+	local vm_status=$?
 	if [ $vm_status = 0 ] || [ $vm_status = 1 ]; then
-		record pass "guest: booted, ran the tests, no kernel splat"
+		record pass "$label: booted, ran the tests, no kernel splat"
 	else
-		tail -n 40 "$out/vm.log"
-		record fail "guest: booted, ran the tests, no kernel splat" "vm.sh exited $vm_status, see $out/vm.log"
+		tail -n 40 "$out/vm$variant.log"
+		record fail "$label: booted, ran the tests, no kernel splat" "vm.sh exited $vm_status, see $out/vm$variant.log"
 	fi
 
 	# KUnit: each KTAP document between its markers, parsed by the kernel's kunit.py.
-	for module in $(sed -n 's/.*BUCKETFS-KUNIT-BEGIN \([a-z_]*\).*/\1/p' "$out/console.log" 2>/dev/null); do
-		sed -n "/BUCKETFS-KUNIT-BEGIN $module/,/BUCKETFS-KUNIT-END $module/p" "$out/console.log" \
-			>"$out/ktap-$module.log"
-		python3 "$kdir/tools/testing/kunit/kunit.py" parse "$out/ktap-$module.log" \
-			>"$out/kunit-$module.log" 2>&1
+	for module in $(sed -n 's/.*BUCKETFS-KUNIT-BEGIN \([a-z_]*\).*/\1/p' "$log" 2>/dev/null); do
+		sed -n "/BUCKETFS-KUNIT-BEGIN $module/,/BUCKETFS-KUNIT-END $module/p" "$log" \
+			>"$out/ktap-$module$variant.log"
+		python3 "$kdir/tools/testing/kunit/kunit.py" parse "$out/ktap-$module$variant.log" \
+			>"$out/kunit-$module$variant.log" 2>&1
 		kunit_status=$?
-		cases=$(sed -E 's/\x1b\[[0-9;]*m//g' "$out/kunit-$module.log" |
+		cases=$(sed -E 's/\x1b\[[0-9;]*m//g' "$out/kunit-$module$variant.log" |
 			sed -n -E 's/.*\[(PASSED|FAILED|SKIPPED|CRASHED)\] ([A-Za-z0-9_]+)$/\1 \2/p')
 		while read -r result name; do
 			[ -z "$name" ] && continue
 			case "$result" in
-			PASSED) record pass "kunit: $module: $name" ;;
-			*) record fail "kunit: $module: $name" "$result" ;;
+			PASSED) record pass "$label kunit: $module: $name" ;;
+			*) record fail "$label kunit: $module: $name" "$result" ;;
 			esac
 		done <<<"$cases"
 		if [ $kunit_status != 0 ]; then
-			cat "$out/kunit-$module.log"
-			record fail "kunit: $module: kunit.py parse" "exit $kunit_status"
+			cat "$out/kunit-$module$variant.log"
+			record fail "$label kunit: $module: kunit.py parse" "exit $kunit_status"
 		fi
 	done
-	grep -q "BUCKETFS-KUNIT-BEGIN" "$out/console.log" 2>/dev/null ||
-		record fail "kunit: suites ran" "no KTAP output in the guest console"
+	grep -q "BUCKETFS-KUNIT-BEGIN" "$log" 2>/dev/null ||
+		record fail "$label kunit: suites ran" "no KTAP output in the guest console"
 
-	# Guest tests.
 	while read -r _ result rest; do
 		case "$result" in
-		ok) record pass "guest: $rest" ;;
-		FAIL) record fail "guest: ${rest%%:*}" "${rest#*: }" ;;
+		ok) record pass "$label: $rest" ;;
+		FAIL) record fail "$label: ${rest%%:*}" "${rest#*: }" ;;
 		esac
-	done < <(tr -d '\r' <"$out/console.log" 2>/dev/null | grep -E '^GUEST-TEST (ok|FAIL) ')
+	done < <(tr -d '\r' <"$log" 2>/dev/null | grep -E '^GUEST-TEST (ok|FAIL) ')
+	tr -d '\r' <"$log" 2>/dev/null | grep -E '^(damaged images|abort/kill/retry cycles|rescue by)' |
+		sed "s/^/check:   $label: /"
+}
+
+# make check-full: more damaged images and cycles (see README, Testing).
+if [ "${BUCKETFS_FULL:-0}" = 1 ]; then
+	guest_args=(DAMAGE_IMAGES=1000 CYCLES=100)
+	debug_args=(DAMAGE_IMAGES=200 CYCLES=100 RESCUE_MS=5000)
+else
+	guest_args=(DAMAGE_IMAGES=40 CYCLES=6)
+	debug_args=(DAMAGE_IMAGES=20 CYCLES=6 RESCUE_MS=5000)
+fi
+
+if step "module build (-Werror, -Dwarnings)" build.log make modules; then
+	guest_run guest "" "${guest_args[@]}"
 
 	# Host-side discard checks: holes in kept images, crashes while draining.
 	echo "check: ... discard holes and crash consistency (tests/host/discard.sh)"
@@ -113,6 +132,12 @@ if step "module build (-Werror, -Dwarnings)" build.log make modules; then
 		esac
 	done < <(tests/host/discard.sh "$out/discard" 2>&1 | tee "$out/discard.log" | grep -E '^HOST-TEST (ok|FAIL) ')
 	grep -E '^(holes|dev-[0-9]|CRASH)' "$out/discard.log" | sed 's/^/check:   /'
+fi
+
+# The same guest tests on the debug kernel (KASAN, lockdep, atomic-sleep checks, kmemleak).
+if step "debug kernel and modules (KASAN, PROVE_LOCKING, DEBUG_ATOMIC_SLEEP, DEBUG_KMEMLEAK)" \
+	debug-build.log scripts/build-modules.sh debug; then
+	guest_run debug debug "${debug_args[@]}"
 fi
 
 echo

@@ -24,6 +24,8 @@
 #
 # BUCKETFS_ACCEL=kvm|tcg forces the accelerator; by default KVM is used
 # when a quick probe shows it works, and TCG otherwise.
+# BUCKETFS_VARIANT=NAME boots that kernel variant (scripts/kernel.sh --variant)
+# with the modules built for it by scripts/build-modules.sh.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -54,11 +56,14 @@ script=$1
 shift
 [ -f "$script" ] || { echo "vm.sh: no such guest script: $script" >&2; exit 2; }
 
-kdir=$(scripts_dir=$here/scripts; "$scripts_dir/kernel.sh" --dir)
+variant=${BUCKETFS_VARIANT:-}
+kdir=$("$here/scripts/kernel.sh" ${variant:+--variant "$variant"} --dir)
 bzimage=$kdir/arch/x86/boot/bzImage
-[ -f "$kdir/.bucketfs-built" ] || "$here/scripts/kernel.sh"
+[ -f "$kdir/.bucketfs-built" ] || "$here/scripts/kernel.sh" ${variant:+--variant "$variant"}
+modules=$here
+[ -n "$variant" ] && modules=$here/out/build-$variant
 for ko in bucketfs.ko bucketfs_kunit.ko; do
-	[ -f "$here/$ko" ] || { echo "vm.sh: $ko is not built; run make" >&2; exit 2; }
+	[ -f "$modules/$ko" ] || { echo "vm.sh: $modules/$ko is not built; run make (or scripts/build-modules.sh)" >&2; exit 2; }
 done
 
 work=$(mktemp -d /tmp/bucketfs-vm.XXXXXX)
@@ -69,7 +74,7 @@ trap cleanup EXIT
 root=$work/root
 mkdir -p "$root"/{bin,sbin,dev,proc,sys,tmp,mnt,modules,etc,root}
 cp /bin/busybox "$root/bin/busybox"
-cp "$here/bucketfs.ko" "$here/bucketfs_kunit.ko" "$root/modules/"
+cp "$modules/bucketfs.ko" "$modules/bucketfs_kunit.ko" "$root/modules/"
 tool=${BUCKETFS_TOOL:-$here/target/guest/bucketfs}
 [ -x "$tool" ] && cp "$tool" "$root/bin/bucketfs"
 cp "$script" "$root/guest.sh"
@@ -168,7 +173,7 @@ if [ "$status" = 124 ]; then
 fi
 splat='Oops|BUG:|WARNING:|KASAN:|UBSAN:|kernel BUG|Kernel panic|general protection fault'
 splat+='|possible circular locking|possible recursive locking|inconsistent lock state'
-splat+='|INFO: task .* blocked|suspected memory leak|Call Trace:'
+splat+='|INFO: task .* blocked|suspected memory leak|unreferenced object|Call Trace:'
 if grep -Eq "$splat" "$log"; then
 	echo "vm.sh: kernel splat on the console:" >&2
 	grep -En "$splat" "$log" | head -5 >&2
