@@ -232,3 +232,51 @@ fn free_path_and_reserves(t: &Test) {
     check!(t, h.failed.load(Ordering::Relaxed) == 1);
     check!(t, h.alloc.parked() == 0);
 }
+
+kunit_case!(bucketfs_kunit_alloc_races, races);
+
+/// Many parked requests while option changes, wakeups, aborts and freed buckets race with
+/// them: every request ends (served or aborted), none is left parked, nothing hangs. Run on
+/// the debug kernel, this is also the lockdep and KASAN check of the allocator.
+fn races(t: &Test) {
+    const REQUESTS: usize = 24;
+    let Ok(h) = harness(0, 2) else {
+        return check!(t, false);
+    };
+    check!(t, h.spawn(REQUESTS) == REQUESTS);
+    let mut spawned = 0;
+    for k in 0..3u32 {
+        let r = h.clone();
+        let ok = workqueue::system_unbound().try_spawn(GFP_KERNEL, move || {
+            for i in 0..200u32 {
+                match (i + k) % 4 {
+                    0 => r.replicas.store(1 + (i / 4) % 2, Ordering::Release),
+                    1 => r.alloc.wake_all(),
+                    2 if i % 16 == 2 => {
+                        r.alloc.abort_parked();
+                    }
+                    _ => r.alloc.free_bucket_run(0, i % 200, 1),
+                }
+                if i % 8 == 0 {
+                    crate::test::msleep(1);
+                }
+            }
+        });
+        if ok.is_ok() {
+            spawned += 1;
+        }
+    }
+    check!(t, spawned == 3);
+    crate::test::msleep(300);
+    // Settle: one replica and room for everyone still waiting.
+    h.replicas.store(1, Ordering::Release);
+    h.alloc.wake_all();
+    check!(t, h.finish(REQUESTS));
+    let (ok, canceled) = (
+        h.ok.load(Ordering::Relaxed),
+        h.canceled.load(Ordering::Relaxed),
+    );
+    check!(t, ok + canceled == REQUESTS);
+    check!(t, h.failed.load(Ordering::Relaxed) == 0);
+    check!(t, h.alloc.parked() == 0);
+}

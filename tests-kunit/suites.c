@@ -34,6 +34,7 @@ BUCKETFS_CASE(alloc_wake_before_park_not_lost)
 BUCKETFS_CASE(alloc_many_parked_all_released)
 BUCKETFS_CASE(alloc_abort_fails_all_parked)
 BUCKETFS_CASE(alloc_free_path_and_reserves)
+BUCKETFS_CASE(alloc_races)
 
 static struct kunit_case bucketfs_closure_cases[] = {
 	KUNIT_CASE(closure_wake_between_park_and_sync),
@@ -57,6 +58,7 @@ static struct kunit_case bucketfs_allocator_cases[] = {
 	KUNIT_CASE(alloc_many_parked_all_released),
 	KUNIT_CASE(alloc_abort_fails_all_parked),
 	KUNIT_CASE(alloc_free_path_and_reserves),
+	KUNIT_CASE(alloc_races),
 	{}
 };
 
