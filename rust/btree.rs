@@ -163,7 +163,14 @@ impl Btree {
         for ptr in &at.ptrs[..at.nr_ptrs as usize] {
             keys.clear();
             children.clear();
-            if io.read_node(*ptr, buf).is_err() {
+            if let Err(e) = io.read_node(*ptr, buf) {
+                pr_warn!(
+                    "{}: btree node copy at member {} bucket {} unreadable ({}); trying another\n",
+                    crate::shared::superblock::UuidFmt(&uuid),
+                    ptr.member,
+                    ptr.bucket,
+                    e.to_errno()
+                );
                 continue;
             }
             let alloc_failed = Cell::new(false);

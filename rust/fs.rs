@@ -150,23 +150,33 @@ macro_rules! mount_err {
 fn read_superblock(source: &str, path: &str, dev: &BlockDevice) -> Result<Superblock> {
     let mut buf = IoBuf::new(SB_SIZE)?;
     let mut best: Option<Superblock> = None;
-    let mut bad: Option<(u64, &'static str)> = None;
+    // Why a copy was refused: a bad field, or a read error.
+    let mut bad: Option<(u64, &'static str, Option<Error>)> = None;
     for off in SB_OFFSETS {
-        dev.read(off, &mut buf)
-            .map_err(|e| mount_err!(source, e, "{path}: cannot read the superblock at {off}"))?;
+        if let Err(e) = dev.read(off, &mut buf) {
+            bad = Some((off, "read error", Some(e)));
+            continue;
+        }
         match Superblock::decode(&buf) {
             Ok(sb) if best.map_or(true, |b| sb.seq > b.seq) => best = Some(sb),
             Ok(_) => {}
-            Err(e) => bad = Some((off, e.field())),
+            Err(e) => bad = Some((off, e.field(), None)),
         }
     }
     match (best, bad) {
-        (Some(sb), Some((off, field))) => {
-            pr_warn!("{source}: {path}: superblock copy at {off} refused (bad {field}); using the other\n");
+        (Some(sb), Some((off, why, _))) => {
+            pr_warn!(
+                "{source}: {path}: superblock copy at {off} refused ({why}); using the other\n"
+            );
             Ok(sb)
         }
         (Some(sb), None) => Ok(sb),
-        (None, Some((_, field))) => Err(mount_err!(
+        (None, Some((off, _, Some(e)))) => Err(mount_err!(
+            source,
+            e,
+            "{path}: cannot read the superblock (copy at {off} and the other)"
+        )),
+        (None, Some((_, field, None))) => Err(mount_err!(
             source,
             EINVAL,
             "{path}: bad superblock: {field}"

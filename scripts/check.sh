@@ -132,6 +132,15 @@ if step "module build (-Werror, -Dwarnings)" build.log make modules; then
 		esac
 	done < <(tests/host/discard.sh "$out/discard" 2>&1 | tee "$out/discard.log" | grep -E '^HOST-TEST (ok|FAIL) ')
 	grep -E '^(holes|dev-[0-9]|CRASH)' "$out/discard.log" | sed 's/^/check:   /'
+
+	# Host-side I/O fault injection (QEMU blkdebug).
+	echo "check: ... I/O faults (tests/host/faults.sh)"
+	while read -r _ result rest; do
+		case "$result" in
+		ok) record pass "faults: $rest" ;;
+		FAIL) record fail "faults: ${rest%%:*}" "${rest#*: }" ;;
+		esac
+	done < <(tests/host/faults.sh "$out/faults" 2>&1 | tee "$out/faults.log" | grep -E '^HOST-TEST (ok|FAIL) ')
 fi
 
 # The same guest tests on the debug kernel (KASAN, lockdep, atomic-sleep checks, kmemleak).

@@ -16,6 +16,8 @@
 #                   already there is reused as it is, so a later run can
 #                   remount what an earlier one wrote.
 # --interactive     give the guest a shell on this terminal after the script.
+# --fault N:RULES   put disk N (0 for vda) behind QEMU's blkdebug driver with the
+#                   rules file RULES (inject-error on reads, writes or discards).
 #
 # The console is printed as it comes. Exit status: GUEST_SCRIPT's, or 124 on
 # timeout, or 125 if the console shows a kernel splat (oops, BUG, WARNING,
@@ -32,6 +34,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 disks=()
 keep=
 files=()
+faults=()
 timeout=600
 interactive=0
 usage() {
@@ -42,7 +45,8 @@ while [ $# -gt 0 ]; do
 	case "$1" in
 	--disk) disks+=("$2"); shift 2 ;;
 	--keep-disks) keep=$2; shift 2 ;;
-	--file) files+=("$2"); shift 2 ;;
+		--file) files+=("$2"); shift 2 ;;
+	--fault) faults+=("$2"); shift 2 ;;
 	--timeout) timeout=$2; shift 2 ;;
 	--interactive) interactive=1; shift ;;
 	-h|--help) usage ;;
@@ -123,7 +127,11 @@ i=0
 for size in "${disks[@]}"; do
 	img=$ddir/disk$i.img
 	[ -n "$keep" ] && [ -f "$img" ] || truncate -s "$size" "$img"
-	drives+=(-drive "file=$img,if=virtio,format=raw,discard=unmap,cache=writeback")
+		file=$img
+	for f in "${faults[@]}"; do
+		[ "${f%%:*}" = "$i" ] && file="blkdebug:$(realpath "${f#*:}"):$img"
+	done
+	drives+=(-drive "file=$file,if=virtio,format=raw,discard=unmap,cache=writeback")
 	i=$((i + 1))
 done
 

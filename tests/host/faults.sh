@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# I/O faults injected with QEMU's blkdebug on one member: the mount fails or degrades as
+# documented (Documentation/mount-options.md), says so in dmesg, and loses nothing that was
+# committed. Each case starts from the same freshly written scenario.
+#
+#   tests/host/faults.sh LOGDIR
+#
+# Prints "HOST-TEST ok NAME" / "HOST-TEST FAIL NAME: WHY" lines.
+set -u
+here=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$here"
+logs=${1:-out/faults}
+mkdir -p "$logs"
+work=$(mktemp -d /tmp/bucketfs-faults.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+vm() { scripts/vm.sh --disk 64M --disk 64M --timeout 300 --file tests/guest:/root/tests \
+	--file tests/scenarios:/root/scenarios "$@"; }
+ok() { echo "HOST-TEST ok $1"; }
+fail() { echo "HOST-TEST FAIL $1: $2"; }
+
+# The pristine scenario, and where things are on it.
+cat >"$work/setup.sh" <<'G'
+bucketfs scenario /root/scenarios/faults.toml /dev/vda /dev/vdb | sed -n 's/^scenario: expect /EXPECT /p'
+echo "FIRST $(bucketfs show-super --json /dev/vda | sed -n 's/.*"first_bucket": \([0-9]*\).*/\1/p' | head -n 1)"
+G
+BUCKETFS_VM_LOG=$logs/setup-console.log vm --keep-disks "$work/pristine" "$work/setup.sh" >"$logs/setup.log" 2>&1
+expect=$(sed -n 's/^EXPECT //p' "$logs/setup-console.log" | tr -d '\r')
+first=$(sed -n 's/^FIRST //p' "$logs/setup-console.log" | tr -d '\r')
+if [ -z "$expect" ] || [ -z "$first" ]; then
+	fail faults_setup "no scenario (see $logs/setup.log)"
+	exit 0
+fi
+# The root leaf sits at each member's first allocatable bucket (4 KiB buckets: 8 sectors).
+root_sector=$((first * 8))
+
+# case NAME DISK RULES GUEST_SCRIPT: run GUEST_SCRIPT on a fresh copy with disk DISK faulty.
+case_run() {
+	local name=$1 disk=$2 rules=$3 script=$4
+	rm -rf "$work/$name"
+	cp -r --sparse=always "$work/pristine" "$work/$name"
+	printf '%b' "$rules" >"$work/$name.rules"
+	BUCKETFS_VM_LOG=$logs/$name-console.log vm --keep-disks "$work/$name" \
+		--fault "$disk:$work/$name.rules" "$script" >"$logs/$name.log" 2>&1
+}
+# remount_has_every_key NAME: boot without faults; every key must be there.
+remount_has_every_key() {
+	cat >"$work/remount.sh" <<'G'
+. /root/tests/lib.sh
+insmod /modules/bucketfs.ko
+timeout -s KILL 60 mount -t bucketfs /dev/vda:/dev/vdb /mnt || exit 1
+d=$(fs_dir)
+echo "GOT keys $(sed -n 's/^keys //p' $d/internal/btree_stats) digest $(sed -n 's/^digest //p' $d/internal/btree_stats)"
+umount /mnt
+G
+	BUCKETFS_VM_LOG=$logs/$1-remount-console.log vm --keep-disks "$work/$1" "$work/remount.sh" >"$logs/$1-remount.log" 2>&1
+	local got
+	got=$(sed -n 's/^GOT //p' "$logs/$1-remount-console.log" | tr -d '\r')
+	[ "$got" = "$expect" ] && ok "$1_remount_has_every_key" || fail "$1_remount_has_every_key" "expected '$expect', got '$got'"
+}
+console_has() { tr -d '\r' <"$logs/$1-console.log" | grep -Eq "$2"; }
+
+cat >"$work/mount.sh" <<'G'
+. /root/tests/lib.sh
+insmod /modules/bucketfs.ko
+if err=$(timeout -s KILL 60 mount -t bucketfs /dev/vda:/dev/vdb /mnt 2>&1); then
+	d=$(fs_dir)
+	wait_for 20 sh -c "test \$(cat $d/dev-0/need_discard) = 0 && test \$(cat $d/dev-1/need_discard) = 0"
+	echo "MOUNTED keys $(sed -n 's/^keys //p' $d/internal/btree_stats) digest $(sed -n 's/^digest //p' $d/internal/btree_stats)"
+	echo "DISCARD errors $(cat $d/dev-1/discard_errors) need_discard $(cat $d/dev-1/need_discard)"
+	umount /mnt
+else
+	echo "FAILED $err"
+fi
+G
+
+# 1. One superblock copy unreadable on vdb: the other copy is used.
+case_run sb_primary_unreadable 1 '[inject-error]\nevent = "read_aio"\niotype = "read"\nerrno = "5"\nsector = "8"\n' "$work/mount.sh"
+console_has sb_primary_unreadable "^MOUNTED $expect" && ok sb_primary_unreadable_mounts || fail sb_primary_unreadable_mounts "did not mount with every key"
+console_has sb_primary_unreadable "superblock copy at 4096 refused \(read error\)" && ok sb_primary_unreadable_warned || fail sb_primary_unreadable_warned "no warning"
+
+# 2. Both superblock copies unreadable on vdb: EIO with a dmesg line; nothing lost.
+case_run sb_both_unreadable 1 '[inject-error]\nevent = "read_aio"\niotype = "read"\nerrno = "5"\nsector = "8"\n[inject-error]\nevent = "read_aio"\niotype = "read"\nerrno = "5"\nsector = "16"\n' "$work/mount.sh"
+console_has sb_both_unreadable "^FAILED .*Input/output error" && ok sb_both_unreadable_fails_eio || fail sb_both_unreadable_fails_eio "did not fail with EIO"
+console_has sb_both_unreadable "/dev/vdb: cannot read the superblock" && ok sb_both_unreadable_logged || fail sb_both_unreadable_logged "no dmesg line"
+remount_has_every_key sb_both_unreadable
+
+# 3. vda's copy of the root node unreadable: vdb's copy is used.
+case_run root_copy_unreadable 0 "[inject-error]\nevent = \"read_aio\"\niotype = \"read\"\nerrno = \"5\"\nsector = \"$root_sector\"\n" "$work/mount.sh"
+console_has root_copy_unreadable "^MOUNTED $expect" && ok root_copy_unreadable_mounts || fail root_copy_unreadable_mounts "did not mount with every key"
+console_has root_copy_unreadable "btree node copy at member 0 bucket $first unreadable" && ok root_copy_unreadable_warned || fail root_copy_unreadable_warned "no warning"
+
+# 4. Every write to vdb fails: node copies there fail (one good copy is required and
+#    enough), but the superblock cannot be written: the mount fails with EIO, nothing lost.
+case_run writes_fail 1 '[inject-error]\nevent = "read_aio"\niotype = "write"\nerrno = "5"\n' "$work/mount.sh"
+console_has writes_fail "^FAILED .*Input/output error" && ok writes_fail_mount_fails_eio || fail writes_fail_mount_fails_eio "did not fail with EIO"
+console_has writes_fail "superblock write at 4096 failed" && ok writes_fail_logged || fail writes_fail_logged "no dmesg line"
+remount_has_every_key writes_fail
+
+# 5. Discards fail on vdb: counted, logged, and the buckets are freed all the same.
+case_run discards_fail 1 '[inject-error]\nevent = "read_aio"\niotype = "discard"\nerrno = "5"\n' "$work/mount.sh"
+console_has discards_fail "^MOUNTED $expect" && ok discards_fail_mount_completes || fail discards_fail_mount_completes "did not mount with every key"
+console_has discards_fail "^DISCARD errors [1-9][0-9]* need_discard 0" && ok discards_fail_counted_and_freed || fail discards_fail_counted_and_freed "$(tr -d '\r' <"$logs/discards_fail-console.log" | grep '^DISCARD')"
+console_has discards_fail "discard of buckets .* failed" && ok discards_fail_logged || fail discards_fail_logged "no dmesg line"
