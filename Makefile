@@ -6,6 +6,7 @@
 #   make check-full   the same, with 1000 damaged images and 100 abort/kill/retry cycles
 #   make demo         boot the test kernel and run the demo in the guest
 #   make tool         build the static bucketfs tool for the guest (target/guest/)
+#   make bench        benchmarks in a guest, printed as a table of ratios
 #   make kernel       build (or reuse) the cached test kernel
 #   make install      install the modules into KDIR's modules directory
 #
@@ -18,7 +19,7 @@ RUSTC ?= /usr/bin/rustc
 BINDGEN ?= $(HOME)/.cargo/bin/bindgen
 KMAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=1 RUSTC=$(RUSTC) BINDGEN=$(BINDGEN)
 
-.PHONY: all modules kernel install check check-full demo host-test fmt-check clean tool
+.PHONY: all modules kernel install check check-full demo bench host-test fmt-check clean tool
 
 all: modules
 
@@ -54,6 +55,10 @@ check-full:
 
 demo:
 	scripts/demo.sh
+
+# Benchmarks in a guest; the table goes to out/bench/table.md.
+bench:
+	scripts/bench.sh
 
 clean:
 	$(KMAKE) clean

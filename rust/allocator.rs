@@ -288,6 +288,24 @@ impl Allocator {
         self.wake_all();
     }
 
+    /// Gives back nodes allocated but never written (a request whose user failed): their
+    /// buckets are free again at once, and parked requests are woken.
+    pub(crate) fn release_nodes(&self, nodes: &[NodeAlloc]) {
+        {
+            let mut st = self.state.lock();
+            for n in nodes {
+                for p in &n.ptrs[..n.nr_ptrs as usize] {
+                    if let Some(d) = st.devices.get_mut(p.member as usize) {
+                        if d.state(p.bucket) == Some(BucketState::Btree) {
+                            d.set_state(p.bucket, BucketState::Free);
+                        }
+                    }
+                }
+            }
+        }
+        self.wake_all();
+    }
+
     /// Devices the last blocked request was refused on (bit per member), for the discard
     /// worker to serve first.
     pub(crate) fn starved_mask(&self) -> u32 {
@@ -309,6 +327,16 @@ impl Allocator {
     ) -> Result {
         let start = Ktime::ktime_get();
         let mut reported = false;
+        // The fast path: served at once, no closure to set up.
+        let live = inputs();
+        let req = RequestInputs {
+            nodes,
+            replicas: live.replicas,
+            watermark,
+        };
+        if self.try_alloc(&req, out)?.is_none() {
+            return Ok(());
+        }
         let mut guard: Option<ParkedGuard<'_>> = None;
         stack_pin_init!(let cl = StackClosure::new(&self.wait));
         loop {

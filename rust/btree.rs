@@ -239,10 +239,27 @@ impl Btree {
 
     /// Inserts or updates `k`. `alloc(n)` must return `n` new node locations; it is called at
     /// most once, before anything changes, and may park.
+    ///
+    /// Locations the insert did not use (on an error) go back through `release`.
     pub(crate) fn insert(
         &mut self,
         k: Key,
         alloc: impl FnOnce(u32, &mut KVec<NodeAlloc>) -> Result,
+        release: impl FnOnce(&[NodeAlloc]),
+    ) -> Result {
+        let mut pool = KVec::new();
+        let result = self.insert_with(k, alloc, &mut pool);
+        if !pool.is_empty() {
+            release(&pool);
+        }
+        result
+    }
+
+    fn insert_with(
+        &mut self,
+        k: Key,
+        alloc: impl FnOnce(u32, &mut KVec<NodeAlloc>) -> Result,
+        pool: &mut KVec<NodeAlloc>,
     ) -> Result {
         // The path from the root to the leaf for `k`.
         let mut path: KVec<(usize, usize)> = KVec::new(); // (node, index of the child taken)
@@ -276,9 +293,8 @@ impl Btree {
                 grows = parent.len() + 1 > parent.capacity();
             }
         }
-        let mut pool = KVec::new();
         if needed > 0 {
-            alloc(needed, &mut pool)?;
+            alloc(needed, pool)?;
             if pool.len() < needed as usize {
                 return Err(ENOSPC);
             }
@@ -286,9 +302,9 @@ impl Btree {
 
         // Copy-on-write the path.
         for &(p, _) in path.iter() {
-            self.make_dirty(p, &mut pool);
+            self.make_dirty(p, pool);
         }
-        self.make_dirty(leaf, &mut pool);
+        self.make_dirty(leaf, pool);
 
         match found {
             Ok(i) => {
@@ -302,7 +318,7 @@ impl Btree {
         let mut node = leaf;
         let mut up = path.len();
         while self.nodes[node].len() > self.nodes[node].capacity() {
-            let (right_key, right) = self.split(node, &mut pool)?;
+            let (right_key, right) = self.split(node, pool)?;
             if up == 0 {
                 let at = pool.pop().ok_or(ENOSPC)?;
                 let level = self.nodes[node].level + 1;

@@ -29,6 +29,7 @@ use kernel::{
     new_condvar, new_mutex,
     prelude::*,
     sync::{Arc, CondVar, Mutex},
+    time::Ktime,
     workqueue,
 };
 
@@ -48,6 +49,8 @@ pub(crate) struct DiscardCounters {
     pub(crate) without_io: AtomicU64,
     /// Discard commands that failed (the buckets are freed all the same).
     pub(crate) errors: AtomicU64,
+    /// Nanoseconds the worker spent draining this device (discards, freeing, table writes).
+    pub(crate) ns: AtomicU64,
 }
 
 struct CtlState {
@@ -158,6 +161,7 @@ impl Fs {
         let first = (0..n).filter(|&m| starved & (1 << m) != 0);
         let order = Iterator::chain(first, (0..n).filter(|&m| starved & (1 << m) == 0));
         for m in order {
+            let start = Ktime::ktime_get();
             let mut freed = false;
             while let Some((start, len)) = self.take_run(m) {
                 if ctl.stopping() {
@@ -169,13 +173,15 @@ impl Fs {
                 freed = true;
             }
             if freed {
-                if let Err(e) = self.persist_bucket_tables() {
+                if let Err(e) = self.persist_bucket_table(m) {
                     pr_err!(
                         "{}: bucket table write after discards failed ({})\n",
                         UuidFmt(&self.uuid),
                         e.to_errno()
                     );
                 }
+                let ns = (Ktime::ktime_get().to_ns() - start.to_ns()).max(0) as u64;
+                self.discard_counters[m].ns.fetch_add(ns, Ordering::Relaxed);
             }
         }
     }

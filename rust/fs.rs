@@ -70,6 +70,9 @@ pub(crate) struct Progress {
     pub(crate) replay_total: AtomicU64,
     /// Keys replayed so far.
     pub(crate) replay_done: AtomicU64,
+    /// Journal bytes replayed (entries, headers included), and the time replay took.
+    pub(crate) replay_bytes: AtomicU64,
+    pub(crate) replay_us: AtomicU64,
     /// Btree keys, nodes, depth and digest, as of the last load or commit.
     pub(crate) keys: AtomicU64,
     pub(crate) nodes: AtomicU64,
@@ -487,9 +490,11 @@ impl Fs {
             }
             for k in e.keys.iter() {
                 btree
-                    .insert(*k, |n, out| {
-                        self.alloc.alloc_nodes(n, Watermark::Normal, || self.live(), out)
-                    })
+                                        .insert(
+                        *k,
+                        |n, out| self.alloc.alloc_nodes(n, Watermark::Normal, || self.live(), out),
+                        |unused| self.alloc.release_nodes(unused),
+                    )
                     .map_err(|err| {
                         mount_err!(
                             source,
@@ -505,6 +510,13 @@ impl Fs {
         // `last` continues `journal_seq`, which the superblock checks keep far below overflow.
         self.commit(&mut btree, last.saturating_add(1))
             .map_err(|e| mount_err!(source, e, "cannot commit the replayed btree"))?;
+        let us = (Ktime::ktime_get().to_ns() - start.to_ns()).max(0) as u64 / 1000;
+        self.progress.replay_us.store(us, Ordering::Relaxed);
+        let bytes: u64 = entries
+            .iter()
+            .map(|e| e.blocks as u64 * BLOCK_SIZE as u64)
+            .sum();
+        self.progress.replay_bytes.store(bytes, Ordering::Relaxed);
         let stats = btree.stats();
         self.progress.set_stats(&stats);
         pr_info!(
@@ -636,40 +648,44 @@ impl Fs {
     pub(crate) fn persist_bucket_tables(&self) -> Result {
         let _serialised = self.table_lock.lock();
         let seq = self.state.lock().sb.seq;
-        self.write_bucket_tables(seq)
+        (0..self.geometry.len()).try_for_each(|m| self.write_bucket_table(m, seq))
     }
 
-    /// Writes every member's bucket table from the allocator's bucket states.
-    fn write_bucket_tables(&self, seq: u64) -> Result {
-        for (i, m) in self.geometry.iter().enumerate() {
-            let blocks = table_blocks(m.nbuckets);
-            let mut buf = IoBuf::new(blocks as usize * BLOCK_SIZE)?;
-            {
-                let a = self.alloc.state.lock();
-                let d = &a.devices[i];
-                let mut entries =
-                    KVec::with_capacity(TABLE_ENTRIES_PER_BLOCK as usize, GFP_KERNEL)?;
-                for block in 0..blocks {
-                    entries.clear();
-                    let first = (block * TABLE_ENTRIES_PER_BLOCK) as u32;
-                    for b in first..first + entries_in_block(m.nbuckets, block) as u32 {
-                        let state = d.state(b).unwrap_or(BucketState::Superblock);
-                        entries.push(BucketEntry { state, gen: 0 }, GFP_KERNEL)?;
-                    }
-                    let id = TableBlockId {
-                        uuid: self.uuid,
-                        member: i as u32,
-                        block: block as u32,
-                    };
-                    let o = block as usize * BLOCK_SIZE;
-                    encode_block(&id, seq, &entries, &mut buf[o..o + BLOCK_SIZE]);
+    /// Persists member `m`'s bucket table only.
+    pub(crate) fn persist_bucket_table(&self, m: usize) -> Result {
+        let _serialised = self.table_lock.lock();
+        let seq = self.state.lock().sb.seq;
+        self.write_bucket_table(m, seq)
+    }
+
+    /// Writes member `i`'s bucket table from the allocator's bucket states.
+    fn write_bucket_table(&self, i: usize, seq: u64) -> Result {
+        let m = self.geometry.get(i).ok_or(EINVAL)?;
+        let blocks = table_blocks(m.nbuckets);
+        let mut buf = IoBuf::new(blocks as usize * BLOCK_SIZE)?;
+        {
+            let a = self.alloc.state.lock();
+            let d = &a.devices[i];
+            let mut entries = KVec::with_capacity(TABLE_ENTRIES_PER_BLOCK as usize, GFP_KERNEL)?;
+            for block in 0..blocks {
+                entries.clear();
+                let first = (block * TABLE_ENTRIES_PER_BLOCK) as u32;
+                for b in first..first + entries_in_block(m.nbuckets, block) as u32 {
+                    let state = d.state(b).unwrap_or(BucketState::Superblock);
+                    entries.push(BucketEntry { state, gen: 0 }, GFP_KERNEL)?;
                 }
+                let id = TableBlockId {
+                    uuid: self.uuid,
+                    member: i as u32,
+                    block: block as u32,
+                };
+                let o = block as usize * BLOCK_SIZE;
+                encode_block(&id, seq, &entries, &mut buf[o..o + BLOCK_SIZE]);
             }
-            self.members[i]
-                .dev
-                .write(m.bucket_offset(m.table_start as u64), &buf, true)?;
         }
-        Ok(())
+        self.members[i]
+            .dev
+            .write(m.bucket_offset(m.table_start as u64), &buf, true)
     }
 
     /// Sets option `opt` at runtime: checked against both the live and the stored options,

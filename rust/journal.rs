@@ -17,6 +17,8 @@ use kernel::{alloc::KVec, prelude::*};
 pub(crate) struct Entry {
     /// Sequence number.
     pub(crate) seq: u64,
+    /// Length in blocks.
+    pub(crate) blocks: u32,
     /// Key updates, in order.
     pub(crate) keys: KVec<Key>,
     /// Bucket state changes.
@@ -47,6 +49,7 @@ pub(crate) fn read_entries(
             }
             let mut e = Entry {
                 seq: h.seq,
+                blocks: h.blocks,
                 keys: KVec::new(),
                 updates: KVec::new(),
             };

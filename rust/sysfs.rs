@@ -69,14 +69,16 @@ fn show_internal(fs: &Fs, index: usize, out: &mut dyn Write) -> core::fmt::Resul
         ),
         3 => writeln!(
             out,
-            "replayed {} of {} key(s)",
+            "replayed {} of {} key(s) from {} journal bytes in {} us",
             p.replay_done.load(Ordering::Relaxed),
-            p.replay_total.load(Ordering::Relaxed)
+            p.replay_total.load(Ordering::Relaxed),
+            p.replay_bytes.load(Ordering::Relaxed),
+            p.replay_us.load(Ordering::Relaxed)
         ),
         _ => Ok(()),
     }
 }
-const DEV_FILES: [&str; 11] = [
+const DEV_FILES: [&str; 12] = [
     "device",
     "nbuckets",
     "bucket_size",
@@ -88,6 +90,7 @@ const DEV_FILES: [&str; 11] = [
     "discard_bytes",
     "freed_without_discard",
     "discard_errors",
+    "discard_ns",
 ];
 const DEV_DISCARD: usize = 4;
 
@@ -203,10 +206,16 @@ extern "C" fn bucketfs_rs_sysfs_show(
                 3 => writeln!(out, "{}", desc.first_bucket),
                 DEV_DISCARD => writeln!(out, "{}", fs.state.lock().sb.members[m].discard() as u32),
                 5 => writeln!(out, "{}", fs.members[m].dev.max_discard_bytes()),
-                6..=10 => {
+                6..=11 => {
                     let c = &fs.discard_counters[m];
-                    let v =
-                        [&c.buckets, &c.commands, &c.bytes, &c.without_io, &c.errors][index - 6];
+                    let v = [
+                        &c.buckets,
+                        &c.commands,
+                        &c.bytes,
+                        &c.without_io,
+                        &c.errors,
+                        &c.ns,
+                    ][index - 6];
                     writeln!(out, "{}", v.load(Ordering::Relaxed))
                 }
                 i if i - DEV_FILES.len() < NR_STATES => {

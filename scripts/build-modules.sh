@@ -10,7 +10,7 @@ kdir=$("$here/scripts/kernel.sh" --variant "$variant" --dir)
 dir=$here/out/build-$variant
 mkdir -p "$dir"
 rsync -a --delete --exclude generated --exclude '*.o' --exclude '*.ko' --exclude '.*.cmd' \
-	"$here"/{Kbuild,rust,c,include,tests-kunit} "$dir"/ >&2
+	"$here"/{Kbuild,rust,c,include,tests-kunit,bench} "$dir"/ >&2
 make -C "$kdir" M="$dir" LLVM=1 RUSTC=/usr/bin/rustc BINDGEN="${BINDGEN:-$HOME/.cargo/bin/bindgen}" \
 	modules >&2
 echo "$dir"

@@ -79,6 +79,7 @@ root=$work/root
 mkdir -p "$root"/{bin,sbin,dev,proc,sys,tmp,mnt,modules,etc,root}
 cp /bin/busybox "$root/bin/busybox"
 cp "$modules/bucketfs.ko" "$modules/bucketfs_kunit.ko" "$root/modules/"
+[ -f "$modules/bucketfs_bench.ko" ] && cp "$modules/bucketfs_bench.ko" "$root/modules/"
 tool=${BUCKETFS_TOOL:-$here/target/guest/bucketfs}
 [ -x "$tool" ] && cp "$tool" "$root/bin/bucketfs"
 cp "$script" "$root/guest.sh"

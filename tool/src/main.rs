@@ -1,5 +1,6 @@
 //! `bucketfs`: format and inspect bucketfs filesystems.
 
+mod bench;
 mod corrupt;
 mod damage;
 mod device;
@@ -104,6 +105,28 @@ fn cli() -> Command {
                 )
                 .arg(Arg::new("devices").required(true).num_args(1..).value_parser(clap::value_parser!(PathBuf))),
         )
+                .subcommand(
+            Command::new("bench")
+                .about("Measurements for `make bench` (run in the guest)")
+                .subcommand_required(true)
+                .subcommand(
+                    Command::new("unstick")
+                        .arg(Arg::new("runs").long("runs").default_value("20").value_parser(clap::value_parser!(usize)))
+                        .arg(Arg::new("spec").required(true))
+                        .arg(Arg::new("devices").required(true).num_args(1..).value_parser(clap::value_parser!(PathBuf))),
+                )
+                .subcommand(
+                    Command::new("drain")
+                        .arg(Arg::new("spec").required(true))
+                        .arg(Arg::new("devices").required(true).num_args(1..).value_parser(clap::value_parser!(PathBuf))),
+                )
+                .subcommand(
+                    Command::new("replay")
+                        .arg(Arg::new("label").long("label").default_value(""))
+                        .arg(Arg::new("spec").required(true))
+                        .arg(Arg::new("devices").required(true).num_args(1..).value_parser(clap::value_parser!(PathBuf))),
+                ),
+        )
         .subcommand(
             Command::new("debug")
                 .about("Debugging aids for tests")
@@ -197,6 +220,16 @@ fn run(m: &ArgMatches) -> Result<(), String> {
         Some(("show-super", m)) => {
             let dev = Device::open(m.get_one::<PathBuf>("device").unwrap(), false)?;
             show::show(&dev, m.get_flag("json"))
+        }
+        Some(("bench", m)) => {
+            let (name, m) = m.subcommand().expect("clap requires a subcommand");
+            let spec = m.get_one::<String>("spec").unwrap();
+            let devs: Vec<PathBuf> = m.get_many::<PathBuf>("devices").unwrap().cloned().collect();
+            match name {
+                "unstick" => bench::unstick(spec, &devs, *m.get_one::<usize>("runs").unwrap()),
+                "drain" => bench::drain(spec, &devs),
+                _ => bench::replay(spec, &devs, m.get_one::<String>("label").unwrap()),
+            }
         }
         Some(("debug", m)) => match m.subcommand() {
             Some(("damage", m)) => {

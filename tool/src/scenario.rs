@@ -63,7 +63,16 @@ fn get_u64(t: &toml::Table, k: &str) -> Result<Option<u64>, String> {
     }
 }
 
+/// Writes the scenario and prints what it wrote and what a mount must then show.
 pub fn scenario(spec_path: &str, devs: &mut [Device]) -> Result<(), String> {
+    print!("{}", scenario_quiet(spec_path, devs)?);
+    Ok(())
+}
+
+/// Writes the scenario; returns the report `scenario` prints.
+pub fn scenario_quiet(spec_path: &str, devs: &mut [Device]) -> Result<String, String> {
+    use std::fmt::Write as _;
+    let mut report = String::new();
     let text = std::fs::read_to_string(spec_path).map_err(|e| format!("{spec_path}: {e}"))?;
     let t: toml::Table = text.parse().map_err(|e| format!("{spec_path}: {e}"))?;
     let bucket_size = match t.get("bucket_size") {
@@ -256,18 +265,23 @@ pub fn scenario(spec_path: &str, devs: &mut [Device]) -> Result<(), String> {
         d.sync()?;
     }
     let digest = keys.iter().fold(0u64, |a, k| a.wrapping_add(key_digest(k)));
-    println!("scenario: uuid {}", UuidFmt(&sb.uuid));
-    println!(
+    let _ = writeln!(report, "scenario: uuid {}", UuidFmt(&sb.uuid));
+    let _ = writeln!(
+        report,
         "scenario: journal keys {journal_keys}, pinned buckets {}, {} entries",
         updates.len(),
         seq - 1
     );
     for (i, first, count) in &fills {
-        println!(
+        let _ = writeln!(
+            report,
             "scenario: filled dev {i} buckets {first}..{}",
             first + count
         );
     }
-    println!("scenario: expect keys {journal_keys} digest {digest:016x}");
-    Ok(())
+    let _ = writeln!(
+        report,
+        "scenario: expect keys {journal_keys} digest {digest:016x}"
+    );
+    Ok(report)
 }

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# `make bench`: run the benchmarks in a guest; print the table and keep it in
+# out/bench/table.md. Every figure is measured side by side with its reference in the
+# same run; nothing here is a pass/fail test.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+bash scripts/deps.sh >/dev/null
+make modules tool >/dev/null
+out=out/bench
+mkdir -p "$out"
+BUCKETFS_VM_LOG=$out/console.log scripts/vm.sh --disk 64M --disk 64M --disk 48M --disk 192M \
+	--disk 40M --disk 400M --disk 4G --timeout 1800 \
+	--file tests/guest:/root/tests --file tests/scenarios:/root/scenarios tests/guest/bench.sh \
+	>"$out/vm.log" 2>&1 || { tail -n 30 "$out/vm.log"; exit 1; }
+accel=$(grep -o 'with [a-z]*' "$out/vm.log" | head -n 1 | cut -d' ' -f2)
+clock=$(tr -d '\r' <"$out/console.log" | sed -n 's/^BENCH-CLOCKSOURCE //p')
+{
+	echo "bucketfs benchmarks, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), QEMU $accel guest (clocksource $clock)"
+	echo
+	echo "| measure | figures | ratio | notes |"
+	echo "|---|---|---|---|"
+	tr -d '\r' <"$out/console.log" | sed -n 's/^\(\[[ 0-9.]*\] bucketfs_bench: \)\{0,1\}\(| .*|\)$/\2/p'
+} >"$out/table.md"
+cat "$out/table.md"
