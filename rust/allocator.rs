@@ -339,18 +339,9 @@ impl Allocator {
         }
         let mut guard: Option<ParkedGuard<'_>> = None;
         stack_pin_init!(let cl = StackClosure::new(&self.wait));
+        // Blocked. From here on: park first, then look again (a wake between a look and the
+        // park would otherwise be lost), then sleep; after every wake, park and look again.
         loop {
-            let live = inputs();
-            let req = RequestInputs {
-                nodes,
-                replicas: live.replicas,
-                watermark,
-            };
-            if self.try_alloc(&req, out)?.is_none() {
-                return Ok(());
-            }
-            // Blocked. Park first, then look again: a wake between the first look and the
-            // park would otherwise be lost.
             let abort_seen = self.abort_seq.load(Ordering::Acquire);
             let mut parked = cl.as_mut().park();
             let id = match &guard {

@@ -111,6 +111,18 @@ guest_run() {
 		sed "s/^/check:   $label: /"
 }
 
+# host_suite LABEL TITLE SCRIPT: a host-side test script; records its HOST-TEST lines.
+host_suite() {
+	local label=$1 title=$2 script=$3
+	echo "check: ... $title ($script)"
+	while read -r _ result rest; do
+		case "$result" in
+		ok) record pass "$label: $rest" ;;
+		FAIL) record fail "$label: ${rest%%:*}" "${rest#*: }" ;;
+		esac
+	done < <("$script" "$out/$label" 2>&1 | tee "$out/$label.log" | grep -E '^HOST-TEST (ok|FAIL) ')
+}
+
 # make check-full: more damaged images and cycles (see README, Testing).
 if [ "${BUCKETFS_FULL:-0}" = 1 ]; then
 	guest_args=(DAMAGE_IMAGES=1000 CYCLES=100)
@@ -123,24 +135,9 @@ fi
 if step "module build (-Werror, -Dwarnings)" build.log make modules; then
 	guest_run guest "" "${guest_args[@]}"
 
-	# Host-side discard checks: holes in kept images, crashes while draining.
-	echo "check: ... discard holes and crash consistency (tests/host/discard.sh)"
-	while read -r _ result rest; do
-		case "$result" in
-		ok) record pass "discard: $rest" ;;
-		FAIL) record fail "discard: ${rest%%:*}" "${rest#*: }" ;;
-		esac
-	done < <(tests/host/discard.sh "$out/discard" 2>&1 | tee "$out/discard.log" | grep -E '^HOST-TEST (ok|FAIL) ')
+	host_suite discard "discard holes and crash consistency" tests/host/discard.sh
 	grep -E '^(holes|dev-[0-9]|CRASH)' "$out/discard.log" | sed 's/^/check:   /'
-
-	# Host-side I/O fault injection (QEMU blkdebug).
-	echo "check: ... I/O faults (tests/host/faults.sh)"
-	while read -r _ result rest; do
-		case "$result" in
-		ok) record pass "faults: $rest" ;;
-		FAIL) record fail "faults: ${rest%%:*}" "${rest#*: }" ;;
-		esac
-	done < <(tests/host/faults.sh "$out/faults" 2>&1 | tee "$out/faults.log" | grep -E '^HOST-TEST (ok|FAIL) ')
+	host_suite faults "I/O faults" tests/host/faults.sh
 fi
 
 # The same guest tests on the debug kernel (KASAN, lockdep, atomic-sleep checks, kmemleak).

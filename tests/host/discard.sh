@@ -8,15 +8,8 @@
 #   tests/host/discard.sh LOGDIR
 #
 # Prints "HOST-TEST ok NAME" / "HOST-TEST FAIL NAME: WHY" lines.
-set -u
-here=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$here"
-logs=${1:-out/discard}
-mkdir -p "$logs"
-work=$(mktemp -d /tmp/bucketfs-discard.XXXXXX)
-trap 'rm -rf "$work"' EXIT
-vm() { scripts/vm.sh --disk 64M --disk 64M --timeout 300 --file tests/guest:/root/tests \
-	--file tests/scenarios:/root/scenarios "$@"; }
+NAME=discard
+. "$(dirname "$0")/lib.sh"
 
 # 1. Drain with discard on, then inspect the images.
 cat >"$work/drain.sh" <<'G'
@@ -36,10 +29,10 @@ G
 BUCKETFS_VM_LOG=$logs/drain-console.log vm --keep-disks "$work/drain" "$work/drain.sh" >"$logs/drain.log" 2>&1
 status=$?
 if [ $status = 0 ]; then
-	echo "HOST-TEST ok drain_boot"
+	ok drain_boot
 	python3 tests/host/check_holes.py "$logs/drain-console.log" "$work/drain/disk0.img" "$work/drain/disk1.img"
 else
-	echo "HOST-TEST FAIL drain_boot: vm.sh exited $status (see $logs/drain.log)"
+	fail drain_boot "vm.sh exited $status (see $logs/drain.log)"
 fi
 
 # 2. Crash in the middle of draining (and of replay), at a few points; remount.
@@ -70,8 +63,8 @@ G
 	got=$(sed -n 's/^GOT //p' "$logs/remount-$delay-console.log" | tr -d '\r')
 	grep -h '^CRASH' "$logs/crash-$delay-console.log" | tr -d '\r'
 	if [ $status = 0 ] && [ -n "$expect" ] && [ "$got" = "$expect" ]; then
-		echo "HOST-TEST ok crash_after_${delay}us_remount_has_every_key"
+		ok "crash_after_${delay}us_remount_has_every_key"
 	else
-		echo "HOST-TEST FAIL crash_after_${delay}us_remount_has_every_key: expected '$expect', got '$got' (remount status $status)"
+		fail "crash_after_${delay}us_remount_has_every_key" "expected '$expect', got '$got' (remount status $status)"
 	fi
 done

@@ -8,17 +8,8 @@
 #   tests/host/faults.sh LOGDIR
 #
 # Prints "HOST-TEST ok NAME" / "HOST-TEST FAIL NAME: WHY" lines.
-set -u
-here=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$here"
-logs=${1:-out/faults}
-mkdir -p "$logs"
-work=$(mktemp -d /tmp/bucketfs-faults.XXXXXX)
-trap 'rm -rf "$work"' EXIT
-vm() { scripts/vm.sh --disk 64M --disk 64M --timeout 300 --file tests/guest:/root/tests \
-	--file tests/scenarios:/root/scenarios "$@"; }
-ok() { echo "HOST-TEST ok $1"; }
-fail() { echo "HOST-TEST FAIL $1: $2"; }
+NAME=faults
+. "$(dirname "$0")/lib.sh"
 
 # The pristine scenario, and where things are on it.
 cat >"$work/setup.sh" <<'G'
