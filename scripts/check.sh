@@ -108,7 +108,7 @@ guest_run() {
 		esac
 	done < <(tr -d '\r' <"$log" 2>/dev/null | grep -E '^GUEST-TEST (ok|FAIL) ')
 	tr -d '\r' <"$log" 2>/dev/null | grep -E '^(damaged images|abort/kill/retry cycles|rescue by)' |
-		sed "s/^/check:   $label: /"
+		sed "s/^/check:   $label: /" | tee -a "$out/figures.part"
 }
 
 # host_suite LABEL TITLE SCRIPT: a host-side test script; records its HOST-TEST lines.
@@ -136,7 +136,7 @@ if step "module build (-Werror, -Dwarnings)" build.log make modules; then
 	guest_run guest "" "${guest_args[@]}"
 
 	host_suite discard "discard holes and crash consistency" tests/host/discard.sh
-	grep -E '^(holes|dev-[0-9]|CRASH)' "$out/discard.log" | sed 's/^/check:   /'
+	grep -E '^(holes|dev-[0-9]|CRASH)' "$out/discard.log" | sed 's/^/check:   /' | tee -a "$out/figures.part"
 	host_suite faults "I/O faults" tests/host/faults.sh
 fi
 
@@ -145,6 +145,13 @@ if step "debug kernel and modules (KASAN, PROVE_LOCKING, DEBUG_ATOMIC_SLEEP, DEB
 	debug-build.log scripts/build-modules.sh debug; then
 	guest_run debug debug "${debug_args[@]}"
 fi
+
+# The figures the README's testing section quotes, as this run measured them.
+{
+	date -u '+run of %Y-%m-%d %H:%M UTC'
+	cat "$out/figures.part" 2>/dev/null
+	echo "$passed passed, $failed failed"
+} >"$out/figures.txt"
 
 echo
 echo "check: summary"
