@@ -8,6 +8,7 @@
 //! snapshot of every device. It holds no lock while parked. It is woken by:
 //! - buckets becoming free ([`Allocator::free_bucket_run`], from the discard worker),
 //! - any write under `options/` (the filesystem calls [`Allocator::wake_all`]),
+//! - a device state change (`dev-N/writable`, [`Allocator::set_writable`]),
 //! - the abort knob ([`Allocator::abort_parked`]), which fails the requests parked at that
 //!   moment with `ECANCELED`,
 //! - a fatal signal to the waiting task (`EINTR`).
@@ -284,6 +285,15 @@ impl Allocator {
                     }
                 }
             }
+        }
+        self.wake_all();
+    }
+
+    /// Lets member `m` take allocations, or not (a device state change): parked requests
+    /// are woken to decide again with the new device set.
+    pub(crate) fn set_writable(&self, m: usize, writable: bool) {
+        if let Some(d) = self.state.lock().devices.get_mut(m) {
+            d.writable = writable;
         }
         self.wake_all();
     }

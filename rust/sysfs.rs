@@ -78,7 +78,7 @@ fn show_internal(fs: &Fs, index: usize, out: &mut dyn Write) -> core::fmt::Resul
         _ => Ok(()),
     }
 }
-const DEV_FILES: [&str; 12] = [
+const DEV_FILES: [&str; 13] = [
     "device",
     "nbuckets",
     "bucket_size",
@@ -91,8 +91,10 @@ const DEV_FILES: [&str; 12] = [
     "freed_without_discard",
     "discard_errors",
     "discard_ns",
+    "writable",
 ];
 const DEV_DISCARD: usize = 4;
+const DEV_WRITABLE: usize = 12;
 
 /// Name and mode of file `index` of a directory of `kind`.
 fn attr(kind: c_uint, index: usize) -> Option<(&'static str, u16)> {
@@ -101,7 +103,9 @@ fn attr(kind: c_uint, index: usize) -> Option<(&'static str, u16)> {
             .get(index)
             .map(|d| (d.name, if d.settable.runtime { 0o644 } else { 0o444 })),
         KIND_INTERNAL => INTERNAL_FILES.get(index).copied(),
-        KIND_DEV if index == DEV_DISCARD => Some((DEV_FILES[index], 0o644)),
+        KIND_DEV if index == DEV_DISCARD || index == DEV_WRITABLE => {
+            Some((DEV_FILES[index], 0o644))
+        }
         KIND_DEV if index < DEV_FILES.len() => Some((DEV_FILES[index], 0o444)),
         KIND_DEV => BucketState::ALL
             .get(index - DEV_FILES.len())
@@ -206,6 +210,14 @@ extern "C" fn bucketfs_rs_sysfs_show(
                 3 => writeln!(out, "{}", desc.first_bucket),
                 DEV_DISCARD => writeln!(out, "{}", fs.state.lock().sb.members[m].discard() as u32),
                 5 => writeln!(out, "{}", fs.members[m].dev.max_discard_bytes()),
+                DEV_WRITABLE => {
+                    let a = fs.alloc.state.lock();
+                    writeln!(
+                        out,
+                        "{}",
+                        a.devices.get(m).is_some_and(|d| d.writable) as u32
+                    )
+                }
                 6..=11 => {
                     let c = &fs.discard_counters[m];
                     let v = [
@@ -283,21 +295,31 @@ extern "C" fn bucketfs_rs_sysfs_store(
         fs.kick_discards();
         return len as isize;
     }
-    if kind == KIND_DEV && index == DEV_DISCARD && (member as usize) < fs.members.len() {
+    if kind == KIND_DEV
+        && (index == DEV_DISCARD || index == DEV_WRITABLE)
+        && (member as usize) < fs.members.len()
+    {
+        // Booleans, spelled as the `discard` option is.
         let text = core::str::from_utf8(bytes).unwrap_or("");
-        return match parse_value(crate::shared::options::Opt::Discard.desc(), text) {
-            Ok(v) => match fs.set_member_discard(member as usize, v != 0) {
-                Ok(()) => len as isize,
-                Err(e) => e.to_errno() as isize,
-            },
-            Err(_) => {
-                pr_err!(
-                    "{}: dev-{member}/discard={}: not a valid value (-22)\n",
-                    UuidFmt(&fs.uuid),
-                    prefix(text.trim_end(), 32)
-                );
-                EINVAL.to_errno() as isize
-            }
+        let Ok(v) = parse_value(crate::shared::options::Opt::Discard.desc(), text) else {
+            pr_err!(
+                "{}: dev-{member}/{}={}: not a valid value (-22)\n",
+                UuidFmt(&fs.uuid),
+                DEV_FILES[index],
+                prefix(text.trim_end(), 32)
+            );
+            return EINVAL.to_errno() as isize;
+        };
+        let m = member as usize;
+        let result = if index == DEV_DISCARD {
+            fs.set_member_discard(m, v != 0)
+        } else {
+            fs.alloc.set_writable(m, v != 0);
+            Ok(())
+        };
+        return match result {
+            Ok(()) => len as isize,
+            Err(e) => e.to_errno() as isize,
         };
     }
     if kind != KIND_OPTIONS || index >= OPTIONS.len() {

@@ -85,6 +85,21 @@ expect_fail c_abort_knob_takes_only_1 "Invalid argument" sysfs_write $(fs_dir)/i
 t c_abort_with_nothing_parked sysfs_write $(fs_dir)/internal/abort_stuck_allocations 1
 btree_matches c
 
+# A device state change wakes parked requests too: with dev-1 not writable, lowering the
+# replica count is not enough; making dev-1 writable again completes the mount.
+scenario e
+start_stuck_mount e
+d=$(fs_dir)
+t e_dev_writable_file test "$(stat -c %a $d/dev-1/writable)" = 644
+t e_dev1_read_only sysfs_write $d/dev-1/writable 0
+sysfs_write $d/options/metadata_replicas 1
+t e_still_parked_without_a_writable_device wait_for 5 sh -c "grep -q 'wakeups: [1-9]' $d/internal/alloc_debug && grep -q '^parked requests: 1' $d/internal/alloc_debug"
+expect_fail e_dev_writable_garbage "Invalid argument" sysfs_write $d/dev-1/writable maybe
+t e_dev1_writable_again sysfs_write $d/dev-1/writable 1
+wait $pid
+t e_device_state_change_completes_the_mount test $? = 0
+btree_matches e
+
 # Path d: SIGKILL of the parked mount; then the same retry, and the module unloads.
 scenario d
 start_stuck_mount d
