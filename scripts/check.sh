@@ -125,6 +125,12 @@ host_suite() {
 
 # make check-full: more damaged images and cycles (see README, Testing).
 if [ "${BUCKETFS_FULL:-0}" = 1 ]; then
+	# Crashes at 16 random points in the first 80 ms of the mount (replay, splits, commit,
+	# draining); BUCKETFS_CRASH_SEED repeats a run.
+	crash_seed=${BUCKETFS_CRASH_SEED:-$(date +%s)}
+	CRASH_DELAYS=$(awk -v seed="$crash_seed" 'BEGIN { srand(seed); for (i = 0; i < 16; i++) printf "%d ", int(rand() * 80000) }')
+	export CRASH_DELAYS
+	echo "check: crash points from seed $crash_seed: $CRASH_DELAYS us" | tee -a "$out/figures.part"
 	guest_args=(DAMAGE_IMAGES=1000 CYCLES=100)
 	debug_args=(DAMAGE_IMAGES=200 CYCLES=100 RESCUE_MS=5000)
 else

@@ -35,8 +35,10 @@ else
 	fail drain_boot "vm.sh exited $status (see $logs/drain.log)"
 fi
 
-# 2. Crash in the middle of draining (and of replay), at a few points; remount.
-for delay in 1000 10000 25000 300000; do
+# 2. Crash in the middle of draining, replay and its splits, and commit; remount.
+# CRASH_DELAYS: microseconds after the mount starts at which to crash (make check-full
+# passes seeded random ones and prints the seed).
+for delay in ${CRASH_DELAYS:-1000 10000 25000 300000}; do
 	cat >"$work/crash.sh" <<G
 . /root/tests/lib.sh
 insmod /modules/bucketfs.ko
