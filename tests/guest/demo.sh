@@ -10,10 +10,6 @@ bad() { say "UNEXPECTED: $*"; failed=1; }
 seed=/root/scenarios/seed.toml
 devs=/dev/vda:/dev/vdb
 
-stats() { # keys N digest D of the mounted filesystem
-	d=$(fs_dir)
-	echo "keys $(sed -n 's/^keys //p' $d/internal/btree_stats) digest $(sed -n 's/^digest //p' $d/internal/btree_stats)"
-}
 build() {
 	step "build a two-device filesystem in the #1108 crash state ($1)"
 	out=$(bucketfs scenario "$1" /dev/vda /dev/vdb) || { bad "scenario failed"; return 1; }
@@ -24,7 +20,7 @@ verify() {
 	step "unmount, remount, check every journal key is in the btree"
 	umount /mnt || bad "umount failed"
 	mount -t bucketfs $devs /mnt || { bad "remount failed"; return; }
-	got=$(stats)
+	got=$(btree_figures)
 	say "btree: $got"
 	[ "$got" = "$expect" ] && say "all $(echo "$expect" | cut -d' ' -f2) keys present" || bad "expected $expect"
 	umount /mnt

@@ -73,3 +73,10 @@ wait_for() {
 
 # parked N: the mounted-or-mounting filesystem has N parked allocations.
 parked() { grep -q "^parked requests: $1\$" "$(fs_dir)/internal/alloc_debug"; }
+
+# btree_figures: "keys N digest D" of the mounted filesystem's btree (internal/btree_stats),
+# in the form `bucketfs scenario` prints as its expectation.
+btree_figures() {
+	bf_dir=$(fs_dir)
+	echo "keys $(sed -n 's/^keys //p' $bf_dir/internal/btree_stats) digest $(sed -n 's/^digest //p' $bf_dir/internal/btree_stats)"
+}

@@ -25,7 +25,7 @@ while [ $i -le $images ]; do
 		dmesg -c >/dev/null
 	if err=$(timeout -s KILL 60 mount -t bucketfs /dev/vda /mnt 2>&1); then
 		d=$(fs_dir)
-		kernel="keys $(sed -n 's/^keys //p' $d/internal/btree_stats) digest $(sed -n 's/^digest //p' $d/internal/btree_stats)"
+		kernel=$(btree_figures)
 		umount /mnt
 		offline=$(bucketfs dump-btree /dev/vda 2>&1 | sed -n 's/^btree: \(keys [0-9]* digest [0-9a-f]*\).*/\1/p')
 		if [ "$kernel" = "$offline" ]; then

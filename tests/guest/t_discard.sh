@@ -10,7 +10,7 @@ t discard_on_mount_completes_by_itself timeout -s KILL 60 mount -t bucketfs /dev
 d=$(fs_dir)
 t discard_on_drains_dev0 wait_for 30 sh -c "test \$(cat $d/dev-0/need_discard) = 0"
 t discard_on_drains_dev1 wait_for 30 sh -c "test \$(cat $d/dev-1/need_discard) = 0"
-got="keys $(sed -n 's/^keys //p' $d/internal/btree_stats) digest $(sed -n 's/^digest //p' $d/internal/btree_stats)"
+got=$(btree_figures)
 t discard_on_btree_has_every_key test "$got" = "$expect"
 b=$(cat $d/dev-0/discard_buckets)
 c=$(cat $d/dev-0/discard_commands)

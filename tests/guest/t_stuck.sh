@@ -14,12 +14,12 @@ scenario() {
 # btree_matches NAME: the mounted btree and, after unmount, the on-disk one hold every key.
 btree_matches() {
 	d=$(fs_dir)
-	got="keys $(sed -n 's/^keys //p' $d/internal/btree_stats) digest $(sed -n 's/^digest //p' $d/internal/btree_stats)"
+	got=$(btree_figures)
 	t "$1_btree_has_every_key" test "$got" = "$expect"
 	umount /mnt
 	t "$1_remount" mount -t bucketfs /dev/vda:/dev/vdb /mnt
 	d=$(fs_dir)
-	got="keys $(sed -n 's/^keys //p' $d/internal/btree_stats) digest $(sed -n 's/^digest //p' $d/internal/btree_stats)"
+	got=$(btree_figures)
 	t "$1_keys_persist_after_remount" test "$got" = "$expect"
 	t "$1_nothing_left_to_replay" grep -q "replayed 0 of 0" $d/internal/replay
 	umount /mnt

@@ -49,17 +49,9 @@ d=\$(fs_dir)
 echo "CRASH after ${delay} us: dev-0 need_discard \$(cat \$d/dev-0/need_discard 2>/dev/null), \$(cat \$d/internal/replay 2>/dev/null)"
 echo b >/proc/sysrq-trigger
 G
-	cat >"$work/remount.sh" <<'G'
-. /root/tests/lib.sh
-insmod /modules/bucketfs.ko
-timeout -s KILL 60 mount -t bucketfs /dev/vda:/dev/vdb /mnt || exit 1
-d=$(fs_dir)
-echo "GOT keys $(sed -n 's/^keys //p' $d/internal/btree_stats) digest $(sed -n 's/^digest //p' $d/internal/btree_stats)"
-umount /mnt
-G
 	rm -rf "$work/crash"
 	BUCKETFS_VM_LOG=$logs/crash-$delay-console.log vm --keep-disks "$work/crash" "$work/crash.sh" >"$logs/crash-$delay.log" 2>&1
-	BUCKETFS_VM_LOG=$logs/remount-$delay-console.log vm --keep-disks "$work/crash" "$work/remount.sh" >"$logs/remount-$delay.log" 2>&1
+	BUCKETFS_VM_LOG=$logs/remount-$delay-console.log vm --keep-disks "$work/crash" tests/guest/remount.sh >"$logs/remount-$delay.log" 2>&1
 	status=$?
 	expect=$(sed -n 's/^EXPECT //p' "$logs/crash-$delay-console.log" | tr -d '\r')
 	got=$(sed -n 's/^GOT //p' "$logs/remount-$delay-console.log" | tr -d '\r')

@@ -37,15 +37,7 @@ case_run() {
 }
 # remount_has_every_key NAME: boot without faults; every key must be there.
 remount_has_every_key() {
-	cat >"$work/remount.sh" <<'G'
-. /root/tests/lib.sh
-insmod /modules/bucketfs.ko
-timeout -s KILL 60 mount -t bucketfs /dev/vda:/dev/vdb /mnt || exit 1
-d=$(fs_dir)
-echo "GOT keys $(sed -n 's/^keys //p' $d/internal/btree_stats) digest $(sed -n 's/^digest //p' $d/internal/btree_stats)"
-umount /mnt
-G
-	BUCKETFS_VM_LOG=$logs/$1-remount-console.log vm --keep-disks "$work/$1" "$work/remount.sh" >"$logs/$1-remount.log" 2>&1
+	BUCKETFS_VM_LOG=$logs/$1-remount-console.log vm --keep-disks "$work/$1" tests/guest/remount.sh >"$logs/$1-remount.log" 2>&1
 	local got
 	got=$(sed -n 's/^GOT //p' "$logs/$1-remount-console.log" | tr -d '\r')
 	[ "$got" = "$expect" ] && ok "$1_remount_has_every_key" || fail "$1_remount_has_every_key" "expected '$expect', got '$got'"
@@ -58,7 +50,7 @@ insmod /modules/bucketfs.ko
 if err=$(timeout -s KILL 60 mount -t bucketfs /dev/vda:/dev/vdb /mnt 2>&1); then
 	d=$(fs_dir)
 	wait_for 20 sh -c "test \$(cat $d/dev-0/need_discard) = 0 && test \$(cat $d/dev-1/need_discard) = 0"
-	echo "MOUNTED keys $(sed -n 's/^keys //p' $d/internal/btree_stats) digest $(sed -n 's/^digest //p' $d/internal/btree_stats)"
+	echo "MOUNTED $(btree_figures)"
 	echo "DISCARD errors $(cat $d/dev-1/discard_errors) need_discard $(cat $d/dev-1/need_discard)"
 	umount /mnt
 else
