@@ -124,6 +124,7 @@ int bucketfs_closure_sync(struct closure *cl, long timeout, bool killable,
 
 	for (;;) {
 		set_current_state(killable ? TASK_KILLABLE : TASK_UNINTERRUPTIBLE);
+		/* Pairs with the smp_store_release() in bucketfs_closure_sync_fn(). */
 		if (smp_load_acquire(&s.done))
 			break;
 		if (!timeout || (killable && fatal_signal_pending(current))) {
