@@ -58,6 +58,14 @@ for opt in metadata_replicas metadata_replicas_required allocator_stuck_timeout 
 	done
 	t "garbage_${opt}_unchanged" test "$(cat $d/options/$opt)" = "$before"
 done
+# Root only: an unprivileged user can read the knobs but not write them.
+echo 'nobody:x:65534:65534:nobody:/:/bin/sh' >>/etc/passwd
+echo 'nogroup:x:65534:' >>/etc/group
+t unprivileged_can_read su -s /bin/sh nobody -c "cat $d/options/metadata_replicas"
+for knob in options/metadata_replicas options/discard internal/abort_stuck_allocations internal/trigger_discards dev-0/discard dev-0/writable; do
+	expect_fail "unprivileged_cannot_write_$(echo $knob | tr / _)" "Permission denied" su -s /bin/sh nobody -c "echo 1 > $d/$knob"
+done
+t unprivileged_write_changed_nothing test "$(cat $d/options/metadata_replicas)" = 1
 t garbage_logged dmesg_has "options/metadata_replicas=abc: not a valid value"
 expect_fail required_above_replicas "Invalid argument" sysfs_write $d/options/metadata_replicas_required 2
 expect_fail replicas_above_members "Invalid argument" sysfs_write $d/options/metadata_replicas 3
