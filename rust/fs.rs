@@ -275,6 +275,13 @@ impl Fs {
             describe_option_error(&mut msg, opt.desc().name, num.as_str(), e);
             mount_err!(source, EINVAL, "{}", msg.as_str())
         })?;
+        let required = Opt::MetadataReplicasRequired;
+        if live.get(required) < sb.options.get(required) && opts.get(required).is_none() {
+            pr_info!(
+                "{source}: metadata_replicas_required lowered to {} for this mount, to follow metadata_replicas\n",
+                live.get(required)
+            );
+        }
 
         let mut members = KVec::with_capacity(sb.nr_members as usize, GFP_KERNEL)?;
         let mut geometry = KVec::with_capacity(sb.nr_members as usize, GFP_KERNEL)?;

@@ -86,7 +86,10 @@ fn set_checks_rules_between_options_and_changes_nothing_on_error() {
     );
     assert_eq!(
         o.set(Opt::MetadataReplicas, 1, 2),
-        Err(OptError::RequiredAboveReplicas { replicas: 1 })
+        Err(OptError::RequiredAboveReplicas {
+            replicas: 1,
+            required: 2
+        })
     );
     assert_eq!(
         o.set(Opt::Discard, 2, 2),
@@ -137,7 +140,39 @@ fn mount_options_override_and_are_checked_against_members() {
         required.apply(&base, 2),
         Err((
             Opt::MetadataReplicasRequired,
-            OptError::RequiredAboveReplicas { replicas: 1 }
+            OptError::RequiredAboveReplicas {
+                replicas: 1,
+                required: 2
+            }
+        ))
+    );
+}
+
+#[test]
+fn a_lower_replica_count_at_mount_lowers_the_stored_required_count() {
+    let mut base = Options::default();
+    base.set(Opt::MetadataReplicas, 2, 2).unwrap();
+    base.set(Opt::MetadataReplicasRequired, 2, 2).unwrap();
+    let mut m = MountOptions::default();
+    m.parse("metadata_replicas", "1").unwrap();
+    let live = m.apply(&base, 2).unwrap();
+    assert_eq!(
+        (
+            live.get(Opt::MetadataReplicas),
+            live.get(Opt::MetadataReplicasRequired)
+        ),
+        (1, 1)
+    );
+    // Given explicitly, the required count is taken as it is, and refused.
+    m.parse("metadata_replicas_required", "2").unwrap();
+    assert_eq!(
+        m.apply(&base, 2),
+        Err((
+            Opt::MetadataReplicasRequired,
+            OptError::RequiredAboveReplicas {
+                replicas: 1,
+                required: 2
+            }
         ))
     );
 }

@@ -142,6 +142,8 @@ pub enum OptError {
     RequiredAboveReplicas {
         /// `metadata_replicas`.
         replicas: u32,
+        /// `metadata_replicas_required`.
+        required: u32,
     },
 }
 
@@ -156,9 +158,11 @@ impl OptError {
             OptError::MoreReplicasThanMembers { members } => {
                 write!(out, "more than the {members} member(s)")
             }
-            OptError::RequiredAboveReplicas { replicas } => {
-                write!(out, "above metadata_replicas ({replicas})")
-            }
+            // Neutral wording: either option may be the one being set.
+            OptError::RequiredAboveReplicas { replicas, required } => write!(
+                out,
+                "metadata_replicas_required ({required}) would exceed metadata_replicas ({replicas}); lower metadata_replicas_required first"
+            ),
         }
     }
 }
@@ -279,8 +283,9 @@ impl Options {
         if replicas > members {
             return Err(OptError::MoreReplicasThanMembers { members });
         }
-        if self.get(Opt::MetadataReplicasRequired) > replicas {
-            return Err(OptError::RequiredAboveReplicas { replicas });
+        let required = self.get(Opt::MetadataReplicasRequired);
+        if required > replicas {
+            return Err(OptError::RequiredAboveReplicas { replicas, required });
         }
         Ok(())
     }
@@ -330,13 +335,21 @@ impl MountOptions {
     }
 
     /// `base` with the given options applied, checked for `members` members. `Err` names the
-    /// option that made the set invalid.
+    /// option that made the set invalid. A given `metadata_replicas` below the stored
+    /// `metadata_replicas_required` lowers the latter too, unless it is given as well.
     pub fn apply(&self, base: &Options, members: u32) -> Result<Options, (Opt, OptError)> {
         let mut o = *base;
         for opt in Opt::ALL {
             if let Some(v) = self.get(opt) {
                 o.values[opt as usize] = v;
             }
+        }
+        // The rescue `-o metadata_replicas=1` must not fail because the stored
+        // metadata_replicas_required is higher: unless that is given too, it follows the
+        // given replica count down for this mount.
+        let (replicas, required) = (Opt::MetadataReplicas, Opt::MetadataReplicasRequired);
+        if self.get(replicas).is_some() && self.get(required).is_none() {
+            o.values[required as usize] = o.get(required).min(o.get(replicas));
         }
         match o.validate(members) {
             Ok(()) => Ok(o),

@@ -92,6 +92,19 @@ mount -t bucketfs /dev/vda:/dev/vdb /mnt
 t mount_option_not_persisted test "$(cat $(fs_dir)/options/metadata_replicas)" = 1
 umount /mnt
 
+# The rescue option works even when the stored required count is higher: it follows down.
+bucketfs format --bucket-size 4k --metadata-replicas 2 --metadata-replicas-required 2 /dev/vda /dev/vdb >/dev/null
+t rescue_option_with_required_2 mount -t bucketfs -o metadata_replicas=1 /dev/vda:/dev/vdb /mnt
+t rescue_option_lowers_required test "$(cat $(fs_dir)/options/metadata_replicas_required)" = 1
+t rescue_option_required_logged dmesg_has "metadata_replicas_required lowered to 1 for this mount"
+umount /mnt
+mount -t bucketfs /dev/vda:/dev/vdb /mnt
+t stored_required_unchanged test "$(cat $(fs_dir)/options/metadata_replicas_required)" = 2
+expect_fail runtime_replicas_below_required "Invalid argument" sysfs_write $(fs_dir)/options/metadata_replicas 1
+t runtime_replicas_below_required_explained dmesg_has "metadata_replicas_required \(2\) would exceed metadata_replicas \(1\); lower metadata_replicas_required first"
+umount /mnt
+bucketfs format --bucket-size 4k --metadata-replicas 2 /dev/vda /dev/vdb >/dev/null
+
 # Bad mount options and sources: EINVAL (or ENXIO) with a dmesg line, no sysfs left behind.
 expect_fail mount_opt_too_many_replicas "Invalid argument" mount -t bucketfs -o metadata_replicas=3 /dev/vda:/dev/vdb /mnt
 t mount_opt_too_many_replicas_logged dmesg_has "metadata_replicas=3: more than the 2 member"
