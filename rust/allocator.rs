@@ -259,6 +259,16 @@ impl Allocator {
         self.wait.wake_all();
     }
 
+    /// Wakes parked requests after a change made under [`Allocator::state`], skipping the
+    /// wake when nobody is parked. That is safe for such changes only: a request parks before
+    /// it looks at the state under the same lock, so either its look comes after our unlock
+    /// and sees the change, or its park came before our lock and `is_empty` sees it.
+    fn wake_after_state_change(&self) {
+        if !self.wait.is_empty() {
+            self.wait.wake_all();
+        }
+    }
+
     /// Fails every request parked right now with `ECANCELED`; returns how many were parked.
     pub(crate) fn abort_parked(&self) -> usize {
         let parked = self.state.lock().parked.len();
@@ -286,7 +296,7 @@ impl Allocator {
                 }
             }
         }
-        self.wake_all();
+        self.wake_after_state_change();
     }
 
     /// Lets member `m` take allocations, or not (a device state change): parked requests
@@ -295,7 +305,7 @@ impl Allocator {
         if let Some(d) = self.state.lock().devices.get_mut(m) {
             d.writable = writable;
         }
-        self.wake_all();
+        self.wake_after_state_change();
     }
 
     /// Gives back nodes allocated but never written (a request whose user failed): their
@@ -313,7 +323,7 @@ impl Allocator {
                 }
             }
         }
-        self.wake_all();
+        self.wake_after_state_change();
     }
 
     /// Devices the last blocked request was refused on (bit per member), for the discard

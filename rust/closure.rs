@@ -63,7 +63,6 @@ impl WaitList {
     }
 
     /// Returns whether no closure is parked on the list right now.
-    #[allow(dead_code, reason = "used by the KUnit tests")]
     pub(crate) fn is_empty(&self) -> bool {
         // SAFETY: `self.inner` is a valid wait list by the type invariant.
         unsafe { bindings::bucketfs_waitlist_is_empty(self.inner.get()) }
