@@ -120,9 +120,6 @@ pub(crate) struct Fs {
     /// Serialises bucket table writes (commits and the discard worker).
     #[pin]
     table_lock: Mutex<()>,
-    /// The btree once recovery is done.
-    #[pin]
-    btree: Mutex<Option<Btree>>,
 }
 
 /// A filesystem as the VFS holds it: sysfs first, so it goes before the filesystem it shows.
@@ -317,7 +314,6 @@ impl Fs {
                 committed_nodes <- new_mutex!(KVec::new()),
                 journal_pins <- new_mutex!(KVec::new()),
                 table_lock <- new_mutex!(()),
-                btree <- new_mutex!(None),
             }),
             GFP_KERNEL,
         )?;
@@ -444,7 +440,6 @@ impl Fs {
             .map_err(|e| mount_err!(source, e, "cannot read the journal"))?;
         let total: u64 = entries.iter().map(|e| e.keys.len() as u64).sum();
         if entries.is_empty() {
-            *self.btree.lock() = Some(btree);
             return Ok(());
         }
         let (first, last) = (entries[0].seq, entries[entries.len() - 1].seq);
@@ -534,7 +529,6 @@ impl Fs {
             stats.nodes,
             stats.depth
         );
-        *self.btree.lock() = Some(btree);
         Ok(())
     }
 
@@ -577,14 +571,11 @@ impl Fs {
     fn commit(&self, btree: &mut Btree, journal_next: u64) -> Result {
         let required = self.state.lock().live.get(Opt::MetadataReplicasRequired);
         let root = btree.write_dirty(self, required)?;
-        let mut st = self.state.lock();
-        let mut sb = st.sb;
-        sb.root = root;
-        sb.journal_seq = journal_next;
-        sb.seq += 1;
-        self.write_superblocks(&sb)?;
-        st.sb = sb;
-        drop(st);
+        self.update_superblock(|sb| {
+            sb.root = root;
+            sb.journal_seq = journal_next;
+            Ok(())
+        })?;
         {
             let mut a = self.alloc.state.lock();
             btree.committed(&root, |p| {
@@ -707,9 +698,8 @@ impl Fs {
         sb.options
             .set(opt, value, members)
             .map_err(|e| (EINVAL, Some(e)))?;
-        sb.seq += 1;
-        self.write_superblocks(&sb).map_err(|e| (e, None))?;
-        st.sb = sb;
+        self.write_next_superblock(&mut st, sb)
+            .map_err(|e| (e, None))?;
         st.live = live;
         drop(st);
         // Parked allocations rebuild their inputs from the new value; a change of `discard`
@@ -721,19 +711,33 @@ impl Fs {
 
     /// Turns discards on member `m` on or off; persisted in the member table.
     pub(crate) fn set_member_discard(&self, m: usize, on: bool) -> Result {
+        self.update_superblock(|sb| {
+            let member = sb.members.get_mut(m).ok_or(EINVAL)?;
+            member.flags = if on {
+                member.flags | crate::shared::superblock::MEMBER_DISCARD
+            } else {
+                member.flags & !crate::shared::superblock::MEMBER_DISCARD
+            };
+            Ok(())
+        })?;
+        self.kick_discards();
+        Ok(())
+    }
+
+    /// Changes the superblock with `change` and persists it; on any error nothing changes.
+    fn update_superblock(&self, change: impl FnOnce(&mut Superblock) -> Result) -> Result {
         let mut st = self.state.lock();
         let mut sb = st.sb;
-        let member = sb.members.get_mut(m).ok_or(EINVAL)?;
-        member.flags = if on {
-            member.flags | crate::shared::superblock::MEMBER_DISCARD
-        } else {
-            member.flags & !crate::shared::superblock::MEMBER_DISCARD
-        };
-        sb.seq += 1;
+        change(&mut sb)?;
+        self.write_next_superblock(&mut st, sb)
+    }
+
+    /// Writes `sb` as the next superblock (its sequence number one past the current one) and,
+    /// once every copy is written, makes it the current one.
+    fn write_next_superblock(&self, st: &mut FsState, mut sb: Superblock) -> Result {
+        sb.seq = st.sb.seq + 1;
         self.write_superblocks(&sb)?;
         st.sb = sb;
-        drop(st);
-        self.kick_discards();
         Ok(())
     }
 
