@@ -61,45 +61,72 @@ const ALL: Settable = Settable {
     runtime: true,
 };
 
-/// Index of each option in [`OPTIONS`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(usize)]
-pub enum Opt {
-    /// `metadata_replicas`
-    MetadataReplicas = 0,
-    /// `metadata_replicas_required`
-    MetadataReplicasRequired = 1,
-    /// `discard`
-    Discard = 2,
-    /// `allocator_stuck_timeout`
-    AllocatorStuckTimeout = 3,
+/// Declares every option once: one row per option generates the [`Opt`] enum (in row order),
+/// the [`OPTIONS`] table, [`NR_OPTIONS`] and [`Opt::ALL`], so no list or length is kept by hand.
+///
+/// Each row is `Variant { name, kind, default, settable, sb_slot, help }` with the meaning of the
+/// [`OptionDesc`] fields. Names and superblock slots are checked to be distinct at compile time.
+macro_rules! options {
+    ($(
+        $variant:ident {
+            name: $name:literal,
+            kind: $kind:expr,
+            default: $default:expr,
+            settable: $settable:expr,
+            sb_slot: $slot:expr,
+            help: $help:literal $(,)?
+        }
+    ),* $(,)?) => {
+        /// Index of each option in [`OPTIONS`].
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        #[repr(usize)]
+        pub enum Opt {
+            $(
+                #[doc = concat!("`", $name, "`: ", $help, ".")]
+                $variant,
+            )*
+        }
+
+        /// Number of options.
+        pub const NR_OPTIONS: usize = [$(Opt::$variant),*].len();
+
+        /// Every option.
+        pub const OPTIONS: [OptionDesc; NR_OPTIONS] = [$(
+            OptionDesc {
+                name: $name,
+                kind: $kind,
+                default: $default,
+                settable: $settable,
+                sb_slot: $slot,
+                help: $help,
+            },
+        )*];
+
+        impl Opt {
+            /// Every option, in table order.
+            pub const ALL: [Opt; NR_OPTIONS] = [$(Opt::$variant),*];
+        }
+    };
 }
 
-/// Every option.
-pub const OPTIONS: [OptionDesc; 4] = [
-    OptionDesc {
+options! {
+    MetadataReplicas {
         name: "metadata_replicas",
-        kind: Kind::U32 {
-            min: 1,
-            max: MAX_REPLICAS,
-        },
+        kind: Kind::U32 { min: 1, max: MAX_REPLICAS },
         default: 1,
         settable: ALL,
         sb_slot: 0,
         help: "copies of each btree node, on distinct members (at most the member count)",
     },
-    OptionDesc {
+    MetadataReplicasRequired {
         name: "metadata_replicas_required",
-        kind: Kind::U32 {
-            min: 1,
-            max: MAX_REPLICAS,
-        },
+        kind: Kind::U32 { min: 1, max: MAX_REPLICAS },
         default: 1,
         settable: ALL,
         sb_slot: 1,
         help: "fewest copies a btree node write may succeed with (at most metadata_replicas)",
     },
-    OptionDesc {
+    Discard {
         name: "discard",
         kind: Kind::Bool,
         default: 1,
@@ -107,7 +134,7 @@ pub const OPTIONS: [OptionDesc; 4] = [
         sb_slot: 2,
         help: "issue block-device discards for buckets that become free",
     },
-    OptionDesc {
+    AllocatorStuckTimeout {
         name: "allocator_stuck_timeout",
         kind: Kind::U32 { min: 0, max: 3600 },
         default: 30,
@@ -115,7 +142,49 @@ pub const OPTIONS: [OptionDesc; 4] = [
         sb_slot: 3,
         help: "seconds a parked allocation waits before it is reported in dmesg (0: never)",
     },
-];
+}
+
+const fn same_name(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// Whether every option has its own name and its own superblock slot, within the slots.
+const fn table_is_consistent() -> bool {
+    let mut i = 0;
+    while i < NR_OPTIONS {
+        if OPTIONS[i].sb_slot >= SB_OPTION_SLOTS {
+            return false;
+        }
+        let mut j = 0;
+        while j < i {
+            if OPTIONS[j].sb_slot == OPTIONS[i].sb_slot
+                || same_name(OPTIONS[j].name, OPTIONS[i].name)
+            {
+                return false;
+            }
+            j += 1;
+        }
+        i += 1;
+    }
+    true
+}
+
+// Evaluated at compile time only, as the kernel's `static_assert!` does.
+const _: () = assert!(
+    table_is_consistent(),
+    "option names and slots must be distinct"
+);
 
 /// Why an option or value was refused. [`OptError::describe`] gives the message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -176,14 +245,6 @@ pub fn lookup(name: &str) -> Option<Opt> {
 }
 
 impl Opt {
-    /// Every option, in table order.
-    pub const ALL: [Opt; 4] = [
-        Opt::MetadataReplicas,
-        Opt::MetadataReplicasRequired,
-        Opt::Discard,
-        Opt::AllocatorStuckTimeout,
-    ];
-
     /// The option at `i` in [`OPTIONS`]; `i` must be a valid index.
     pub fn from_index(i: usize) -> Opt {
         Self::ALL[i]
@@ -236,12 +297,12 @@ pub fn check_range(desc: &OptionDesc, value: u32) -> Result<(), OptError> {
 /// A full set of option values, indexed by [`Opt`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Options {
-    values: [u32; OPTIONS.len()],
+    values: [u32; NR_OPTIONS],
 }
 
 impl Default for Options {
     fn default() -> Self {
-        let mut values = [0; OPTIONS.len()];
+        let mut values = [0; NR_OPTIONS];
         for (v, d) in values.iter_mut().zip(OPTIONS.iter()) {
             *v = d.default;
         }
@@ -315,7 +376,7 @@ impl Options {
 /// Options given at mount time: which were given, and their values.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MountOptions {
-    given: [Option<u32>; OPTIONS.len()],
+    given: [Option<u32>; NR_OPTIONS],
 }
 
 impl MountOptions {
