@@ -8,31 +8,54 @@
 
 use crate::shared::crc32c::block_crc;
 use crate::shared::journal_format::Key;
-use crate::shared::le::*;
+use crate::shared::layout::{layout, offset, Field};
 use crate::shared::options::MAX_REPLICAS;
 use crate::shared::superblock::{NodePtr, BLOCK_SIZE, MAX_BTREE_LEVEL};
 
 /// Magic number of a btree node.
 pub const BTREE_MAGIC: u64 = u64::from_le_bytes(*b"BFSBTREE");
-const HEADER: usize = 64;
-const LEAF_ENTRY: usize = 16;
-const INTERIOR_ENTRY: usize = 48;
-const OFF_CRC: usize = 8;
+
+layout! {
+    /// The header of a btree node. `nr` entries follow it: [`Key`]s in a leaf, [`Child`]ren in
+    /// an interior node; the rest of the block is zero.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct NodeHeaderDisk(size: 64) {
+        /// [`BTREE_MAGIC`].
+        0x00 => pub magic: u64,
+        /// CRC-32C of the [`BLOCK_SIZE`] bytes with this field taken as zero.
+        0x08 => pub crc: u32,
+        /// 0 for a leaf.
+        0x0c => pub level: u8,
+        /// Keys or children.
+        0x0e => pub nr: u16,
+        /// Write sequence number.
+        0x10 => pub seq: u64,
+        /// Filesystem uuid.
+        0x18 => pub uuid: [u8; 16],
+    }
+}
+
+const HEADER: usize = NodeHeaderDisk::SIZE;
+const LEAF_ENTRY: usize = Key::SIZE;
+const INTERIOR_ENTRY: usize = Child::SIZE;
+const OFF_CRC: usize = offset!(NodeHeaderDisk, crc);
 
 /// Most keys in a leaf.
 pub const LEAF_CAPACITY: usize = (BLOCK_SIZE - HEADER) / LEAF_ENTRY;
 /// Most children of an interior node.
 pub const INTERIOR_CAPACITY: usize = (BLOCK_SIZE - HEADER) / INTERIOR_ENTRY;
 
-/// A child of an interior node.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Child {
-    /// Smallest key the child covers.
-    pub key: u64,
-    /// Copies in `ptrs`.
-    pub nr_ptrs: u32,
-    /// Where the copies of the child are.
-    pub ptrs: [NodePtr; MAX_REPLICAS as usize],
+layout! {
+    /// A child of an interior node.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct Child(size: 48) {
+        /// Smallest key the child covers.
+        0x00 => pub key: u64,
+        /// Copies in `ptrs`.
+        0x08 => pub nr_ptrs: u32,
+        /// Where the copies of the child are; unused ones are zero.
+        0x10 => pub ptrs: [NodePtr; MAX_REPLICAS as usize],
+    }
 }
 
 /// A decoded node header.
@@ -67,16 +90,19 @@ pub enum NodeError {
 
 fn header(b: &mut [u8], uuid: &[u8; 16], seq: u64, level: u8, nr: usize) {
     b.fill(0);
-    put_u64(b, 0, BTREE_MAGIC);
-    put_u8(b, 12, level);
-    put_u16(b, 14, nr as u16);
-    put_u64(b, 16, seq);
-    b[24..40].copy_from_slice(uuid);
+    NodeHeaderDisk {
+        magic: BTREE_MAGIC,
+        crc: 0,
+        level,
+        nr: nr as u16,
+        seq,
+        uuid: *uuid,
+    }
+    .write(b);
 }
 
 fn seal(b: &mut [u8]) {
-    let crc = block_crc(b, OFF_CRC);
-    put_u32(b, OFF_CRC, crc);
+    block_crc(b, OFF_CRC).write(&mut b[OFF_CRC..]);
 }
 
 /// Encodes a leaf; `keys` must be sorted and at most [`LEAF_CAPACITY`].
@@ -85,8 +111,7 @@ pub fn encode_leaf(uuid: &[u8; 16], seq: u64, keys: &[Key], buf: &mut [u8]) {
     let keys = &keys[..keys.len().min(LEAF_CAPACITY)];
     header(b, uuid, seq, 0, keys.len());
     for (i, k) in keys.iter().enumerate() {
-        put_u64(b, HEADER + i * LEAF_ENTRY, k.key);
-        put_u64(b, HEADER + i * LEAF_ENTRY + 8, k.val);
+        k.write(&mut b[HEADER + i * LEAF_ENTRY..]);
     }
     seal(b);
 }
@@ -98,13 +123,7 @@ pub fn encode_interior(uuid: &[u8; 16], seq: u64, level: u8, children: &[Child],
     let children = &children[..children.len().min(INTERIOR_CAPACITY)];
     header(b, uuid, seq, level, children.len());
     for (i, c) in children.iter().enumerate() {
-        let o = HEADER + i * INTERIOR_ENTRY;
-        put_u64(b, o, c.key);
-        put_u32(b, o + 8, c.nr_ptrs);
-        for (j, p) in c.ptrs.iter().enumerate() {
-            put_u32(b, o + 16 + 8 * j, p.member);
-            put_u32(b, o + 20 + 8 * j, p.bucket);
-        }
+        c.write(&mut b[HEADER + i * INTERIOR_ENTRY..]);
     }
     seal(b);
 }
@@ -118,62 +137,57 @@ pub fn decode_node(
     mut leaf: impl FnMut(Key),
     mut child: impl FnMut(Child),
 ) -> Result<NodeHeader, NodeError> {
-    if buf.len() < BLOCK_SIZE || get_u64(buf, 0) != BTREE_MAGIC {
+    let Some(b) = buf.get(..BLOCK_SIZE) else {
+        return Err(NodeError::Magic);
+    };
+    let d = NodeHeaderDisk::read(b);
+    if d.magic != BTREE_MAGIC {
         return Err(NodeError::Magic);
     }
-    let b = &buf[..BLOCK_SIZE];
-    if get_u32(b, OFF_CRC) != block_crc(b, OFF_CRC) {
+    if d.crc != block_crc(b, OFF_CRC) {
         return Err(NodeError::Checksum);
     }
-    if b[24..40] != *uuid {
+    if d.uuid != *uuid {
         return Err(NodeError::Uuid);
     }
     let h = NodeHeader {
-        level: get_u8(b, 12),
-        nr: get_u16(b, 14),
-        seq: get_u64(b, 16),
+        level: d.level,
+        nr: d.nr,
+        seq: d.seq,
     };
     if h.level != level || h.level > MAX_BTREE_LEVEL {
         return Err(NodeError::Level);
     }
     let nr = h.nr as usize;
-    let (capacity, size) = if level == 0 {
-        (LEAF_CAPACITY, LEAF_ENTRY)
+    let capacity = if level == 0 {
+        LEAF_CAPACITY
     } else {
-        (INTERIOR_CAPACITY, INTERIOR_ENTRY)
+        INTERIOR_CAPACITY
     };
     // An interior node without children would leave keys nowhere to go.
     if nr > capacity || (level > 0 && nr == 0) {
         return Err(NodeError::Count);
     }
+    let read_key = |i: usize| Key::read(&b[HEADER + i * LEAF_ENTRY..]);
+    let read_child = |i: usize| Child::read(&b[HEADER + i * INTERIOR_ENTRY..]);
+    let key_at = |i: usize| {
+        if level == 0 {
+            read_key(i).key
+        } else {
+            read_child(i).key
+        }
+    };
     for i in 1..nr {
-        if get_u64(b, HEADER + i * size) <= get_u64(b, HEADER + (i - 1) * size) {
+        if key_at(i) <= key_at(i - 1) {
             return Err(NodeError::Order);
         }
     }
-    let read_child = |i: usize| {
-        let o = HEADER + i * INTERIOR_ENTRY;
-        let mut c = Child {
-            key: get_u64(b, o),
-            nr_ptrs: get_u32(b, o + 8),
-            ..Default::default()
-        };
-        for (j, p) in c.ptrs.iter_mut().enumerate() {
-            p.member = get_u32(b, o + 16 + 8 * j);
-            p.bucket = get_u32(b, o + 20 + 8 * j);
-        }
-        c
-    };
     if level > 0 && (0..nr).any(|i| !(1..=MAX_REPLICAS).contains(&read_child(i).nr_ptrs)) {
         return Err(NodeError::Ptrs);
     }
     for i in 0..nr {
         if level == 0 {
-            let o = HEADER + i * LEAF_ENTRY;
-            leaf(Key {
-                key: get_u64(b, o),
-                val: get_u64(b, o + 8),
-            });
+            leaf(read_key(i));
         } else {
             child(read_child(i));
         }

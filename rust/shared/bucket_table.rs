@@ -7,18 +7,44 @@
 //! made since.
 
 use crate::shared::crc32c::block_crc;
-use crate::shared::le::*;
+use crate::shared::layout::{layout, offset, Field};
 use crate::shared::superblock::{BLOCK_SIZE, TABLE_ENTRIES_PER_BLOCK};
 
 /// Magic number of a bucket table block.
 pub const TABLE_MAGIC: u64 = u64::from_le_bytes(*b"BFSTABLE");
-const OFF_CRC: usize = 8;
-const OFF_MEMBER: usize = 12;
-const OFF_BLOCK: usize = 16;
-const OFF_NR: usize = 20;
-const OFF_SEQ: usize = 24;
-const OFF_UUID: usize = 32;
-const OFF_ENTRIES: usize = 48;
+
+layout! {
+    /// The header of a bucket table block. `nr` entries follow it, one `u32` each (see
+    /// [`BucketEntry::to_raw`]); the rest of the block is zero.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct TableHeaderDisk(size: 48) {
+        /// [`TABLE_MAGIC`].
+        0x00 => pub magic: u64,
+        /// CRC-32C of the [`BLOCK_SIZE`] bytes with this field taken as zero.
+        0x08 => pub crc: u32,
+        /// Index of the member whose table this is.
+        0x0c => pub member: u32,
+        /// Block number within that member's table.
+        0x10 => pub block: u32,
+        /// Entries in this block.
+        0x14 => pub nr: u32,
+        /// Sequence number of the superblock written with this table (not checked on reading).
+        0x18 => pub seq: u64,
+        /// Filesystem uuid.
+        0x20 => pub uuid: [u8; 16],
+    }
+}
+
+const OFF_CRC: usize = offset!(TableHeaderDisk, crc);
+
+/// Byte offset of entry `i` in a table block.
+fn entry_offset(i: usize) -> usize {
+    TableHeaderDisk::SIZE + i * u32::SIZE
+}
+
+// The member layout sizes the table with this many entries per block.
+const _: () =
+    assert!(TABLE_ENTRIES_PER_BLOCK as usize == (BLOCK_SIZE - TableHeaderDisk::SIZE) / u32::SIZE);
 
 /// What a bucket holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -82,6 +108,22 @@ pub struct BucketEntry {
 /// Largest generation number.
 pub const MAX_GEN: u32 = (1 << 24) - 1;
 
+impl BucketEntry {
+    /// The on-disk entry: the state in bits 0-7, the generation (at most [`MAX_GEN`]) in bits
+    /// 8-31.
+    pub fn to_raw(self) -> u32 {
+        self.state as u32 | (self.gen.min(MAX_GEN) << 8)
+    }
+
+    /// The entry stored as `raw`, if its state is known.
+    pub fn from_raw(raw: u32) -> Option<BucketEntry> {
+        Some(BucketEntry {
+            state: BucketState::from_u8(raw as u8)?,
+            gen: raw >> 8,
+        })
+    }
+}
+
 /// Why a table block was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TableError {
@@ -124,21 +166,20 @@ pub struct TableBlockId {
 pub fn encode_block(id: &TableBlockId, seq: u64, entries: &[BucketEntry], buf: &mut [u8]) {
     let b = &mut buf[..BLOCK_SIZE];
     b.fill(0);
-    put_u64(b, 0, TABLE_MAGIC);
-    put_u32(b, OFF_MEMBER, id.member);
-    put_u32(b, OFF_BLOCK, id.block);
-    put_u32(b, OFF_NR, entries.len() as u32);
-    put_u64(b, OFF_SEQ, seq);
-    b[OFF_UUID..OFF_UUID + 16].copy_from_slice(&id.uuid);
-    for (i, e) in entries.iter().enumerate() {
-        put_u32(
-            b,
-            OFF_ENTRIES + 4 * i,
-            e.state as u32 | (e.gen.min(MAX_GEN) << 8),
-        );
+    TableHeaderDisk {
+        magic: TABLE_MAGIC,
+        crc: 0,
+        member: id.member,
+        block: id.block,
+        nr: entries.len() as u32,
+        seq,
+        uuid: id.uuid,
     }
-    let crc = block_crc(b, OFF_CRC);
-    put_u32(b, OFF_CRC, crc);
+    .write(b);
+    for (i, e) in entries.iter().enumerate() {
+        e.to_raw().write(&mut b[entry_offset(i)..]);
+    }
+    block_crc(b, OFF_CRC).write(&mut b[OFF_CRC..]);
 }
 
 /// Decodes a table block that must be `id` of a table of `nbuckets` entries; calls `visit`
@@ -149,39 +190,32 @@ pub fn decode_block(
     buf: &[u8],
     mut visit: impl FnMut(usize, BucketEntry),
 ) -> Result<(), TableError> {
-    if buf.len() < BLOCK_SIZE || get_u64(buf, 0) != TABLE_MAGIC {
+    let Some(b) = buf.get(..BLOCK_SIZE) else {
+        return Err(TableError::Magic);
+    };
+    let h = TableHeaderDisk::read(b);
+    if h.magic != TABLE_MAGIC {
         return Err(TableError::Magic);
     }
-    let b = &buf[..BLOCK_SIZE];
-    if get_u32(b, OFF_CRC) != block_crc(b, OFF_CRC) {
+    if h.crc != block_crc(b, OFF_CRC) {
         return Err(TableError::Checksum);
     }
-    if get_u32(b, OFF_MEMBER) != id.member
-        || get_u32(b, OFF_BLOCK) != id.block
-        || b[OFF_UUID..OFF_UUID + 16] != id.uuid
-    {
+    if h.member != id.member || h.block != id.block || h.uuid != id.uuid {
         return Err(TableError::Owner);
     }
-    let nr = get_u32(b, OFF_NR) as usize;
+    let nr = h.nr as usize;
     if nr != entries_in_block(nbuckets, id.block as u64) {
         return Err(TableError::Count);
     }
+    let entry = |i: usize| BucketEntry::from_raw(u32::read(&b[entry_offset(i)..]));
     for i in 0..nr {
-        let raw = get_u32(b, OFF_ENTRIES + 4 * i);
-        if BucketState::from_u8(raw as u8).is_none() {
+        if entry(i).is_none() {
             return Err(TableError::State(i as u32));
         }
     }
     for i in 0..nr {
-        let raw = get_u32(b, OFF_ENTRIES + 4 * i);
-        if let Some(state) = BucketState::from_u8(raw as u8) {
-            visit(
-                i,
-                BucketEntry {
-                    state,
-                    gen: raw >> 8,
-                },
-            );
+        if let Some(e) = entry(i) {
+            visit(i, e);
         }
     }
     Ok(())

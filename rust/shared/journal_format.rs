@@ -8,26 +8,66 @@
 
 use crate::shared::bucket_table::{BucketState, MAX_GEN};
 use crate::shared::crc32c::block_crc;
-use crate::shared::le::*;
+use crate::shared::layout::{layout, offset, Field};
 use crate::shared::superblock::BLOCK_SIZE;
 
 /// Magic number of a journal entry.
 pub const JOURNAL_MAGIC: u64 = u64::from_le_bytes(*b"BFSJRNL1");
 /// Most blocks in one entry.
 pub const MAX_ENTRY_BLOCKS: u32 = 16;
-const HEADER: usize = 64;
-const KEY_SIZE: usize = 16;
-const UPDATE_SIZE: usize = 16;
-const OFF_CRC: usize = 8;
 
-/// A btree key update: `key` now maps to `val`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Key {
-    /// The key.
-    pub key: u64,
-    /// Its value.
-    pub val: u64,
+layout! {
+    /// The header at the start of a journal entry's first block. `nr_keys` [`Key`]s follow it,
+    /// then `nr_updates` [`UpdateDisk`]s; the rest of the entry's blocks is zero.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct EntryHeaderDisk(size: 64) {
+        /// [`JOURNAL_MAGIC`].
+        0x00 => pub magic: u64,
+        /// CRC-32C of the whole entry (`blocks` blocks) with this field taken as zero.
+        0x08 => pub crc: u32,
+        /// Length of the entry in [`BLOCK_SIZE`] blocks.
+        0x0c => pub blocks: u32,
+        /// Sequence number.
+        0x10 => pub seq: u64,
+        /// Filesystem uuid.
+        0x18 => pub uuid: [u8; 16],
+        /// Keys in the entry.
+        0x28 => pub nr_keys: u32,
+        /// Bucket updates in the entry.
+        0x2c => pub nr_updates: u32,
+    }
 }
+
+layout! {
+    /// A btree key update: `key` now maps to `val`. Also a btree leaf entry.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+    pub struct Key(size: 16) {
+        /// The key.
+        0x0 => pub key: u64,
+        /// Its value.
+        0x8 => pub val: u64,
+    }
+}
+
+layout! {
+    /// A [`BucketUpdate`] as it lies in a journal entry.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct UpdateDisk(size: 16) {
+        /// Member index.
+        0x0 => pub member: u32,
+        /// Bucket on that member.
+        0x4 => pub bucket: u32,
+        /// New state, a [`BucketState`] value.
+        0x8 => pub state: u8,
+        /// New generation, at most [`MAX_GEN`].
+        0xc => pub gen: u32,
+    }
+}
+
+const HEADER: usize = EntryHeaderDisk::SIZE;
+const KEY_SIZE: usize = Key::SIZE;
+const UPDATE_SIZE: usize = UpdateDisk::SIZE;
+const OFF_CRC: usize = offset!(EntryHeaderDisk, crc);
 
 /// A bucket state change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,43 +137,52 @@ pub fn encode_entry(
     let len = blocks as usize * BLOCK_SIZE;
     let b = buf.get_mut(..len)?;
     b.fill(0);
-    put_u64(b, 0, JOURNAL_MAGIC);
-    put_u32(b, 12, blocks);
-    put_u64(b, 16, seq);
-    b[24..40].copy_from_slice(uuid);
-    put_u32(b, 40, keys.len() as u32);
-    put_u32(b, 44, updates.len() as u32);
+    EntryHeaderDisk {
+        magic: JOURNAL_MAGIC,
+        crc: 0,
+        blocks,
+        seq,
+        uuid: *uuid,
+        nr_keys: keys.len() as u32,
+        nr_updates: updates.len() as u32,
+    }
+    .write(b);
     let mut o = HEADER;
     for k in keys {
-        put_u64(b, o, k.key);
-        put_u64(b, o + 8, k.val);
+        k.write(&mut b[o..]);
         o += KEY_SIZE;
     }
     for u in updates {
-        put_u32(b, o, u.member);
-        put_u32(b, o + 4, u.bucket);
-        put_u8(b, o + 8, u.state as u8);
-        put_u32(b, o + 12, u.gen);
+        UpdateDisk {
+            member: u.member,
+            bucket: u.bucket,
+            state: u.state as u8,
+            gen: u.gen,
+        }
+        .write(&mut b[o..]);
         o += UPDATE_SIZE;
     }
-    let crc = block_crc(b, OFF_CRC);
-    put_u32(b, OFF_CRC, crc);
+    block_crc(b, OFF_CRC).write(&mut b[OFF_CRC..]);
     Some(len)
 }
 
 /// Decodes the header in the first block of an entry (no checksum yet: it covers all blocks).
 pub fn decode_header(uuid: &[u8; 16], first_block: &[u8]) -> Result<EntryHeader, JournalError> {
-    if first_block.len() < HEADER || get_u64(first_block, 0) != JOURNAL_MAGIC {
+    let Some(b) = first_block.get(..HEADER) else {
+        return Err(JournalError::Magic);
+    };
+    let d = EntryHeaderDisk::read(b);
+    if d.magic != JOURNAL_MAGIC {
         return Err(JournalError::Magic);
     }
-    if first_block[24..40] != *uuid {
+    if d.uuid != *uuid {
         return Err(JournalError::Uuid);
     }
     let h = EntryHeader {
-        seq: get_u64(first_block, 16),
-        blocks: get_u32(first_block, 12),
-        nr_keys: get_u32(first_block, 40),
-        nr_updates: get_u32(first_block, 44),
+        seq: d.seq,
+        blocks: d.blocks,
+        nr_keys: d.nr_keys,
+        nr_updates: d.nr_updates,
     };
     match entry_blocks(h.nr_keys as usize, h.nr_updates as usize) {
         Some(needed) if h.blocks >= needed && h.blocks <= MAX_ENTRY_BLOCKS => Ok(h),
@@ -152,33 +201,28 @@ pub fn decode_entry(
     let b = buf
         .get(..h.blocks as usize * BLOCK_SIZE)
         .ok_or(JournalError::Truncated)?;
-    if get_u32(b, OFF_CRC) != block_crc(b, OFF_CRC) {
+    if u32::read(&b[OFF_CRC..]) != block_crc(b, OFF_CRC) {
         return Err(JournalError::Checksum);
     }
     let updates_at = HEADER + h.nr_keys as usize * KEY_SIZE;
     let update_at = |i: usize| -> Result<BucketUpdate, JournalError> {
-        let o = updates_at + i * UPDATE_SIZE;
-        let state = BucketState::from_u8(get_u8(b, o + 8)).ok_or(JournalError::Update(i as u32))?;
-        let gen = get_u32(b, o + 12);
-        if gen > MAX_GEN {
+        let d = UpdateDisk::read(&b[updates_at + i * UPDATE_SIZE..]);
+        let state = BucketState::from_u8(d.state).ok_or(JournalError::Update(i as u32))?;
+        if d.gen > MAX_GEN {
             return Err(JournalError::Update(i as u32));
         }
         Ok(BucketUpdate {
-            member: get_u32(b, o),
-            bucket: get_u32(b, o + 4),
+            member: d.member,
+            bucket: d.bucket,
             state,
-            gen,
+            gen: d.gen,
         })
     };
     for i in 0..h.nr_updates as usize {
         update_at(i)?;
     }
     for i in 0..h.nr_keys as usize {
-        let o = HEADER + i * KEY_SIZE;
-        key(Key {
-            key: get_u64(b, o),
-            val: get_u64(b, o + 8),
-        });
+        key(Key::read(&b[HEADER + i * KEY_SIZE..]));
     }
     for i in 0..h.nr_updates as usize {
         update(update_at(i)?);

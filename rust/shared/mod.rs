@@ -11,7 +11,7 @@ pub mod btree_format;
 pub mod bucket_table;
 pub mod crc32c;
 pub mod journal_format;
-pub mod le;
+pub mod layout;
 pub mod mount_source;
 pub mod options;
 pub mod superblock;

@@ -8,7 +8,7 @@
 //! is used as a length or offset before it has been checked.
 
 use crate::shared::crc32c::block_crc;
-use crate::shared::le::*;
+use crate::shared::layout::{layout, offset, Field};
 use crate::shared::options::{Opt, Options, MAX_REPLICAS, SB_OPTION_SLOTS};
 
 /// Bytes in a superblock.
@@ -34,44 +34,32 @@ pub const BLOCK_SIZE: usize = 4096;
 /// Member flag: issue discards on this member.
 pub const MEMBER_DISCARD: u32 = 1;
 
-// Field offsets.
-const OFF_MAGIC: usize = 0x000;
-const OFF_VERSION: usize = 0x008;
-const OFF_CRC: usize = 0x00c;
-const OFF_UUID: usize = 0x010;
-const OFF_SEQ: usize = 0x020;
-const OFF_MEMBER_INDEX: usize = 0x028;
-const OFF_NR_MEMBERS: usize = 0x02c;
-const OFF_OPTIONS: usize = 0x030;
-const OFF_JOURNAL_SEQ: usize = 0x070;
-const OFF_ROOT: usize = 0x078;
-const OFF_MEMBERS: usize = 0x100;
-const MEMBER_SIZE: usize = 64;
-
 /// Entries in one bucket table block (see `bucket_table.rs`).
 pub const TABLE_ENTRIES_PER_BLOCK: u64 = ((BLOCK_SIZE - 48) / 4) as u64;
 
-/// One member device, as described in the member table.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Member {
-    /// The member's own uuid.
-    pub uuid: [u8; 16],
-    /// Buckets on the device, counting the reserved and metadata ones.
-    pub nbuckets: u64,
-    /// Bucket size in bytes.
-    pub bucket_size: u32,
-    /// First bucket of the bucket table.
-    pub table_start: u32,
-    /// Buckets of the bucket table.
-    pub table_buckets: u32,
-    /// First bucket of the journal.
-    pub journal_start: u32,
-    /// Buckets of the journal.
-    pub journal_buckets: u32,
-    /// First allocatable bucket (just after the journal).
-    pub first_bucket: u32,
-    /// `MEMBER_*` flags.
-    pub flags: u32,
+layout! {
+    /// One member device, as described in the member table.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct Member(size: 64) {
+        /// The member's own uuid.
+        0x00 => pub uuid: [u8; 16],
+        /// Buckets on the device, counting the reserved and metadata ones.
+        0x10 => pub nbuckets: u64,
+        /// Bucket size in bytes.
+        0x18 => pub bucket_size: u32,
+        /// First bucket of the bucket table.
+        0x1c => pub table_start: u32,
+        /// Buckets of the bucket table.
+        0x20 => pub table_buckets: u32,
+        /// First bucket of the journal.
+        0x24 => pub journal_start: u32,
+        /// Buckets of the journal.
+        0x28 => pub journal_buckets: u32,
+        /// First allocatable bucket (just after the journal).
+        0x2c => pub first_bucket: u32,
+        /// `MEMBER_*` flags.
+        0x30 => pub flags: u32,
+    }
 }
 
 /// Why a member's layout could not be built or is wrong.
@@ -198,26 +186,30 @@ impl Member {
     }
 }
 
-/// A pointer to one copy of a btree node: a bucket on a member.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct NodePtr {
-    /// Member index.
-    pub member: u32,
-    /// Bucket on that member.
-    pub bucket: u32,
+layout! {
+    /// A pointer to one copy of a btree node: a bucket on a member.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct NodePtr(size: 8) {
+        /// Member index.
+        0x0 => pub member: u32,
+        /// Bucket on that member.
+        0x4 => pub bucket: u32,
+    }
 }
 
-/// Where the btree root is: its level and the buckets holding its copies.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct BtreeRoot {
-    /// 0 for a leaf.
-    pub level: u8,
-    /// Copies in `ptrs`.
-    pub nr_ptrs: u8,
-    /// The copies, on distinct members.
-    pub ptrs: [NodePtr; MAX_REPLICAS as usize],
-    /// Write sequence number of the root node.
-    pub node_seq: u64,
+layout! {
+    /// Where the btree root is: its level and the buckets holding its copies.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct BtreeRoot(size: 48) {
+        /// 0 for a leaf.
+        0x00 => pub level: u8,
+        /// Copies in `ptrs`.
+        0x01 => pub nr_ptrs: u8,
+        /// Write sequence number of the root node.
+        0x08 => pub node_seq: u64,
+        /// The copies, on distinct members.
+        0x10 => pub ptrs: [NodePtr; MAX_REPLICAS as usize],
+    }
 }
 
 /// Most btree levels.
@@ -244,6 +236,39 @@ pub struct Superblock {
     /// The member table.
     pub members: [Member; MAX_MEMBERS],
 }
+
+layout! {
+    /// The superblock as it lies on disk: [`Superblock`]'s fields with the magic number, the
+    /// format version and the checksum, and the options as slots.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct SbDisk(size: SB_SIZE) {
+        /// [`MAGIC`].
+        0x000 => pub magic: u64,
+        /// [`VERSION`].
+        0x008 => pub version: u32,
+        /// CRC-32C of the [`SB_SIZE`] bytes with this field taken as zero.
+        0x00c => pub crc: u32,
+        /// [`Superblock::uuid`].
+        0x010 => pub uuid: [u8; 16],
+        /// [`Superblock::seq`].
+        0x020 => pub seq: u64,
+        /// [`Superblock::member_index`].
+        0x028 => pub member_index: u32,
+        /// [`Superblock::nr_members`].
+        0x02c => pub nr_members: u32,
+        /// [`Superblock::options`], each option in its `sb_slot`; unused slots are zero.
+        0x030 => pub options: [u32; SB_OPTION_SLOTS],
+        /// [`Superblock::journal_seq`].
+        0x070 => pub journal_seq: u64,
+        /// [`Superblock::root`].
+        0x078 => pub root: BtreeRoot,
+        /// [`Superblock::members`]; entries from `nr_members` on are zero.
+        0x100 => pub members: [Member; MAX_MEMBERS],
+    }
+}
+
+/// Offset of the superblock's checksum.
+const OFF_CRC: usize = offset!(SbDisk, crc);
 
 /// Why a superblock was refused; [`SbError::field`] names the field.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -354,38 +379,21 @@ impl Superblock {
     /// Encodes into `buf` (at least [`SB_SIZE`] bytes), with the checksum.
     pub fn encode(&self, buf: &mut [u8]) {
         let b = &mut buf[..SB_SIZE];
-        b.fill(0);
-        put_u64(b, OFF_MAGIC, MAGIC);
-        put_u32(b, OFF_VERSION, VERSION);
-        b[OFF_UUID..OFF_UUID + 16].copy_from_slice(&self.uuid);
-        put_u64(b, OFF_SEQ, self.seq);
-        put_u32(b, OFF_MEMBER_INDEX, self.member_index);
-        put_u32(b, OFF_NR_MEMBERS, self.nr_members);
-        for (i, v) in self.options.to_slots().iter().enumerate() {
-            put_u32(b, OFF_OPTIONS + 4 * i, *v);
+        SbDisk {
+            magic: MAGIC,
+            version: VERSION,
+            crc: 0,
+            uuid: self.uuid,
+            seq: self.seq,
+            member_index: self.member_index,
+            nr_members: self.nr_members,
+            options: self.options.to_slots(),
+            journal_seq: self.journal_seq,
+            root: self.root,
+            members: self.members,
         }
-        put_u64(b, OFF_JOURNAL_SEQ, self.journal_seq);
-        put_u8(b, OFF_ROOT, self.root.level);
-        put_u8(b, OFF_ROOT + 1, self.root.nr_ptrs);
-        put_u64(b, OFF_ROOT + 8, self.root.node_seq);
-        for (i, p) in self.root.ptrs.iter().enumerate() {
-            put_u32(b, OFF_ROOT + 16 + 8 * i, p.member);
-            put_u32(b, OFF_ROOT + 20 + 8 * i, p.bucket);
-        }
-        for (i, m) in self.members.iter().enumerate() {
-            let o = OFF_MEMBERS + i * MEMBER_SIZE;
-            b[o..o + 16].copy_from_slice(&m.uuid);
-            put_u64(b, o + 16, m.nbuckets);
-            put_u32(b, o + 24, m.bucket_size);
-            put_u32(b, o + 28, m.table_start);
-            put_u32(b, o + 32, m.table_buckets);
-            put_u32(b, o + 36, m.journal_start);
-            put_u32(b, o + 40, m.journal_buckets);
-            put_u32(b, o + 44, m.first_bucket);
-            put_u32(b, o + 48, m.flags);
-        }
-        let crc = block_crc(b, OFF_CRC);
-        put_u32(b, OFF_CRC, crc);
+        .write(b);
+        block_crc(b, OFF_CRC).write(&mut b[OFF_CRC..]);
     }
 
     /// Decodes and validates a superblock.
@@ -394,55 +402,26 @@ impl Superblock {
             return Err(SbError::Short);
         }
         let b = &buf[..SB_SIZE];
-        if get_u64(b, OFF_MAGIC) != MAGIC {
+        let d = SbDisk::read(b);
+        if d.magic != MAGIC {
             return Err(SbError::Magic);
         }
-        let version = get_u32(b, OFF_VERSION);
-        if version != VERSION {
-            return Err(SbError::Version(version));
+        if d.version != VERSION {
+            return Err(SbError::Version(d.version));
         }
-        if get_u32(b, OFF_CRC) != block_crc(b, OFF_CRC) {
+        if d.crc != block_crc(b, OFF_CRC) {
             return Err(SbError::Checksum);
         }
-        let mut uuid = [0; 16];
-        uuid.copy_from_slice(&b[OFF_UUID..OFF_UUID + 16]);
-        let mut slots = [0; SB_OPTION_SLOTS];
-        for (i, s) in slots.iter_mut().enumerate() {
-            *s = get_u32(b, OFF_OPTIONS + 4 * i);
-        }
-        let options = Options::from_slots(&slots).map_err(SbError::Option)?;
-        let mut root = BtreeRoot {
-            level: get_u8(b, OFF_ROOT),
-            nr_ptrs: get_u8(b, OFF_ROOT + 1),
-            node_seq: get_u64(b, OFF_ROOT + 8),
-            ..Default::default()
-        };
-        for (i, p) in root.ptrs.iter_mut().enumerate() {
-            p.member = get_u32(b, OFF_ROOT + 16 + 8 * i);
-            p.bucket = get_u32(b, OFF_ROOT + 20 + 8 * i);
-        }
-        let mut members = [Member::default(); MAX_MEMBERS];
-        for (i, m) in members.iter_mut().enumerate() {
-            let o = OFF_MEMBERS + i * MEMBER_SIZE;
-            m.uuid.copy_from_slice(&b[o..o + 16]);
-            m.nbuckets = get_u64(b, o + 16);
-            m.bucket_size = get_u32(b, o + 24);
-            m.table_start = get_u32(b, o + 28);
-            m.table_buckets = get_u32(b, o + 32);
-            m.journal_start = get_u32(b, o + 36);
-            m.journal_buckets = get_u32(b, o + 40);
-            m.first_bucket = get_u32(b, o + 44);
-            m.flags = get_u32(b, o + 48);
-        }
+        let options = Options::from_slots(&d.options).map_err(SbError::Option)?;
         let sb = Superblock {
-            uuid,
-            seq: get_u64(b, OFF_SEQ),
-            member_index: get_u32(b, OFF_MEMBER_INDEX),
-            nr_members: get_u32(b, OFF_NR_MEMBERS),
+            uuid: d.uuid,
+            seq: d.seq,
+            member_index: d.member_index,
+            nr_members: d.nr_members,
             options,
-            journal_seq: get_u64(b, OFF_JOURNAL_SEQ),
-            root,
-            members,
+            journal_seq: d.journal_seq,
+            root: d.root,
+            members: d.members,
         };
         sb.validate()?;
         Ok(sb)
