@@ -1,0 +1,124 @@
+//! `Documentation/on-disk-format.md` agrees with the code: every structure table lists exactly
+//! the fields `layout!` declares, at the same offsets and sizes; the option slots and the bucket
+//! state values are those of the code.
+
+use bucketfs_core::btree_format::{Child, NodeHeaderDisk};
+use bucketfs_core::bucket_table::{BucketState, TableHeaderDisk};
+use bucketfs_core::journal_format::{EntryHeaderDisk, Key, UpdateDisk};
+use bucketfs_core::layout::FieldDesc;
+use bucketfs_core::options::{Kind, OPTIONS};
+use bucketfs_core::superblock::{BtreeRoot, Member, NodePtr, SbDisk};
+
+const DOC: &str = include_str!("../../Documentation/on-disk-format.md");
+
+/// The cells of the table rows that follow `marker` (header and separator rows skipped).
+fn table(marker: &str) -> Vec<Vec<String>> {
+    let at = DOC
+        .find(&format!("<!-- {marker} -->"))
+        .unwrap_or_else(|| panic!("no <!-- {marker} --> in the document"));
+    DOC[at..]
+        .lines()
+        .skip(1)
+        .take_while(|l| l.starts_with('|'))
+        .skip(2)
+        .map(|l| {
+            l.trim_matches('|')
+                .split('|')
+                .map(|c| c.trim().to_string())
+                .collect()
+        })
+        .collect()
+}
+
+fn unquote(s: &str) -> &str {
+    s.trim_matches('`')
+}
+
+#[test]
+fn structure_tables_match_the_declarations() {
+    let structs: [(&str, &[FieldDesc]); 10] = [
+        ("SbDisk", SbDisk::FIELDS),
+        ("Member", Member::FIELDS),
+        ("BtreeRoot", BtreeRoot::FIELDS),
+        ("NodePtr", NodePtr::FIELDS),
+        ("TableHeaderDisk", TableHeaderDisk::FIELDS),
+        ("EntryHeaderDisk", EntryHeaderDisk::FIELDS),
+        ("UpdateDisk", UpdateDisk::FIELDS),
+        ("Key", Key::FIELDS),
+        ("NodeHeaderDisk", NodeHeaderDisk::FIELDS),
+        ("Child", Child::FIELDS),
+    ];
+    for (name, fields) in structs {
+        let rows = table(&format!("layout: {name}"));
+        let documented: Vec<(String, usize, usize)> = rows
+            .iter()
+            .map(|r| {
+                let off = usize::from_str_radix(r[0].trim_start_matches("0x"), 16)
+                    .unwrap_or_else(|_| panic!("{name}: bad offset {:?}", r[0]));
+                let size = r[1]
+                    .parse()
+                    .unwrap_or_else(|_| panic!("{name}: bad size {:?}", r[1]));
+                (unquote(&r[3]).to_string(), off, size)
+            })
+            .collect();
+        let declared: Vec<(String, usize, usize)> = fields
+            .iter()
+            .map(|f| (f.name.to_string(), f.offset, f.size))
+            .collect();
+        assert_eq!(documented, declared, "{name}");
+    }
+}
+
+#[test]
+fn option_slots_match_the_option_table() {
+    let rows = table("options");
+    assert_eq!(rows.len(), OPTIONS.len());
+    for (r, d) in rows.iter().zip(OPTIONS.iter()) {
+        assert_eq!(r[0], d.sb_slot.to_string(), "{}", d.name);
+        assert_eq!(unquote(&r[1]), d.name);
+        let range = match d.kind {
+            Kind::U32 { min, max } => format!("{min} ..= {max}"),
+            Kind::Bool => "0 or 1".to_string(),
+        };
+        assert!(
+            r[2].starts_with(&range),
+            "{}: {:?} vs {range}",
+            d.name,
+            r[2]
+        );
+        assert_eq!(r[3], d.default.to_string(), "{}", d.name);
+    }
+}
+
+#[test]
+fn bucket_state_values_match() {
+    let rows = table("states");
+    assert_eq!(rows.len(), BucketState::ALL.len());
+    for (r, s) in rows.iter().zip(BucketState::ALL) {
+        assert_eq!(r[0], (s as u8).to_string());
+        assert_eq!(unquote(&r[1]), s.name());
+    }
+}
+
+#[test]
+fn layout_example_matches() {
+    let m = Member::layout(64 << 20, 4096, [1; 16]).unwrap();
+    let big = Member::layout(64 << 20, 65536, [1; 16]).unwrap();
+    let sizes = |m: &Member| {
+        [
+            m.nbuckets,
+            m.table_start as u64,
+            m.table_buckets as u64,
+            m.journal_start as u64,
+            m.journal_buckets as u64,
+            m.first_bucket as u64,
+        ]
+    };
+    assert_eq!(sizes(&m), [16384, 3, 17, 20, 256, 276]);
+    assert_eq!(sizes(&big), [1024, 1, 1, 2, 16, 18]);
+    assert!(DOC.contains(
+        "Example: 64 MiB with 4096-byte buckets gives `nbuckets` 16384, `table_start` 3,\n\
+         `table_buckets` 17, `journal_start` 20, `journal_buckets` 256, `first_bucket` 276; with\n\
+         65536-byte buckets, 1024, 1, 1, 2, 16, 18."
+    ));
+}
