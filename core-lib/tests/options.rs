@@ -176,3 +176,18 @@ fn a_lower_replica_count_at_mount_lowers_the_stored_required_count() {
         ))
     );
 }
+
+#[test]
+fn required_above_replicas_message_is_one_line() {
+    let mut s = String::new();
+    let e = OptError::RequiredAboveReplicas {
+        replicas: 1,
+        required: 2,
+    };
+    e.describe(&mut s).unwrap();
+    assert_eq!(
+        s,
+        "metadata_replicas_required (2) would exceed metadata_replicas (1); \
+         lower metadata_replicas_required first"
+    );
+}

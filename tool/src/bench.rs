@@ -140,7 +140,8 @@ pub fn unstick(spec: &str, devs: &[PathBuf], runs: usize) -> Result<(), String> 
         }
         let (p50, p99) = (percentile(&mut lat, 0.5), percentile(&mut lat, 0.99));
         println!(
-            "| unstick by {mode} ({runs} runs) | p50 {p50:.1} ms, p99 {p99:.1} ms | p99 / unparked mount p50 ({plain_p50:.1} ms) = {:.2} | p99 < 50 ms: {} |",
+            "| unstick by {mode} ({runs} runs) | p50 {p50:.1} ms, p99 {p99:.1} ms | p99 / unparked \
+             mount p50 ({plain_p50:.1} ms) = {:.2} | p99 < 50 ms: {} |",
             p99 / plain_p50,
             if p99 < 50.0 { "met" } else { "missed" }
         );
@@ -205,12 +206,18 @@ pub fn drain(spec: &str, devs: &[PathBuf]) -> Result<(), String> {
     }
     let ratio = busy_ns as f64 / whole_ns as f64;
     println!(
-        "| discard drain ({buckets} buckets) | worker {:.1} ms vs blkdiscard of the whole devices {:.1} ms | {ratio:.2}x (target <= 1.5x: {}) | {commands} commands, 1 per {:.0} buckets (target <= 1/64: {}) |",
+        "| discard drain ({buckets} buckets) | worker {:.1} ms vs blkdiscard of the whole devices \
+         {:.1} ms | {ratio:.2}x (target <= 1.5x: {}) | {commands} commands, 1 per {:.0} buckets \
+         (target <= 1/64: {}) |",
         busy_ns as f64 / 1e6,
         whole_ns as f64 / 1e6,
         if ratio <= 1.5 { "met" } else { "missed" },
         buckets as f64 / commands.max(1) as f64,
-        if commands * 64 <= buckets { "met" } else { "missed" }
+        if commands * 64 <= buckets {
+            "met"
+        } else {
+            "missed"
+        }
     );
     Ok(())
 }
@@ -258,13 +265,18 @@ pub fn replay(spec: &str, devs: &[PathBuf], label: &str) -> Result<(), String> {
     let replay_bps = bytes as f64 / replay_s;
     let read_bps = len as f64 / read_s;
     println!(
-        "| replay {label} | {keys} keys in {:.1} ms: {:.0} keys/s, {:.1} MB/s of journal | sequential read {:.1} MB/s; ratio {:.2} (target >= 0.5: {}) |",
+        "| replay {label} | {keys} keys in {:.1} ms: {:.0} keys/s, {:.1} MB/s of journal | \
+         sequential read {:.1} MB/s; ratio {:.2} (target >= 0.5: {}) |",
         replay_s * 1e3,
         keys as f64 / replay_s,
         replay_bps / 1e6,
         read_bps / 1e6,
         replay_bps / read_bps,
-        if replay_bps / read_bps >= 0.5 { "met" } else { "missed" }
+        if replay_bps / read_bps >= 0.5 {
+            "met"
+        } else {
+            "missed"
+        }
     );
     Ok(())
 }

@@ -89,53 +89,103 @@ fn cli() -> Command {
         )
         .subcommand(
             Command::new("scenario")
-                .about("Write a filesystem in a crash state described by a TOML spec (see scenario.rs)")
+                .about(
+                    "Write a filesystem in a crash state described by a TOML spec (see \
+                     scenario.rs)",
+                )
                 .arg(Arg::new("spec").required(true))
-                .arg(Arg::new("devices").required(true).num_args(1..).value_parser(clap::value_parser!(PathBuf))),
+                .arg(
+                    Arg::new("devices")
+                        .required(true)
+                        .num_args(1..)
+                        .value_parser(clap::value_parser!(PathBuf)),
+                ),
         )
         .subcommand(
             Command::new("dump-btree")
                 .about("Walk the btree of an unmounted filesystem: key count, digest, nodes")
-                .arg(Arg::new("keys").long("keys").action(ArgAction::SetTrue).help("print every key"))
+                .arg(
+                    Arg::new("keys")
+                        .long("keys")
+                        .action(ArgAction::SetTrue)
+                        .help("print every key"),
+                )
                 .arg(
                     Arg::new("nodes")
                         .long("nodes")
                         .action(ArgAction::SetTrue)
                         .help("print the bucket of every node copy"),
                 )
-                .arg(Arg::new("devices").required(true).num_args(1..).value_parser(clap::value_parser!(PathBuf))),
+                .arg(
+                    Arg::new("devices")
+                        .required(true)
+                        .num_args(1..)
+                        .value_parser(clap::value_parser!(PathBuf)),
+                ),
         )
-                .subcommand(
+        .subcommand(
             Command::new("bench")
                 .about("Measurements for `make bench` (run in the guest)")
                 .subcommand_required(true)
                 .subcommand(
                     Command::new("unstick")
-                        .arg(Arg::new("runs").long("runs").default_value("20").value_parser(clap::value_parser!(usize)))
+                        .arg(
+                            Arg::new("runs")
+                                .long("runs")
+                                .default_value("20")
+                                .value_parser(clap::value_parser!(usize)),
+                        )
                         .arg(Arg::new("spec").required(true))
-                        .arg(Arg::new("devices").required(true).num_args(1..).value_parser(clap::value_parser!(PathBuf))),
+                        .arg(
+                            Arg::new("devices")
+                                .required(true)
+                                .num_args(1..)
+                                .value_parser(clap::value_parser!(PathBuf)),
+                        ),
                 )
                 .subcommand(
                     Command::new("drain")
                         .arg(Arg::new("spec").required(true))
-                        .arg(Arg::new("devices").required(true).num_args(1..).value_parser(clap::value_parser!(PathBuf))),
+                        .arg(
+                            Arg::new("devices")
+                                .required(true)
+                                .num_args(1..)
+                                .value_parser(clap::value_parser!(PathBuf)),
+                        ),
                 )
                 .subcommand(
                     Command::new("replay")
                         .arg(Arg::new("label").long("label").default_value(""))
                         .arg(Arg::new("spec").required(true))
-                        .arg(Arg::new("devices").required(true).num_args(1..).value_parser(clap::value_parser!(PathBuf))),
+                        .arg(
+                            Arg::new("devices")
+                                .required(true)
+                                .num_args(1..)
+                                .value_parser(clap::value_parser!(PathBuf)),
+                        ),
                 ),
         )
         .subcommand(
             Command::new("debug")
                 .about("Debugging aids for tests")
                 .subcommand_required(true)
-                                .subcommand(
+                .subcommand(
                     Command::new("damage")
-                        .about("Damage one piece of metadata of a single-member filesystem, chosen by a seeded generator")
-                        .arg(Arg::new("seed").long("seed").required(true).value_parser(clap::value_parser!(u64)))
-                        .arg(Arg::new("device").required(true).value_parser(clap::value_parser!(PathBuf))),
+                        .about(
+                            "Damage one piece of metadata of a single-member filesystem, chosen \
+                             by a seeded generator",
+                        )
+                        .arg(
+                            Arg::new("seed")
+                                .long("seed")
+                                .required(true)
+                                .value_parser(clap::value_parser!(u64)),
+                        )
+                        .arg(
+                            Arg::new("device")
+                                .required(true)
+                                .value_parser(clap::value_parser!(PathBuf)),
+                        ),
                 )
                 .subcommand(
                     Command::new("corrupt-super")

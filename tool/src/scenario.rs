@@ -23,8 +23,8 @@
 //! `metadata_replicas` devices), a run of `need_discard` buckets, a run of
 //! `need_discard_pinned` buckets, a run of `free` buckets, and `data` buckets for the rest.
 //! The journal starts at sequence 1 with entries freeing the pinned buckets, then holds
-//! `journal_keys` distinct keys in entries of `keys_per_entry`; the btree is an empty leaf. So mounting must replay
-//! every key, and with more keys than a leaf holds, split leaves.
+//! `journal_keys` distinct keys in entries of `keys_per_entry`; the btree is an empty leaf. So
+//! mounting must replay every key, and with more keys than a leaf holds, split leaves.
 
 use crate::device::Device;
 use crate::format::{plan, write_superblocks, write_table, FormatSpec};

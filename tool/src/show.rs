@@ -89,7 +89,8 @@ pub fn show(dev: &Device, as_json: bool) -> Result<(), String> {
     println!("  members:");
     for (i, m) in sb.member_table().iter().enumerate() {
         println!(
-            "    {i}: {} {} buckets x {} B; table {}+{}, journal {}+{}, first bucket {}, discard {}",
+            "    {i}: {} {} buckets x {} B; table {}+{}, journal {}+{}, first bucket {}, discard \
+             {}",
             UuidFmt(&m.uuid),
             m.nbuckets,
             m.bucket_size,
