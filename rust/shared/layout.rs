@@ -186,7 +186,6 @@ macro_rules! layout {
 
         impl $name {
             /// The fields' names, offsets and sizes, in offset order.
-            #[allow(dead_code)]
             pub const FIELDS: &'static [$crate::shared::layout::FieldDesc] = &[$(
                 $crate::shared::layout::FieldDesc {
                     name: stringify!($field),
