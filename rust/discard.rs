@@ -16,9 +16,16 @@
 //! points into it. Journal and metadata areas lie below `first_bucket` and are never in the
 //! `need_discard` state. A btree node's bucket becomes `need_discard` only once a committed
 //! superblock no longer reaches it (`Btree::committed`, `Fs::reconcile_buckets`). A bucket
-//! that a journal entry being replayed frees is pinned until the commit that puts the entry in
-//! the btree: until then the on-disk state predates the free. [`Fs::take_run`] skips pinned
-//! buckets, and refuses (and reports) any bucket the committed btree still uses.
+//! that a journal entry being replayed frees, to `need_discard` or to `free`, is pinned until
+//! the commit that puts the entry in the btree: until then the on-disk state predates the
+//! free, and a mount that fails or crashes before the commit, or a later replay that stops
+//! before that entry (a torn or unreadable copy), goes back to a state in which the bucket's
+//! contents are still in use. So until the commit such a bucket is neither discarded nor
+//! written: one freed to `free` is held as `need_discard` (the allocator only hands out
+//! `free` buckets) and becomes `free` in the commit, after the superblock is written and
+//! before the bucket tables are; it is not discarded (the entry said it needs none).
+//! [`Fs::take_run`] skips pinned buckets, and refuses (and reports) any bucket the committed
+//! btree still uses.
 
 use crate::fs::Fs;
 use crate::shared::bucket_table::BucketState;

@@ -20,8 +20,8 @@ use crate::shared::bucket_table::{
 use crate::shared::mount_source::{self, SourceError};
 use crate::shared::options::{MountOptions, Opt, OptError};
 use crate::shared::superblock::{
-    Member as MemberDesc, NodePtr, Superblock, UuidFmt, BLOCK_SIZE, SB_OFFSETS, SB_SIZE,
-    TABLE_ENTRIES_PER_BLOCK,
+    check_ptr, Member as MemberDesc, NodePtr, PtrError, Superblock, UuidFmt, BLOCK_SIZE, MAX_SEQ,
+    SB_OFFSETS, SB_SIZE, TABLE_ENTRIES_PER_BLOCK,
 };
 use crate::sysfs::SysfsDir;
 use crate::vec_ext::VecExt;
@@ -451,13 +451,20 @@ impl Fs {
         );
         self.progress.replay_total.store(total, Ordering::Relaxed);
         let start = Ktime::ktime_get();
+        // Every bucket update first, then every key: the updates only take buckets away from
+        // the allocator until the commit (see below), so applying them first changes no
+        // outcome, and no node the replay allocates can land in a bucket an entry changes.
+        // Buckets freed to `free` (sorted; false once a later entry changed them again).
+        let mut frees: KVec<(NodePtr, bool)> = KVec::new();
         for e in entries.iter() {
             for u in e.updates.iter() {
-                let in_range = self
-                    .geometry
-                    .get(u.member as usize)
-                    .is_some_and(|g| u.bucket >= g.first_bucket && (u.bucket as u64) < g.nbuckets);
-                if !in_range || self.is_committed_node(u.member, u.bucket) {
+                let p = NodePtr {
+                    member: u.member,
+                    bucket: u.bucket,
+                };
+                if check_ptr(&self.geometry, p).is_err()
+                    || self.is_committed_node(u.member, u.bucket)
+                {
                     return Err(mount_err!(
                         source,
                         EINVAL,
@@ -478,21 +485,36 @@ impl Fs {
                         u.state.name()
                     ));
                 }
-                if u.state == BucketState::NeedDiscard {
-                    // Pinned before the state changes, so the discard worker never sees it
-                    // unpinned.
-                    self.pin_for_journal(NodePtr {
-                        member: u.member,
-                        bucket: u.bucket,
-                    })?;
+                // A bucket an entry frees (to `need_discard` or to `free`) is pinned before
+                // its state changes, so the discard worker never sees it unpinned; one freed
+                // to `free` is held as `need_discard` until the commit, so the allocator does
+                // not hand it out either (see the rule in `discard.rs`).
+                let key = (p.member, p.bucket);
+                let pending = frees.binary_search_by_key(&key, |(q, _)| (q.member, q.bucket));
+                let freed = u.state == BucketState::Free;
+                match pending {
+                    // The last entry to change a bucket says what it is after the commit.
+                    Ok(i) => frees[i].1 = freed,
+                    Err(i) if freed => frees.insert(i, (p, true))?,
+                    Err(_) => {}
+                }
+                let state = if freed {
+                    BucketState::NeedDiscard
+                } else {
+                    u.state
+                };
+                if matches!(u.state, BucketState::NeedDiscard | BucketState::Free) {
+                    self.pin_for_journal(p)?;
                 }
                 if let Some(d) = self.alloc.state.lock().devices.get_mut(u.member as usize) {
-                    d.set_state(u.bucket, u.state);
+                    d.set_state(u.bucket, state);
                 }
             }
+        }
+        for e in entries.iter() {
             for k in e.keys.iter() {
                 btree
-                                        .insert(
+                    .insert(
                         *k,
                         |n, out| self.alloc.alloc_nodes(n, Watermark::Normal, || self.live(), out),
                         |unused| self.alloc.release_nodes(unused),
@@ -509,8 +531,9 @@ impl Fs {
                 self.progress.replay_done.fetch_add(1, Ordering::Relaxed);
             }
         }
-        // `last` continues `journal_seq`, which the superblock checks keep far below overflow.
-        self.commit(&mut btree, last.saturating_add(1))
+        // `last` is at most `MAX_ENTRY_SEQ` (the journal reader refuses entries above it), so
+        // `journal_seq` stays one the superblock decoder accepts.
+        self.commit(&mut btree, last.saturating_add(1), &frees)
             .map_err(|e| mount_err!(source, e, "cannot commit the replayed btree"))?;
         let us = (Ktime::ktime_get().to_ns() - start.to_ns()).max(0) as u64 / 1000;
         self.progress.replay_us.store(us, Ordering::Relaxed);
@@ -549,9 +572,16 @@ impl Fs {
         if oom {
             return Err(ENOMEM);
         }
-        for (d, used) in st.devices.iter_mut().zip(used.iter_mut()) {
+        for ((d, used), g) in st
+            .devices
+            .iter_mut()
+            .zip(used.iter_mut())
+            .zip(self.geometry.iter())
+        {
             used.sort_unstable();
-            for b in 0..d.nbuckets() {
+            // Metadata areas are never `btree` or `need_discard`: the loaded tree's pointers
+            // were checked to lie above them, and these buckets are not looked at.
+            for b in g.first_bucket..d.nbuckets() {
                 let in_use = used.binary_search(&b).is_ok();
                 match d.state(b) {
                     Some(BucketState::Btree) if !in_use => d.set_state(b, BucketState::NeedDiscard),
@@ -566,10 +596,32 @@ impl Fs {
     }
 
     /// Writes the changed btree nodes, points the superblocks at the new root with the
-    /// journal replayed up to `journal_next`, then frees the old nodes' buckets and persists
+    /// journal replayed up to `journal_next`, then frees the old nodes' buckets and the
+    /// buckets the replayed entries freed to `free` (`frees`, held until now), and persists
     /// the bucket tables.
-    fn commit(&self, btree: &mut Btree, journal_next: u64) -> Result {
-        let required = self.state.lock().live.get(Opt::MetadataReplicasRequired);
+    fn commit(&self, btree: &mut Btree, journal_next: u64, frees: &[(NodePtr, bool)]) -> Result {
+        let required = {
+            let st = self.state.lock();
+            // The superblock this commit will write must be one the decoder accepts: check
+            // its sequence numbers before any node is written.
+            let mut next = st.sb;
+            next.seq = st.sb.seq.saturating_add(1);
+            next.journal_seq = journal_next;
+            next.root.node_seq = btree.seq().saturating_add(1);
+            if let Err(e) = next.validate() {
+                pr_err!(
+                    "{}: cannot commit: the next superblock would be refused ({}: superblock seq {}, journal_seq {}, root node seq {}, the limit is {})\n",
+                    UuidFmt(&self.uuid),
+                    e.field(),
+                    next.seq,
+                    next.journal_seq,
+                    next.root.node_seq,
+                    MAX_SEQ
+                );
+                return Err(EINVAL);
+            }
+            st.live.get(Opt::MetadataReplicasRequired)
+        };
         let root = btree.write_dirty(self, required)?;
         self.update_superblock(|sb| {
             sb.root = root;
@@ -578,11 +630,25 @@ impl Fs {
         })?;
         {
             let mut a = self.alloc.state.lock();
+            let geometry = &self.geometry;
             btree.committed(&root, |p| {
-                if let Some(d) = a.devices.get_mut(p.member as usize) {
-                    d.set_state(p.bucket, BucketState::NeedDiscard);
+                // Only the loaded tree's checked pointers and the allocator's buckets come
+                // here; a metadata bucket is never made `need_discard`.
+                if check_ptr(geometry, p).is_ok() {
+                    if let Some(d) = a.devices.get_mut(p.member as usize) {
+                        d.set_state(p.bucket, BucketState::NeedDiscard);
+                    }
                 }
             });
+            // The entries that freed these are in the btree now: the buckets are free. One
+            // that is no longer `need_discard` was taken by something else since: left alone.
+            for (p, _) in frees.iter().filter(|(_, freed)| *freed) {
+                if let Some(d) = a.devices.get_mut(p.member as usize) {
+                    if d.state(p.bucket) == Some(BucketState::NeedDiscard) {
+                        d.set_state(p.bucket, BucketState::Free);
+                    }
+                }
+            }
         }
         self.set_committed_nodes(btree)?;
         self.persist_bucket_tables()?;
@@ -745,6 +811,23 @@ impl Fs {
     /// leaves one good copy everywhere.
     fn write_superblocks(&self, sb: &Superblock) -> Result {
         let mut buf = IoBuf::new(SB_SIZE)?;
+        // Never write what the decoder would refuse: every copy is decoded before any is
+        // written, and a refusal fails the write with nothing written.
+        for i in 0..self.members.len() {
+            let mut copy = *sb;
+            copy.member_index = i as u32;
+            copy.encode(&mut buf);
+            if let Err(e) = Superblock::decode(&buf) {
+                pr_err!(
+                    "{}: refusing to write a superblock the decoder would refuse ({}; seq {}, journal_seq {})\n",
+                    UuidFmt(&self.uuid),
+                    e.field(),
+                    sb.seq,
+                    sb.journal_seq
+                );
+                return Err(EINVAL);
+            }
+        }
         for off in SB_OFFSETS {
             for (i, m) in self.members.iter().enumerate() {
                 let mut copy = *sb;
@@ -780,18 +863,21 @@ impl Fs {
 }
 
 impl NodeIo for Fs {
+    fn check_ptr(&self, ptr: NodePtr) -> core::result::Result<(), PtrError> {
+        check_ptr(&self.geometry, ptr)
+    }
+
     fn read_node(&self, ptr: NodePtr, buf: &mut IoBuf) -> Result {
-        let m = self.geometry.get(ptr.member as usize).ok_or(EINVAL)?;
-        if ptr.bucket < m.first_bucket || ptr.bucket as u64 >= m.nbuckets {
-            return Err(EINVAL);
-        }
+        check_ptr(&self.geometry, ptr).map_err(|_| EINVAL)?;
+        let m = &self.geometry[ptr.member as usize];
         self.members[ptr.member as usize]
             .dev
             .read(m.bucket_offset(ptr.bucket as u64), buf)
     }
 
     fn write_node(&self, ptr: NodePtr, buf: &IoBuf) -> Result {
-        let m = self.geometry.get(ptr.member as usize).ok_or(EINVAL)?;
+        check_ptr(&self.geometry, ptr).map_err(|_| EINVAL)?;
+        let m = &self.geometry[ptr.member as usize];
         self.members[ptr.member as usize]
             .dev
             .write(m.bucket_offset(ptr.bucket as u64), buf, false)

@@ -135,6 +135,7 @@ fn cli() -> Command {
                     Command::new("damage")
                         .about("Damage one piece of metadata of a single-member filesystem, chosen by a seeded generator")
                         .arg(Arg::new("seed").long("seed").required(true).value_parser(clap::value_parser!(u64)))
+                        .arg(Arg::new("class").long("class").help("Only damage of this class or class/variant"))
                         .arg(Arg::new("device").required(true).value_parser(clap::value_parser!(PathBuf))),
                 )
                 .subcommand(
@@ -235,7 +236,8 @@ fn run(m: &ArgMatches) -> Result<(), String> {
             Some(("damage", m)) => {
                 let dev = Device::open(m.get_one::<PathBuf>("device").unwrap(), true)?;
                 let seed = *m.get_one::<u64>("seed").unwrap();
-                println!("damage seed {seed}: {}", damage::damage(&dev, seed)?);
+                let class = m.get_one::<String>("class").map(String::as_str);
+                println!("damage seed {seed}: {}", damage::damage(&dev, seed, class)?);
                 Ok(())
             }
             Some(("corrupt-super", m)) => {
