@@ -141,3 +141,24 @@ fn validate_is_the_decoders_predicate_for_sequence_numbers() {
         }
     }
 }
+
+#[test]
+fn node_sequence_numbers_are_bounded() {
+    use bucketfs_core::btree_format::*;
+    let keys = [Key { key: 1, val: 2 }];
+    let mut b = vec![0; BLOCK_SIZE];
+    for (seq, ok) in [
+        (1, true),
+        (MAX_SEQ - 1, true),
+        (MAX_SEQ, false),
+        (u64::MAX, false),
+    ] {
+        encode_leaf(&UUID, seq, &keys, &mut b);
+        let got = decode_node(&UUID, 0, &b, |_| {}, |_| {});
+        if ok {
+            assert_eq!(got.map(|h| h.seq), Ok(seq));
+        } else {
+            assert_eq!(got, Err(NodeError::Sequence), "seq {seq}");
+        }
+    }
+}
