@@ -116,6 +116,14 @@ fn to_alloc(nr: u32, ptrs: &[NodePtr]) -> NodeAlloc {
     a
 }
 
+/// Adds a copy to `at` (at most as many as it has room for).
+fn push_copy(at: &mut NodeAlloc, p: NodePtr) {
+    if let Some(slot) = at.ptrs.get_mut(at.nr_ptrs as usize) {
+        *slot = p;
+        at.nr_ptrs += 1;
+    }
+}
+
 impl Btree {
     /// Loads the tree rooted at `root`, checking every node.
     pub(crate) fn load(io: &impl NodeIo, root: &BtreeRoot) -> Result<Btree> {
@@ -191,8 +199,7 @@ impl Btree {
                     drop_copy(&"another copy is on the same member");
                     continue;
                 }
-                at.ptrs[at.nr_ptrs as usize] = *ptr;
-                at.nr_ptrs += 1;
+                push_copy(&mut at, *ptr);
                 continue;
             }
             let chose_now = !have;
@@ -241,8 +248,7 @@ impl Btree {
                 }
                 continue;
             }
-            at.ptrs[at.nr_ptrs as usize] = *ptr;
-            at.nr_ptrs += 1;
+            push_copy(&mut at, *ptr);
         }
         if !have {
             pr_err!(

@@ -869,15 +869,16 @@ impl NodeIo for Fs {
 
     fn read_node(&self, ptr: NodePtr, buf: &mut IoBuf) -> Result {
         check_ptr(&self.geometry, ptr).map_err(|_| EINVAL)?;
-        let m = &self.geometry[ptr.member as usize];
+        let m = self.geometry.get(ptr.member as usize).ok_or(EINVAL)?;
         self.members[ptr.member as usize]
             .dev
             .read(m.bucket_offset(ptr.bucket as u64), buf)
     }
 
     fn write_node(&self, ptr: NodePtr, buf: &IoBuf) -> Result {
+        // Never a node into a metadata area or past the device.
         check_ptr(&self.geometry, ptr).map_err(|_| EINVAL)?;
-        let m = &self.geometry[ptr.member as usize];
+        let m = self.geometry.get(ptr.member as usize).ok_or(EINVAL)?;
         self.members[ptr.member as usize]
             .dev
             .write(m.bucket_offset(ptr.bucket as u64), buf, false)
