@@ -49,6 +49,8 @@ struct Harness {
     replicas: AtomicU32,
     /// The live `allocator_stuck_timeout`, in seconds.
     stuck_s: AtomicU32,
+    /// Nodes each request asks for.
+    nodes: AtomicU32,
     /// Sum of what `abort_parked` returned: the requests it counted as failed.
     abort_counted: AtomicUsize,
     /// Set by the inputs function on its first call, to simulate a racing option write.
@@ -80,6 +82,7 @@ fn harness(free0: u32, replicas: u32) -> Result<Arc<Harness>> {
             alloc <- Allocator::new([7; 16], devices),
             replicas: AtomicU32::new(replicas),
             stuck_s: AtomicU32::new(0),
+            nodes: AtomicU32::new(1),
             abort_counted: AtomicUsize::new(0),
             race_on_first_read: AtomicBool::new(false),
             ok: AtomicUsize::new(0),
@@ -107,12 +110,14 @@ impl Harness {
         }
     }
 
-    /// One request for one node, as a filesystem would make it.
+    /// One request for `nodes` nodes (one unless a test changes it), as a filesystem would
+    /// make it.
     fn request(&self) {
         let mut out: KVec<NodeAlloc> = KVec::new();
+        let nodes = self.nodes.load(Ordering::Acquire);
         match self
             .alloc
-            .alloc_nodes(1, Watermark::Normal, || self.inputs(), &mut out)
+            .alloc_nodes(nodes, Watermark::Normal, || self.inputs(), &mut out)
         {
             Ok(()) => {
                 if let Some(n) = out.first() {
@@ -337,6 +342,9 @@ fn rate_limited_report_does_not_poll(t: &Test) {
         return check!(t, false);
     };
     h.stuck_s.store(1, Ordering::Release);
+    // Two nodes, so the stuck report this prints is not the one the guest tests wait for
+    // (theirs want one node).
+    h.nodes.store(2, Ordering::Release);
     // Request A parks; its first timeout, after one second, prints the filesystem's first
     // report, and it then waits without a timeout.
     check!(t, h.spawn(1) == 1);
