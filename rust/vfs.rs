@@ -121,6 +121,7 @@ extern "C" fn bucketfs_rs_parse_option(
         return ENOPARAM;
     };
     let when = if remount { When::Runtime } else { When::Mount };
+    // An option a remount may not change is refused as such, whatever its value.
     let result = match opt.desc().kind {
         _ if remount && !opt.desc().settable.runtime => Err(OptError::NotSettable),
         Kind::U32 { .. } if value.is_none() => Err(OptError::NotANumber),
