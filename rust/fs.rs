@@ -25,6 +25,7 @@ use crate::shared::superblock::{
 };
 use crate::sysfs::SysfsDir;
 use crate::vec_ext::VecExt;
+use crate::vfs::UuidClaim;
 use core::{
     fmt::Write,
     pin::Pin,
@@ -128,6 +129,8 @@ pub(crate) struct Mounted {
     pub(crate) fs: Pin<KBox<Fs>>,
     /// The holder cookie of the members' exclusive claim; lives as long as the claim.
     _claim: KBox<u8>,
+    /// The uuid, claimed until everything above is gone (its sysfs directory included).
+    _uuid: UuidClaim,
 }
 
 impl Drop for Mounted {
@@ -264,6 +267,22 @@ impl Fs {
             }
         })?;
         let sb = probes[assembly.newest].sb;
+        // One mount per uuid: a clone (every member copied) would collide with the mounted
+        // filesystem in sysfs, and is refused here, before anything is set up.
+        let mut holder = [0u8; 128];
+        let csource = CString::try_from_fmt(fmt!("{source}"))?;
+        let uuid_claim = UuidClaim::new(&sb.uuid, &csource, &mut holder).map_err(|e| {
+            if e == EBUSY {
+                let held = holder.split(|&b| b == 0).next().unwrap_or(&[]);
+                let held = core::str::from_utf8(held).unwrap_or("?");
+                pr_err!(
+                    "{source}: filesystem {} is already mounted from {held}; a copy with the same uuid cannot be mounted beside it ({})\n",
+                    UuidFmt(&sb.uuid),
+                    e.to_errno()
+                );
+            }
+            e
+        })?;
         let live = opts.apply(&sb.options, sb.nr_members).map_err(|(opt, e)| {
             let mut msg = crate::text::Text::<128>::new();
             let value = opts.get(opt).unwrap_or(sb.options.get(opt));
@@ -334,6 +353,7 @@ impl Fs {
                 _sysfs: sysfs,
                 fs,
                 _claim: claim,
+                _uuid: uuid_claim,
             },
             GFP_KERNEL,
         )?;
@@ -755,14 +775,24 @@ impl Fs {
     /// Sets option `opt` at runtime: checked against both the live and the stored options,
     /// then persisted in every member's superblock. On any error nothing changes.
     pub(crate) fn set_option(&self, opt: Opt, value: u32) -> Result<(), (Error, Option<OptError>)> {
+        self.set_options(&MountOptions::one(opt, value))
+            .map_err(|(e, why)| (e, why.map(|(_, why)| why)))
+    }
+
+    /// Sets every option given in `changes` at runtime as one change (a remount may give
+    /// several), as [`Fs::set_option`] does one; `Err` names the option blamed.
+    pub(crate) fn set_options(
+        &self,
+        changes: &MountOptions,
+    ) -> Result<(), (Error, Option<(Opt, OptError)>)> {
         let mut st = self.state.lock();
         let members = st.sb.nr_members;
         let mut live = st.live;
         let mut sb = st.sb;
-        live.set(opt, value, members)
+        live.set_all(changes, members)
             .map_err(|e| (EINVAL, Some(e)))?;
         sb.options
-            .set(opt, value, members)
+            .set_all(changes, members)
             .map_err(|e| (EINVAL, Some(e)))?;
         self.write_next_superblock(&mut st, sb)
             .map_err(|e| (e, None))?;
