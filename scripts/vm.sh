@@ -18,7 +18,7 @@
 # --interactive     give the guest a shell on this terminal after the script.
 # --fault N:RULES   put disk N (0 for vda) behind QEMU's blkdebug driver with the
 #                   rules file RULES (inject-error on reads, writes or discards).
-# --throttle N:BPS  put disk N behind QEMU's throttle filter: reads, writes and
+# --throttle N:BPS  put disk N behind QEMU's throttle filter: writes and
 #                   discards together move at most BPS bytes per second (a slow
 #                   device, for tests that time discards).
 #
@@ -140,7 +140,7 @@ for size in "${disks[@]}"; do
 	drive="file=$file,if=virtio,format=raw,discard=unmap,cache=writeback"
 	for t in "${throttles[@]}"; do
 		if [ "${t%%:*}" = "$i" ]; then
-			drives+=(-object "throttle-group,id=throttle$i,x-bps-total=${t#*:}")
+			drives+=(-object "throttle-group,id=throttle$i,x-bps-write=${t#*:}")
 			drive="driver=throttle,throttle-group=throttle$i,file.driver=raw,file.file.driver=file"
 			drive+=",file.file.filename=$img,if=virtio,discard=unmap,cache=writeback"
 		fi

@@ -63,7 +63,7 @@ G
 	fi
 done
 
-# 3. A slow device (QEMU's throttle filter: 1 GiB/s for discards, reads and writes together)
+# 3. A slow device (QEMU's throttle filter: 1 GiB/s for discards and writes together)
 # with a big settled need_discard backlog (7000 buckets of 1 MiB, discard on): an unmount in
 # the middle of the drain, and a kill of a mount parked in replay while the drain runs, each
 # return within a second (the worker stops between two commands, and one command is bounded).
