@@ -41,6 +41,13 @@ int bucketfs_bdev_write(struct file *f, u64 off, const void *buf, size_t len,
 			bool fua);
 int bucketfs_bdev_flush(struct file *f);
 int bucketfs_bdev_discard(struct file *f, u64 off, u64 len);
+/*
+ * The discard workers' workqueue (a struct workqueue_struct *): created at
+ * module init, drained and destroyed at module exit.
+ */
+int bucketfs_discard_wq_init(void);
+void bucketfs_discard_wq_exit(void);
+void *bucketfs_discard_wq_get(void);
 
 /* c/vfs.c: the file_system_type, and the uuids of the filesystems mounted. */
 int bucketfs_register_fs(void);

@@ -242,6 +242,10 @@ pub(crate) struct AllocState {
     last_report: Option<Ktime>,
     /// Devices the last blocked request was refused on (bit per member).
     starved: u32,
+    /// Members taken out of allocation (`dev-N/writable` = 0), bit per member. Kept apart from
+    /// `devices`, which mounting replaces once the bucket tables are read, so a write made
+    /// before that is not lost: [`Allocator::install_devices`] applies it to the new devices.
+    not_writable: u32,
 }
 
 /// What a request's caller reads afresh at every attempt.
@@ -309,6 +313,7 @@ impl Allocator {
                 next_id: 1,
                 last_report: None,
                 starved: 0,
+                not_writable: 0,
             }),
         })
     }
@@ -377,10 +382,41 @@ impl Allocator {
     }
 
     /// Lets member `m` take allocations, or not (a device state change): parked requests
-    /// are woken to decide again with the new device set.
+    /// are woken to decide again with the new device set. Recorded per member, so it also
+    /// holds for devices installed later ([`Allocator::install_devices`]).
     pub(crate) fn set_writable(&self, m: usize, writable: bool) {
-        if let Some(d) = self.state.lock().devices.get_mut(m) {
-            d.writable = writable;
+        if m >= MAX_MEMBERS {
+            return;
+        }
+        {
+            let mut st = self.state.lock();
+            if writable {
+                st.not_writable &= !(1 << m);
+            } else {
+                st.not_writable |= 1 << m;
+            }
+            if let Some(d) = st.devices.get_mut(m) {
+                d.writable = writable;
+            }
+        }
+        self.wake_after_state_change();
+    }
+
+    /// Whether member `m` takes allocations (as last set, whether or not its device is
+    /// installed yet).
+    pub(crate) fn writable(&self, m: usize) -> bool {
+        m < MAX_MEMBERS && self.state.lock().not_writable & (1 << m) == 0
+    }
+
+    /// Installs the devices (by member index), with the writable flags set so far, and wakes
+    /// parked requests.
+    pub(crate) fn install_devices(&self, mut devices: KVec<DeviceBuckets>) {
+        {
+            let mut st = self.state.lock();
+            for (m, d) in devices.iter_mut().enumerate() {
+                d.writable = m < MAX_MEMBERS && st.not_writable & (1 << m) == 0;
+            }
+            st.devices = devices;
         }
         self.wake_after_state_change();
     }

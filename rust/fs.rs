@@ -91,7 +91,7 @@ impl Progress {
 }
 
 /// A mounted filesystem.
-#[pin_data]
+#[pin_data(PinnedDrop)]
 pub(crate) struct Fs {
     /// Filesystem uuid.
     pub(crate) uuid: [u8; 16],
@@ -123,6 +123,15 @@ pub(crate) struct Fs {
     table_lock: Mutex<()>,
 }
 
+#[pinned_drop]
+impl PinnedDrop for Fs {
+    fn drop(self: Pin<&mut Self>) {
+        // The worker must be done with the filesystem before any of it goes, on every path
+        // that drops it (a mount failing before `Mounted` exists included).
+        self.discard_ctl.stop();
+    }
+}
+
 /// A filesystem as the VFS holds it: sysfs first, so it goes before the filesystem it shows.
 pub(crate) struct Mounted {
     _sysfs: SysfsDir,
@@ -135,7 +144,8 @@ pub(crate) struct Mounted {
 
 impl Drop for Mounted {
     fn drop(&mut self) {
-        // The worker must be done with the filesystem before any of it goes.
+        // Stop the worker before sysfs goes too (dropping `fs` would, later): kicks from
+        // writes still in flight are ignored from here on.
         self.fs.discard_ctl.stop();
     }
 }
@@ -426,7 +436,8 @@ impl Fs {
             })?;
             devices.push(dev, GFP_KERNEL)?;
         }
-        self.alloc.state.lock().devices = devices;
+        // Merges the `dev-N/writable` writes made so far.
+        self.alloc.install_devices(devices);
         Ok(())
     }
 
@@ -447,9 +458,10 @@ impl Fs {
             .map_err(|e| mount_err!(source, e, "cannot load the btree"))?;
         self.reconcile_buckets(&btree)?;
         self.set_committed_nodes(&btree)?;
-        // Discards run during replay: a request parked on a starved device is unstuck as
-        // soon as its need_discard buckets are freed.
-        self.kick_discards();
+        // The discard rule has its inputs now: kicks made so far are served. Discards run
+        // during replay: a request parked on a starved device is unstuck as soon as its
+        // need_discard buckets are freed.
+        self.discard_rule_ready();
         self.progress.set_stats(&btree.stats());
 
         let mut members = KVec::with_capacity(self.members.len(), GFP_KERNEL)?;

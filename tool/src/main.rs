@@ -7,6 +7,7 @@ mod device;
 mod dump;
 mod format;
 mod scenario;
+mod set_state;
 mod show;
 
 use bucketfs_core::options::{lookup, parse_value, Kind, Options, OPTIONS};
@@ -139,6 +140,13 @@ fn cli() -> Command {
                         .arg(Arg::new("device").required(true).value_parser(clap::value_parser!(PathBuf))),
                 )
                 .subcommand(
+                    Command::new("set-bucket-state")
+                        .about("Rewrite one bucket table entry of a member (checksum recomputed)")
+                        .arg(Arg::new("bucket").long("bucket").required(true).help("bucket number, or root: the root node's bucket on this member"))
+                        .arg(Arg::new("state").long("state").required(true).help("free, need_discard, btree, journal, superblock or data"))
+                        .arg(Arg::new("device").required(true).value_parser(clap::value_parser!(PathBuf))),
+                )
+                .subcommand(
                     Command::new("corrupt-super")
                         .about("Damage one class of superblock field (both copies)")
                         .arg(
@@ -238,6 +246,16 @@ fn run(m: &ArgMatches) -> Result<(), String> {
                 let seed = *m.get_one::<u64>("seed").unwrap();
                 let class = m.get_one::<String>("class").map(String::as_str);
                 println!("damage seed {seed}: {}", damage::damage(&dev, seed, class)?);
+                Ok(())
+            }
+            Some(("set-bucket-state", m)) => {
+                let dev = Device::open(m.get_one::<PathBuf>("device").unwrap(), true)?;
+                let done = set_state::set_bucket_state(
+                    &dev,
+                    m.get_one::<String>("bucket").unwrap(),
+                    m.get_one::<String>("state").unwrap(),
+                )?;
+                println!("{done}");
                 Ok(())
             }
             Some(("corrupt-super", m)) => {
