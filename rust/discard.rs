@@ -226,6 +226,8 @@ impl Fs {
                 freed = true;
             }
             if freed {
+                // During a replay the table is left to the commit (see `persist_bucket_table`):
+                // the buckets freed here stay need_discard on disk until then, which is safe.
                 if let Err(e) = self.persist_bucket_table(m) {
                     pr_err!(
                         "{}: bucket table write after discards failed ({})\n",

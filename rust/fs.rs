@@ -740,27 +740,39 @@ impl Fs {
             .is_ok()
     }
 
-    /// Persists every member's bucket table from the allocator's bucket states.
-    pub(crate) fn persist_bucket_tables(&self) -> Result {
+    /// Persists every member's bucket table from the allocator's bucket states (the commit:
+    /// the states changed by replayed journal entries are committed with it).
+    fn persist_bucket_tables(&self) -> Result {
         let _serialised = self.table_lock.lock();
         let seq = self.state.lock().sb.seq;
-        (0..self.geometry.len()).try_for_each(|m| self.write_bucket_table(m, seq))
+        (0..self.geometry.len()).try_for_each(|m| self.write_bucket_table(m, seq, true).map(|_| ()))
     }
 
-    /// Persists member `m`'s bucket table only.
-    pub(crate) fn persist_bucket_table(&self, m: usize) -> Result {
+    /// Persists member `m`'s bucket table only (the discard worker), unless a replay has
+    /// changed bucket states that no commit has made durable yet: the table must not say a
+    /// bucket is free before the superblock says the entry that freed it is in the btree, or
+    /// a crash would let the next mount discard it before replaying that entry. Returns
+    /// whether it wrote; when it did not, the commit writes the table.
+    pub(crate) fn persist_bucket_table(&self, m: usize) -> Result<bool> {
         let _serialised = self.table_lock.lock();
         let seq = self.state.lock().sb.seq;
-        self.write_bucket_table(m, seq)
+        self.write_bucket_table(m, seq, false)
     }
 
-    /// Writes member `i`'s bucket table from the allocator's bucket states.
-    fn write_bucket_table(&self, i: usize, seq: u64) -> Result {
+    /// Writes member `i`'s bucket table from the allocator's bucket states; with
+    /// `while_replaying` false, writes nothing (`Ok(false)`) while journal pins are held.
+    fn write_bucket_table(&self, i: usize, seq: u64, while_replaying: bool) -> Result<bool> {
         let m = self.geometry.get(i).ok_or(EINVAL)?;
         let blocks = table_blocks(m.nbuckets);
         let mut buf = IoBuf::new(blocks as usize * BLOCK_SIZE)?;
         {
             let a = self.alloc.state.lock();
+            // Under the allocator lock: a replayed update pins its bucket before it changes
+            // the state, so no pin means no uncommitted journal state in this snapshot. Lock
+            // order: allocator state, then journal pins (as in the discard worker's run search).
+            if !while_replaying && !self.journal_pins.lock().is_empty() {
+                return Ok(false);
+            }
             let d = &a.devices[i];
             let mut entries = KVec::with_capacity(TABLE_ENTRIES_PER_BLOCK as usize, GFP_KERNEL)?;
             for block in 0..blocks {
@@ -781,7 +793,8 @@ impl Fs {
         }
         self.members[i]
             .dev
-            .write(m.bucket_offset(m.table_start as u64), &buf, true)
+            .write(m.bucket_offset(m.table_start as u64), &buf, true)?;
+        Ok(true)
     }
 
     /// Sets option `opt` at runtime: checked against both the live and the stored options,
