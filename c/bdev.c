@@ -11,6 +11,7 @@
 #include <linux/file.h>
 #include <linux/mm.h>
 #include <linux/vmalloc.h>
+#include <linux/workqueue.h>
 
 #include "bucketfs_glue.h"
 
@@ -113,4 +114,33 @@ int bucketfs_bdev_discard(struct file *f, u64 off, u64 len)
 		return -EINVAL;
 	return blkdev_issue_discard(file_bdev(f), off >> SECTOR_SHIFT,
 				    len >> SECTOR_SHIFT, GFP_KERNEL);
+}
+
+/*
+ * The discard workers' workqueue. The module owns it so that module exit can
+ * wait for every work item to finish its last instruction (a worker that has
+ * told its filesystem it is done still returns through module code).
+ */
+static struct workqueue_struct *bucketfs_discard_wq;
+
+int bucketfs_discard_wq_init(void)
+{
+	bucketfs_discard_wq = alloc_workqueue("bucketfs_discard", WQ_UNBOUND, 0);
+	if (!bucketfs_discard_wq) {
+		pr_err("cannot create the discard workqueue (-ENOMEM)\n");
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* Waits for every queued or running work item, then frees the queue. */
+void bucketfs_discard_wq_exit(void)
+{
+	destroy_workqueue(bucketfs_discard_wq);
+	bucketfs_discard_wq = NULL;
+}
+
+void *bucketfs_discard_wq_get(void)
+{
+	return bucketfs_discard_wq;
 }

@@ -8,12 +8,80 @@
 
 #include <linux/fs.h>
 #include <linux/fs_context.h>
+#include <linux/list.h>
 #include <linux/module.h>
+#include <linux/mutex.h>
+#include <linux/slab.h>
 #include <linux/statfs.h>
+#include <linux/string.h>
 
 #include "bucketfs_glue.h"
 
 #define BUCKETFS_MAGIC	0x42554b54	/* "BUKT" */
+
+/*
+ * The uuids of the filesystems mounted or being mounted. A second filesystem
+ * with a uuid already here (a dd copy of every member, a snapshot) is refused
+ * before it gets anywhere near /sys/fs/bucketfs/<uuid>/, which the first one
+ * holds. The check and the registration are one step under the mutex, so of
+ * two clones mounted at once only one gets through.
+ */
+struct bucketfs_uuid_claim {
+	struct list_head list;
+	u8 uuid[16];
+	char source[];		/* the mount source, for the message */
+};
+
+static LIST_HEAD(bucketfs_uuids);
+static DEFINE_MUTEX(bucketfs_uuids_lock);
+
+/**
+ * bucketfs_uuid_claim - claim a filesystem uuid for one mount
+ * @uuid: the 16-byte filesystem uuid
+ * @source: the mount source, kept to name it to a later clone
+ * @holder: on -EBUSY, receives the source of the mount holding @uuid
+ * @holder_len: size of @holder
+ * @err: -EBUSY if another mount holds @uuid, -ENOMEM
+ *
+ * Return: the claim, to give to bucketfs_uuid_release(), or NULL.
+ */
+struct bucketfs_uuid_claim *bucketfs_uuid_claim(const u8 *uuid,
+						const char *source,
+						char *holder, size_t holder_len,
+						int *err)
+{
+	size_t len = strlen(source) + 1;
+	struct bucketfs_uuid_claim *c, *other;
+
+	c = kmalloc(struct_size(c, source, len), GFP_KERNEL);
+	if (!c) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	memcpy(c->uuid, uuid, sizeof(c->uuid));
+	memcpy(c->source, source, len);
+	mutex_lock(&bucketfs_uuids_lock);
+	list_for_each_entry(other, &bucketfs_uuids, list) {
+		if (!memcmp(other->uuid, uuid, sizeof(other->uuid))) {
+			strscpy(holder, other->source, holder_len);
+			mutex_unlock(&bucketfs_uuids_lock);
+			kfree(c);
+			*err = -EBUSY;
+			return NULL;
+		}
+	}
+	list_add_tail(&c->list, &bucketfs_uuids);
+	mutex_unlock(&bucketfs_uuids_lock);
+	return c;
+}
+
+void bucketfs_uuid_release(struct bucketfs_uuid_claim *c)
+{
+	mutex_lock(&bucketfs_uuids_lock);
+	list_del(&c->list);
+	mutex_unlock(&bucketfs_uuids_lock);
+	kfree(c);
+}
 
 static int bucketfs_statfs(struct dentry *dentry, struct kstatfs *buf)
 {
@@ -70,7 +138,9 @@ static int bucketfs_parse_param(struct fs_context *fc,
 		return invalfc(fc, "%s: only text values are accepted", param->key);
 	ret = bucketfs_rs_parse_option(fc->fs_private, param->key,
 				       param->type == fs_value_is_string ?
-				       param->string : NULL, msg, sizeof(msg));
+				       param->string : NULL,
+				       fc->purpose == FS_CONTEXT_FOR_RECONFIGURE,
+				       msg, sizeof(msg));
 	if (ret == -EINVAL)
 		return invalfc(fc, "%s", msg);
 	return ret;
@@ -82,11 +152,32 @@ static int bucketfs_get_tree(struct fs_context *fc)
 
 	if (!fc->source)
 		return invalfc(fc, "no source: give member devices as dev1:dev2:...");
+	/* Replay, commits, discards and option writes all write: no read-only mode. */
+	if (fc->sb_flags & SB_RDONLY)
+		return invalfc(fc, "ro: bucketfs has no read-only mode");
 	ret = bucketfs_rs_fs_open(fc->source, fc->fs_private, &fc->s_fs_info);
 	if (ret)
 		return ret;
 	/* sget_fc() moves s_fs_info to the new super_block, or leaves it to .free. */
 	return get_tree_nodev(fc, bucketfs_fill_super);
+}
+
+/*
+ * mount -o remount: the options parsed into fc->fs_private (runtime options
+ * only) are applied as a write under options/ in sysfs would be. The VFS
+ * applies the flags it handles (sync, lazytime, ...) afterwards; ro is refused,
+ * since bucketfs has no read-only mode, except for an emergency remount
+ * (sysrq-u), which may not fail.
+ */
+static int bucketfs_reconfigure(struct fs_context *fc)
+{
+	if (fc->sb_flags_mask & fc->sb_flags & SB_RDONLY) {
+		if (!(fc->sb_flags & SB_FORCE))
+			return invalfc(fc, "remount,ro: bucketfs has no read-only mode");
+		pr_warn("emergency read-only remount: bucketfs has no read-only mode and goes on writing\n");
+	}
+	return bucketfs_rs_fs_reconfigure(fc->root->d_sb->s_fs_info,
+					  fc->fs_private);
 }
 
 static void bucketfs_free_fc(struct fs_context *fc)
@@ -99,6 +190,7 @@ static void bucketfs_free_fc(struct fs_context *fc)
 static const struct fs_context_operations bucketfs_context_ops = {
 	.parse_param	= bucketfs_parse_param,
 	.get_tree	= bucketfs_get_tree,
+	.reconfigure	= bucketfs_reconfigure,
 	.free		= bucketfs_free_fc,
 };
 

@@ -41,10 +41,23 @@ int bucketfs_bdev_write(struct file *f, u64 off, const void *buf, size_t len,
 			bool fua);
 int bucketfs_bdev_flush(struct file *f);
 int bucketfs_bdev_discard(struct file *f, u64 off, u64 len);
+/*
+ * The discard workers' workqueue (a struct workqueue_struct *): created at
+ * module init, drained and destroyed at module exit.
+ */
+int bucketfs_discard_wq_init(void);
+void bucketfs_discard_wq_exit(void);
+void *bucketfs_discard_wq_get(void);
 
-/* c/vfs.c: the file_system_type. */
+/* c/vfs.c: the file_system_type, and the uuids of the filesystems mounted. */
 int bucketfs_register_fs(void);
 void bucketfs_unregister_fs(void);
+struct bucketfs_uuid_claim;
+struct bucketfs_uuid_claim *bucketfs_uuid_claim(const u8 *uuid,
+						const char *source,
+						char *holder, size_t holder_len,
+						int *err);
+void bucketfs_uuid_release(struct bucketfs_uuid_claim *c);
 
 /* c/sysfs.c: /sys/fs/bucketfs and its per-filesystem directories. */
 enum bucketfs_sysfs_kind {
@@ -75,8 +88,9 @@ struct bucketfs_statfs {
 void *bucketfs_rs_mount_options_new(void);
 void bucketfs_rs_mount_options_free(void *opts);
 int bucketfs_rs_parse_option(void *opts, const char *key, const char *value,
-			     char *msg, size_t msg_len);
+			     bool remount, char *msg, size_t msg_len);
 int bucketfs_rs_fs_open(const char *source, void *opts, void **fs);
+int bucketfs_rs_fs_reconfigure(void *fs, void *opts);
 void bucketfs_rs_fs_close(void *fs);
 void bucketfs_rs_statfs(void *fs, struct bucketfs_statfs *st);
 bool bucketfs_rs_sysfs_attr(unsigned int kind, unsigned int index,

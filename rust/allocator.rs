@@ -13,8 +13,16 @@
 //!   moment with `ECANCELED`,
 //! - a fatal signal to the waiting task (`EINTR`).
 //!
+//! A blocked request is registered in [`AllocState::parked`] from its first park until it
+//! returns. The abort knob marks every registered request under the state lock; a request
+//! looks at its own mark under that lock at every look, and again when it returns for any
+//! other reason, so every request an abort counts fails with `ECANCELED`, wherever it was in
+//! its loop, and a request that was served first is never counted.
+//!
 //! After `allocator_stuck_timeout` seconds parked, a request prints one report (rate-limited
-//! per filesystem) and goes on waiting.
+//! per filesystem) and goes on waiting. Its sleeps are bounded only while a report is still
+//! due: until the stuck timeout, then, if another request reported recently, until the next
+//! moment a report may go out; once it has reported, it sleeps until woken.
 
 use crate::closure::{Interrupted, StackClosure, Timeout, WaitList};
 use crate::shared::alloc_policy::{
@@ -26,7 +34,7 @@ use crate::shared::superblock::{NodePtr, UuidFmt, MAX_MEMBERS};
 use crate::text::Text;
 use crate::vec_ext::VecExt;
 use core::fmt::Write;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use kernel::{
     alloc::{KVVec, KVec},
     new_mutex,
@@ -161,6 +169,68 @@ struct ParkedInfo {
     inputs: RequestInputs,
     since: Ktime,
     wakeups: u64,
+    /// Set (under the state lock) by the abort knob, which counted the request as failed: the
+    /// request returns `ECANCELED` at its next look or as it returns.
+    aborted: bool,
+}
+
+/// A test hook in a parked request's loop: once armed, a request that was just woken stops
+/// here, after it has handled the wake and before it parks and looks again, until the hook is
+/// released. KUnit tests use it to act deterministically in that window. Unarmed (always, outside
+/// the tests) it costs one atomic load per wakeup of a parked request, never on the fast path.
+#[pin_data]
+pub(crate) struct WakeHook {
+    armed: AtomicBool,
+    /// Requests stopped in the hook right now.
+    held: AtomicUsize,
+    #[pin]
+    gate: WaitList,
+}
+
+impl WakeHook {
+    fn new() -> impl PinInit<Self> {
+        pin_init!(WakeHook {
+            armed: AtomicBool::new(false),
+            held: AtomicUsize::new(0),
+            gate: WaitList::new(),
+        })
+    }
+
+    /// Stops woken requests from now on.
+    #[allow(dead_code, reason = "used by the KUnit tests")]
+    pub(crate) fn arm(&self) {
+        self.armed.store(true, Ordering::Release);
+    }
+
+    /// Lets every stopped request go on, and stops no more.
+    #[allow(dead_code, reason = "used by the KUnit tests")]
+    pub(crate) fn release(&self) {
+        self.armed.store(false, Ordering::Release);
+        self.gate.wake_all();
+    }
+
+    /// Requests stopped in the hook right now.
+    #[allow(dead_code, reason = "used by the KUnit tests")]
+    pub(crate) fn held(&self) -> usize {
+        self.held.load(Ordering::Acquire)
+    }
+
+    /// Called by a woken request: stops while armed.
+    fn pass(&self) {
+        if !self.armed.load(Ordering::Acquire) {
+            return;
+        }
+        stack_pin_init!(let cl = StackClosure::new(&self.gate));
+        // Park, then look (a release between the look and the sleep wakes the park).
+        let parked = cl.as_mut().park();
+        self.held.fetch_add(1, Ordering::AcqRel);
+        if self.armed.load(Ordering::Acquire) {
+            let _ = parked.sync();
+        } else {
+            drop(parked);
+        }
+        self.held.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Allocator state behind [`Allocator::state`].
@@ -172,6 +242,10 @@ pub(crate) struct AllocState {
     last_report: Option<Ktime>,
     /// Devices the last blocked request was refused on (bit per member).
     starved: u32,
+    /// Members taken out of allocation (`dev-N/writable` = 0), bit per member. Kept apart from
+    /// `devices`, which mounting replaces once the bucket tables are read, so a write made
+    /// before that is not lost: [`Allocator::install_devices`] applies it to the new devices.
+    not_writable: u32,
 }
 
 /// What a request's caller reads afresh at every attempt.
@@ -189,14 +263,17 @@ pub(crate) struct Allocator {
     uuid: [u8; 16],
     /// Parked requests wait here.
     wait: WaitList,
-    /// Incremented by the abort knob.
-    abort_seq: AtomicU64,
     /// Requests failed by the abort knob.
     aborted: AtomicU64,
     /// Wakeups seen by parked requests.
     wakeups: AtomicU64,
     /// Requests that had to park.
     parks: AtomicU64,
+    /// Sleeps of parked requests that ended by their timeout (the stuck report's clock).
+    timeouts: AtomicU64,
+    /// Test hook: holds woken requests before they park again (off unless a test arms it).
+    #[pin]
+    pub(crate) wake_hook: WakeHook,
     /// Devices and parked requests.
     #[pin]
     pub(crate) state: Mutex<AllocState>,
@@ -219,37 +296,24 @@ pub(crate) fn describe_alloc_error(e: Error) -> &'static str {
     }
 }
 
-/// Removes a request from the parked list when it returns, however it returns.
-struct ParkedGuard<'a> {
-    alloc: &'a Allocator,
-    id: u64,
-}
-
-impl Drop for ParkedGuard<'_> {
-    fn drop(&mut self) {
-        let mut st = self.alloc.state.lock();
-        if let Some(i) = st.parked.iter().position(|p| p.id == self.id) {
-            st.parked.swap_remove(i);
-        }
-    }
-}
-
 impl Allocator {
     /// An allocator over `devices` (by member index) for filesystem `uuid`.
     pub(crate) fn new(uuid: [u8; 16], devices: KVec<DeviceBuckets>) -> impl PinInit<Self> {
         pin_init!(Allocator {
             uuid,
             wait: WaitList::new(),
-            abort_seq: AtomicU64::new(0),
             aborted: AtomicU64::new(0),
             wakeups: AtomicU64::new(0),
             parks: AtomicU64::new(0),
+            timeouts: AtomicU64::new(0),
+            wake_hook <- WakeHook::new(),
             state <- new_mutex!(AllocState {
                 devices,
                 parked: KVec::new(),
                 next_id: 1,
                 last_report: None,
                 starved: 0,
+                not_writable: 0,
             }),
         })
     }
@@ -269,18 +333,36 @@ impl Allocator {
         }
     }
 
-    /// Fails every request parked right now with `ECANCELED`; returns how many were parked.
+    /// Fails every request parked right now with `ECANCELED`; returns how many it failed.
+    ///
+    /// Each request registered in the parked list is marked under the state lock, and each
+    /// one marked (the count returned) fails: it looks at its mark under the same lock at every
+    /// look and as it returns, wherever in its loop the abort found it. Requests an earlier
+    /// abort marked and that have not returned yet are not counted again.
     pub(crate) fn abort_parked(&self) -> usize {
-        let parked = self.state.lock().parked.len();
-        self.abort_seq.fetch_add(1, Ordering::AcqRel);
+        let mut marked = 0;
+        for p in self.state.lock().parked.iter_mut() {
+            if !p.aborted {
+                p.aborted = true;
+                marked += 1;
+            }
+        }
+        // Marked requests that are asleep must wake to see it. One that is not parked on the
+        // wait list right now looks at its mark after it parks again.
         self.wake_all();
-        parked
+        marked
     }
 
     /// Number of requests parked right now.
     #[allow(dead_code, reason = "used by the KUnit tests")]
     pub(crate) fn parked(&self) -> usize {
         self.state.lock().parked.len()
+    }
+
+    /// Sleeps of parked requests that ended by their timeout, since the allocator was made.
+    #[allow(dead_code, reason = "used by the KUnit tests")]
+    pub(crate) fn timeouts(&self) -> u64 {
+        self.timeouts.load(Ordering::Relaxed)
     }
 
     /// Marks the `need_discard` buckets of `member` in `start..start + len` free, and wakes
@@ -300,10 +382,41 @@ impl Allocator {
     }
 
     /// Lets member `m` take allocations, or not (a device state change): parked requests
-    /// are woken to decide again with the new device set.
+    /// are woken to decide again with the new device set. Recorded per member, so it also
+    /// holds for devices installed later ([`Allocator::install_devices`]).
     pub(crate) fn set_writable(&self, m: usize, writable: bool) {
-        if let Some(d) = self.state.lock().devices.get_mut(m) {
-            d.writable = writable;
+        if m >= MAX_MEMBERS {
+            return;
+        }
+        {
+            let mut st = self.state.lock();
+            if writable {
+                st.not_writable &= !(1 << m);
+            } else {
+                st.not_writable |= 1 << m;
+            }
+            if let Some(d) = st.devices.get_mut(m) {
+                d.writable = writable;
+            }
+        }
+        self.wake_after_state_change();
+    }
+
+    /// Whether member `m` takes allocations (as last set, whether or not its device is
+    /// installed yet).
+    pub(crate) fn writable(&self, m: usize) -> bool {
+        m < MAX_MEMBERS && self.state.lock().not_writable & (1 << m) == 0
+    }
+
+    /// Installs the devices (by member index), with the writable flags set so far, and wakes
+    /// parked requests.
+    pub(crate) fn install_devices(&self, mut devices: KVec<DeviceBuckets>) {
+        {
+            let mut st = self.state.lock();
+            for (m, d) in devices.iter_mut().enumerate() {
+                d.writable = m < MAX_MEMBERS && st.not_writable & (1 << m) == 0;
+            }
+            st.devices = devices;
         }
         self.wake_after_state_change();
     }
@@ -346,7 +459,6 @@ impl Allocator {
         out: &mut KVec<NodeAlloc>,
     ) -> Result {
         let start = Ktime::ktime_get();
-        let mut reported = false;
         // The fast path: served at once, no closure to set up.
         let live = inputs();
         let req = RequestInputs {
@@ -354,75 +466,95 @@ impl Allocator {
             replicas: live.replicas,
             watermark,
         };
-        if self.try_alloc(&req, out)?.is_none() {
+        if self.try_alloc(&req, out, None)?.is_none() {
             return Ok(());
         }
-        let mut guard: Option<ParkedGuard<'_>> = None;
+        // Blocked: register in the parked list, where the abort knob finds (and marks) it.
+        let id = {
+            let mut st = self.state.lock();
+            let id = st.next_id;
+            st.next_id += 1;
+            st.parked.push(
+                ParkedInfo {
+                    id,
+                    inputs: req,
+                    since: start,
+                    wakeups: 0,
+                    aborted: false,
+                },
+                GFP_KERNEL,
+            )?;
+            id
+        };
+        self.parks.fetch_add(1, Ordering::Relaxed);
+        let ret = self.wait_for_nodes(id, nodes, watermark, &inputs, out, start);
+        // Leave the parked list, unless a successful look already took us off it. An abort
+        // that marked us before we left counted us as failed: fail, whatever ended the wait.
+        if self.unregister(id) {
+            self.aborted.fetch_add(1, Ordering::Relaxed);
+            return Err(ecanceled());
+        }
+        ret
+    }
+
+    /// The parked part of [`Allocator::alloc_nodes`], for request `id` (registered in the
+    /// parked list). Returns `ECANCELED` as soon as a look finds the request marked by the
+    /// abort knob; on success, the look that served it also took it off the parked list.
+    fn wait_for_nodes(
+        &self,
+        id: u64,
+        nodes: u32,
+        watermark: Watermark,
+        inputs: &impl Fn() -> LiveInputs,
+        out: &mut KVec<NodeAlloc>,
+        start: Ktime,
+    ) -> Result {
+        // Whether this request printed its stuck report; until then, milliseconds after
+        // `start` before which the rate limit refuses it.
+        let mut reported = false;
+        let mut report_not_before = 0i64;
         stack_pin_init!(let cl = StackClosure::new(&self.wait));
-        // Blocked. From here on: park first, then look again (a wake between a look and the
-        // park would otherwise be lost), then sleep; after every wake, park and look again.
+        // Park first, then look again (a wake between a look and the park would otherwise be
+        // lost), then sleep; after every wake, park and look again. The abort mark needs no
+        // wake to be seen: the knob marks under the state lock, then wakes, and every look
+        // reads the mark under that lock after parking.
         loop {
-            let abort_seen = self.abort_seq.load(Ordering::Acquire);
             let mut parked = cl.as_mut().park();
-            let id = match &guard {
-                Some(g) => g.id,
-                None => {
-                    let mut st = self.state.lock();
-                    let id = st.next_id;
-                    st.next_id += 1;
-                    st.parked.push(
-                        ParkedInfo {
-                            id,
-                            inputs: req,
-                            since: start,
-                            wakeups: 0,
-                        },
-                        GFP_KERNEL,
-                    )?;
-                    drop(st);
-                    self.parks.fetch_add(1, Ordering::Relaxed);
-                    guard = Some(ParkedGuard { alloc: self, id });
-                    id
-                }
-            };
             loop {
-                if self.abort_seq.load(Ordering::Acquire) != abort_seen {
-                    self.aborted.fetch_add(1, Ordering::Relaxed);
-                    return Err(ecanceled());
-                }
                 let live = inputs();
                 let req = RequestInputs {
                     nodes,
                     replicas: live.replicas,
                     watermark,
                 };
-                self.note_inputs(id, &req);
-                let Some(decision) = self.try_alloc(&req, out)? else {
+                let Some(decision) = self.try_alloc(&req, out, Some(id))? else {
                     return Ok(());
                 };
-                let elapsed = ktime_ms_delta(Ktime::ktime_get(), start);
-                let timeout_ms = live.stuck_timeout_s as i64 * 1000;
                 let sleep = if live.stuck_timeout_s == 0 || reported {
                     Timeout::Never
                 } else {
-                    Timeout::ms((timeout_ms - elapsed).clamp(1, u32::MAX as i64) as u32)
+                    let due = (live.stuck_timeout_s as i64 * 1000).max(report_not_before);
+                    let elapsed = ktime_ms_delta(Ktime::ktime_get(), start);
+                    Timeout::ms((due - elapsed).clamp(1, u32::MAX as i64) as u32)
                 };
                 match parked.sync_timeout(sleep, true) {
                     Ok(_) => {
                         self.wakeups.fetch_add(1, Ordering::Relaxed);
                         self.note_wakeup(id);
-                        // An abort while we were parked is for us, even though we are no
-                        // longer on the list: check before parking again.
-                        if self.abort_seq.load(Ordering::Acquire) != abort_seen {
-                            self.aborted.fetch_add(1, Ordering::Relaxed);
-                            return Err(ecanceled());
-                        }
+                        self.wake_hook.pass();
                         break;
                     }
                     Err((p, Interrupted::TimedOut)) => {
                         parked = p;
-                        if ktime_ms_delta(Ktime::ktime_get(), start) >= timeout_ms {
-                            reported = self.report_stuck(id, &req, &decision, start);
+                        self.timeouts.fetch_add(1, Ordering::Relaxed);
+                        let elapsed = ktime_ms_delta(Ktime::ktime_get(), start);
+                        if elapsed >= live.stuck_timeout_s as i64 * 1000
+                            && elapsed >= report_not_before
+                        {
+                            match self.report_stuck(id, &req, &decision, start) {
+                                None => reported = true,
+                                Some(wait_ms) => report_not_before = elapsed + wait_ms,
+                            }
                         }
                     }
                     Err((_, Interrupted::Killed)) => return Err(EINTR),
@@ -431,13 +563,40 @@ impl Allocator {
         }
     }
 
+    /// Takes request `id` off the parked list if it is still on it; returns whether the abort
+    /// knob had marked it.
+    fn unregister(&self, id: u64) -> bool {
+        let mut st = self.state.lock();
+        match st.parked.iter().position(|p| p.id == id) {
+            Some(i) => st.parked.swap_remove(i).is_some_and(|p| p.aborted),
+            None => false,
+        }
+    }
+
     /// One attempt: `Ok(None)` if `out` got the nodes, `Ok(Some(decision))` if blocked.
+    ///
+    /// For parked request `parked` (registered in the parked list), under the one lock: fails
+    /// with `ECANCELED` if the abort knob marked it, records its inputs, and takes it off the
+    /// parked list if it is served, so an abort either comes first and fails it or comes after
+    /// and does not count it.
     fn try_alloc(
         &self,
         req: &RequestInputs,
         out: &mut KVec<NodeAlloc>,
+        parked: Option<u64>,
     ) -> Result<Option<Decision>> {
         let mut st = self.state.lock();
+        let slot = match parked {
+            Some(id) => st.parked.iter().position(|p| p.id == id),
+            None => None,
+        };
+        if let Some(p) = slot.and_then(|i| st.parked.get_mut(i)) {
+            if p.aborted {
+                // `alloc_nodes` counts it when it takes it off the list.
+                return Err(ecanceled());
+            }
+            p.inputs = *req;
+        }
         let mut snaps = [DeviceSnapshot::default(); MAX_MEMBERS];
         let n = st.devices.len().min(MAX_MEMBERS);
         for (s, d) in snaps.iter_mut().zip(st.devices.iter()) {
@@ -460,6 +619,9 @@ impl Allocator {
                     out.push(node, GFP_KERNEL)?;
                 }
                 st.starved = 0;
+                if let Some(i) = slot {
+                    st.parked.swap_remove(i);
+                }
                 Ok(None)
             }
             Decision::Impossible => Err(EINVAL),
@@ -474,12 +636,6 @@ impl Allocator {
         }
     }
 
-    fn note_inputs(&self, id: u64, req: &RequestInputs) {
-        if let Some(p) = self.state.lock().parked.iter_mut().find(|p| p.id == id) {
-            p.inputs = *req;
-        }
-    }
-
     fn note_wakeup(&self, id: u64) {
         if let Some(p) = self.state.lock().parked.iter_mut().find(|p| p.id == id) {
             p.wakeups += 1;
@@ -487,21 +643,22 @@ impl Allocator {
     }
 
     /// Prints the stuck report, unless another one went out less than
-    /// [`REPORT_INTERVAL_MS`] ago. Returns whether it printed.
+    /// [`REPORT_INTERVAL_MS`] ago. Returns `None` if it printed, else in how many milliseconds
+    /// (at least 1) a report may go out again.
     fn report_stuck(
         &self,
         id: u64,
         req: &RequestInputs,
         decision: &Decision,
         start: Ktime,
-    ) -> bool {
+    ) -> Option<i64> {
         let now = Ktime::ktime_get();
         let st = &mut *self.state.lock();
-        if st
-            .last_report
-            .is_some_and(|t| ktime_ms_delta(now, t) < REPORT_INTERVAL_MS)
-        {
-            return false;
+        if let Some(t) = st.last_report {
+            let since = ktime_ms_delta(now, t);
+            if since < REPORT_INTERVAL_MS {
+                return Some((REPORT_INTERVAL_MS - since).max(1));
+            }
         }
         st.last_report = Some(now);
         let uuid = UuidFmt(&self.uuid);
@@ -541,7 +698,7 @@ impl Allocator {
         pr_warn!(
             "{uuid}:   waiting for free buckets or an option change under options/; internal/abort_stuck_allocations fails it\n"
         );
-        true
+        None
     }
 
     /// Writes the allocator state for `internal/alloc_debug`.
@@ -563,10 +720,11 @@ impl Allocator {
         }
         writeln!(
             out,
-            "parks: {}\nwakeups: {}\naborted: {}",
+            "parks: {}\nwakeups: {}\naborted: {}\ntimeouts: {}",
             self.parks.load(Ordering::Relaxed),
             self.wakeups.load(Ordering::Relaxed),
-            self.aborted.load(Ordering::Relaxed)
+            self.aborted.load(Ordering::Relaxed),
+            self.timeouts.load(Ordering::Relaxed)
         )?;
         for (i, d) in st.devices.iter().enumerate() {
             let s = d.snapshot();

@@ -133,3 +133,17 @@ impl Drop for BlockDevice {
         unsafe { bindings::bucketfs_bdev_close(self.file.as_ptr()) };
     }
 }
+
+/// The module's discard workqueue (`c/bdev.c`): created in module init before the filesystem
+/// type is registered, drained and destroyed in module exit after it is unregistered, so it is
+/// there whenever a filesystem can kick its discard worker.
+pub(crate) fn discard_queue() -> &'static kernel::workqueue::Queue {
+    // SAFETY: `bucketfs_discard_wq_get` returns the queue `bucketfs_discard_wq_init` made in
+    // module init (which fails the load if it cannot); it is destroyed only in module exit,
+    // after the filesystem type is unregistered, so no filesystem (the only caller) is left.
+    unsafe {
+        kernel::workqueue::Queue::from_raw(
+            bindings::bucketfs_discard_wq_get().cast::<kernel::bindings::workqueue_struct>(),
+        )
+    }
+}

@@ -16,7 +16,7 @@ use crate::shared::btree_format::{
     decode_node, encode_interior, encode_leaf, Child, INTERIOR_CAPACITY, LEAF_CAPACITY,
 };
 use crate::shared::journal_format::{key_digest, Key};
-use crate::shared::superblock::{BtreeRoot, NodePtr, BLOCK_SIZE, MAX_BTREE_LEVEL};
+use crate::shared::superblock::{BtreeRoot, NodePtr, PtrError, BLOCK_SIZE, MAX_BTREE_LEVEL};
 use crate::vec_ext::VecExt;
 use core::cell::Cell;
 use kernel::{alloc::KVec, prelude::*};
@@ -64,6 +64,8 @@ impl Node {
 
 /// Reads one node's copies: any copy that checks out will do.
 pub(crate) trait NodeIo {
+    /// Whether `ptr` points into an allocatable bucket of a member (checked before any use).
+    fn check_ptr(&self, ptr: NodePtr) -> core::result::Result<(), PtrError>;
     /// Reads the block at the start of `ptr`'s bucket.
     fn read_node(&self, ptr: NodePtr, buf: &mut IoBuf) -> Result;
     /// Writes `buf` at the start of `ptr`'s bucket.
@@ -96,15 +98,30 @@ pub(crate) struct Btree {
     seq: u64,
 }
 
+impl Btree {
+    /// Write sequence number of the last committed root; the next commit writes one more.
+    pub(crate) fn seq(&self) -> u64 {
+        self.seq
+    }
+}
+
 fn to_alloc(nr: u32, ptrs: &[NodePtr]) -> NodeAlloc {
     let mut a = NodeAlloc {
-        nr_ptrs: nr,
+        nr_ptrs: nr.min(ptrs.len() as u32),
         ..Default::default()
     };
     for (dst, src) in a.ptrs.iter_mut().zip(ptrs.iter()).take(nr as usize) {
         *dst = *src;
     }
     a
+}
+
+/// Adds a copy to `at` (at most as many as it has room for).
+fn push_copy(at: &mut NodeAlloc, p: NodePtr) {
+    if let Some(slot) = at.ptrs.get_mut(at.nr_ptrs as usize) {
+        *slot = p;
+        at.nr_ptrs += 1;
+    }
 }
 
 impl Btree {
@@ -116,10 +133,10 @@ impl Btree {
             root: 0,
             seq: root.node_seq,
         };
-        let mut buf = IoBuf::new(BLOCK_SIZE)?;
+        let mut bufs = [IoBuf::new(BLOCK_SIZE)?, IoBuf::new(BLOCK_SIZE)?];
         t.root = t.load_node(
             io,
-            &mut buf,
+            &mut bufs,
             to_alloc(root.nr_ptrs as u32, &root.ptrs),
             root.level,
             0,
@@ -131,8 +148,8 @@ impl Btree {
     fn load_node(
         &mut self,
         io: &impl NodeIo,
-        buf: &mut IoBuf,
-        at: NodeAlloc,
+        bufs: &mut [IoBuf; 2],
+        ptrs: NodeAlloc,
         level: u8,
         depth: u32,
     ) -> Result<usize> {
@@ -140,6 +157,107 @@ impl Btree {
             return Err(EINVAL);
         }
         let uuid = io.uuid();
+        let [buf, chosen] = bufs;
+        // The copies this node keeps: every pointer is range-checked before anything uses it,
+        // and every copy in range is read; a copy is kept if its block is the very block of
+        // the first copy that decodes (copies of a node are written from one buffer), or if
+        // it cannot be read (an I/O error says nothing about the pointer). Dropped copies are
+        // not the node's: reconcile does not mark them `btree`, a commit does not free them,
+        // and a rewrite of the parent leaves them out.
+        let mut at = NodeAlloc::default();
+        let mut unreadable = false;
+        let mut keys = KVec::new();
+        let mut children = KVec::new();
+        let mut have = false;
+        for (i, ptr) in ptrs.ptrs[..ptrs.nr_ptrs as usize].iter().enumerate() {
+            let drop_copy = |why: &dyn core::fmt::Display| {
+                pr_warn!(
+                    "{}: level {level} btree node copy {i} at member {} bucket {} dropped: {why}\n",
+                    crate::shared::superblock::UuidFmt(&uuid),
+                    ptr.member,
+                    ptr.bucket
+                )
+            };
+            if let Err(e) = io.check_ptr(*ptr) {
+                drop_copy(&e.describe());
+                continue;
+            }
+            // Copies are on distinct members (as the superblock's root copies must be).
+            let same_member = at.ptrs[..at.nr_ptrs as usize]
+                .iter()
+                .any(|q| q.member == ptr.member);
+            if let Err(e) = io.read_node(*ptr, buf) {
+                pr_warn!(
+                    "{}: btree node copy at member {} bucket {} unreadable ({}); trying another\n",
+                    crate::shared::superblock::UuidFmt(&uuid),
+                    ptr.member,
+                    ptr.bucket,
+                    e.to_errno()
+                );
+                unreadable = true;
+                if same_member {
+                    drop_copy(&"another copy is on the same member");
+                    continue;
+                }
+                push_copy(&mut at, *ptr);
+                continue;
+            }
+            let chose_now = !have;
+            if have {
+                if buf[..BLOCK_SIZE] != chosen[..BLOCK_SIZE] {
+                    drop_copy(&"its block differs from the copy in use");
+                    continue;
+                }
+            } else {
+                keys.clear();
+                children.clear();
+                let alloc_failed = Cell::new(false);
+                let decoded = decode_node(
+                    &uuid,
+                    level,
+                    buf,
+                    |k| alloc_failed.set(alloc_failed.get() | keys.push(k, GFP_KERNEL).is_err()),
+                    |c| {
+                        alloc_failed.set(alloc_failed.get() | children.push(c, GFP_KERNEL).is_err())
+                    },
+                );
+                if alloc_failed.get() {
+                    return Err(ENOMEM);
+                }
+                if let Err(e) = decoded {
+                    drop_copy(&format_args!("refused: {e:?}"));
+                    continue;
+                }
+                chosen[..BLOCK_SIZE].copy_from_slice(&buf[..BLOCK_SIZE]);
+                have = true;
+            }
+            if same_member {
+                let kept = &mut at.ptrs[..at.nr_ptrs as usize];
+                match kept.iter_mut().find(|q| q.member == ptr.member) {
+                    // The copy in use takes the place of an unreadable one on its member.
+                    Some(q) if chose_now => {
+                        pr_warn!(
+                            "{}: level {level} btree node copy at member {} bucket {} dropped: another copy is on the same member\n",
+                            crate::shared::superblock::UuidFmt(&uuid),
+                            q.member,
+                            q.bucket
+                        );
+                        *q = *ptr;
+                    }
+                    _ => drop_copy(&"another copy is on the same member"),
+                }
+                continue;
+            }
+            push_copy(&mut at, *ptr);
+        }
+        if !have {
+            pr_err!(
+                "{}: no usable copy of a level {level} btree node\n",
+                crate::shared::superblock::UuidFmt(&uuid)
+            );
+            return Err(if unreadable { EIO } else { EINVAL });
+        }
+        // Only now, with the copies checked, do their buckets count as the tree's.
         for p in &at.ptrs[..at.nr_ptrs as usize] {
             match self
                 .seen
@@ -157,53 +275,6 @@ impl Btree {
                 Err(i) => self.seen.insert(i, *p)?,
             }
         }
-        let mut keys = KVec::new();
-        let mut children = KVec::new();
-        let mut ok = false;
-        for ptr in &at.ptrs[..at.nr_ptrs as usize] {
-            keys.clear();
-            children.clear();
-            if let Err(e) = io.read_node(*ptr, buf) {
-                pr_warn!(
-                    "{}: btree node copy at member {} bucket {} unreadable ({}); trying another\n",
-                    crate::shared::superblock::UuidFmt(&uuid),
-                    ptr.member,
-                    ptr.bucket,
-                    e.to_errno()
-                );
-                continue;
-            }
-            let alloc_failed = Cell::new(false);
-            let decoded = decode_node(
-                &uuid,
-                level,
-                buf,
-                |k| alloc_failed.set(alloc_failed.get() | keys.push(k, GFP_KERNEL).is_err()),
-                |c| alloc_failed.set(alloc_failed.get() | children.push(c, GFP_KERNEL).is_err()),
-            );
-            if alloc_failed.get() {
-                return Err(ENOMEM);
-            }
-            match decoded {
-                Ok(_) => {
-                    ok = true;
-                    break;
-                }
-                Err(e) => pr_warn!(
-                    "{}: btree node copy at member {} bucket {} refused: {e:?}\n",
-                    crate::shared::superblock::UuidFmt(&uuid),
-                    ptr.member,
-                    ptr.bucket
-                ),
-            }
-        }
-        if !ok {
-            pr_err!(
-                "{}: no readable copy of a level {level} btree node\n",
-                crate::shared::superblock::UuidFmt(&uuid)
-            );
-            return Err(EIO);
-        }
         let mut refs = KVec::with_capacity(children.len(), GFP_KERNEL)?;
         for c in children.iter() {
             let c: &Child = c;
@@ -211,7 +282,7 @@ impl Btree {
                 break;
             }
             let node =
-                self.load_node(io, buf, to_alloc(c.nr_ptrs, &c.ptrs), level - 1, depth + 1)?;
+                self.load_node(io, bufs, to_alloc(c.nr_ptrs, &c.ptrs), level - 1, depth + 1)?;
             refs.push(ChildRef { key: c.key, node }, GFP_KERNEL)?;
         }
         self.nodes.push(

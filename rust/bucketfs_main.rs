@@ -33,12 +33,21 @@ struct BucketFs;
 
 impl kernel::Module for BucketFs {
     fn init(_module: &'static ThisModule) -> Result<Self> {
+        // SAFETY: Called once at module init, before any filesystem can queue discard work.
+        to_result(unsafe { glue::bucketfs_discard_wq_init() })?;
         // SAFETY: Called once at module init, before anything else touches the kset.
-        to_result(unsafe { glue::bucketfs_sysfs_init() })?;
+        if let Err(e) = to_result(unsafe { glue::bucketfs_sysfs_init() }) {
+            // SAFETY: Created above; nothing was queued on it.
+            unsafe { glue::bucketfs_discard_wq_exit() };
+            return Err(e);
+        }
         // SAFETY: The filesystem type is static and registered once, here.
         if let Err(e) = to_result(unsafe { glue::bucketfs_register_fs() }) {
-            // SAFETY: The kset was created above and nothing uses it yet.
-            unsafe { glue::bucketfs_sysfs_exit() };
+            // SAFETY: The kset and the queue were created above and nothing uses them yet.
+            unsafe {
+                glue::bucketfs_sysfs_exit();
+                glue::bucketfs_discard_wq_exit();
+            }
             return Err(e);
         }
         pr_info!("loaded\n");
@@ -50,6 +59,9 @@ impl Drop for BucketFs {
     fn drop(&mut self) {
         // SAFETY: Registered in `init`; unregistering waits for no superblock to be left.
         unsafe { glue::bucketfs_unregister_fs() };
+        // SAFETY: Created in `init`; every filesystem is gone and stopped its worker, so this
+        // only waits for work items finishing their last instructions, then frees the queue.
+        unsafe { glue::bucketfs_discard_wq_exit() };
         // SAFETY: Created in `init`; the filesystem type that would add children is gone.
         unsafe { glue::bucketfs_sysfs_exit() };
         pr_info!("unloaded\n");

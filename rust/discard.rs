@@ -2,13 +2,23 @@
 
 //! The discard worker: turns `need_discard` buckets into `free` ones.
 //!
-//! It runs on the unbound workqueue whenever it is kicked: at mount (before journal replay, so
-//! a replay parked on a starved device is unstuck by it), after every commit that freed old
-//! btree nodes, and by `internal/trigger_discards`. Devices that parked requests were refused
-//! on are served first. For each run of contiguous `need_discard` buckets it issues one
-//! block-device discard (when the `discard` option, the member's discard flag and the device
-//! all allow it; otherwise the buckets are freed without I/O), marks the buckets free, wakes
-//! the allocator, and persists the bucket tables.
+//! It runs on the module's own workqueue ([`crate::bdev::discard_queue`], drained before the
+//! module goes) whenever it is kicked: at mount once the discard rule is ready (before journal
+//! replay, so a replay parked on a starved device is unstuck by it), after every commit that
+//! freed old btree nodes, and by `internal/trigger_discards`. Devices that parked requests
+//! were refused on are served first. For each run of contiguous `need_discard` buckets, up to
+//! [`MAX_COMMAND_BYTES`] (and the device's largest discard), it issues one block-device
+//! discard (when the `discard` option, the member's discard flag and the device all allow it;
+//! otherwise the buckets are freed without I/O), marks the buckets free, wakes the allocator,
+//! and persists the bucket tables. It checks for a stop between two commands, so an unmount
+//! waits for one bounded command at most.
+//!
+//! # Before the rule is ready
+//!
+//! The rule below needs the committed btree's nodes, the journal pins and bucket states
+//! reconciled with the btree; none of them exists before recovery has loaded the btree. A kick
+//! before [`Fs::discard_rule_ready`] (a sysfs write during the mount, say) is only remembered,
+//! and served once the rule is ready; before that no worker runs at all.
 //!
 //! # The rule
 //!
@@ -16,9 +26,16 @@
 //! points into it. Journal and metadata areas lie below `first_bucket` and are never in the
 //! `need_discard` state. A btree node's bucket becomes `need_discard` only once a committed
 //! superblock no longer reaches it (`Btree::committed`, `Fs::reconcile_buckets`). A bucket
-//! that a journal entry being replayed frees is pinned until the commit that puts the entry in
-//! the btree: until then the on-disk state predates the free. [`Fs::take_run`] skips pinned
-//! buckets, and refuses (and reports) any bucket the committed btree still uses.
+//! that a journal entry being replayed frees, to `need_discard` or to `free`, is pinned until
+//! the commit that puts the entry in the btree: until then the on-disk state predates the
+//! free, and a mount that fails or crashes before the commit, or a later replay that stops
+//! before that entry (a torn or unreadable copy), goes back to a state in which the bucket's
+//! contents are still in use. So until the commit such a bucket is neither discarded nor
+//! written: one freed to `free` is held as `need_discard` (the allocator only hands out
+//! `free` buckets) and becomes `free` in the commit, after the superblock is written and
+//! before the bucket tables are; it is not discarded (the entry said it needs none).
+//! [`Fs::take_run`] skips pinned buckets, and refuses (and reports) any bucket the committed
+//! btree still uses.
 
 use crate::fs::Fs;
 use crate::shared::bucket_table::BucketState;
@@ -30,11 +47,17 @@ use kernel::{
     prelude::*,
     sync::{Arc, CondVar, Mutex},
     time::Ktime,
-    workqueue,
 };
 
 /// Most buckets in one discard command.
 const MAX_RUN: u32 = 1 << 16;
+
+/// Most bytes in one discard command: a stop (unmount, killed mount) waits for one command at
+/// most, so this bounds that wait (256 MiB is a fraction of a second even for devices that
+/// discard at a few hundred MB/s), while still merging many buckets into one command (65536
+/// buckets of 4 KiB, 4096 of 64 KiB, 16 of 16 MiB). A device whose largest discard is smaller
+/// caps it further; a command covers at least one bucket.
+pub(crate) const MAX_COMMAND_BYTES: u64 = 256 << 20;
 
 /// Per-device discard counters, shown in `dev-N/`.
 #[derive(Default)]
@@ -54,9 +77,14 @@ pub(crate) struct DiscardCounters {
 }
 
 struct CtlState {
+    /// A worker is queued or running.
     running: bool,
+    /// A kick not yet served.
     pending: bool,
+    /// The filesystem is going: no new worker, and a running one leaves between commands.
     stop: bool,
+    /// The discard rule's inputs exist (see "Before the rule is ready" above).
+    ready: bool,
 }
 
 /// Starts and stops the worker. Lives in its own `Arc` so the worker can finish with it after
@@ -74,14 +102,21 @@ impl DiscardCtl {
     pub(crate) fn new() -> Result<Arc<DiscardCtl>> {
         Arc::pin_init(
             pin_init!(DiscardCtl {
-                state <- new_mutex!(CtlState { running: false, pending: false, stop: false }),
+                state <- new_mutex!(CtlState {
+                    running: false,
+                    pending: false,
+                    stop: false,
+                    ready: false,
+                }),
                 idle <- new_condvar!(),
             }),
             GFP_KERNEL,
         )
     }
 
-    /// Stops the worker and waits until it no longer touches the filesystem.
+    /// Stops the worker and waits until it no longer touches the filesystem. Idempotent; kicks
+    /// after it are ignored. The work item may still be returning when this returns: module
+    /// exit drains the queue for that.
     pub(crate) fn stop(&self) {
         let mut st = self.state.lock();
         st.stop = true;
@@ -99,8 +134,9 @@ impl DiscardCtl {
 struct FsPtr(*const Fs);
 
 // SAFETY: `Fs` is `Sync`, and the pointer is only dereferenced while the filesystem is alive:
-// `Mounted` stops the worker (`DiscardCtl::stop`, which waits for `running` to go false)
-// before it drops the pinned `Fs`, and the worker clears `running` only after its last use.
+// dropping the pinned `Fs` stops the worker first (`Fs`'s `PinnedDrop` calls
+// `DiscardCtl::stop`, which waits for `running` to go false), and the worker clears `running`
+// only after its last use.
 unsafe impl Send for FsPtr {}
 
 impl FsPtr {
@@ -111,23 +147,37 @@ impl FsPtr {
 }
 
 impl Fs {
-    /// Asks the worker to look for `need_discard` buckets; starts it if it is idle.
+    /// Asks the worker to look for `need_discard` buckets; starts it if it is idle and the
+    /// discard rule is ready, otherwise remembers the request (see [`Fs::discard_rule_ready`]).
     pub(crate) fn kick_discards(&self) {
-        let ctl = self.discard_ctl.clone();
         {
-            let mut st = ctl.state.lock();
+            let mut st = self.discard_ctl.state.lock();
             if st.stop {
                 return;
             }
             st.pending = true;
-            if st.running {
+            if st.running || !st.ready {
                 return;
             }
             st.running = true;
         }
+        self.spawn_worker();
+    }
+
+    /// Marks the discard rule's inputs as present (committed nodes, reconciled bucket states;
+    /// journal pins are taken before the states they protect change), and serves every kick
+    /// made before, and the one recovery always makes.
+    pub(crate) fn discard_rule_ready(&self) {
+        self.discard_ctl.state.lock().ready = true;
+        self.kick_discards();
+    }
+
+    /// Queues the worker; the caller has set `running`.
+    fn spawn_worker(&self) {
+        let ctl = self.discard_ctl.clone();
         let fs = FsPtr(self);
         let worker_ctl = ctl.clone();
-        let spawned = workqueue::system_unbound().try_spawn(GFP_KERNEL, move || {
+        let spawned = crate::bdev::discard_queue().try_spawn(GFP_KERNEL, move || {
             // SAFETY: See `FsPtr`: `running` is set, so the filesystem outlives this use.
             let fs = unsafe { &*fs.get() };
             loop {
@@ -163,7 +213,10 @@ impl Fs {
         for m in order {
             let start = Ktime::ktime_get();
             let mut freed = false;
-            while let Some((start, len)) = self.take_run(m) {
+            let max_len = self.command_buckets(m);
+            while let Some((start, len)) = self.take_run(m, max_len) {
+                // Between two commands: an unmount waits for one bounded command at most. The
+                // buckets freed so far stay need_discard on disk, which is safe.
                 if ctl.stopping() {
                     return;
                 }
@@ -173,6 +226,8 @@ impl Fs {
                 freed = true;
             }
             if freed {
+                // During a replay the table is left to the commit (see `persist_bucket_table`):
+                // the buckets freed here stay need_discard on disk until then, which is safe.
                 if let Err(e) = self.persist_bucket_table(m) {
                     pr_err!(
                         "{}: bucket table write after discards failed ({})\n",
@@ -186,9 +241,24 @@ impl Fs {
         }
     }
 
-    /// The next run of contiguous `need_discard` buckets on member `m`, cut short before any
-    /// bucket the committed btree still uses (see the rule above).
-    fn take_run(&self, m: usize) -> Option<(u32, u32)> {
+    /// Most buckets of member `m` in one discard command: [`MAX_COMMAND_BYTES`], the device's
+    /// largest discard (when it can discard) and [`MAX_RUN`], at least one bucket.
+    fn command_buckets(&self, m: usize) -> u32 {
+        let Some(g) = self.geometry.get(m) else {
+            return 1;
+        };
+        let mut bytes = MAX_COMMAND_BYTES;
+        let dev_max = self.members[m].dev.max_discard_bytes();
+        if dev_max > 0 {
+            bytes = bytes.min(dev_max);
+        }
+        let per = (g.bucket_size as u64).max(1);
+        (bytes / per).clamp(1, MAX_RUN as u64) as u32
+    }
+
+    /// The next run of contiguous `need_discard` buckets on member `m`, at most `max_len` long,
+    /// cut short before any bucket the committed btree still uses (see the rule above).
+    fn take_run(&self, m: usize, max_len: u32) -> Option<(u32, u32)> {
         let first = self.geometry.get(m)?.first_bucket;
         let a = self.alloc.state.lock();
         let d = a.devices.get(m)?;
@@ -199,7 +269,7 @@ impl Fs {
         })?;
         let mut len = 0;
         while start + len < nb
-            && len < MAX_RUN
+            && len < max_len
             && d.state(start + len) == Some(BucketState::NeedDiscard)
         {
             if let Some(why) = self.discard_forbidden(m as u32, start + len) {

@@ -20,11 +20,12 @@ use crate::shared::bucket_table::{
 use crate::shared::mount_source::{self, SourceError};
 use crate::shared::options::{MountOptions, Opt, OptError};
 use crate::shared::superblock::{
-    Member as MemberDesc, NodePtr, Superblock, UuidFmt, BLOCK_SIZE, SB_OFFSETS, SB_SIZE,
-    TABLE_ENTRIES_PER_BLOCK,
+    check_ptr, Member as MemberDesc, NodePtr, PtrError, Superblock, UuidFmt, BLOCK_SIZE, MAX_SEQ,
+    SB_OFFSETS, SB_SIZE, TABLE_ENTRIES_PER_BLOCK,
 };
 use crate::sysfs::SysfsDir;
 use crate::vec_ext::VecExt;
+use crate::vfs::UuidClaim;
 use core::{
     fmt::Write,
     pin::Pin,
@@ -90,7 +91,7 @@ impl Progress {
 }
 
 /// A mounted filesystem.
-#[pin_data]
+#[pin_data(PinnedDrop)]
 pub(crate) struct Fs {
     /// Filesystem uuid.
     pub(crate) uuid: [u8; 16],
@@ -122,17 +123,29 @@ pub(crate) struct Fs {
     table_lock: Mutex<()>,
 }
 
+#[pinned_drop]
+impl PinnedDrop for Fs {
+    fn drop(self: Pin<&mut Self>) {
+        // The worker must be done with the filesystem before any of it goes, on every path
+        // that drops it (a mount failing before `Mounted` exists included).
+        self.discard_ctl.stop();
+    }
+}
+
 /// A filesystem as the VFS holds it: sysfs first, so it goes before the filesystem it shows.
 pub(crate) struct Mounted {
     _sysfs: SysfsDir,
     pub(crate) fs: Pin<KBox<Fs>>,
     /// The holder cookie of the members' exclusive claim; lives as long as the claim.
     _claim: KBox<u8>,
+    /// The uuid, claimed until everything above is gone (its sysfs directory included).
+    _uuid: UuidClaim,
 }
 
 impl Drop for Mounted {
     fn drop(&mut self) {
-        // The worker must be done with the filesystem before any of it goes.
+        // Stop the worker before sysfs goes too (dropping `fs` would, later): kicks from
+        // writes still in flight are ignored from here on.
         self.fs.discard_ctl.stop();
     }
 }
@@ -264,6 +277,22 @@ impl Fs {
             }
         })?;
         let sb = probes[assembly.newest].sb;
+        // One mount per uuid: a clone (every member copied) would collide with the mounted
+        // filesystem in sysfs, and is refused here, before anything is set up.
+        let mut holder = [0u8; 128];
+        let csource = CString::try_from_fmt(fmt!("{source}"))?;
+        let uuid_claim = UuidClaim::new(&sb.uuid, &csource, &mut holder).map_err(|e| {
+            if e == EBUSY {
+                let held = holder.split(|&b| b == 0).next().unwrap_or(&[]);
+                let held = core::str::from_utf8(held).unwrap_or("?");
+                pr_err!(
+                    "{source}: filesystem {} is already mounted from {held}; a copy with the same uuid cannot be mounted beside it ({})\n",
+                    UuidFmt(&sb.uuid),
+                    e.to_errno()
+                );
+            }
+            e
+        })?;
         let live = opts.apply(&sb.options, sb.nr_members).map_err(|(opt, e)| {
             let mut msg = crate::text::Text::<128>::new();
             let value = opts.get(opt).unwrap_or(sb.options.get(opt));
@@ -334,6 +363,7 @@ impl Fs {
                 _sysfs: sysfs,
                 fs,
                 _claim: claim,
+                _uuid: uuid_claim,
             },
             GFP_KERNEL,
         )?;
@@ -406,7 +436,8 @@ impl Fs {
             })?;
             devices.push(dev, GFP_KERNEL)?;
         }
-        self.alloc.state.lock().devices = devices;
+        // Merges the `dev-N/writable` writes made so far.
+        self.alloc.install_devices(devices);
         Ok(())
     }
 
@@ -427,9 +458,10 @@ impl Fs {
             .map_err(|e| mount_err!(source, e, "cannot load the btree"))?;
         self.reconcile_buckets(&btree)?;
         self.set_committed_nodes(&btree)?;
-        // Discards run during replay: a request parked on a starved device is unstuck as
-        // soon as its need_discard buckets are freed.
-        self.kick_discards();
+        // The discard rule has its inputs now: kicks made so far are served. Discards run
+        // during replay: a request parked on a starved device is unstuck as soon as its
+        // need_discard buckets are freed.
+        self.discard_rule_ready();
         self.progress.set_stats(&btree.stats());
 
         let mut members = KVec::with_capacity(self.members.len(), GFP_KERNEL)?;
@@ -451,13 +483,20 @@ impl Fs {
         );
         self.progress.replay_total.store(total, Ordering::Relaxed);
         let start = Ktime::ktime_get();
+        // Every bucket update first, then every key: the updates only take buckets away from
+        // the allocator until the commit (see below), so applying them first changes no
+        // outcome, and no node the replay allocates can land in a bucket an entry changes.
+        // Buckets freed to `free` (sorted; false once a later entry changed them again).
+        let mut frees: KVec<(NodePtr, bool)> = KVec::new();
         for e in entries.iter() {
             for u in e.updates.iter() {
-                let in_range = self
-                    .geometry
-                    .get(u.member as usize)
-                    .is_some_and(|g| u.bucket >= g.first_bucket && (u.bucket as u64) < g.nbuckets);
-                if !in_range || self.is_committed_node(u.member, u.bucket) {
+                let p = NodePtr {
+                    member: u.member,
+                    bucket: u.bucket,
+                };
+                if check_ptr(&self.geometry, p).is_err()
+                    || self.is_committed_node(u.member, u.bucket)
+                {
                     return Err(mount_err!(
                         source,
                         EINVAL,
@@ -478,21 +517,36 @@ impl Fs {
                         u.state.name()
                     ));
                 }
-                if u.state == BucketState::NeedDiscard {
-                    // Pinned before the state changes, so the discard worker never sees it
-                    // unpinned.
-                    self.pin_for_journal(NodePtr {
-                        member: u.member,
-                        bucket: u.bucket,
-                    })?;
+                // A bucket an entry frees (to `need_discard` or to `free`) is pinned before
+                // its state changes, so the discard worker never sees it unpinned; one freed
+                // to `free` is held as `need_discard` until the commit, so the allocator does
+                // not hand it out either (see the rule in `discard.rs`).
+                let key = (p.member, p.bucket);
+                let pending = frees.binary_search_by_key(&key, |(q, _)| (q.member, q.bucket));
+                let freed = u.state == BucketState::Free;
+                match pending {
+                    // The last entry to change a bucket says what it is after the commit.
+                    Ok(i) => frees[i].1 = freed,
+                    Err(i) if freed => frees.insert(i, (p, true))?,
+                    Err(_) => {}
+                }
+                let state = if freed {
+                    BucketState::NeedDiscard
+                } else {
+                    u.state
+                };
+                if matches!(u.state, BucketState::NeedDiscard | BucketState::Free) {
+                    self.pin_for_journal(p)?;
                 }
                 if let Some(d) = self.alloc.state.lock().devices.get_mut(u.member as usize) {
-                    d.set_state(u.bucket, u.state);
+                    d.set_state(u.bucket, state);
                 }
             }
+        }
+        for e in entries.iter() {
             for k in e.keys.iter() {
                 btree
-                                        .insert(
+                    .insert(
                         *k,
                         |n, out| self.alloc.alloc_nodes(n, Watermark::Normal, || self.live(), out),
                         |unused| self.alloc.release_nodes(unused),
@@ -509,8 +563,9 @@ impl Fs {
                 self.progress.replay_done.fetch_add(1, Ordering::Relaxed);
             }
         }
-        // `last` continues `journal_seq`, which the superblock checks keep far below overflow.
-        self.commit(&mut btree, last.saturating_add(1))
+        // `last` is at most `MAX_ENTRY_SEQ` (the journal reader refuses entries above it), so
+        // `journal_seq` stays one the superblock decoder accepts.
+        self.commit(&mut btree, last.saturating_add(1), &frees)
             .map_err(|e| mount_err!(source, e, "cannot commit the replayed btree"))?;
         let us = (Ktime::ktime_get().to_ns() - start.to_ns()).max(0) as u64 / 1000;
         self.progress.replay_us.store(us, Ordering::Relaxed);
@@ -549,9 +604,16 @@ impl Fs {
         if oom {
             return Err(ENOMEM);
         }
-        for (d, used) in st.devices.iter_mut().zip(used.iter_mut()) {
+        for ((d, used), g) in st
+            .devices
+            .iter_mut()
+            .zip(used.iter_mut())
+            .zip(self.geometry.iter())
+        {
             used.sort_unstable();
-            for b in 0..d.nbuckets() {
+            // Metadata areas are never `btree` or `need_discard`: the loaded tree's pointers
+            // were checked to lie above them, and these buckets are not looked at.
+            for b in g.first_bucket..d.nbuckets() {
                 let in_use = used.binary_search(&b).is_ok();
                 match d.state(b) {
                     Some(BucketState::Btree) if !in_use => d.set_state(b, BucketState::NeedDiscard),
@@ -566,10 +628,32 @@ impl Fs {
     }
 
     /// Writes the changed btree nodes, points the superblocks at the new root with the
-    /// journal replayed up to `journal_next`, then frees the old nodes' buckets and persists
+    /// journal replayed up to `journal_next`, then frees the old nodes' buckets and the
+    /// buckets the replayed entries freed to `free` (`frees`, held until now), and persists
     /// the bucket tables.
-    fn commit(&self, btree: &mut Btree, journal_next: u64) -> Result {
-        let required = self.state.lock().live.get(Opt::MetadataReplicasRequired);
+    fn commit(&self, btree: &mut Btree, journal_next: u64, frees: &[(NodePtr, bool)]) -> Result {
+        let required = {
+            let st = self.state.lock();
+            // The superblock this commit will write must be one the decoder accepts: check
+            // its sequence numbers before any node is written.
+            let mut next = st.sb;
+            next.seq = st.sb.seq.saturating_add(1);
+            next.journal_seq = journal_next;
+            next.root.node_seq = btree.seq().saturating_add(1);
+            if let Err(e) = next.validate() {
+                pr_err!(
+                    "{}: cannot commit: the next superblock would be refused ({}: superblock seq {}, journal_seq {}, root node seq {}, the limit is {})\n",
+                    UuidFmt(&self.uuid),
+                    e.field(),
+                    next.seq,
+                    next.journal_seq,
+                    next.root.node_seq,
+                    MAX_SEQ
+                );
+                return Err(EINVAL);
+            }
+            st.live.get(Opt::MetadataReplicasRequired)
+        };
         let root = btree.write_dirty(self, required)?;
         self.update_superblock(|sb| {
             sb.root = root;
@@ -578,11 +662,25 @@ impl Fs {
         })?;
         {
             let mut a = self.alloc.state.lock();
+            let geometry = &self.geometry;
             btree.committed(&root, |p| {
-                if let Some(d) = a.devices.get_mut(p.member as usize) {
-                    d.set_state(p.bucket, BucketState::NeedDiscard);
+                // Only the loaded tree's checked pointers and the allocator's buckets come
+                // here; a metadata bucket is never made `need_discard`.
+                if check_ptr(geometry, p).is_ok() {
+                    if let Some(d) = a.devices.get_mut(p.member as usize) {
+                        d.set_state(p.bucket, BucketState::NeedDiscard);
+                    }
                 }
             });
+            // The entries that freed these are in the btree now: the buckets are free. One
+            // that is no longer `need_discard` was taken by something else since: left alone.
+            for (p, _) in frees.iter().filter(|(_, freed)| *freed) {
+                if let Some(d) = a.devices.get_mut(p.member as usize) {
+                    if d.state(p.bucket) == Some(BucketState::NeedDiscard) {
+                        d.set_state(p.bucket, BucketState::Free);
+                    }
+                }
+            }
         }
         self.set_committed_nodes(btree)?;
         self.persist_bucket_tables()?;
@@ -642,27 +740,39 @@ impl Fs {
             .is_ok()
     }
 
-    /// Persists every member's bucket table from the allocator's bucket states.
-    pub(crate) fn persist_bucket_tables(&self) -> Result {
+    /// Persists every member's bucket table from the allocator's bucket states (the commit:
+    /// the states changed by replayed journal entries are committed with it).
+    fn persist_bucket_tables(&self) -> Result {
         let _serialised = self.table_lock.lock();
         let seq = self.state.lock().sb.seq;
-        (0..self.geometry.len()).try_for_each(|m| self.write_bucket_table(m, seq))
+        (0..self.geometry.len()).try_for_each(|m| self.write_bucket_table(m, seq, true).map(|_| ()))
     }
 
-    /// Persists member `m`'s bucket table only.
-    pub(crate) fn persist_bucket_table(&self, m: usize) -> Result {
+    /// Persists member `m`'s bucket table only (the discard worker), unless a replay has
+    /// changed bucket states that no commit has made durable yet: the table must not say a
+    /// bucket is free before the superblock says the entry that freed it is in the btree, or
+    /// a crash would let the next mount discard it before replaying that entry. Returns
+    /// whether it wrote; when it did not, the commit writes the table.
+    pub(crate) fn persist_bucket_table(&self, m: usize) -> Result<bool> {
         let _serialised = self.table_lock.lock();
         let seq = self.state.lock().sb.seq;
-        self.write_bucket_table(m, seq)
+        self.write_bucket_table(m, seq, false)
     }
 
-    /// Writes member `i`'s bucket table from the allocator's bucket states.
-    fn write_bucket_table(&self, i: usize, seq: u64) -> Result {
+    /// Writes member `i`'s bucket table from the allocator's bucket states; with
+    /// `while_replaying` false, writes nothing (`Ok(false)`) while journal pins are held.
+    fn write_bucket_table(&self, i: usize, seq: u64, while_replaying: bool) -> Result<bool> {
         let m = self.geometry.get(i).ok_or(EINVAL)?;
         let blocks = table_blocks(m.nbuckets);
         let mut buf = IoBuf::new(blocks as usize * BLOCK_SIZE)?;
         {
             let a = self.alloc.state.lock();
+            // Under the allocator lock: a replayed update pins its bucket before it changes
+            // the state, so no pin means no uncommitted journal state in this snapshot. Lock
+            // order: allocator state, then journal pins (as in the discard worker's run search).
+            if !while_replaying && !self.journal_pins.lock().is_empty() {
+                return Ok(false);
+            }
             let d = &a.devices[i];
             let mut entries = KVec::with_capacity(TABLE_ENTRIES_PER_BLOCK as usize, GFP_KERNEL)?;
             for block in 0..blocks {
@@ -683,20 +793,31 @@ impl Fs {
         }
         self.members[i]
             .dev
-            .write(m.bucket_offset(m.table_start as u64), &buf, true)
+            .write(m.bucket_offset(m.table_start as u64), &buf, true)?;
+        Ok(true)
     }
 
     /// Sets option `opt` at runtime: checked against both the live and the stored options,
     /// then persisted in every member's superblock. On any error nothing changes.
     pub(crate) fn set_option(&self, opt: Opt, value: u32) -> Result<(), (Error, Option<OptError>)> {
+        self.set_options(&MountOptions::one(opt, value))
+            .map_err(|(e, why)| (e, why.map(|(_, why)| why)))
+    }
+
+    /// Sets every option given in `changes` at runtime as one change (a remount may give
+    /// several), as [`Fs::set_option`] does one; `Err` names the option blamed.
+    pub(crate) fn set_options(
+        &self,
+        changes: &MountOptions,
+    ) -> Result<(), (Error, Option<(Opt, OptError)>)> {
         let mut st = self.state.lock();
         let members = st.sb.nr_members;
         let mut live = st.live;
         let mut sb = st.sb;
-        live.set(opt, value, members)
+        live.set_all(changes, members)
             .map_err(|e| (EINVAL, Some(e)))?;
         sb.options
-            .set(opt, value, members)
+            .set_all(changes, members)
             .map_err(|e| (EINVAL, Some(e)))?;
         self.write_next_superblock(&mut st, sb)
             .map_err(|e| (e, None))?;
@@ -745,6 +866,23 @@ impl Fs {
     /// leaves one good copy everywhere.
     fn write_superblocks(&self, sb: &Superblock) -> Result {
         let mut buf = IoBuf::new(SB_SIZE)?;
+        // Never write what the decoder would refuse: every copy is decoded before any is
+        // written, and a refusal fails the write with nothing written.
+        for i in 0..self.members.len() {
+            let mut copy = *sb;
+            copy.member_index = i as u32;
+            copy.encode(&mut buf);
+            if let Err(e) = Superblock::decode(&buf) {
+                pr_err!(
+                    "{}: refusing to write a superblock the decoder would refuse ({}; seq {}, journal_seq {})\n",
+                    UuidFmt(&self.uuid),
+                    e.field(),
+                    sb.seq,
+                    sb.journal_seq
+                );
+                return Err(EINVAL);
+            }
+        }
         for off in SB_OFFSETS {
             for (i, m) in self.members.iter().enumerate() {
                 let mut copy = *sb;
@@ -780,17 +918,21 @@ impl Fs {
 }
 
 impl NodeIo for Fs {
+    fn check_ptr(&self, ptr: NodePtr) -> core::result::Result<(), PtrError> {
+        check_ptr(&self.geometry, ptr)
+    }
+
     fn read_node(&self, ptr: NodePtr, buf: &mut IoBuf) -> Result {
+        check_ptr(&self.geometry, ptr).map_err(|_| EINVAL)?;
         let m = self.geometry.get(ptr.member as usize).ok_or(EINVAL)?;
-        if ptr.bucket < m.first_bucket || ptr.bucket as u64 >= m.nbuckets {
-            return Err(EINVAL);
-        }
         self.members[ptr.member as usize]
             .dev
             .read(m.bucket_offset(ptr.bucket as u64), buf)
     }
 
     fn write_node(&self, ptr: NodePtr, buf: &IoBuf) -> Result {
+        // Never a node into a metadata area or past the device.
+        check_ptr(&self.geometry, ptr).map_err(|_| EINVAL)?;
         let m = self.geometry.get(ptr.member as usize).ok_or(EINVAL)?;
         self.members[ptr.member as usize]
             .dev

@@ -6,9 +6,15 @@
 //! its sequence number is at least the superblock's `journal_seq` (the first one not yet in
 //! the btree); entries are taken in sequence order from there, and replay stops at the first
 //! gap, so a torn or missing entry ends the journal instead of being skipped over.
+//!
+//! Sequence numbers are bounded: an entry above [`MAX_ENTRY_SEQ`] is refused (with a message),
+//! because replaying it would make the committed superblock's `journal_seq` one the superblock
+//! decoder refuses, and no copy would decode afterwards.
 
 use crate::bdev::{BlockDevice, IoBuf};
-use crate::shared::journal_format::{decode_entry, decode_header, BucketUpdate, Key};
+use crate::shared::journal_format::{
+    decode_entry, decode_header, BucketUpdate, JournalError, Key, MAX_ENTRY_SEQ,
+};
 use crate::shared::superblock::{Member, BLOCK_SIZE};
 use core::cell::Cell;
 use kernel::{alloc::KVec, prelude::*};
@@ -33,15 +39,24 @@ pub(crate) fn read_entries(
     from_seq: u64,
 ) -> Result<KVec<Entry>> {
     let mut found: KVec<Entry> = KVec::new();
+    // Entries refused for their sequence number: the first one and how many.
+    let mut beyond: Option<(u64, u64)> = None;
     for (dev, m) in members {
         let bytes = m.journal_buckets as usize * m.bucket_size as usize;
         let mut buf = IoBuf::new(bytes)?;
         dev.read(m.bucket_offset(m.journal_start as u64), &mut buf)?;
         let mut off = 0;
         while off + BLOCK_SIZE <= bytes {
-            let Ok(h) = decode_header(uuid, &buf[off..off + BLOCK_SIZE]) else {
-                off += BLOCK_SIZE;
-                continue;
+            let h = match decode_header(uuid, &buf[off..off + BLOCK_SIZE]) {
+                Ok(h) => h,
+                Err(e) => {
+                    if let JournalError::Sequence(seq) = e {
+                        let (first, n) = beyond.unwrap_or((seq, 0));
+                        beyond = Some((first.min(seq), n + 1));
+                    }
+                    off += BLOCK_SIZE;
+                    continue;
+                }
             };
             if h.seq < from_seq || found.iter().any(|e| e.seq == h.seq) {
                 off += h.blocks as usize * BLOCK_SIZE;
@@ -72,6 +87,12 @@ pub(crate) fn read_entries(
                 Err(_) => off += BLOCK_SIZE,
             }
         }
+    }
+    if let Some((seq, n)) = beyond {
+        pr_warn!(
+            "{}: journal: {n} entry header(s) refused: sequence number {seq} is above the largest replayable one ({MAX_ENTRY_SEQ})\n",
+            crate::shared::superblock::UuidFmt(uuid),
+        );
     }
     found.sort_unstable_by_key(|e| e.seq);
     // Keep the run that starts at `from_seq` and has no gap.

@@ -210,14 +210,7 @@ extern "C" fn bucketfs_rs_sysfs_show(
                 3 => writeln!(out, "{}", desc.first_bucket),
                 DEV_DISCARD => writeln!(out, "{}", fs.state.lock().sb.members[m].discard() as u32),
                 5 => writeln!(out, "{}", fs.members[m].dev.max_discard_bytes()),
-                DEV_WRITABLE => {
-                    let a = fs.alloc.state.lock();
-                    writeln!(
-                        out,
-                        "{}",
-                        a.devices.get(m).is_some_and(|d| d.writable) as u32
-                    )
-                }
+                DEV_WRITABLE => writeln!(out, "{}", fs.alloc.writable(m) as u32),
                 6..=11 => {
                     let c = &fs.discard_counters[m];
                     let v = [

@@ -1,17 +1,67 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Entry points for the VFS glue in `c/vfs.c`: mount options, mount, unmount, statfs.
+//! Entry points for the VFS glue in `c/vfs.c`: mount options, mount, remount, unmount,
+//! statfs; and [`UuidClaim`], the registry of mounted filesystem uuids.
 
 use crate::fs::{describe_option_error, Fs, Mounted};
 use crate::glue as bindings;
-use crate::shared::options::{lookup, Kind, MountOptions, OptError};
+use crate::shared::options::{lookup, Kind, MountOptions, Opt, OptError, When};
+use crate::shared::superblock::UuidFmt;
 use crate::text::{prefix, Text};
+use core::{fmt::Write, ptr::NonNull};
 use kernel::{
     alloc::KBox,
+    error::Error,
     ffi::{c_char, c_int, c_void},
     prelude::*,
     str::CStr,
 };
+
+/// A filesystem uuid claimed by one mount, from the first look at its superblocks until the
+/// filesystem is gone: no other mount can claim the same uuid (a clone) meanwhile. Released
+/// on drop.
+///
+/// # Invariants
+///
+/// `claim` came from `bucketfs_uuid_claim()` and has not been released.
+pub(crate) struct UuidClaim {
+    claim: NonNull<bindings::bucketfs_uuid_claim>,
+}
+
+// SAFETY: A claim may be released from any thread; the registry has its own lock.
+unsafe impl Send for UuidClaim {}
+// SAFETY: `&UuidClaim` offers no operation.
+unsafe impl Sync for UuidClaim {}
+
+impl UuidClaim {
+    /// Claims `uuid` for a mount of `source`. If another mount holds it, fails with `EBUSY`
+    /// and leaves that mount's source, NUL-terminated, in `holder`.
+    pub(crate) fn new(uuid: &[u8; 16], source: &CStr, holder: &mut [u8]) -> Result<UuidClaim> {
+        let mut err = 0;
+        // SAFETY: `uuid` has the 16 bytes the glue reads, `source` is NUL-terminated, `holder`
+        // is valid for writes of its length, `err` for one write.
+        let claim = unsafe {
+            bindings::bucketfs_uuid_claim(
+                uuid.as_ptr(),
+                source.as_char_ptr(),
+                holder.as_mut_ptr().cast(),
+                holder.len(),
+                &mut err,
+            )
+        };
+        match NonNull::new(claim) {
+            Some(claim) => Ok(UuidClaim { claim }),
+            None => Err(Error::from_errno(err)),
+        }
+    }
+}
+
+impl Drop for UuidClaim {
+    fn drop(&mut self) {
+        // SAFETY: `claim` is live by the type invariant and released once, here.
+        unsafe { bindings::bucketfs_uuid_release(self.claim.as_ptr()) };
+    }
+}
 
 /// `-ENOPARAM`: not ours, let the VFS handle it (`source`, or an unknown option it reports).
 const ENOPARAM: c_int = -(kernel::bindings::ENOPARAM as c_int);
@@ -34,12 +84,14 @@ extern "C" fn bucketfs_rs_mount_options_free(opts: *mut c_void) {
     }
 }
 
-/// Parses one mount option `key[=value]`; on `-EINVAL` leaves a message in `msg`.
+/// Parses one mount option `key[=value]`, for a mount or (`remount`) a remount, which takes
+/// runtime options only; on `-EINVAL` leaves a message in `msg`.
 #[no_mangle]
 extern "C" fn bucketfs_rs_parse_option(
     opts: *mut c_void,
     key: *const c_char,
     value: *const c_char,
+    remount: bool,
     msg: *mut c_char,
     msg_len: usize,
 ) -> c_int {
@@ -68,15 +120,25 @@ extern "C" fn bucketfs_rs_parse_option(
     let Some(opt) = lookup(name) else {
         return ENOPARAM;
     };
+    let when = if remount { When::Runtime } else { When::Mount };
+    // An option a remount may not change is refused as such, whatever its value.
     let result = match opt.desc().kind {
+        _ if remount && !opt.desc().settable.runtime => Err(OptError::NotSettable),
         Kind::U32 { .. } if value.is_none() => Err(OptError::NotANumber),
-        _ => opts.parse(name, text),
+        _ => opts.parse_at(when, name, text),
     };
     match result {
         Ok(()) => 0,
         Err(e) => {
             let mut text_msg = Text::<120>::new();
-            describe_option_error(&mut text_msg, name, prefix(text, 32), e);
+            if e == OptError::NotSettable && remount {
+                let _ = write!(
+                    text_msg,
+                    "{name}: cannot be changed by a remount (not a runtime option)"
+                );
+            } else {
+                describe_option_error(&mut text_msg, name, prefix(text, 32), e);
+            }
             let s = text_msg.as_str().as_bytes();
             let n = s.len().min(msg_len.saturating_sub(1));
             msg[..n].copy_from_slice(&s[..n]);
@@ -109,6 +171,54 @@ extern "C" fn bucketfs_rs_fs_open(
             0
         }
         Err(e) => e.to_errno(),
+    }
+}
+
+/// Remount: applies the runtime options given (parsed by `bucketfs_rs_parse_option`) as one
+/// change, as a write under `options/` does: checked, persisted, then in force, waking parked
+/// allocations. No option given: nothing changes.
+#[no_mangle]
+extern "C" fn bucketfs_rs_fs_reconfigure(fs: *mut c_void, opts: *mut c_void) -> c_int {
+    // SAFETY: `fs` is the super_block's `s_fs_info`, alive until `kill_sb`, which cannot run
+    // during a remount (the VFS holds `s_umount`); `opts` is the fs_context's options.
+    let (mounted, opts) = unsafe { (&*fs.cast::<Mounted>(), &*opts.cast::<MountOptions>()) };
+    if opts.is_empty() {
+        return 0;
+    }
+    let fs = &mounted.fs;
+    let mut msg = Text::<160>::new();
+    match fs.set_options(opts) {
+        Ok(()) => {
+            for opt in Opt::ALL {
+                if let Some(v) = opts.get(opt) {
+                    let _ = write!(msg, " {}={v}", opt.desc().name);
+                }
+            }
+            pr_info!("{}: remount: set{}\n", UuidFmt(&fs.uuid), msg.as_str());
+            0
+        }
+        Err((err, why)) => {
+            match why {
+                Some((opt, e)) => {
+                    let value = opts
+                        .get(opt)
+                        .unwrap_or_else(|| fs.state.lock().live.get(opt));
+                    let mut num = Text::<16>::new();
+                    let _ = write!(num, "{value}");
+                    describe_option_error(&mut msg, opt.desc().name, num.as_str(), e);
+                }
+                None => {
+                    let _ = write!(msg, "options not changed");
+                }
+            }
+            pr_err!(
+                "{}: remount: {} ({})\n",
+                UuidFmt(&fs.uuid),
+                msg.as_str(),
+                err.to_errno()
+            );
+            err.to_errno()
+        }
     }
 }
 

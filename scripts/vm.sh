@@ -18,6 +18,9 @@
 # --interactive     give the guest a shell on this terminal after the script.
 # --fault N:RULES   put disk N (0 for vda) behind QEMU's blkdebug driver with the
 #                   rules file RULES (inject-error on reads, writes or discards).
+# --throttle N:BPS  put disk N behind QEMU's throttle filter: writes and
+#                   discards together move at most BPS bytes per second (a slow
+#                   device, for tests that time discards).
 #
 # The console is printed as it comes. Exit status: GUEST_SCRIPT's, or 124 on
 # timeout, or 125 if the console shows a kernel splat (oops, BUG, WARNING,
@@ -35,6 +38,7 @@ disks=()
 keep=
 files=()
 faults=()
+throttles=()
 timeout=600
 interactive=0
 usage() {
@@ -47,6 +51,7 @@ while [ $# -gt 0 ]; do
 	--keep-disks) keep=$2; shift 2 ;;
 		--file) files+=("$2"); shift 2 ;;
 	--fault) faults+=("$2"); shift 2 ;;
+	--throttle) throttles+=("$2"); shift 2 ;;
 	--timeout) timeout=$2; shift 2 ;;
 	--interactive) interactive=1; shift ;;
 	-h|--help) usage ;;
@@ -132,7 +137,15 @@ for size in "${disks[@]}"; do
 	for f in "${faults[@]}"; do
 		[ "${f%%:*}" = "$i" ] && file="blkdebug:$(realpath "${f#*:}"):$img"
 	done
-	drives+=(-drive "file=$file,if=virtio,format=raw,discard=unmap,cache=writeback")
+	drive="file=$file,if=virtio,format=raw,discard=unmap,cache=writeback"
+	for t in "${throttles[@]}"; do
+		if [ "${t%%:*}" = "$i" ]; then
+			drives+=(-object "throttle-group,id=throttle$i,x-bps-write=${t#*:}")
+			drive="driver=throttle,throttle-group=throttle$i,file.driver=raw,file.file.driver=file"
+			drive+=",file.file.filename=$img,if=virtio,discard=unmap,cache=writeback"
+		fi
+	done
+	drives+=(-drive "$drive")
 	i=$((i + 1))
 done
 

@@ -29,6 +29,14 @@ kunit_case!(
     bucketfs_kunit_alloc_free_path_and_reserves,
     free_path_and_reserves
 );
+kunit_case!(
+    bucketfs_kunit_alloc_abort_between_wake_and_park,
+    abort_between_wake_and_park
+);
+kunit_case!(
+    bucketfs_kunit_alloc_rate_limited_report_does_not_poll,
+    rate_limited_report_does_not_poll
+);
 
 const BUCKETS: u32 = 1000;
 
@@ -39,6 +47,12 @@ struct Harness {
     #[pin]
     alloc: Allocator,
     replicas: AtomicU32,
+    /// The live `allocator_stuck_timeout`, in seconds.
+    stuck_s: AtomicU32,
+    /// Nodes each request asks for.
+    nodes: AtomicU32,
+    /// Sum of what `abort_parked` returned: the requests it counted as failed.
+    abort_counted: AtomicUsize,
     /// Set by the inputs function on its first call, to simulate a racing option write.
     race_on_first_read: AtomicBool,
     ok: AtomicUsize,
@@ -67,6 +81,9 @@ fn harness(free0: u32, replicas: u32) -> Result<Arc<Harness>> {
         pin_init!(Harness {
             alloc <- Allocator::new([7; 16], devices),
             replicas: AtomicU32::new(replicas),
+            stuck_s: AtomicU32::new(0),
+            nodes: AtomicU32::new(1),
+            abort_counted: AtomicUsize::new(0),
             race_on_first_read: AtomicBool::new(false),
             ok: AtomicUsize::new(0),
             canceled: AtomicUsize::new(0),
@@ -89,16 +106,18 @@ impl Harness {
         }
         LiveInputs {
             replicas,
-            stuck_timeout_s: 0,
+            stuck_timeout_s: self.stuck_s.load(Ordering::Acquire),
         }
     }
 
-    /// One request for one node, as a filesystem would make it.
+    /// One request for `nodes` nodes (one unless a test changes it), as a filesystem would
+    /// make it.
     fn request(&self) {
         let mut out: KVec<NodeAlloc> = KVec::new();
+        let nodes = self.nodes.load(Ordering::Acquire);
         match self
             .alloc
-            .alloc_nodes(1, Watermark::Normal, || self.inputs(), &mut out)
+            .alloc_nodes(nodes, Watermark::Normal, || self.inputs(), &mut out)
         {
             Ok(()) => {
                 if let Some(n) = out.first() {
@@ -115,6 +134,13 @@ impl Harness {
             }
         }
         self.done.fetch_add(1, Ordering::Release);
+    }
+
+    /// Pulls the abort knob; returns (and sums up) how many requests it says it failed.
+    fn abort(&self) -> usize {
+        let n = self.alloc.abort_parked();
+        self.abort_counted.fetch_add(n, Ordering::AcqRel);
+        n
     }
 
     /// Starts `n` requests on the unbound workqueue; returns how many started.
@@ -135,7 +161,7 @@ impl Harness {
             return true;
         }
         while self.done.load(Ordering::Acquire) < n {
-            self.alloc.abort_parked();
+            self.abort();
             crate::test::msleep(10);
         }
         false
@@ -198,7 +224,7 @@ fn abort_fails_all_parked(t: &Test) {
     };
     check!(t, h.spawn(MANY) == MANY);
     check!(t, wait_until(5000, || h.alloc.parked() == MANY));
-    check!(t, h.alloc.abort_parked() == MANY);
+    check!(t, h.abort() == MANY);
     check!(
         t,
         wait_until(5000, || h.done.load(Ordering::Acquire) == MANY)
@@ -253,7 +279,7 @@ fn races(t: &Test) {
                     0 => r.replicas.store(1 + (i / 4) % 2, Ordering::Release),
                     1 => r.alloc.wake_all(),
                     2 if i % 16 == 2 => {
-                        r.alloc.abort_parked();
+                        r.abort();
                     }
                     _ => r.alloc.free_bucket_run(0, i % 200, 1),
                 }
@@ -277,6 +303,65 @@ fn races(t: &Test) {
         h.canceled.load(Ordering::Relaxed),
     );
     check!(t, ok + canceled == REQUESTS);
+    // Every request an abort counted failed, and no other.
+    check!(t, canceled == h.abort_counted.load(Ordering::Acquire));
     check!(t, h.failed.load(Ordering::Relaxed) == 0);
+    check!(t, h.alloc.parked() == 0);
+}
+
+/// An abort that lands after a woken request has handled its wake but before it parks and looks
+/// again still fails it: the abort counted it, so it must return `ECANCELED`. The wake hook holds
+/// the request in that window.
+fn abort_between_wake_and_park(t: &Test) {
+    let Ok(h) = harness(0, 2) else {
+        return check!(t, false);
+    };
+    check!(t, h.spawn(1) == 1);
+    check!(t, wait_until(5000, || h.alloc.parked() == 1));
+    h.alloc.wake_hook.arm();
+    // A wake that changes nothing: the request handles it and stops in the hook.
+    h.alloc.wake_all();
+    check!(t, wait_until(5000, || h.alloc.wake_hook.held() == 1));
+    let counted = h.abort();
+    h.alloc.wake_hook.release();
+    check!(t, counted == 1);
+    // No further wake or abort: the one that counted it must end it.
+    check!(t, wait_until(2000, || h.done.load(Ordering::Acquire) == 1));
+    check!(t, h.canceled.load(Ordering::Relaxed) == 1);
+    check!(t, h.ok.load(Ordering::Relaxed) == 0);
+    // Clean up (aborts again if the request was left parked).
+    h.finish(1);
+    check!(t, h.alloc.parked() == 0);
+}
+
+/// A request whose stuck report is rate-limited (another request of the filesystem reported
+/// less than the report interval ago) sleeps until a report may go out again, instead of
+/// waking every millisecond.
+fn rate_limited_report_does_not_poll(t: &Test) {
+    let Ok(h) = harness(0, 2) else {
+        return check!(t, false);
+    };
+    h.stuck_s.store(1, Ordering::Release);
+    // Two nodes, so the stuck report this prints is not the one the guest tests wait for
+    // (theirs want one node).
+    h.nodes.store(2, Ordering::Release);
+    // Request A parks; its first timeout, after one second, prints the filesystem's first
+    // report, and it then waits without a timeout.
+    check!(t, h.spawn(1) == 1);
+    check!(t, wait_until(5000, || h.alloc.parked() == 1));
+    check!(t, wait_until(5000, || h.alloc.timeouts() >= 1));
+    // Request B parks; one second later it times out, but A reported one second ago, so
+    // its report is refused for about four more seconds.
+    check!(t, h.spawn(1) == 1);
+    check!(t, wait_until(5000, || h.alloc.parked() == 2));
+    crate::test::msleep(2000);
+    // A timed out once and B once (a timer firing a tick early may add one each); polling
+    // would be hundreds.
+    let timeouts = h.alloc.timeouts();
+    check!(t, timeouts >= 2);
+    check!(t, timeouts <= 4);
+    check!(t, h.abort() == 2);
+    check!(t, h.finish(2));
+    check!(t, h.canceled.load(Ordering::Relaxed) == 2);
     check!(t, h.alloc.parked() == 0);
 }

@@ -35,6 +35,8 @@ BUCKETFS_CASE(alloc_many_parked_all_released)
 BUCKETFS_CASE(alloc_abort_fails_all_parked)
 BUCKETFS_CASE(alloc_free_path_and_reserves)
 BUCKETFS_CASE(alloc_races)
+BUCKETFS_CASE(alloc_abort_between_wake_and_park)
+BUCKETFS_CASE(alloc_rate_limited_report_does_not_poll)
 
 static struct kunit_case bucketfs_closure_cases[] = {
 	KUNIT_CASE(closure_wake_between_park_and_sync),
@@ -59,6 +61,8 @@ static struct kunit_case bucketfs_allocator_cases[] = {
 	KUNIT_CASE(alloc_abort_fails_all_parked),
 	KUNIT_CASE(alloc_free_path_and_reserves),
 	KUNIT_CASE(alloc_races),
+	KUNIT_CASE(alloc_abort_between_wake_and_park),
+	KUNIT_CASE_SLOW(alloc_rate_limited_report_does_not_poll),
 	{}
 };
 

@@ -122,3 +122,31 @@ fn layout_example_matches() {
          65536-byte buckets, 1024, 1, 1, 2, 16, 18."
     ));
 }
+
+#[test]
+fn sequence_limits_match() {
+    use bucketfs_core::journal_format::MAX_ENTRY_SEQ;
+    use bucketfs_core::superblock::MAX_SEQ;
+    assert_eq!(MAX_SEQ, 1 << 62);
+    assert_eq!(MAX_ENTRY_SEQ, (1 << 62) - 2);
+    // The document states both limits and the rule that links them, in the journal entry's
+    // table and in the sequence number rules.
+    assert!(DOC.contains("`<= 2^62 - 2` (`MAX_ENTRY_SEQ`)"));
+    assert!(DOC.contains("`MAX_ENTRY_SEQ` = 2^62 - 2"));
+    assert!(DOC.contains("below `2^62` (`MAX_SEQ`)"));
+    let seq_rows = |marker: &str| -> String {
+        table(marker)
+            .into_iter()
+            .find(|r| unquote(&r[3]) == "seq")
+            .map(|r| r[5].clone())
+            .unwrap_or_else(|| panic!("{marker}: no seq row"))
+    };
+    // Every sequence number read from disk is bounded; only the table block's is not checked.
+    assert_eq!(seq_rows("layout: SbDisk"), "`< 2^62`");
+    assert_eq!(seq_rows("layout: NodeHeaderDisk"), "`< 2^62`");
+    assert_eq!(
+        seq_rows("layout: EntryHeaderDisk"),
+        "`<= 2^62 - 2` (`MAX_ENTRY_SEQ`)"
+    );
+    assert_eq!(seq_rows("layout: TableHeaderDisk"), "not checked");
+}

@@ -191,3 +191,127 @@ fn required_above_replicas_message_is_one_line() {
          lower metadata_replicas_required first"
     );
 }
+
+#[test]
+fn a_remount_takes_runtime_options_only() {
+    // Every option of today's table is settable at runtime, so the refusal is checked on a
+    // row that is not.
+    let mount_only = OptionDesc {
+        settable: Settable {
+            format: true,
+            mount: true,
+            runtime: false,
+        },
+        ..*desc("metadata_replicas")
+    };
+    assert_eq!(parse_value_at(&mount_only, When::Mount, "1"), Ok(1));
+    assert_eq!(
+        parse_value_at(&mount_only, When::Runtime, "1"),
+        Err(OptError::NotSettable)
+    );
+    let format_only = OptionDesc {
+        settable: Settable {
+            format: true,
+            mount: false,
+            runtime: false,
+        },
+        ..mount_only
+    };
+    assert_eq!(parse_value_at(&format_only, When::Format, "2"), Ok(2));
+    assert_eq!(
+        parse_value_at(&format_only, When::Mount, "2"),
+        Err(OptError::NotSettable)
+    );
+    // The table's rows follow their `settable`, and a bad value is refused at any time.
+    for d in OPTIONS.iter() {
+        let mut m = MountOptions::default();
+        let ok = m.parse_at(When::Runtime, d.name, "1");
+        assert_eq!(ok.is_ok(), d.settable.runtime, "{}", d.name);
+        assert_eq!(
+            m.parse_at(When::Runtime, d.name, "abc"),
+            Err(if d.settable.runtime {
+                OptError::NotANumber
+            } else {
+                OptError::NotSettable
+            })
+        );
+    }
+    let mut m = MountOptions::default();
+    assert!(m.is_empty());
+    assert_eq!(
+        m.parse_at(When::Runtime, "nosuch", "1"),
+        Err(OptError::Unknown)
+    );
+    assert!(m.is_empty());
+    m.parse_at(When::Runtime, "metadata_replicas", "1").unwrap();
+    assert!(!m.is_empty());
+    assert_eq!(m, MountOptions::one(Opt::MetadataReplicas, 1));
+}
+
+#[test]
+fn runtime_changes_apply_all_or_none() {
+    let mut o = Options::default();
+    o.set(Opt::MetadataReplicas, 2, 2).unwrap();
+    o.set(Opt::MetadataReplicasRequired, 2, 2).unwrap();
+    let before = o;
+
+    // Lowering the replica count alone is refused, naming it, and changes nothing.
+    assert_eq!(
+        o.set_all(&MountOptions::one(Opt::MetadataReplicas, 1), 2),
+        Err((
+            Opt::MetadataReplicas,
+            OptError::RequiredAboveReplicas {
+                replicas: 1,
+                required: 2
+            }
+        ))
+    );
+    assert_eq!(o, before);
+    // Raising the required count alone above it names the required count.
+    let mut low = Options::default();
+    assert_eq!(
+        low.set_all(&MountOptions::one(Opt::MetadataReplicasRequired, 2), 2),
+        Err((
+            Opt::MetadataReplicasRequired,
+            OptError::RequiredAboveReplicas {
+                replicas: 1,
+                required: 2
+            }
+        ))
+    );
+    assert_eq!(low, Options::default());
+    // More replicas than members: refused as a whole, even with a valid option beside it.
+    let mut m = MountOptions::default();
+    m.parse("allocator_stuck_timeout", "5").unwrap();
+    m.parse("metadata_replicas", "3").unwrap();
+    assert_eq!(
+        o.set_all(&m, 2),
+        Err((
+            Opt::MetadataReplicas,
+            OptError::MoreReplicasThanMembers { members: 2 }
+        ))
+    );
+    assert_eq!(o, before);
+
+    // Both lowered together: accepted, whatever the order they were given in.
+    for names in [
+        ["metadata_replicas", "metadata_replicas_required"],
+        ["metadata_replicas_required", "metadata_replicas"],
+    ] {
+        let mut o = before;
+        let mut m = MountOptions::default();
+        for n in names {
+            m.parse_at(When::Runtime, n, "1").unwrap();
+        }
+        o.set_all(&m, 2).unwrap();
+        assert_eq!(o.get(Opt::MetadataReplicas), 1);
+        assert_eq!(o.get(Opt::MetadataReplicasRequired), 1);
+        assert_eq!(
+            o.get(Opt::AllocatorStuckTimeout),
+            before.get(Opt::AllocatorStuckTimeout)
+        );
+    }
+    // Nothing given: nothing changes.
+    o.set_all(&MountOptions::default(), 2).unwrap();
+    assert_eq!(o, before);
+}

@@ -10,7 +10,7 @@ use crate::shared::crc32c::block_crc;
 use crate::shared::journal_format::Key;
 use crate::shared::layout::{layout, offset, Field};
 use crate::shared::options::MAX_REPLICAS;
-use crate::shared::superblock::{NodePtr, BLOCK_SIZE, MAX_BTREE_LEVEL};
+use crate::shared::superblock::{NodePtr, BLOCK_SIZE, MAX_BTREE_LEVEL, MAX_SEQ};
 
 /// Magic number of a btree node.
 pub const BTREE_MAGIC: u64 = u64::from_le_bytes(*b"BFSBTREE");
@@ -86,6 +86,8 @@ pub enum NodeError {
     Order,
     /// A child with no copies or too many.
     Ptrs,
+    /// A write sequence number at or above [`MAX_SEQ`], which no commit writes.
+    Sequence,
 }
 
 fn header(b: &mut [u8], uuid: &[u8; 16], seq: u64, level: u8, nr: usize) {
@@ -129,7 +131,9 @@ pub fn encode_interior(uuid: &[u8; 16], seq: u64, level: u8, children: &[Child],
 }
 
 /// Decodes a node expected at `level`; once it checked out, calls `leaf` for each key of a
-/// leaf or `child` for each child of an interior node.
+/// leaf or `child` for each child of an interior node. Child pointers are not range-checked
+/// here (the member table is not known): the caller checks each with
+/// [`crate::shared::superblock::check_ptr`] before it uses it.
 pub fn decode_node(
     uuid: &[u8; 16],
     level: u8,
@@ -157,6 +161,9 @@ pub fn decode_node(
     };
     if h.level != level || h.level > MAX_BTREE_LEVEL {
         return Err(NodeError::Level);
+    }
+    if h.seq >= MAX_SEQ {
+        return Err(NodeError::Sequence);
     }
     let nr = h.nr as usize;
     let capacity = if level == 0 {

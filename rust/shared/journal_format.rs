@@ -9,10 +9,14 @@
 use crate::shared::bucket_table::{BucketState, MAX_GEN};
 use crate::shared::crc32c::block_crc;
 use crate::shared::layout::{layout, offset, Field};
-use crate::shared::superblock::BLOCK_SIZE;
+use crate::shared::superblock::{BLOCK_SIZE, MAX_SEQ};
 
 /// Magic number of a journal entry.
 pub const JOURNAL_MAGIC: u64 = u64::from_le_bytes(*b"BFSJRNL1");
+/// Largest sequence number an entry may have: replaying it makes the superblock's
+/// `journal_seq` one more, which must stay below [`MAX_SEQ`] (the superblock decoder refuses
+/// anything at or above it). An entry above this is refused by [`decode_header`].
+pub const MAX_ENTRY_SEQ: u64 = MAX_SEQ - 2;
 /// Most blocks in one entry.
 pub const MAX_ENTRY_BLOCKS: u32 = 16;
 
@@ -110,6 +114,9 @@ pub enum JournalError {
     Checksum,
     /// A bucket update has an unknown state or generation.
     Update(u32),
+    /// The sequence number is above [`MAX_ENTRY_SEQ`]: replaying the entry would move the
+    /// superblock's `journal_seq` to where the superblock decoder refuses it.
+    Sequence(u64),
 }
 
 /// Blocks an entry with these counts needs, if it fits in [`MAX_ENTRY_BLOCKS`].
@@ -185,9 +192,13 @@ pub fn decode_header(uuid: &[u8; 16], first_block: &[u8]) -> Result<EntryHeader,
         nr_updates: d.nr_updates,
     };
     match entry_blocks(h.nr_keys as usize, h.nr_updates as usize) {
-        Some(needed) if h.blocks >= needed && h.blocks <= MAX_ENTRY_BLOCKS => Ok(h),
-        _ => Err(JournalError::Length),
+        Some(needed) if h.blocks >= needed && h.blocks <= MAX_ENTRY_BLOCKS => {}
+        _ => return Err(JournalError::Length),
     }
+    if h.seq > MAX_ENTRY_SEQ {
+        return Err(JournalError::Sequence(h.seq));
+    }
+    Ok(h)
 }
 
 /// Decodes a whole entry; calls `key` and `update` for its contents once all of it checked out.

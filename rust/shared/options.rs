@@ -18,6 +18,28 @@ pub struct Settable {
     pub runtime: bool,
 }
 
+/// When an option is being set, for the [`Settable`] check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum When {
+    /// By `bucketfs format`.
+    Format,
+    /// By `mount -o`.
+    Mount,
+    /// While mounted: a write under `options/` in sysfs, or `mount -o remount`.
+    Runtime,
+}
+
+impl Settable {
+    /// Whether the option may be set at `when`.
+    pub fn at(&self, when: When) -> bool {
+        match when {
+            When::Format => self.format,
+            When::Mount => self.mount,
+            When::Runtime => self.runtime,
+        }
+    }
+}
+
 /// An option's value type and range.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -284,6 +306,15 @@ pub fn parse_value(desc: &OptionDesc, text: &str) -> Result<u32, OptError> {
     }
 }
 
+/// Parses `text` for `desc` set at `when`: [`OptError::NotSettable`] if the option may not be
+/// set then, else as [`parse_value`].
+pub fn parse_value_at(desc: &OptionDesc, when: When, text: &str) -> Result<u32, OptError> {
+    if !desc.settable.at(when) {
+        return Err(OptError::NotSettable);
+    }
+    parse_value(desc, text)
+}
+
 /// Checks `value` against `desc`'s range alone.
 pub fn check_range(desc: &OptionDesc, value: u32) -> Result<(), OptError> {
     match desc.kind {
@@ -336,6 +367,23 @@ impl Options {
         self
     }
 
+    /// Sets every option given in `changes` at once, all or none, if the result is a valid set
+    /// for `members` members (so `metadata_replicas` and `metadata_replicas_required` can be
+    /// lowered together, in any order). `Err` names the option blamed; nothing changes then.
+    pub fn set_all(&mut self, changes: &MountOptions, members: u32) -> Result<(), (Opt, OptError)> {
+        let mut next = *self;
+        for opt in Opt::ALL {
+            if let Some(v) = changes.get(opt) {
+                check_range(opt.desc(), v).map_err(|e| (opt, e))?;
+                next.values[opt as usize] = v;
+            }
+        }
+        next.validate(members)
+            .map_err(|e| (blame(e, changes, &next), e))?;
+        *self = next;
+        Ok(())
+    }
+
     /// Checks every value's range and the rules between options, for `members` members.
     pub fn validate(&self, members: u32) -> Result<(), OptError> {
         for opt in Opt::ALL {
@@ -380,15 +428,49 @@ pub struct MountOptions {
     given: [Option<u32>; NR_OPTIONS],
 }
 
+/// Which option to name when `o` broke rule `e`: a given option when one is involved, else
+/// the others.
+fn blame(e: OptError, given: &MountOptions, o: &Options) -> Opt {
+    match e {
+        OptError::RequiredAboveReplicas { .. }
+            if given.get(Opt::MetadataReplicasRequired).is_some() =>
+        {
+            Opt::MetadataReplicasRequired
+        }
+        OptError::RequiredAboveReplicas { .. } | OptError::MoreReplicasThanMembers { .. } => {
+            Opt::MetadataReplicas
+        }
+        _ => Opt::ALL
+            .into_iter()
+            .find(|&opt| check_range(opt.desc(), o.get(opt)).is_err())
+            .unwrap_or(Opt::MetadataReplicas),
+    }
+}
+
 impl MountOptions {
     /// Parses one `name=value` mount option (range only: the member count is not known yet).
     pub fn parse(&mut self, name: &str, value: &str) -> Result<(), OptError> {
+        self.parse_at(When::Mount, name, value)
+    }
+
+    /// Parses one `name=value` option given at `when`: [`When::Mount`] for a mount,
+    /// [`When::Runtime`] for a remount, which takes runtime options only.
+    pub fn parse_at(&mut self, when: When, name: &str, value: &str) -> Result<(), OptError> {
         let opt = lookup(name).ok_or(OptError::Unknown)?;
-        if !opt.desc().settable.mount {
-            return Err(OptError::NotSettable);
-        }
-        self.given[opt as usize] = Some(parse_value(opt.desc(), value)?);
+        self.given[opt as usize] = Some(parse_value_at(opt.desc(), when, value)?);
         Ok(())
+    }
+
+    /// Only `opt` given, as `value`: one runtime change.
+    pub fn one(opt: Opt, value: u32) -> MountOptions {
+        let mut m = MountOptions::default();
+        m.given[opt as usize] = Some(value);
+        m
+    }
+
+    /// Whether no option was given.
+    pub fn is_empty(&self) -> bool {
+        self.given.iter().all(Option::is_none)
     }
 
     /// The value given for `opt`, if any.
@@ -413,25 +495,8 @@ impl MountOptions {
         if self.get(replicas).is_some() && self.get(required).is_none() {
             o.values[required as usize] = o.get(required).min(o.get(replicas));
         }
-        match o.validate(members) {
-            Ok(()) => Ok(o),
-            Err(e) => {
-                // Blame a given option when one is involved, else the stored ones.
-                let blamed = match e {
-                    OptError::RequiredAboveReplicas { .. }
-                        if self.get(Opt::MetadataReplicasRequired).is_some() =>
-                    {
-                        Opt::MetadataReplicasRequired
-                    }
-                    OptError::RequiredAboveReplicas { .. }
-                    | OptError::MoreReplicasThanMembers { .. } => Opt::MetadataReplicas,
-                    _ => Opt::ALL
-                        .into_iter()
-                        .find(|&opt| check_range(opt.desc(), o.get(opt)).is_err())
-                        .unwrap_or(Opt::MetadataReplicas),
-                };
-                Err((blamed, e))
-            }
-        }
+        o.validate(members)
+            .map(|()| o)
+            .map_err(|e| (blame(e, self, &o), e))
     }
 }

@@ -215,6 +215,42 @@ layout! {
 /// Most btree levels.
 pub const MAX_BTREE_LEVEL: u8 = 8;
 
+/// Why a node pointer read from disk cannot be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PtrError {
+    /// The member index is not below `nr_members`.
+    Member,
+    /// The bucket lies in the member's metadata area (reserved area, superblocks, bucket
+    /// table, journal): below `first_bucket`.
+    Metadata,
+    /// The bucket lies beyond the member's last bucket.
+    Beyond,
+}
+
+impl PtrError {
+    /// What is wrong, for messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            PtrError::Member => "no such member",
+            PtrError::Metadata => "in the metadata area",
+            PtrError::Beyond => "beyond the end of the member",
+        }
+    }
+}
+
+/// Checks that `p` points into the allocatable buckets (`first_bucket..nbuckets`) of one of
+/// `members`: every node pointer read from disk goes through this before it is used.
+pub fn check_ptr(members: &[Member], p: NodePtr) -> Result<(), PtrError> {
+    let m = members.get(p.member as usize).ok_or(PtrError::Member)?;
+    if p.bucket < m.first_bucket {
+        Err(PtrError::Metadata)
+    } else if p.bucket as u64 >= m.nbuckets {
+        Err(PtrError::Beyond)
+    } else {
+        Ok(())
+    }
+}
+
 /// The decoded superblock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Superblock {
@@ -298,7 +334,9 @@ pub enum SbError {
     Sequence,
 }
 
-/// Sequence numbers stay below this, so every `+ 1` on them is safe.
+/// Sequence numbers stay below this, so every `+ 1` on them is safe. A superblock with a
+/// sequence number (its own, `journal_seq`, the root's `node_seq`) at or above it is refused,
+/// so nothing may write one: the writer checks with [`Superblock::validate`] first.
 pub const MAX_SEQ: u64 = 1 << 62;
 
 impl SbError {
@@ -363,10 +401,7 @@ impl Superblock {
         }
         let ptrs = &root.ptrs[..root.nr_ptrs as usize];
         for (i, p) in ptrs.iter().enumerate() {
-            let Some(m) = self.member_table().get(p.member as usize) else {
-                return Err(SbError::Root);
-            };
-            if p.bucket < m.first_bucket || p.bucket as u64 >= m.nbuckets {
+            if check_ptr(self.member_table(), *p).is_err() {
                 return Err(SbError::Root);
             }
             if ptrs[..i].iter().any(|o| o.member == p.member) {

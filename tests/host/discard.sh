@@ -62,3 +62,67 @@ G
 		fail "crash_after_${delay}us_remount_has_every_key" "expected '$expect', got '$got' (remount status $status)"
 	fi
 done
+
+# 3. A slow device (QEMU's throttle filter: 1 GiB/s for discards and writes together)
+# with a big settled need_discard backlog (7000 buckets of 1 MiB, discard on): an unmount in
+# the middle of the drain, and a kill of a mount parked in replay while the drain runs, each
+# return within a second (the worker stops between two commands, and one command is bounded).
+cat >"$work/slow.sh" <<'G'
+. /root/tests/lib.sh
+insmod /modules/bucketfs.ko
+cat >/tmp/slow.toml <<'EOF2'
+bucket_size = "1M"
+metadata_replicas = 1
+discard = true
+[[device]]
+free = 100
+need_discard = 7000
+EOF2
+bucketfs scenario /tmp/slow.toml /dev/vdb >/dev/null || exit 1
+mount -t bucketfs /dev/vdb /mnt || exit 1
+usleep 500000
+d=$(fs_dir)
+echo "SLOW umount: need_discard $(cat $d/dev-0/need_discard) after 0.5 s, $(cat $d/dev-0/discard_commands) command(s)"
+t0=$(now_ms)
+umount /mnt
+echo "SLOW umount took $(( $(now_ms) - t0 )) ms"
+# Replay parks (two replicas; vda has one free bucket and a journal-pinned backlog) while
+# the worker drains vdb's settled backlog; then the mount is killed.
+cat >/tmp/slow2.toml <<'EOF2'
+bucket_size = "1M"
+metadata_replicas = 2
+discard = true
+allocator_stuck_timeout = 30
+journal_keys = 3000
+[[device]]
+free = 1
+need_discard_pinned = 200
+[[device]]
+free = 100
+need_discard = 7000
+EOF2
+bucketfs scenario /tmp/slow2.toml /dev/vda /dev/vdb >/dev/null || exit 1
+mount -t bucketfs /dev/vda:/dev/vdb /mnt &
+m=$!
+wait_for 10 parked 1 || echo "SLOW kill: the mount did not park"
+usleep 300000
+d=$(fs_dir)
+echo "SLOW kill: vdb need_discard $(cat $d/dev-1/need_discard), $(cat $d/dev-1/discard_commands) command(s)"
+t0=$(now_ms)
+kill -9 $m
+wait $m
+echo "SLOW kill took $(( $(now_ms) - t0 )) ms"
+rmmod bucketfs
+G
+BUCKETFS_VM_LOG=$logs/slow-console.log scripts/vm.sh --disk 256M --disk 8G --throttle 1:1073741824 \
+	--timeout 300 --file tests/guest:/root/tests "$work/slow.sh" >"$logs/slow.log" 2>&1
+status=$?
+tr -d '\r' <"$logs/slow-console.log" | grep '^SLOW'
+for what in umount kill; do
+	ms=$(tr -d '\r' <"$logs/slow-console.log" | sed -n "s/^SLOW $what took \([0-9]*\) ms/\1/p")
+	if [ $status = 0 ] && [ -n "$ms" ] && [ "$ms" -lt 1000 ]; then
+		ok "slow_device_${what}_mid_drain_within_1s"
+	else
+		fail "slow_device_${what}_mid_drain_within_1s" "took '${ms}' ms (vm status $status, see $logs/slow.log)"
+	fi
+done

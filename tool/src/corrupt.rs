@@ -4,29 +4,10 @@
 //! the field itself, not the checksum, is what a mount must refuse.
 
 use crate::device::Device;
+use crate::fields::{member, sb};
 use bucketfs_core::crc32c::block_crc;
-use bucketfs_core::layout::{offset_of, Field, FieldDesc};
-use bucketfs_core::superblock::{Member, SbDisk, SB_OFFSETS, SB_SIZE};
-
-/// Byte range of field `name` of a structure with fields `fields`, starting at `base`.
-fn field(fields: &[FieldDesc], base: usize, name: &str) -> std::ops::Range<usize> {
-    let f = fields
-        .iter()
-        .find(|f| f.name == name)
-        .expect("a declared field");
-    base + f.offset..base + f.offset + f.size
-}
-
-/// Byte range of field `name` of the superblock.
-fn sb(name: &str) -> std::ops::Range<usize> {
-    field(SbDisk::FIELDS, 0, name)
-}
-
-/// Byte range of field `name` of member `i`'s entry in the superblock's member table.
-fn member(i: usize, name: &str) -> std::ops::Range<usize> {
-    let table = offset_of(SbDisk::FIELDS, "members").expect("the member table");
-    field(Member::FIELDS, table + i * Member::SIZE, name)
-}
+use bucketfs_core::layout::Field;
+use bucketfs_core::superblock::{SB_OFFSETS, SB_SIZE};
 
 pub const FIELDS: [&str; 6] = [
     "magic",

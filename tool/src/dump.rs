@@ -4,7 +4,7 @@ use crate::device::Device;
 use crate::show::read_super;
 use bucketfs_core::btree_format::{decode_node, Child};
 use bucketfs_core::journal_format::{key_digest, Key};
-use bucketfs_core::superblock::{NodePtr, Superblock, BLOCK_SIZE};
+use bucketfs_core::superblock::{check_ptr, NodePtr, Superblock, BLOCK_SIZE};
 
 struct Walk<'a> {
     sb: Superblock,
@@ -23,9 +23,18 @@ impl Walk<'_> {
                 last = format!("member {} not given", p.member);
                 continue;
             };
+            // The same rule as the kernel: a pointer outside its member's allocatable buckets
+            // is never followed, and a copy that cannot be read is passed over.
+            if let Err(e) = check_ptr(self.sb.member_table(), *p) {
+                last = format!("member {} bucket {}: {}", p.member, p.bucket, e.describe());
+                continue;
+            }
             let m = &self.sb.members[p.member as usize];
             let mut buf = vec![0u8; BLOCK_SIZE];
-            dev.read_at(m.bucket_offset(p.bucket as u64), &mut buf)?;
+            if let Err(e) = dev.read_at(m.bucket_offset(p.bucket as u64), &mut buf) {
+                last = format!("member {} bucket {}: {e}", p.member, p.bucket);
+                continue;
+            }
             let (mut keys, mut children): (Vec<Key>, Vec<Child>) = (Vec::new(), Vec::new());
             match decode_node(
                 &self.sb.uuid,

@@ -5,8 +5,10 @@ mod corrupt;
 mod damage;
 mod device;
 mod dump;
+mod fields;
 mod format;
 mod scenario;
+mod set_state;
 mod show;
 
 use bucketfs_core::options::{lookup, parse_value, Kind, Options, OPTIONS};
@@ -182,6 +184,31 @@ fn cli() -> Command {
                                 .value_parser(clap::value_parser!(u64)),
                         )
                         .arg(
+                            Arg::new("class")
+                                .long("class")
+                                .help("Only damage of this class or class/variant"),
+                        )
+                        .arg(
+                            Arg::new("device")
+                                .required(true)
+                                .value_parser(clap::value_parser!(PathBuf)),
+                        ),
+                )
+                .subcommand(
+                    Command::new("set-bucket-state")
+                        .about("Rewrite one bucket table entry of a member (checksum recomputed)")
+                        .arg(
+                            Arg::new("bucket").long("bucket").required(true).help(
+                                "bucket number, or root: the root node's bucket on this member",
+                            ),
+                        )
+                        .arg(
+                            Arg::new("state")
+                                .long("state")
+                                .required(true)
+                                .help("free, need_discard, btree, journal, superblock or data"),
+                        )
+                        .arg(
                             Arg::new("device")
                                 .required(true)
                                 .value_parser(clap::value_parser!(PathBuf)),
@@ -285,7 +312,18 @@ fn run(m: &ArgMatches) -> Result<(), String> {
             Some(("damage", m)) => {
                 let dev = Device::open(m.get_one::<PathBuf>("device").unwrap(), true)?;
                 let seed = *m.get_one::<u64>("seed").unwrap();
-                println!("damage seed {seed}: {}", damage::damage(&dev, seed)?);
+                let class = m.get_one::<String>("class").map(String::as_str);
+                println!("damage seed {seed}: {}", damage::damage(&dev, seed, class)?);
+                Ok(())
+            }
+            Some(("set-bucket-state", m)) => {
+                let dev = Device::open(m.get_one::<PathBuf>("device").unwrap(), true)?;
+                let done = set_state::set_bucket_state(
+                    &dev,
+                    m.get_one::<String>("bucket").unwrap(),
+                    m.get_one::<String>("state").unwrap(),
+                )?;
+                println!("{done}");
                 Ok(())
             }
             Some(("corrupt-super", m)) => {

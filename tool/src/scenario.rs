@@ -15,13 +15,16 @@
 //! need_discard_pinned = 0     # buckets freed by a journal entry not replayed yet: the
 //!                             # bucket table says data, the journal frees them; they may
 //!                             # not be discarded before replay commits (the #1108 state)
+//! free_pinned = 0             # the same, but the journal frees them to `free`: they may
+//!                             # be neither discarded nor allocated before replay commits
 //! fill = false                # write a pattern into need_discard buckets, so discards
 //!                             # show as holes in a sparse image
 //! ```
 //!
 //! Every device's allocatable buckets are laid out as: the root node (on the first
-//! `metadata_replicas` devices), a run of `need_discard` buckets, a run of
-//! `need_discard_pinned` buckets, a run of `free` buckets, and `data` buckets for the rest.
+//! `metadata_replicas` devices), a run of `free_pinned` buckets, a run of `need_discard`
+//! buckets, a run of `need_discard_pinned` buckets, a run of `free` buckets, and `data`
+//! buckets for the rest (`fill` writes the pattern into the `free_pinned` run too).
 //! The journal starts at sequence 1 with entries freeing the pinned buckets, then holds
 //! `journal_keys` distinct keys in entries of `keys_per_entry`; the btree is an empty leaf. So
 //! mounting must replay every key, and with more keys than a leaf holds, split leaves.
@@ -41,6 +44,7 @@ struct DeviceSpec {
     free: u64,
     need_discard: u64,
     pinned: u64,
+    free_pinned: u64,
     fill: bool,
 }
 
@@ -126,6 +130,7 @@ pub fn scenario_quiet(spec_path: &str, devs: &mut [Device]) -> Result<String, St
                     free: get_u64(d, "free")?.unwrap_or(0),
                     need_discard: get_u64(d, "need_discard")?.unwrap_or(0),
                     pinned: get_u64(d, "need_discard_pinned")?.unwrap_or(0),
+                    free_pinned: get_u64(d, "free_pinned")?.unwrap_or(0),
                     fill: d.get("fill").and_then(|v| v.as_bool()).unwrap_or(false),
                 })
             })
@@ -185,12 +190,26 @@ pub fn scenario_quiet(spec_path: &str, devs: &mut [Device]) -> Result<String, St
             next += 1;
         }
         let room = v.len() - next;
-        if (s.need_discard + s.pinned + s.free) as usize > room {
+        if (s.free_pinned + s.need_discard + s.pinned + s.free) as usize > room {
             return Err(format!(
-                "device {i}: {} need_discard + {} pinned + {} free > {room} allocatable buckets",
-                s.need_discard, s.pinned, s.free
+                "device {i}: {} free_pinned + {} need_discard + {} pinned + {} free > {room} \
+                 allocatable buckets",
+                s.free_pinned, s.need_discard, s.pinned, s.free
             ));
         }
+        // Pinned to free: data on disk, freed to `free` by the journal.
+        for b in next..next + s.free_pinned as usize {
+            updates.push(BucketUpdate {
+                member: i as u32,
+                bucket: b as u32,
+                state: BucketState::Free,
+                gen: 0,
+            });
+        }
+        if s.fill && s.free_pinned > 0 {
+            fills.push((i, next, s.free_pinned as usize));
+        }
+        next += s.free_pinned as usize;
         for st in &mut v[next..next + s.need_discard as usize] {
             *st = BucketState::NeedDiscard;
         }
