@@ -101,7 +101,7 @@ ssize_t bucketfs_rs_sysfs_store(void *fs, unsigned int kind,
 				unsigned int member, unsigned int index,
 				const char *buf, size_t len);
 
-/* tests-kunit/suites.c: report a failed expectation from Rust. */
+/* tests/kunit/suites.c: report a failed expectation from Rust. */
 void bucketfs_kunit_fail(struct kunit *test, const char *file, int line,
 			 const char *what);
 

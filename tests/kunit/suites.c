@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * KUnit suite tables for bucketfs. The test bodies are Rust
- * (tests-kunit/closure_tests.rs and friends); this file only declares the suites, which KUnit
+ * (tests/kunit/closure_tests.rs and friends); this file only declares the suites, which KUnit
  * runs when bucketfs_kunit.ko is loaded.
  */
 #include <kunit/test.h>
