@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Callable forms of lib/closure.c's static inlines, and a sync that can time
- * out or be killed. The safe Rust wrapper is rust/closure.rs.
+ * Callable forms of the static inlines of include/linux/closure.h (which
+ * bindgen cannot call), a sync that can time out or be killed and reports a
+ * wake ticket, and small time helpers. The safe Rust wrapper is
+ * rust/closure.rs; the KUnit and bench modules include this file to carry their
+ * own copy.
  */
 #define pr_fmt(fmt) "bucketfs: " fmt
 

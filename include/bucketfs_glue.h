@@ -17,7 +17,7 @@
 
 struct kunit;
 
-/* c/closure_glue.c: lib/closure.c's static inlines, and a killable sync. */
+/* c/closure_glue.c: closure.h's static inlines, and a killable, ticketed sync. */
 void bucketfs_closure_init_stack(struct closure *cl);
 bool bucketfs_closure_park(struct closure *cl, struct closure_waitlist *list);
 bool bucketfs_closure_is_parked(struct closure *cl);
@@ -101,8 +101,15 @@ ssize_t bucketfs_rs_sysfs_store(void *fs, unsigned int kind,
 				unsigned int member, unsigned int index,
 				const char *buf, size_t len);
 
-/* tests-kunit/suites.c: report a failed expectation from Rust. */
+/* tests/kunit/suites.c: report a failed expectation from Rust. */
 void bucketfs_kunit_fail(struct kunit *test, const char *file, int line,
 			 const char *what);
+/*
+ * tests/kunit/suites.c: send SIGKILL to the running case's own kthread (which
+ * ignores signals until allowed); returns whether it is now pending. The clear
+ * drops it and ignores SIGKILL again.
+ */
+bool bucketfs_kunit_kill_self(void);
+void bucketfs_kunit_clear_kill(void);
 
 #endif /* _BUCKETFS_GLUE_H */

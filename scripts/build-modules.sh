@@ -9,8 +9,9 @@ kdir=$("$here/scripts/kernel.sh" --variant "$variant" --dir)
 "$here/scripts/kernel.sh" --variant "$variant" >&2
 dir=$here/out/build-$variant
 mkdir -p "$dir"
-rsync -a --delete --exclude generated --exclude '*.o' --exclude '*.ko' --exclude '.*.cmd' \
-	"$here"/{Kbuild,rust,c,include,tests-kunit,bench} "$dir"/ >&2
+# --relative keeps tests/kunit/ at the same place under "$dir" as in the repository.
+rsync -a --relative --delete --exclude generated --exclude '*.o' --exclude '*.ko' --exclude '.*.cmd' \
+	"$here"/./{Kbuild,rust,c,include,tests/kunit,bench} "$dir"/ >&2
 make -C "$kdir" M="$dir" LLVM=1 RUSTC=/usr/bin/rustc BINDGEN="${BINDGEN:-$HOME/.cargo/bin/bindgen}" \
 	modules >&2
 echo "$dir"

@@ -34,6 +34,21 @@ pub(crate) fn msleep(ms: u32) {
     unsafe { glue::bucketfs_msleep(ms) }
 }
 
+/// Queues SIGKILL for the running case's own thread; returns whether a fatal signal is now
+/// pending. The case must call [`clear_kill`] before it returns.
+pub(crate) fn kill_self() -> bool {
+    // SAFETY: The case runs in its own KUnit kthread, which ends when the case returns; the
+    // signal only sets its pending mask (its handler is not the default one), and the case
+    // clears it again with `clear_kill`.
+    unsafe { glue::bucketfs_kunit_kill_self() }
+}
+
+/// Drops the signal [`kill_self`] queued and ignores SIGKILL again.
+pub(crate) fn clear_kill() {
+    // SAFETY: Only touches the running thread's own pending signals and SIGKILL handler.
+    unsafe { glue::bucketfs_kunit_clear_kill() }
+}
+
 /// Milliseconds since `start`.
 pub(crate) fn ms_since(start: time::Ktime) -> i64 {
     time::ktime_ms_delta(time::Ktime::ktime_get(), start)

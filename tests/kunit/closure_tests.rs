@@ -3,7 +3,7 @@
 //! The `bucketfs_closure` suite: the closure wrapper in `rust/closure.rs`.
 
 use crate::closure::{Interrupted, StackClosure, Timeout, WaitList};
-use crate::test::{kunit_case, ms_since, msleep, wait_until, Test};
+use crate::test::{clear_kill, kill_self, kunit_case, ms_since, msleep, wait_until, Test};
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use kernel::{prelude::*, stack_pin_init, sync::Arc, time::Ktime, workqueue};
 
@@ -31,6 +31,14 @@ kunit_case!(
 kunit_case!(
     bucketfs_kunit_closure_forgotten_guard_left_on_drop,
     forgotten_guard_left_on_drop
+);
+kunit_case!(
+    bucketfs_kunit_closure_is_empty_follows_parks_and_wakes,
+    is_empty_follows_parks_and_wakes
+);
+kunit_case!(
+    bucketfs_kunit_closure_killed_sync_hands_the_guard_back,
+    killed_sync_hands_the_guard_back
 );
 
 /// A wake that comes after the park but before the sleep is not lost: the sleep returns at once.
@@ -222,4 +230,73 @@ fn forgotten_guard_left_on_drop(t: &Test) {
         check!(t, !list.is_empty());
     }
     check!(t, list.is_empty());
+}
+
+/// `is_empty` is true exactly while nobody is parked; closures parked by one thread are released
+/// by one wake in the order they parked.
+fn is_empty_follows_parks_and_wakes(t: &Test) {
+    let list = WaitList::default();
+    check!(t, list.is_empty());
+    stack_pin_init!(let first = StackClosure::new(&list));
+    stack_pin_init!(let second = StackClosure::new(&list));
+    check!(t, !first.is_parked());
+
+    let parked_first = first.as_mut().park();
+    check!(t, !list.is_empty());
+    let parked_second = second.as_mut().park();
+    check!(t, !list.is_empty());
+
+    list.wake_all();
+    check!(t, list.is_empty());
+    let start = Ktime::ktime_get();
+    let a = parked_first.sync_timeout(Timeout::ms(2000), false);
+    let b = parked_second.sync_timeout(Timeout::ms(2000), false);
+    check!(t, ms_since(start) < 1000);
+    match (a, b) {
+        (Ok(a), Ok(b)) => check!(t, a.ticket > 0 && b.ticket == a.ticket + 1),
+        _ => check!(t, false),
+    }
+    check!(t, !first.is_parked());
+    check!(t, !second.is_parked());
+
+    // A wake with nobody parked leaves the list empty; parking again makes it non-empty.
+    list.wake_all();
+    check!(t, list.is_empty());
+    let parked = first.as_mut().park();
+    check!(t, !list.is_empty());
+    drop(parked);
+    check!(t, list.is_empty());
+}
+
+/// A fatal signal ends a killable sleep and hands the still-parked guard back; a sleep that is
+/// not killable ignores it and ends on its timeout.
+fn killed_sync_hands_the_guard_back(t: &Test) {
+    let list = WaitList::new();
+    stack_pin_init!(let cl = StackClosure::new(&list));
+    let parked = cl.as_mut().park();
+    check!(t, kill_self());
+    let start = Ktime::ktime_get();
+    match parked.sync_timeout(Timeout::ms(5000), true) {
+        Ok(_) => check!(t, false),
+        Err((parked, why)) => {
+            check!(t, why == Interrupted::Killed);
+            check!(t, ms_since(start) < 2500);
+            // Still parked (the guard borrows `cl`, so ask the list).
+            check!(t, !list.is_empty());
+            // The signal is still pending: an uninterruptible sleep runs to its timeout.
+            let start = Ktime::ktime_get();
+            match parked.sync_timeout(Timeout::ms(100), false) {
+                Ok(_) => check!(t, false),
+                Err((parked, why)) => {
+                    check!(t, why == Interrupted::TimedOut);
+                    check!(t, ms_since(start) >= 80);
+                    check!(t, !list.is_empty());
+                    drop(parked);
+                }
+            }
+        }
+    }
+    clear_kill();
+    check!(t, list.is_empty());
+    check!(t, !cl.is_parked());
 }

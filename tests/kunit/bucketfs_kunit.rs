@@ -20,24 +20,24 @@ macro_rules! check {
 }
 
 #[allow(dead_code, reason = "the tests use only part of the code they test")]
-#[path = "../rust/allocator.rs"]
+#[path = "../../rust/allocator.rs"]
 mod allocator;
 #[allow(dead_code, reason = "the tests use only part of the code they test")]
-#[path = "../rust/closure.rs"]
+#[path = "../../rust/closure.rs"]
 mod closure;
-#[path = "../rust/glue.rs"]
+#[path = "../../rust/glue.rs"]
 mod glue;
-#[path = "../rust/shared/mod.rs"]
+#[path = "../../rust/shared/mod.rs"]
 pub mod shared;
 
 mod allocator_tests;
 mod closure_tests;
 mod test;
 #[allow(dead_code, reason = "the tests use only part of the code they test")]
-#[path = "../rust/text.rs"]
+#[path = "../../rust/text.rs"]
 mod text;
 #[allow(dead_code, reason = "the tests use only part of the code they test")]
-#[path = "../rust/vec_ext.rs"]
+#[path = "../../rust/vec_ext.rs"]
 mod vec_ext;
 
 use kernel::prelude::*;

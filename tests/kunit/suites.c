@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * KUnit suite tables for bucketfs. The test bodies are Rust
- * (tests-kunit/closure_tests.rs and friends); this file only declares the suites, which KUnit
+ * (tests/kunit/closure_tests.rs and friends); this file only declares the suites, which KUnit
  * runs when bucketfs_kunit.ko is loaded.
  */
 #include <kunit/test.h>
+#include <linux/sched/signal.h>
 
 #include "bucketfs_glue.h"
 
@@ -12,6 +13,24 @@ void bucketfs_kunit_fail(struct kunit *test, const char *file, int line,
 			 const char *what)
 {
 	KUNIT_FAIL(test, "%s:%d: %s", file, line, what);
+}
+
+/*
+ * A kthread ignores every signal unless it allows it; once allowed, SIGKILL is
+ * only queued (the handler is not SIG_DFL, so it does not kill the thread),
+ * which is what fatal_signal_pending() looks at.
+ */
+bool bucketfs_kunit_kill_self(void)
+{
+	allow_signal(SIGKILL);
+	send_sig(SIGKILL, current, 1);
+	return fatal_signal_pending(current);
+}
+
+void bucketfs_kunit_clear_kill(void)
+{
+	flush_signals(current);
+	disallow_signal(SIGKILL);
 }
 
 #define BUCKETFS_CASE(name)					\
@@ -28,6 +47,8 @@ BUCKETFS_CASE(closure_timeout_keeps_it_parked)
 BUCKETFS_CASE(closure_many_waiters_released_fifo)
 BUCKETFS_CASE(closure_dropped_guard_wakes_the_list)
 BUCKETFS_CASE(closure_forgotten_guard_left_on_drop)
+BUCKETFS_CASE(closure_is_empty_follows_parks_and_wakes)
+BUCKETFS_CASE(closure_killed_sync_hands_the_guard_back)
 
 BUCKETFS_CASE(alloc_rereads_options_on_wakeup)
 BUCKETFS_CASE(alloc_wake_before_park_not_lost)
@@ -46,6 +67,8 @@ static struct kunit_case bucketfs_closure_cases[] = {
 	KUNIT_CASE(closure_many_waiters_released_fifo),
 	KUNIT_CASE(closure_dropped_guard_wakes_the_list),
 	KUNIT_CASE(closure_forgotten_guard_left_on_drop),
+	KUNIT_CASE(closure_is_empty_follows_parks_and_wakes),
+	KUNIT_CASE(closure_killed_sync_hands_the_guard_back),
 	{}
 };
 
