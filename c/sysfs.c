@@ -2,8 +2,9 @@
 /*
  * sysfs glue: /sys/fs/bucketfs/ and, per mounted filesystem,
  * /sys/fs/bucketfs/<uuid>/{options,internal,dev-N}/. Which files a directory
- * has, and what reading or writing them does, is decided in Rust
- * (rust/sysfs.rs); this file only builds kobjects and forwards show/store.
+ * has, and what reading or writing them does, is decided in Rust, reached
+ * through the ops table given to bucketfs_sysfs_add() (rust/sysfs.rs); this
+ * file only builds kobjects and forwards show/store.
  */
 #define pr_fmt(fmt) "bucketfs: " fmt
 
@@ -23,6 +24,7 @@ struct bucketfs_attr {
 
 struct bucketfs_sysfs_dir {
 	struct kobject kobj;
+	const struct bucketfs_sysfs_ops *ops;
 	/* The Rust filesystem; valid while the directory is in sysfs. */
 	void *fs;
 	unsigned int kind;
@@ -34,7 +36,8 @@ struct bucketfs_sysfs_dir {
 struct bucketfs_sysfs {
 	struct bucketfs_sysfs_dir *top;
 	unsigned int nr_dirs;
-	struct bucketfs_sysfs_dir *dirs[BUCKETFS_SYSFS_MAX_DIRS];
+	/* options, internal, then one per member: nr_members + 2 of them. */
+	struct bucketfs_sysfs_dir *dirs[];
 };
 
 #define to_dir(k) container_of(k, struct bucketfs_sysfs_dir, kobj)
@@ -45,8 +48,8 @@ static ssize_t bucketfs_dir_show(struct kobject *kobj, struct attribute *attr,
 {
 	struct bucketfs_sysfs_dir *d = to_dir(kobj);
 
-	return bucketfs_rs_sysfs_show(d->fs, d->kind, d->member,
-				      to_attr(attr)->index, buf);
+	return d->ops->show(d->fs, d->kind, d->member, to_attr(attr)->index,
+			    buf);
 }
 
 static ssize_t bucketfs_dir_store(struct kobject *kobj, struct attribute *attr,
@@ -54,8 +57,8 @@ static ssize_t bucketfs_dir_store(struct kobject *kobj, struct attribute *attr,
 {
 	struct bucketfs_sysfs_dir *d = to_dir(kobj);
 
-	return bucketfs_rs_sysfs_store(d->fs, d->kind, d->member,
-				       to_attr(attr)->index, buf, len);
+	return d->ops->store(d->fs, d->kind, d->member, to_attr(attr)->index,
+			     buf, len);
 }
 
 static void bucketfs_dir_release(struct kobject *kobj)
@@ -86,7 +89,8 @@ static void bucketfs_dir_remove(struct bucketfs_sysfs_dir *d)
 }
 
 static struct bucketfs_sysfs_dir *
-bucketfs_dir_add(struct kobject *parent, const char *name, void *fs,
+bucketfs_dir_add(struct kobject *parent, const char *name,
+		 const struct bucketfs_sysfs_ops *ops, void *fs,
 		 unsigned int kind, unsigned int member, int *err)
 {
 	struct bucketfs_sysfs_dir *d;
@@ -95,20 +99,21 @@ bucketfs_dir_add(struct kobject *parent, const char *name, void *fs,
 	size_t name_len;
 	umode_t mode;
 
-	while (bucketfs_rs_sysfs_attr(kind, nr, &attr_name, &name_len, &mode))
+	while (ops->attr(kind, nr, &attr_name, &name_len, &mode))
 		nr++;
 	d = kzalloc(struct_size(d, attrs, nr), GFP_KERNEL);
 	if (!d) {
 		*err = -ENOMEM;
 		return NULL;
 	}
+	d->ops = ops;
 	d->fs = fs;
 	d->kind = kind;
 	d->member = member;
 	for (i = 0; i < nr; i++) {
 		struct bucketfs_attr *a = &d->attrs[i];
 
-		bucketfs_rs_sysfs_attr(kind, i, &attr_name, &name_len, &a->attr.mode);
+		ops->attr(kind, i, &attr_name, &name_len, &a->attr.mode);
 		a->attr.name = kmemdup_nul(attr_name, name_len, GFP_KERNEL);
 		a->index = i;
 		d->nr_attrs = i + 1;
@@ -141,41 +146,41 @@ bucketfs_dir_add(struct kobject *parent, const char *name, void *fs,
 /**
  * bucketfs_sysfs_add - create /sys/fs/bucketfs/@name/ for a filesystem
  * @name: the filesystem uuid
- * @fs: passed back to the Rust show/store callbacks
+ * @ops: the Rust callbacks naming the files and reading or writing them
+ * @fs: passed back to @ops' show/store callbacks
  * @nr_members: number of dev-N directories
  * @err: errno on failure
  */
-struct bucketfs_sysfs *bucketfs_sysfs_add(const char *name, void *fs,
-					  unsigned int nr_members, int *err)
+struct bucketfs_sysfs *bucketfs_sysfs_add(const char *name,
+					  const struct bucketfs_sysfs_ops *ops,
+					  void *fs, unsigned int nr_members,
+					  int *err)
 {
 	struct bucketfs_sysfs *s;
 	unsigned int i;
 	char dev[16];
 
-	if (nr_members > BUCKETFS_SYSFS_MAX_DIRS - 2) {
-		*err = -EINVAL;
-		return NULL;
-	}
-	s = kzalloc(sizeof(*s), GFP_KERNEL);
+	s = kzalloc(struct_size(s, dirs, size_add(nr_members, 2)), GFP_KERNEL);
 	if (!s) {
 		*err = -ENOMEM;
 		return NULL;
 	}
-	s->top = bucketfs_dir_add(NULL, name, fs, BUCKETFS_SYSFS_TOP, 0, err);
+	s->top = bucketfs_dir_add(NULL, name, ops, fs, BUCKETFS_SYSFS_TOP, 0, err);
 	if (!s->top)
 		goto fail;
-	s->dirs[s->nr_dirs] = bucketfs_dir_add(&s->top->kobj, "options", fs,
-					       BUCKETFS_SYSFS_OPTIONS, 0, err);
+	s->dirs[s->nr_dirs] = bucketfs_dir_add(&s->top->kobj, "options", ops,
+					       fs, BUCKETFS_SYSFS_OPTIONS, 0, err);
 	if (!s->dirs[s->nr_dirs++])
 		goto fail;
-	s->dirs[s->nr_dirs] = bucketfs_dir_add(&s->top->kobj, "internal", fs,
-					       BUCKETFS_SYSFS_INTERNAL, 0, err);
+	s->dirs[s->nr_dirs] = bucketfs_dir_add(&s->top->kobj, "internal", ops,
+					       fs, BUCKETFS_SYSFS_INTERNAL, 0, err);
 	if (!s->dirs[s->nr_dirs++])
 		goto fail;
 	for (i = 0; i < nr_members; i++) {
 		snprintf(dev, sizeof(dev), "dev-%u", i);
-		s->dirs[s->nr_dirs] = bucketfs_dir_add(&s->top->kobj, dev, fs,
-						       BUCKETFS_SYSFS_DEV, i, err);
+		s->dirs[s->nr_dirs] = bucketfs_dir_add(&s->top->kobj, dev, ops,
+						       fs, BUCKETFS_SYSFS_DEV, i,
+						       err);
 		if (!s->dirs[s->nr_dirs++])
 			goto fail;
 	}

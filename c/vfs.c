@@ -2,7 +2,8 @@
 /*
  * VFS glue: the bucketfs file_system_type, fs_context operations and
  * super_operations. Option parsing, opening the members and everything the
- * filesystem knows are in Rust (rust/vfs.rs); this file hands over.
+ * filesystem knows are in Rust, reached through the ops table given to
+ * bucketfs_register_fs() (rust/vfs.rs); this file hands over.
  */
 #define pr_fmt(fmt) "bucketfs: " fmt
 
@@ -31,6 +32,9 @@ struct bucketfs_uuid_claim {
 	u8 uuid[16];
 	char source[];		/* the mount source, for the message */
 };
+
+/* The Rust callbacks, set while the filesystem type is registered. */
+static const struct bucketfs_fs_ops *bucketfs_ops;
 
 static LIST_HEAD(bucketfs_uuids);
 static DEFINE_MUTEX(bucketfs_uuids_lock);
@@ -87,7 +91,7 @@ static int bucketfs_statfs(struct dentry *dentry, struct kstatfs *buf)
 {
 	struct bucketfs_statfs st;
 
-	bucketfs_rs_statfs(dentry->d_sb->s_fs_info, &st);
+	bucketfs_ops->statfs(dentry->d_sb->s_fs_info, &st);
 	buf->f_type = BUCKETFS_MAGIC;
 	buf->f_bsize = st.block_size;
 	buf->f_blocks = st.blocks;
@@ -136,11 +140,11 @@ static int bucketfs_parse_param(struct fs_context *fc,
 
 	if (param->type != fs_value_is_string && param->type != fs_value_is_flag)
 		return invalfc(fc, "%s: only text values are accepted", param->key);
-	ret = bucketfs_rs_parse_option(fc->fs_private, param->key,
-				       param->type == fs_value_is_string ?
-				       param->string : NULL,
-				       fc->purpose == FS_CONTEXT_FOR_RECONFIGURE,
-				       msg, sizeof(msg));
+	ret = bucketfs_ops->parse_option(fc->fs_private, param->key,
+					 param->type == fs_value_is_string ?
+					 param->string : NULL,
+					 fc->purpose == FS_CONTEXT_FOR_RECONFIGURE,
+					 msg, sizeof(msg));
 	if (ret == -EINVAL)
 		return invalfc(fc, "%s", msg);
 	return ret;
@@ -155,7 +159,7 @@ static int bucketfs_get_tree(struct fs_context *fc)
 	/* Replay, commits, discards and option writes all write: no read-only mode. */
 	if (fc->sb_flags & SB_RDONLY)
 		return invalfc(fc, "ro: bucketfs has no read-only mode");
-	ret = bucketfs_rs_fs_open(fc->source, fc->fs_private, &fc->s_fs_info);
+	ret = bucketfs_ops->open(fc->source, fc->fs_private, &fc->s_fs_info);
 	if (ret)
 		return ret;
 	/* sget_fc() moves s_fs_info to the new super_block, or leaves it to .free. */
@@ -176,15 +180,15 @@ static int bucketfs_reconfigure(struct fs_context *fc)
 			return invalfc(fc, "remount,ro: bucketfs has no read-only mode");
 		pr_warn("emergency read-only remount: bucketfs has no read-only mode and goes on writing\n");
 	}
-	return bucketfs_rs_fs_reconfigure(fc->root->d_sb->s_fs_info,
-					  fc->fs_private);
+	return bucketfs_ops->reconfigure(fc->root->d_sb->s_fs_info,
+					 fc->fs_private);
 }
 
 static void bucketfs_free_fc(struct fs_context *fc)
 {
 	if (fc->s_fs_info)
-		bucketfs_rs_fs_close(fc->s_fs_info);
-	bucketfs_rs_mount_options_free(fc->fs_private);
+		bucketfs_ops->close(fc->s_fs_info);
+	bucketfs_ops->options_free(fc->fs_private);
 }
 
 static const struct fs_context_operations bucketfs_context_ops = {
@@ -196,7 +200,7 @@ static const struct fs_context_operations bucketfs_context_ops = {
 
 static int bucketfs_init_fs_context(struct fs_context *fc)
 {
-	fc->fs_private = bucketfs_rs_mount_options_new();
+	fc->fs_private = bucketfs_ops->options_new();
 	if (!fc->fs_private)
 		return -ENOMEM;
 	fc->ops = &bucketfs_context_ops;
@@ -209,7 +213,7 @@ static void bucketfs_kill_sb(struct super_block *sb)
 
 	kill_anon_super(sb);
 	if (fs)
-		bucketfs_rs_fs_close(fs);
+		bucketfs_ops->close(fs);
 }
 
 static struct file_system_type bucketfs_fs_type = {
@@ -220,12 +224,23 @@ static struct file_system_type bucketfs_fs_type = {
 	.fs_flags		= FS_REQUIRES_DEV,
 };
 
-int bucketfs_register_fs(void)
+/**
+ * bucketfs_register_fs - register the bucketfs filesystem type
+ * @ops: the Rust callbacks; static, used until bucketfs_unregister_fs()
+ */
+int bucketfs_register_fs(const struct bucketfs_fs_ops *ops)
 {
-	return register_filesystem(&bucketfs_fs_type);
+	int ret;
+
+	bucketfs_ops = ops;
+	ret = register_filesystem(&bucketfs_fs_type);
+	if (ret)
+		bucketfs_ops = NULL;
+	return ret;
 }
 
 void bucketfs_unregister_fs(void)
 {
 	unregister_filesystem(&bucketfs_fs_type);
+	bucketfs_ops = NULL;
 }

@@ -49,8 +49,43 @@ int bucketfs_discard_wq_init(void);
 void bucketfs_discard_wq_exit(void);
 void *bucketfs_discard_wq_get(void);
 
+/*
+ * The Rust side of the boundary: C calls into Rust only through the two ops
+ * tables below, filled by rust/vfs.rs and rust/sysfs.rs with `unsafe extern
+ * "C" fn` callbacks whose `# Safety` sections state what this glue
+ * guarantees. bindgen generates the tables' Rust types from this header, so
+ * the Rust callbacks' signatures are checked against these prototypes at
+ * build time (a mismatch does not compile).
+ */
+
+/* Figures for statfs, filled by the filesystem. */
+struct bucketfs_statfs {
+	u64 block_size;
+	u64 blocks;
+	u64 blocks_free;
+	u64 blocks_avail;
+	u64 fsid;
+};
+
+/*
+ * What the VFS glue (c/vfs.c) calls. @opts is an fs_context's mount options,
+ * owned by the fs_context from options_new to options_free; @fs is a mounted
+ * filesystem, owned by the fs_context (fc->s_fs_info) or the super_block
+ * (s_fs_info) from a successful open to close.
+ */
+struct bucketfs_fs_ops {
+	void *(*options_new)(void);
+	void (*options_free)(void *opts);
+	int (*parse_option)(void *opts, const char *key, const char *value,
+			    bool remount, char *msg, size_t msg_len);
+	int (*open)(const char *source, void *opts, void **fs);
+	int (*reconfigure)(void *fs, void *opts);
+	void (*close)(void *fs);
+	void (*statfs)(void *fs, struct bucketfs_statfs *st);
+};
+
 /* c/vfs.c: the file_system_type, and the uuids of the filesystems mounted. */
-int bucketfs_register_fs(void);
+int bucketfs_register_fs(const struct bucketfs_fs_ops *ops);
 void bucketfs_unregister_fs(void);
 struct bucketfs_uuid_claim;
 struct bucketfs_uuid_claim *bucketfs_uuid_claim(const u8 *uuid,
@@ -66,40 +101,30 @@ enum bucketfs_sysfs_kind {
 	BUCKETFS_SYSFS_INTERNAL,
 	BUCKETFS_SYSFS_DEV,
 };
-#define BUCKETFS_SYSFS_MAX_DIRS 18
+
+/*
+ * What the sysfs glue (c/sysfs.c) calls. attr names file @index of a
+ * directory of @kind (false past the last); @fs is the data given to
+ * bucketfs_sysfs_add(), valid until bucketfs_sysfs_remove(); @member is the N
+ * of dev-N (0 elsewhere); @buf is a sysfs page.
+ */
+struct bucketfs_sysfs_ops {
+	bool (*attr)(unsigned int kind, unsigned int index, const char **name,
+		     size_t *name_len, umode_t *mode);
+	ssize_t (*show)(void *fs, unsigned int kind, unsigned int member,
+			unsigned int index, char *buf);
+	ssize_t (*store)(void *fs, unsigned int kind, unsigned int member,
+			 unsigned int index, const char *buf, size_t len);
+};
+
 struct bucketfs_sysfs;
 int bucketfs_sysfs_init(void);
 void bucketfs_sysfs_exit(void);
-struct bucketfs_sysfs *bucketfs_sysfs_add(const char *name, void *fs,
-					  unsigned int nr_members, int *err);
+struct bucketfs_sysfs *bucketfs_sysfs_add(const char *name,
+					  const struct bucketfs_sysfs_ops *ops,
+					  void *fs, unsigned int nr_members,
+					  int *err);
 void bucketfs_sysfs_remove(struct bucketfs_sysfs *s);
-
-/*
- * Rust entry points (rust/vfs.rs, rust/sysfs.rs), called by the C glue. The
- * Rust definitions are checked against these prototypes at build time.
- */
-struct bucketfs_statfs {
-	u64 block_size;
-	u64 blocks;
-	u64 blocks_free;
-	u64 blocks_avail;
-	u64 fsid;
-};
-void *bucketfs_rs_mount_options_new(void);
-void bucketfs_rs_mount_options_free(void *opts);
-int bucketfs_rs_parse_option(void *opts, const char *key, const char *value,
-			     bool remount, char *msg, size_t msg_len);
-int bucketfs_rs_fs_open(const char *source, void *opts, void **fs);
-int bucketfs_rs_fs_reconfigure(void *fs, void *opts);
-void bucketfs_rs_fs_close(void *fs);
-void bucketfs_rs_statfs(void *fs, struct bucketfs_statfs *st);
-bool bucketfs_rs_sysfs_attr(unsigned int kind, unsigned int index,
-			    const char **name, size_t *name_len, umode_t *mode);
-ssize_t bucketfs_rs_sysfs_show(void *fs, unsigned int kind, unsigned int member,
-			       unsigned int index, char *buf);
-ssize_t bucketfs_rs_sysfs_store(void *fs, unsigned int kind,
-				unsigned int member, unsigned int index,
-				const char *buf, size_t len);
 
 /* tests/kunit/suites.c: report a failed expectation from Rust. */
 void bucketfs_kunit_fail(struct kunit *test, const char *file, int line,

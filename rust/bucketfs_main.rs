@@ -11,6 +11,8 @@ mod btree;
 mod closure;
 mod discard;
 mod fs;
+mod fs_sysfs;
+mod fs_vfs;
 mod glue;
 mod journal;
 pub mod shared;
@@ -20,6 +22,7 @@ mod vec_ext;
 mod vfs;
 
 use kernel::{error::to_result, prelude::*};
+use vfs::FsVTable;
 
 module! {
     type: BucketFs,
@@ -41,8 +44,9 @@ impl kernel::Module for BucketFs {
             unsafe { glue::bucketfs_discard_wq_exit() };
             return Err(e);
         }
-        // SAFETY: The filesystem type is static and registered once, here.
-        if let Err(e) = to_result(unsafe { glue::bucketfs_register_fs() }) {
+        let ops = FsVTable::<fs_vfs::BucketFsType>::build();
+        // SAFETY: The filesystem type and its ops table are static; registered once, here.
+        if let Err(e) = to_result(unsafe { glue::bucketfs_register_fs(ops) }) {
             // SAFETY: The kset and the queue were created above and nothing uses them yet.
             unsafe {
                 glue::bucketfs_sysfs_exit();

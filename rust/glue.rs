@@ -3,8 +3,11 @@
 //! Bindings to bucketfs's own C glue and to `struct closure`.
 //!
 //! Generated at build time by bindgen from `include/bucketfs_glue.h` (see
-//! `Kbuild`). Only the thin abstraction files (`closure.rs`, the module root's
-//! registration code, the KUnit glue) use this module.
+//! `Kbuild`), including the types of the ops tables through which C calls Rust.
+//! Only the thin abstraction files use this module: `closure.rs`, `bdev.rs`,
+//! `vfs.rs` and `sysfs.rs`, the module root's registration code
+//! (`bucketfs_main.rs`), and the KUnit crate's `test.rs` (the KUnit and
+//! benchmark crates compile `closure.rs` too).
 
 #[allow(
     non_camel_case_types,

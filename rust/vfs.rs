@@ -1,21 +1,261 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Entry points for the VFS glue in `c/vfs.c`: mount options, mount, remount, unmount,
-//! statfs; and [`UuidClaim`], the registry of mounted filesystem uuids.
+//! The VFS boundary: the [`FileSystem`] trait a filesystem implements, the ops table
+//! ([`FsVTable`]) through which `c/vfs.c` calls it, and [`UuidClaim`], the registry of
+//! mounted filesystem uuids.
+//!
+//! C header: [`include/bucketfs_glue.h`](../include/bucketfs_glue.h)
+//!
+//! The callbacks are `unsafe extern "C" fn`s whose `# Safety` sections state what the C glue
+//! guarantees; they convert pointers to references and hand over to the trait. Ownership of
+//! the mount options and of a mounted filesystem crosses to C as [`ForeignOwnable`]. No
+//! filesystem policy lives here: that is the trait's implementation (`fs_vfs.rs`).
 
-use crate::fs::{describe_option_error, Fs, Mounted};
 use crate::glue as bindings;
-use crate::shared::options::{lookup, Kind, MountOptions, Opt, OptError, When};
-use crate::shared::superblock::UuidFmt;
-use crate::text::{prefix, Text};
-use core::{fmt::Write, ptr::NonNull};
+use core::{fmt::Write, marker::PhantomData, mem::ManuallyDrop, ptr::NonNull};
 use kernel::{
     alloc::KBox,
     error::Error,
     ffi::{c_char, c_int, c_void},
     prelude::*,
     str::CStr,
+    types::ForeignOwnable,
 };
+
+/// Figures for statfs, in blocks of `block_size` bytes.
+pub(crate) struct Statfs {
+    /// Block size in bytes.
+    pub(crate) block_size: u64,
+    /// Blocks in all.
+    pub(crate) blocks: u64,
+    /// Blocks not in use.
+    pub(crate) blocks_free: u64,
+    /// Blocks available for allocation now.
+    pub(crate) blocks_avail: u64,
+    /// Filesystem id.
+    pub(crate) fsid: u64,
+}
+
+/// What a filesystem offers to the VFS glue: mount option parsing, mount, remount, statfs and
+/// unmount (dropping [`FileSystem::Data`]).
+pub(crate) trait FileSystem {
+    /// The mount options gathered for one mount or remount (one `fs_context`).
+    type Options: Default + 'static;
+
+    /// A mounted filesystem as the VFS holds it; dropped at unmount.
+    type Data: ForeignOwnable + Send + Sync;
+
+    /// Parses one mount option `key[=value]` (`value` is `None` for a flag) into `opts`, for
+    /// a mount or (`remount`) a remount. Returns `ENOPARAM` for an option that is not the
+    /// filesystem's (the VFS handles it), `EINVAL` with a message written to `msg`.
+    fn parse_option(
+        opts: &mut Self::Options,
+        key: &CStr,
+        value: Option<&CStr>,
+        remount: bool,
+        msg: &mut dyn Write,
+    ) -> Result;
+
+    /// Mounts `source` with `opts`.
+    fn open(source: &CStr, opts: &Self::Options) -> Result<Self::Data>;
+
+    /// Remount: applies `opts` to the mounted filesystem.
+    fn reconfigure(
+        fs: <Self::Data as ForeignOwnable>::Borrowed<'_>,
+        opts: &Self::Options,
+    ) -> Result;
+
+    /// Figures for statfs.
+    fn statfs(fs: <Self::Data as ForeignOwnable>::Borrowed<'_>) -> Statfs;
+}
+
+/// Writes into a C message buffer, always leaving it NUL-terminated; stops at its end.
+struct CMessage<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+}
+
+impl Write for CMessage<'_> {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let room = self.buf.len().saturating_sub(1).saturating_sub(self.len);
+        let n = s.len().min(room);
+        if let Some(dst) = self.buf.get_mut(self.len..self.len + n) {
+            dst.copy_from_slice(&s.as_bytes()[..n]);
+            self.len += n;
+        }
+        if let Some(end) = self.buf.get_mut(self.len) {
+            *end = 0;
+        }
+        Ok(())
+    }
+}
+
+/// The `struct bucketfs_fs_ops` table for filesystem `T`, given to `bucketfs_register_fs()`.
+///
+/// Its callbacks are installed in the table; bindgen generates the table's type from the C
+/// header, so their signatures are checked against the C prototypes at build time.
+pub(crate) struct FsVTable<T: FileSystem>(PhantomData<T>);
+
+impl<T: FileSystem> FsVTable<T> {
+    /// Called by the C glue for a new `fs_context`: new, empty mount options.
+    ///
+    /// # Safety
+    ///
+    /// The caller takes ownership of the result (or NULL on allocation failure) and gives it
+    /// back to [`Self::options_free_callback`] once.
+    unsafe extern "C" fn options_new_callback() -> *mut c_void {
+        match KBox::new(T::Options::default(), GFP_KERNEL) {
+            Ok(opts) => opts.into_foreign().cast_mut(),
+            Err(_) => core::ptr::null_mut(),
+        }
+    }
+
+    /// Called by the C glue from the `fs_context`'s `.free`: frees its mount options.
+    ///
+    /// # Safety
+    ///
+    /// `opts` is NULL or came from [`Self::options_new_callback`], is given back once, and no
+    /// other callback is using it.
+    unsafe extern "C" fn options_free_callback(opts: *mut c_void) {
+        // SAFETY: By the safety requirements, `opts` is NULL or came from `into_foreign` on a
+        // `KBox<T::Options>` and is not borrowed.
+        drop(unsafe { KBox::<T::Options>::try_from_foreign(opts) });
+    }
+
+    /// Called by the C glue's `.parse_param`: parses one option into the `fs_context`'s
+    /// options; on `-EINVAL` leaves a NUL-terminated message in `msg`.
+    ///
+    /// # Safety
+    ///
+    /// - `opts` came from [`Self::options_new_callback`], is not freed, and nothing else
+    ///   uses it during the call (the VFS serialises calls on one `fs_context`).
+    /// - `key` is NUL-terminated; `value` is NUL-terminated or NULL (a flag).
+    /// - `msg` is valid for writes of `msg_len` bytes.
+    unsafe extern "C" fn parse_option_callback(
+        opts: *mut c_void,
+        key: *const c_char,
+        value: *const c_char,
+        remount: bool,
+        msg: *mut c_char,
+        msg_len: usize,
+    ) -> c_int {
+        // SAFETY: `opts` came from `into_foreign` on a `KBox<T::Options>` and is used by no one
+        // else during the call; the box is taken back only for the call and never dropped here
+        // (`ManuallyDrop`), so the C glue keeps owning it.
+        let mut opts = ManuallyDrop::new(unsafe { KBox::<T::Options>::from_foreign(opts) });
+        // SAFETY: `key` is NUL-terminated, `value` too when not NULL.
+        let (key, value) = unsafe {
+            (
+                CStr::from_char_ptr(key),
+                (!value.is_null()).then(|| CStr::from_char_ptr(value)),
+            )
+        };
+        // SAFETY: `msg` is valid for writes of `msg_len` bytes.
+        let buf = unsafe { core::slice::from_raw_parts_mut(msg.cast::<u8>(), msg_len) };
+        let mut msg = CMessage { buf, len: 0 };
+        match T::parse_option(&mut opts, key, value, remount, &mut msg) {
+            Ok(()) => 0,
+            Err(e) => e.to_errno(),
+        }
+    }
+
+    /// Called by the C glue's `.get_tree`: mounts `source`; on success `*out` owns the
+    /// mounted filesystem.
+    ///
+    /// # Safety
+    ///
+    /// - `source` is NUL-terminated.
+    /// - `opts` came from [`Self::options_new_callback`] and is not freed during the call.
+    /// - `out` is valid for a write. The C glue gives what it receives there back to
+    ///   [`Self::close_callback`] once.
+    unsafe extern "C" fn open_callback(
+        source: *const c_char,
+        opts: *mut c_void,
+        out: *mut *mut c_void,
+    ) -> c_int {
+        // SAFETY: `source` is NUL-terminated; `opts` came from `into_foreign` on a
+        // `KBox<T::Options>` and lives for the call.
+        let (source, opts) = unsafe {
+            (
+                CStr::from_char_ptr(source),
+                KBox::<T::Options>::borrow(opts),
+            )
+        };
+        match T::open(source, opts) {
+            Ok(fs) => {
+                // SAFETY: `out` is valid for a write.
+                unsafe { *out = fs.into_foreign().cast_mut() };
+                0
+            }
+            Err(e) => e.to_errno(),
+        }
+    }
+
+    /// Called by the C glue's `.reconfigure` (a remount).
+    ///
+    /// # Safety
+    ///
+    /// - `fs` came from [`Self::open_callback`] and is not closed during the call (it is the
+    ///   super_block's `s_fs_info`, and the VFS holds `s_umount`).
+    /// - `opts` came from [`Self::options_new_callback`] and is not freed during the call.
+    unsafe extern "C" fn reconfigure_callback(fs: *mut c_void, opts: *mut c_void) -> c_int {
+        // SAFETY: `fs` and `opts` came from `into_foreign` and live for the call.
+        let (fs, opts) = unsafe { (T::Data::borrow(fs), KBox::<T::Options>::borrow(opts)) };
+        match T::reconfigure(fs, opts) {
+            Ok(()) => 0,
+            Err(e) => e.to_errno(),
+        }
+    }
+
+    /// Called by the C glue from `kill_sb`, or from the `fs_context`'s `.free` when no
+    /// super_block took the filesystem: unmounts it.
+    ///
+    /// # Safety
+    ///
+    /// `fs` came from [`Self::open_callback`], is given back once, and no other callback is
+    /// using it.
+    unsafe extern "C" fn close_callback(fs: *mut c_void) {
+        // SAFETY: `fs` came from `into_foreign`, is given back once and not borrowed.
+        drop(unsafe { T::Data::from_foreign(fs) });
+    }
+
+    /// Called by the C glue's `.statfs`.
+    ///
+    /// # Safety
+    ///
+    /// - `fs` came from [`Self::open_callback`] and is not closed during the call (it is the
+    ///   super_block's `s_fs_info`, alive until `kill_sb`).
+    /// - `st` is valid for a write.
+    unsafe extern "C" fn statfs_callback(fs: *mut c_void, st: *mut bindings::bucketfs_statfs) {
+        // SAFETY: `fs` came from `into_foreign` and lives for the call.
+        let s = T::statfs(unsafe { T::Data::borrow(fs) });
+        // SAFETY: `st` is valid for a write.
+        unsafe {
+            *st = bindings::bucketfs_statfs {
+                block_size: s.block_size,
+                blocks: s.blocks,
+                blocks_free: s.blocks_free,
+                blocks_avail: s.blocks_avail,
+                fsid: s.fsid,
+            }
+        };
+    }
+
+    const VTABLE: bindings::bucketfs_fs_ops = bindings::bucketfs_fs_ops {
+        options_new: Some(Self::options_new_callback),
+        options_free: Some(Self::options_free_callback),
+        parse_option: Some(Self::parse_option_callback),
+        open: Some(Self::open_callback),
+        reconfigure: Some(Self::reconfigure_callback),
+        close: Some(Self::close_callback),
+        statfs: Some(Self::statfs_callback),
+    };
+
+    /// The table, for `bucketfs_register_fs()`.
+    pub(crate) const fn build() -> &'static bindings::bucketfs_fs_ops {
+        &Self::VTABLE
+    }
+}
 
 /// A filesystem uuid claimed by one mount, from the first look at its superblocks until the
 /// filesystem is gone: no other mount can claim the same uuid (a clone) meanwhile. Released
@@ -61,191 +301,4 @@ impl Drop for UuidClaim {
         // SAFETY: `claim` is live by the type invariant and released once, here.
         unsafe { bindings::bucketfs_uuid_release(self.claim.as_ptr()) };
     }
-}
-
-/// `-ENOPARAM`: not ours, let the VFS handle it (`source`, or an unknown option it reports).
-const ENOPARAM: c_int = -(kernel::bindings::ENOPARAM as c_int);
-
-/// A new, empty set of mount options for an `fs_context`.
-#[no_mangle]
-extern "C" fn bucketfs_rs_mount_options_new() -> *mut c_void {
-    KBox::new(MountOptions::default(), GFP_KERNEL)
-        .map(|b| KBox::into_raw(b).cast())
-        .unwrap_or(core::ptr::null_mut())
-}
-
-/// Frees mount options made by `bucketfs_rs_mount_options_new`.
-#[no_mangle]
-extern "C" fn bucketfs_rs_mount_options_free(opts: *mut c_void) {
-    if !opts.is_null() {
-        // SAFETY: `opts` came from `KBox::into_raw` in `bucketfs_rs_mount_options_new` and is
-        // freed once, by the fs_context's `.free`.
-        drop(unsafe { KBox::from_raw(opts.cast::<MountOptions>()) });
-    }
-}
-
-/// Parses one mount option `key[=value]`, for a mount or (`remount`) a remount, which takes
-/// runtime options only; on `-EINVAL` leaves a message in `msg`.
-#[no_mangle]
-extern "C" fn bucketfs_rs_parse_option(
-    opts: *mut c_void,
-    key: *const c_char,
-    value: *const c_char,
-    remount: bool,
-    msg: *mut c_char,
-    msg_len: usize,
-) -> c_int {
-    // SAFETY: The glue passes the fs_context's options, a NUL-terminated key, a NUL-terminated
-    // value or NULL for a flag, and a message buffer of `msg_len` bytes.
-    let (opts, key, value, msg) = unsafe {
-        (
-            &mut *opts.cast::<MountOptions>(),
-            CStr::from_char_ptr(key),
-            (!value.is_null()).then(|| CStr::from_char_ptr(value)),
-            core::slice::from_raw_parts_mut(msg.cast::<u8>(), msg_len),
-        )
-    };
-    let Ok(key) = key.to_str() else {
-        return ENOPARAM;
-    };
-    // A flag: `name` for a boolean is `name=1`, `noname` is `name=0`.
-    let (name, text) = match value.map(|v| v.to_str()) {
-        Some(Ok(v)) => (key, v),
-        Some(Err(_)) => (key, "\u{fffd}"),
-        None => match key.strip_prefix("no").filter(|n| lookup(n).is_some()) {
-            Some(n) => (n, "0"),
-            None => (key, "1"),
-        },
-    };
-    let Some(opt) = lookup(name) else {
-        return ENOPARAM;
-    };
-    let when = if remount { When::Runtime } else { When::Mount };
-    // An option a remount may not change is refused as such, whatever its value.
-    let result = match opt.desc().kind {
-        _ if remount && !opt.desc().settable.runtime => Err(OptError::NotSettable),
-        Kind::U32 { .. } if value.is_none() => Err(OptError::NotANumber),
-        _ => opts.parse_at(when, name, text),
-    };
-    match result {
-        Ok(()) => 0,
-        Err(e) => {
-            let mut text_msg = Text::<120>::new();
-            if e == OptError::NotSettable && remount {
-                let _ = write!(
-                    text_msg,
-                    "{name}: cannot be changed by a remount (not a runtime option)"
-                );
-            } else {
-                describe_option_error(&mut text_msg, name, prefix(text, 32), e);
-            }
-            let s = text_msg.as_str().as_bytes();
-            let n = s.len().min(msg_len.saturating_sub(1));
-            msg[..n].copy_from_slice(&s[..n]);
-            if msg_len > 0 {
-                msg[n] = 0;
-            }
-            EINVAL.to_errno()
-        }
-    }
-}
-
-/// Mounts `source`; on success `*out` holds the filesystem for `get_tree_nodev`.
-#[no_mangle]
-extern "C" fn bucketfs_rs_fs_open(
-    source: *const c_char,
-    opts: *mut c_void,
-    out: *mut *mut c_void,
-) -> c_int {
-    // SAFETY: The glue passes the NUL-terminated source, the fs_context's options and a valid
-    // output pointer.
-    let (source, opts) = unsafe { (CStr::from_char_ptr(source), &*opts.cast::<MountOptions>()) };
-    let Ok(source) = source.to_str() else {
-        pr_err!("mount source is not UTF-8\n");
-        return EINVAL.to_errno();
-    };
-    match Fs::open(source, opts) {
-        Ok(mounted) => {
-            // SAFETY: `out` is valid for writes.
-            unsafe { *out = KBox::into_raw(mounted).cast() };
-            0
-        }
-        Err(e) => e.to_errno(),
-    }
-}
-
-/// Remount: applies the runtime options given (parsed by `bucketfs_rs_parse_option`) as one
-/// change, as a write under `options/` does: checked, persisted, then in force, waking parked
-/// allocations. No option given: nothing changes.
-#[no_mangle]
-extern "C" fn bucketfs_rs_fs_reconfigure(fs: *mut c_void, opts: *mut c_void) -> c_int {
-    // SAFETY: `fs` is the super_block's `s_fs_info`, alive until `kill_sb`, which cannot run
-    // during a remount (the VFS holds `s_umount`); `opts` is the fs_context's options.
-    let (mounted, opts) = unsafe { (&*fs.cast::<Mounted>(), &*opts.cast::<MountOptions>()) };
-    if opts.is_empty() {
-        return 0;
-    }
-    let fs = &mounted.fs;
-    let mut msg = Text::<160>::new();
-    match fs.set_options(opts) {
-        Ok(()) => {
-            for opt in Opt::ALL {
-                if let Some(v) = opts.get(opt) {
-                    let _ = write!(msg, " {}={v}", opt.desc().name);
-                }
-            }
-            pr_info!("{}: remount: set{}\n", UuidFmt(&fs.uuid), msg.as_str());
-            0
-        }
-        Err((err, why)) => {
-            match why {
-                Some((opt, e)) => {
-                    let value = opts
-                        .get(opt)
-                        .unwrap_or_else(|| fs.state.lock().live.get(opt));
-                    let mut num = Text::<16>::new();
-                    let _ = write!(num, "{value}");
-                    describe_option_error(&mut msg, opt.desc().name, num.as_str(), e);
-                }
-                None => {
-                    let _ = write!(msg, "options not changed");
-                }
-            }
-            pr_err!(
-                "{}: remount: {} ({})\n",
-                UuidFmt(&fs.uuid),
-                msg.as_str(),
-                err.to_errno()
-            );
-            err.to_errno()
-        }
-    }
-}
-
-/// Unmounts: takes back the filesystem `bucketfs_rs_fs_open` gave out, and drops it.
-#[no_mangle]
-extern "C" fn bucketfs_rs_fs_close(fs: *mut c_void) {
-    // SAFETY: `fs` came from `KBox::into_raw` in `bucketfs_rs_fs_open`; the glue calls this
-    // once, from `kill_sb` or the fs_context's `.free`.
-    drop(unsafe { KBox::from_raw(fs.cast::<Mounted>()) });
-}
-
-/// Fills statfs figures.
-#[no_mangle]
-extern "C" fn bucketfs_rs_statfs(fs: *mut c_void, st: *mut bindings::bucketfs_statfs) {
-    // SAFETY: `fs` is the super_block's `s_fs_info`, alive until `kill_sb`; `st` is valid.
-    let (mounted, st) = unsafe { (&*fs.cast::<Mounted>(), &mut *st) };
-    let (blocks, empty, free) = mounted.fs.statfs();
-    let uuid = mounted.fs.uuid;
-    let mut fsid = [0u8; 8];
-    for (i, b) in uuid.iter().enumerate() {
-        fsid[i % 8] ^= b;
-    }
-    *st = bindings::bucketfs_statfs {
-        block_size: 4096,
-        blocks,
-        blocks_free: empty,
-        blocks_avail: free,
-        fsid: u64::from_le_bytes(fsid),
-    };
 }

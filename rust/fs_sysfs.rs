@@ -1,0 +1,327 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! What bucketfs offers to sysfs ([`SysfsFiles`]): the files of `/sys/fs/bucketfs/<uuid>/`,
+//! one row each. Adding a file is one row here plus its line in
+//! `Documentation/ABI/testing/sysfs-fs-bucketfs`.
+//!
+//! - `options/<name>`: one file per row of the option table ([`OPTIONS`]); reads give the
+//!   value in force, writes (root only, runtime options only) are validated, applied and
+//!   persisted.
+//! - `internal/`: debugging knobs ([`INTERNAL`]).
+//! - `dev-N/`: the member's device name, geometry, discard figures ([`DEV`]), then its
+//!   buckets per state, one file per [`BucketState`].
+
+use crate::fs::{describe_option_error, Fs};
+use crate::shared::bucket_table::BucketState;
+use crate::shared::options::{parse_value, Opt, OPTIONS};
+use crate::shared::superblock::UuidFmt;
+use crate::sysfs::{At, Dir, File, PageWriter, SysfsFiles};
+use crate::text::{prefix, Text};
+use core::{fmt::Write, sync::atomic::Ordering};
+use kernel::prelude::*;
+
+impl SysfsFiles for Fs {
+    fn file(dir: Dir, index: usize) -> Option<File<Fs>> {
+        match dir {
+            Dir::Top => None,
+            Dir::Options => OPTIONS.get(index).map(|d| File {
+                name: d.name,
+                mode: if d.settable.runtime { 0o644 } else { 0o444 },
+                show: Some(show_option),
+                store: Some(store_option),
+            }),
+            Dir::Internal => INTERNAL.get(index).copied(),
+            Dir::Dev => DEV.get(index).copied().or_else(|| {
+                let state = BucketState::ALL.get(index.checked_sub(DEV.len())?)?;
+                Some(File {
+                    name: state.name(),
+                    mode: 0o444,
+                    show: Some(show_bucket_count),
+                    store: None,
+                })
+            }),
+        }
+    }
+}
+
+/// A read-only file showing one value: `|fs, at| value`.
+macro_rules! value_file {
+    ($name:literal, |$fs:ident, $at:ident| $value:expr) => {
+        value_file!($name, 0o444, |$fs, $at| $value, None)
+    };
+    ($name:literal, $mode:literal, |$fs:ident, $at:ident| $value:expr, $store:expr) => {
+        File {
+            name: $name,
+            mode: $mode,
+            show: Some({
+                fn show($fs: &Fs, $at: At, out: &mut PageWriter<'_>) -> core::fmt::Result {
+                    writeln!(out, "{}", $value)
+                }
+                show
+            }),
+            store: $store,
+        }
+    };
+}
+
+/// A `dev-N/` file showing one value of a member: `|fs, m| value`, with `m < fs.members.len()`
+/// (a member out of range reads nothing).
+macro_rules! dev_file {
+    ($name:literal, |$fs:ident, $m:ident| $value:expr) => {
+        dev_file!($name, 0o444, |$fs, $m| $value, None)
+    };
+    ($name:literal, $mode:literal, |$fs:ident, $m:ident| $value:expr, $store:expr) => {
+        File {
+            name: $name,
+            mode: $mode,
+            show: Some({
+                fn show($fs: &Fs, at: At, out: &mut PageWriter<'_>) -> core::fmt::Result {
+                    let $m = at.member;
+                    if $m >= $fs.members.len() {
+                        return Ok(());
+                    }
+                    writeln!(out, "{}", $value)
+                }
+                show
+            }),
+            store: $store,
+        }
+    };
+}
+
+/// A root-only write-only file.
+const fn write_only(name: &'static str, store: fn(&Fs, At, &[u8]) -> Result) -> File<Fs> {
+    File {
+        name,
+        mode: 0o200,
+        show: None,
+        store: Some(store),
+    }
+}
+
+/// `internal/`.
+const INTERNAL: [File<Fs>; 6] = [
+    value_file!("superblock_seq", |fs, _at| fs.state.lock().sb.seq),
+    File {
+        name: "alloc_debug",
+        mode: 0o444,
+        show: Some(|fs, _, out| fs.alloc.debug(out)),
+        store: None,
+    },
+    File {
+        name: "btree_stats",
+        mode: 0o444,
+        show: Some(|fs, _, out| {
+            let p = &fs.progress;
+            writeln!(
+                out,
+                "keys {}\nnodes {}\ndepth {}\ndigest {:016x}",
+                p.keys.load(Ordering::Relaxed),
+                p.nodes.load(Ordering::Relaxed),
+                p.depth.load(Ordering::Relaxed),
+                p.digest.load(Ordering::Relaxed)
+            )
+        }),
+        store: None,
+    },
+    File {
+        name: "replay",
+        mode: 0o444,
+        show: Some(|fs, _, out| {
+            let p = &fs.progress;
+            writeln!(
+                out,
+                "replayed {} of {} key(s) from {} journal bytes in {} us",
+                p.replay_done.load(Ordering::Relaxed),
+                p.replay_total.load(Ordering::Relaxed),
+                p.replay_bytes.load(Ordering::Relaxed),
+                p.replay_us.load(Ordering::Relaxed)
+            )
+        }),
+        store: None,
+    },
+    write_only("abort_stuck_allocations", store_abort),
+    write_only("trigger_discards", store_trigger_discards),
+];
+
+/// `dev-N/`, before the per-state bucket counts.
+const DEV: [File<Fs>; 13] = [
+    dev_file!("device", |fs, m| fs.members[m].name()),
+    dev_file!("nbuckets", |fs, m| fs.geometry[m].nbuckets),
+    dev_file!("bucket_size", |fs, m| fs.geometry[m].bucket_size),
+    dev_file!("first_bucket", |fs, m| fs.geometry[m].first_bucket),
+    dev_file!(
+        "discard",
+        0o644,
+        |fs, m| fs.state.lock().sb.members[m].discard() as u32,
+        Some(store_dev_discard)
+    ),
+    dev_file!("max_discard_bytes", |fs, m| fs.members[m]
+        .dev
+        .max_discard_bytes()),
+    dev_file!("discard_buckets", |fs, m| fs.discard_counters[m]
+        .buckets
+        .load(Ordering::Relaxed)),
+    dev_file!("discard_commands", |fs, m| fs.discard_counters[m]
+        .commands
+        .load(Ordering::Relaxed)),
+    dev_file!("discard_bytes", |fs, m| fs.discard_counters[m]
+        .bytes
+        .load(Ordering::Relaxed)),
+    dev_file!("freed_without_discard", |fs, m| fs.discard_counters[m]
+        .without_io
+        .load(Ordering::Relaxed)),
+    dev_file!("discard_errors", |fs, m| fs.discard_counters[m]
+        .errors
+        .load(Ordering::Relaxed)),
+    dev_file!("discard_ns", |fs, m| fs.discard_counters[m]
+        .ns
+        .load(Ordering::Relaxed)),
+    dev_file!(
+        "writable",
+        0o644,
+        |fs, m| fs.alloc.writable(m) as u32,
+        Some(store_dev_writable)
+    ),
+];
+
+/// `dev-N/<state>`: the member's buckets in the state of row `at.index - DEV.len()`.
+fn show_bucket_count(fs: &Fs, at: At, out: &mut PageWriter<'_>) -> core::fmt::Result {
+    let Some(state) = at
+        .index
+        .checked_sub(DEV.len())
+        .and_then(|i| BucketState::ALL.get(i))
+    else {
+        return Ok(());
+    };
+    if at.member >= fs.members.len() {
+        return Ok(());
+    }
+    writeln!(out, "{}", bucket_count(fs, at.member, *state))
+}
+
+/// Buckets of member `m` in `state`, from the allocator's accounting (0 for a member it does
+/// not account yet).
+///
+/// Read-only accessor of the allocator's state, kept here until the allocator offers it.
+fn bucket_count(fs: &Fs, m: usize, state: BucketState) -> u64 {
+    let a = fs.alloc.state.lock();
+    a.devices
+        .get(m)
+        .and_then(|d| d.counts.get(state as usize).copied())
+        .unwrap_or(0)
+}
+
+/// The option of row `at.index` of `options/`.
+fn option_at(at: At) -> Option<Opt> {
+    Opt::ALL.get(at.index).copied()
+}
+
+/// `options/<name>`: the value in force.
+fn show_option(fs: &Fs, at: At, out: &mut PageWriter<'_>) -> core::fmt::Result {
+    match option_at(at) {
+        Some(opt) => {
+            let v = fs.state.lock().live.get(opt);
+            writeln!(out, "{v}")
+        }
+        None => Ok(()),
+    }
+}
+
+/// `options/<name>`: validated against the option table, then applied and persisted.
+fn store_option(fs: &Fs, at: At, bytes: &[u8]) -> Result {
+    let opt = option_at(at).ok_or(EINVAL)?;
+    let text = core::str::from_utf8(bytes).unwrap_or("\u{fffd}");
+    let result = match parse_value(opt.desc(), text) {
+        Ok(_) if !opt.desc().settable.runtime => Err((EPERM, None)),
+        Ok(v) => fs.set_option(opt, v),
+        Err(e) => Err((EINVAL, Some(e))),
+    };
+    match result {
+        Ok(()) => {
+            pr_info!(
+                "{}: options/{} set to {}\n",
+                UuidFmt(&fs.uuid),
+                opt.desc().name,
+                text.trim_end()
+            );
+            Ok(())
+        }
+        Err((err, why)) => {
+            let mut msg = Text::<160>::new();
+            match why {
+                Some(e) => describe_option_error(&mut msg, opt.desc().name, prefix(text, 32), e),
+                None => {
+                    let _ = write!(msg, "{}: not changed", opt.desc().name);
+                }
+            }
+            pr_err!(
+                "{}: options/{} ({})\n",
+                UuidFmt(&fs.uuid),
+                msg.as_str(),
+                err.to_errno()
+            );
+            Err(err)
+        }
+    }
+}
+
+/// Checks that a trigger file was given `1`; says which file did not otherwise.
+fn check_one(fs: &Fs, file: &str, bytes: &[u8]) -> Result {
+    if bytes != b"1" && bytes != b"1\n" {
+        pr_err!("{}: internal/{file} takes 1 (-22)\n", UuidFmt(&fs.uuid));
+        return Err(EINVAL);
+    }
+    Ok(())
+}
+
+/// `internal/abort_stuck_allocations`: "1" fails every allocation parked right now.
+fn store_abort(fs: &Fs, _at: At, bytes: &[u8]) -> Result {
+    check_one(fs, "abort_stuck_allocations", bytes)?;
+    let n = fs.alloc.abort_parked();
+    pr_warn!(
+        "{}: abort_stuck_allocations: {n} parked allocation(s) fail with ECANCELED\n",
+        UuidFmt(&fs.uuid)
+    );
+    Ok(())
+}
+
+/// `internal/trigger_discards`: "1" kicks the discard worker.
+fn store_trigger_discards(fs: &Fs, _at: At, bytes: &[u8]) -> Result {
+    check_one(fs, "trigger_discards", bytes)?;
+    fs.kick_discards();
+    Ok(())
+}
+
+/// Parses a boolean written to `dev-N/<file>`, spelled as the `discard` option is.
+fn parse_dev_bool(fs: &Fs, at: At, file: &str, bytes: &[u8]) -> Result<bool> {
+    if at.member >= fs.members.len() {
+        return Err(EINVAL);
+    }
+    let text = core::str::from_utf8(bytes).unwrap_or("");
+    match parse_value(Opt::Discard.desc(), text) {
+        Ok(v) => Ok(v != 0),
+        Err(_) => {
+            pr_err!(
+                "{}: dev-{}/{file}={}: not a valid value (-22)\n",
+                UuidFmt(&fs.uuid),
+                at.member,
+                prefix(text.trim_end(), 32)
+            );
+            Err(EINVAL)
+        }
+    }
+}
+
+/// `dev-N/discard`: discards on the member on or off, persisted in the member table.
+fn store_dev_discard(fs: &Fs, at: At, bytes: &[u8]) -> Result {
+    let on = parse_dev_bool(fs, at, "discard", bytes)?;
+    fs.set_member_discard(at.member, on)
+}
+
+/// `dev-N/writable`: whether new metadata may go to the member.
+fn store_dev_writable(fs: &Fs, at: At, bytes: &[u8]) -> Result {
+    let on = parse_dev_bool(fs, at, "writable", bytes)?;
+    fs.alloc.set_writable(at.member, on);
+    Ok(())
+}

@@ -1,0 +1,131 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! What bucketfs offers to the VFS ([`FileSystem`]): mount option parsing, mount, remount
+//! and statfs. Unmount is dropping [`Mounted`].
+
+use crate::fs::{describe_option_error, Fs, Mounted};
+use crate::shared::options::{lookup, Kind, MountOptions, Opt, OptError, When};
+use crate::shared::superblock::UuidFmt;
+use crate::text::{prefix, Text};
+use crate::vfs::{FileSystem, Statfs};
+use core::fmt::Write;
+use kernel::{alloc::KBox, prelude::*, str::CStr};
+
+/// The bucketfs filesystem type.
+pub(crate) struct BucketFsType;
+
+impl FileSystem for BucketFsType {
+    type Options = MountOptions;
+    type Data = KBox<Mounted>;
+
+    fn parse_option(
+        opts: &mut MountOptions,
+        key: &CStr,
+        value: Option<&CStr>,
+        remount: bool,
+        msg: &mut dyn Write,
+    ) -> Result {
+        let Ok(key) = key.to_str() else {
+            return Err(ENOPARAM);
+        };
+        // A flag: `name` for a boolean is `name=1`, `noname` is `name=0`.
+        let (name, text) = match value.map(|v| v.to_str()) {
+            Some(Ok(v)) => (key, v),
+            Some(Err(_)) => (key, "\u{fffd}"),
+            None => match key.strip_prefix("no").filter(|n| lookup(n).is_some()) {
+                Some(n) => (n, "0"),
+                None => (key, "1"),
+            },
+        };
+        let Some(opt) = lookup(name) else {
+            return Err(ENOPARAM);
+        };
+        let when = if remount { When::Runtime } else { When::Mount };
+        // An option a remount may not change is refused as such, whatever its value.
+        let result = match opt.desc().kind {
+            _ if remount && !opt.desc().settable.runtime => Err(OptError::NotSettable),
+            Kind::U32 { .. } if value.is_none() => Err(OptError::NotANumber),
+            _ => opts.parse_at(when, name, text),
+        };
+        result.map_err(|e| {
+            let mut text_msg = Text::<120>::new();
+            if e == OptError::NotSettable && remount {
+                let _ = write!(
+                    text_msg,
+                    "{name}: cannot be changed by a remount (not a runtime option)"
+                );
+            } else {
+                describe_option_error(&mut text_msg, name, prefix(text, 32), e);
+            }
+            let _ = msg.write_str(text_msg.as_str());
+            EINVAL
+        })
+    }
+
+    fn open(source: &CStr, opts: &MountOptions) -> Result<KBox<Mounted>> {
+        let Ok(source) = source.to_str() else {
+            pr_err!("mount source is not UTF-8\n");
+            return Err(EINVAL);
+        };
+        Fs::open(source, opts)
+    }
+
+    /// Applies the runtime options given (parsed by [`Self::parse_option`]) as one change, as
+    /// a write under `options/` does: checked, persisted, then in force, waking parked
+    /// allocations. No option given: nothing changes.
+    fn reconfigure(mounted: &Mounted, opts: &MountOptions) -> Result {
+        if opts.is_empty() {
+            return Ok(());
+        }
+        let fs = &mounted.fs;
+        let mut msg = Text::<160>::new();
+        match fs.set_options(opts) {
+            Ok(()) => {
+                for opt in Opt::ALL {
+                    if let Some(v) = opts.get(opt) {
+                        let _ = write!(msg, " {}={v}", opt.desc().name);
+                    }
+                }
+                pr_info!("{}: remount: set{}\n", UuidFmt(&fs.uuid), msg.as_str());
+                Ok(())
+            }
+            Err((err, why)) => {
+                match why {
+                    Some((opt, e)) => {
+                        let value = opts
+                            .get(opt)
+                            .unwrap_or_else(|| fs.state.lock().live.get(opt));
+                        let mut num = Text::<16>::new();
+                        let _ = write!(num, "{value}");
+                        describe_option_error(&mut msg, opt.desc().name, num.as_str(), e);
+                    }
+                    None => {
+                        let _ = write!(msg, "options not changed");
+                    }
+                }
+                pr_err!(
+                    "{}: remount: {} ({})\n",
+                    UuidFmt(&fs.uuid),
+                    msg.as_str(),
+                    err.to_errno()
+                );
+                Err(err)
+            }
+        }
+    }
+
+    fn statfs(mounted: &Mounted) -> Statfs {
+        let (blocks, empty, free) = mounted.fs.statfs();
+        let mut fsid = [0u8; 8];
+        for (i, b) in mounted.fs.uuid.iter().enumerate() {
+            fsid[i % 8] ^= b;
+        }
+        Statfs {
+            block_size: 4096,
+            blocks,
+            blocks_free: empty,
+            blocks_avail: free,
+            fsid: u64::from_le_bytes(fsid),
+        }
+    }
+}
