@@ -119,7 +119,7 @@ fn attr(kind: c_uint, index: usize) -> Option<(&'static str, u16)> {
 /// # Invariants
 ///
 /// `dirs` came from `bucketfs_sysfs_add()` and has not been removed. Its callbacks get a
-/// pointer to the [`Fs`] it was created for, which outlives it (see [`crate::fs::Mounted`]).
+/// pointer to the [`Fs`] it was created for, which outlives it (see [`crate::mount::Mounted`]).
 pub(crate) struct SysfsDir {
     dirs: NonNull<bindings::bucketfs_sysfs>,
 }
@@ -212,7 +212,7 @@ extern "C" fn bucketfs_rs_sysfs_show(
                 5 => writeln!(out, "{}", fs.members[m].dev.max_discard_bytes()),
                 DEV_WRITABLE => writeln!(out, "{}", fs.alloc.writable(m) as u32),
                 6..=11 => {
-                    let c = &fs.discard_counters[m];
+                    let c = &fs.discard.counters[m];
                     let v = [
                         &c.buckets,
                         &c.commands,
@@ -224,11 +224,7 @@ extern "C" fn bucketfs_rs_sysfs_show(
                     writeln!(out, "{}", v.load(Ordering::Relaxed))
                 }
                 i if i - DEV_FILES.len() < NR_STATES => {
-                    let a = fs.alloc.state.lock();
-                    let count = a
-                        .devices
-                        .get(m)
-                        .map_or(0, |d| d.counts[i - DEV_FILES.len()]);
+                    let count = fs.alloc.counts(m)[i - DEV_FILES.len()];
                     writeln!(out, "{count}")
                 }
                 _ => Ok(()),

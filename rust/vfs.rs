@@ -3,8 +3,9 @@
 //! Entry points for the VFS glue in `c/vfs.c`: mount options, mount, remount, unmount,
 //! statfs; and [`UuidClaim`], the registry of mounted filesystem uuids.
 
-use crate::fs::{describe_option_error, Fs, Mounted};
+use crate::fs::{describe_option_error, Fs};
 use crate::glue as bindings;
+use crate::mount::Mounted;
 use crate::shared::options::{lookup, Kind, MountOptions, Opt, OptError, When};
 use crate::shared::superblock::UuidFmt;
 use crate::text::{prefix, Text};

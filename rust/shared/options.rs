@@ -183,7 +183,8 @@ impl OptError {
             // Neutral wording: either option may be the one being set.
             OptError::RequiredAboveReplicas { replicas, required } => write!(
                 out,
-                "metadata_replicas_required ({required}) would exceed metadata_replicas ({replicas}); lower metadata_replicas_required first"
+                "metadata_replicas_required ({required}) would exceed metadata_replicas \
+                 ({replicas}); lower metadata_replicas_required first"
             ),
         }
     }
