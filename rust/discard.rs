@@ -283,7 +283,7 @@ pub(crate) unsafe trait DiscardHost: Sync + 'static {
     fn discard_allowed(&self, m: usize) -> bool;
     /// Persists member `m`'s bucket table unless a replay's states are not committed yet;
     /// returns whether it wrote.
-    fn persist_bucket_table(&self, m: usize) -> Result<bool>;
+    fn persist_table(&self, m: usize) -> Result<bool>;
 }
 
 /// The filesystem, handed to the worker.
@@ -384,7 +384,7 @@ fn drain_need_discard<H: DiscardHost>(host: &H, ctl: &DiscardCtl) {
         if freed {
             // During a replay the table is left to the commit (see `persist_bucket_table`):
             // the buckets freed here stay need_discard on disk until then, which is safe.
-            if let Err(e) = host.persist_bucket_table(m) {
+            if let Err(e) = host.persist_table(m) {
                 pr_err!(
                     "{}: bucket table write after discards failed ({})\n",
                     UuidFmt(host.host_uuid()),

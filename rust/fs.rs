@@ -243,7 +243,7 @@ unsafe impl DiscardHost for Fs {
             && st.sb.members.get(m).is_some_and(|d| d.discard())
     }
 
-    fn persist_bucket_table(&self, m: usize) -> Result<bool> {
-        Fs::persist_bucket_table(self, m)
+    fn persist_table(&self, m: usize) -> Result<bool> {
+        self.persist_bucket_table(m)
     }
 }
