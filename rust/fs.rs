@@ -37,9 +37,9 @@
 //! implements here. `commit.rs`, `recovery.rs` and `runtime_options.rs` import `fs` and none of
 //! each other; their `impl Fs` methods call one another as methods of [`Fs`] (recovery ends in
 //! `Fs::commit`, an option write in `Fs::write_next_superblock`). That is a DAG but for one
-//! pair, on the C boundary: `mount.rs` takes the uuid claim (`UuidClaim`) from `vfs.rs`, which names
-//! [`Mounted`](crate::mount::Mounted) from `mount.rs`; it goes once the claim lives with the
-//! other C boundary wrappers rather than in `vfs.rs`.
+//! pair, on the C boundary: `mount.rs` takes the uuid claim (`UuidClaim`) from `vfs.rs`, which
+//! names [`Mounted`](crate::mount::Mounted) from `mount.rs`; it goes once the claim lives with
+//! the other C boundary wrappers rather than in `vfs.rs`.
 
 use crate::allocator::{Allocator, LiveInputs};
 use crate::bdev::BlockDevice;
