@@ -96,7 +96,8 @@ impl kernel::Module for BucketFsBench {
         // Ratios in hundredths: no floating point in the kernel.
         let r = alloc_ns * 100 / kmalloc_ns.max(1);
         pr_info!(
-            "| allocation fast path ({ROUNDS} rounds) | {alloc_ns} ns per node allocate+release vs {kmalloc_ns} ns per kmalloc(64)+kfree | {}.{:02}x (target <= 2x: {}) |\n",
+            "| allocation fast path ({ROUNDS} rounds) | {alloc_ns} ns per node allocate+release \
+             vs {kmalloc_ns} ns per kmalloc(64)+kfree | {}.{:02}x (target <= 2x: {}) |\n",
             r / 100,
             r % 100,
             if r <= 200 { "met" } else { "missed" }
@@ -106,7 +107,8 @@ impl kernel::Module for BucketFsBench {
             let ns = alloc_free_ns(&a, 20_000)?;
             let r = ns * 100 / alloc_ns.max(1);
             pr_info!(
-                "| allocation cost, {buckets} buckets per device, half in use | {ns} ns per node | {}.{:02}x the 16384-bucket figure |\n",
+                "| allocation cost, {buckets} buckets per device, half in use | {ns} ns per node \
+                 | {}.{:02}x the 16384-bucket figure |\n",
                 r / 100,
                 r % 100
             );

@@ -9,6 +9,7 @@
 //! - buckets becoming free ([`Allocator::free_bucket_run`], from the discard worker),
 //! - any write under `options/` (the filesystem calls [`Allocator::wake_all`]),
 //! - a device state change (`dev-N/writable`, [`Allocator::set_writable`]),
+//! - any other bucket state change (recovery, the commit: [`Allocator::update`]),
 //! - the abort knob ([`Allocator::abort_parked`]), which fails the requests parked at that
 //!   moment with `ECANCELED`,
 //! - a fatal signal to the waiting task (`EINTR`).
@@ -23,17 +24,20 @@
 //! per filesystem) and goes on waiting. Its sleeps are bounded only while a report is still
 //! due: until the stuck timeout, then, if another request reported recently, until the next
 //! moment a report may go out; once it has reported, it sleeps until woken.
+//!
+//! The state is private to this file (and its child `report.rs`, the report and the
+//! `internal/alloc_debug` text): others read it through [`Allocator::inspect`] and change it
+//! through methods that wake parked requests afterwards.
+
+#[path = "allocator/report.rs"]
+mod report;
 
 use crate::closure::{Interrupted, StackClosure, Timeout, WaitList};
-use crate::shared::alloc_policy::{
-    btree_reserve, decide, held_back, Decision, DeviceSnapshot, RequestInputs, Watermark,
-};
+use crate::shared::alloc_policy::{decide, Decision, DeviceSnapshot, RequestInputs, Watermark};
 use crate::shared::bucket_table::{BucketState, NR_STATES};
 use crate::shared::options::MAX_REPLICAS;
-use crate::shared::superblock::{NodePtr, UuidFmt, MAX_MEMBERS};
-use crate::text::Text;
+use crate::shared::superblock::{NodePtr, MAX_MEMBERS};
 use crate::vec_ext::VecExt;
-use core::fmt::Write;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use kernel::{
     alloc::{KVVec, KVec},
@@ -52,13 +56,13 @@ pub(crate) struct DeviceBuckets {
     /// State of every bucket (a [`BucketState`] value).
     states: KVVec<u8>,
     /// Buckets per state.
-    pub(crate) counts: [u64; NR_STATES],
+    counts: [u64; NR_STATES],
     /// First allocatable bucket.
     first_bucket: u32,
     /// Where the next free-bucket search starts.
     rotor: u32,
-    /// Whether the device takes allocations.
-    pub(crate) writable: bool,
+    /// Whether the device takes allocations (set by the allocator only).
+    writable: bool,
     /// Device name for reports.
     name: [u8; 32],
 }
@@ -107,6 +111,11 @@ impl DeviceBuckets {
             *slot = state as u8;
             self.counts[state as usize] += 1;
         }
+    }
+
+    /// Buckets in `state`.
+    pub(crate) fn count(&self, state: BucketState) -> u64 {
+        self.counts[state as usize]
     }
 
     /// Buckets on the device.
@@ -234,9 +243,9 @@ impl WakeHook {
 }
 
 /// Allocator state behind [`Allocator::state`].
-pub(crate) struct AllocState {
+struct AllocState {
     /// Devices by member index.
-    pub(crate) devices: KVec<DeviceBuckets>,
+    devices: KVec<DeviceBuckets>,
     parked: KVec<ParkedInfo>,
     next_id: u64,
     last_report: Option<Ktime>,
@@ -274,9 +283,11 @@ pub(crate) struct Allocator {
     /// Test hook: holds woken requests before they park again (off unless a test arms it).
     #[pin]
     pub(crate) wake_hook: WakeHook,
-    /// Devices and parked requests.
+    /// Devices and parked requests. Private: every change that can unblock a request goes
+    /// through a method that wakes parked requests after it ([`Allocator::update`] and the
+    /// named ones), so the rule on [`Allocator::wake_after_state_change`] holds by construction.
     #[pin]
-    pub(crate) state: Mutex<AllocState>,
+    state: Mutex<AllocState>,
 }
 
 /// `ECANCELED`: what requests failed by the abort knob return (the 6.12 kernel crate has no
@@ -331,6 +342,27 @@ impl Allocator {
         if !self.wait.is_empty() {
             self.wait.wake_all();
         }
+    }
+
+    /// Runs `look` on the devices (by member index) under the state lock, and returns what it
+    /// returns: a consistent view for the bucket table writer, the discard worker's run search
+    /// and the counts shown. Changes nothing, so wakes nobody.
+    pub(crate) fn inspect<R>(&self, look: impl FnOnce(&[DeviceBuckets]) -> R) -> R {
+        look(&self.state.lock().devices)
+    }
+
+    /// Runs `change` on the devices (by member index) under the state lock, then wakes parked
+    /// requests: recovery's and the commit's bucket state changes (reconciliation, replayed
+    /// journal updates, freed nodes) go through here.
+    pub(crate) fn update<R>(&self, change: impl FnOnce(&mut [DeviceBuckets]) -> R) -> R {
+        let r = change(&mut self.state.lock().devices);
+        self.wake_after_state_change();
+        r
+    }
+
+    /// Buckets per state of member `m` (zeros before its device is installed).
+    pub(crate) fn counts(&self, m: usize) -> [u64; NR_STATES] {
+        self.inspect(|d| d.get(m).map_or([0; NR_STATES], |d| d.counts))
     }
 
     /// Fails every request parked right now with `ECANCELED`; returns how many it failed.
@@ -640,105 +672,5 @@ impl Allocator {
         if let Some(p) = self.state.lock().parked.iter_mut().find(|p| p.id == id) {
             p.wakeups += 1;
         }
-    }
-
-    /// Prints the stuck report, unless another one went out less than
-    /// [`REPORT_INTERVAL_MS`] ago. Returns `None` if it printed, else in how many milliseconds
-    /// (at least 1) a report may go out again.
-    fn report_stuck(
-        &self,
-        id: u64,
-        req: &RequestInputs,
-        decision: &Decision,
-        start: Ktime,
-    ) -> Option<i64> {
-        let now = Ktime::ktime_get();
-        let st = &mut *self.state.lock();
-        if let Some(t) = st.last_report {
-            let since = ktime_ms_delta(now, t);
-            if since < REPORT_INTERVAL_MS {
-                return Some((REPORT_INTERVAL_MS - since).max(1));
-            }
-        }
-        st.last_report = Some(now);
-        let uuid = UuidFmt(&self.uuid);
-        pr_warn!(
-            "{uuid}: allocator stuck for {} ms: request {id} wants {} btree node(s) x {} replica(s) at watermark {}\n",
-            ktime_ms_delta(now, start),
-            req.nodes,
-            req.replicas,
-            req.watermark.name()
-        );
-        let refused = match decision {
-            Decision::Blocked { refused, .. } => Some(refused),
-            _ => None,
-        };
-        for (i, d) in st.devices.iter().enumerate() {
-            let s = d.snapshot();
-            let mut why = Text::<96>::new();
-            match refused.and_then(|r| r[i]) {
-                Some(r) => {
-                    let _ = r.describe(&mut why);
-                }
-                None => {
-                    let _ = write!(why, "could serve");
-                }
-            }
-            pr_warn!(
-                "{uuid}:   dev-{i} ({}): free {}, need_discard {}, btree reserve {}, held back at {} {}: {}\n",
-                d.name(),
-                s.free,
-                s.need_discard,
-                btree_reserve(s.allocatable),
-                req.watermark.name(),
-                held_back(s.allocatable, req.watermark),
-                why.as_str()
-            );
-        }
-        pr_warn!(
-            "{uuid}:   waiting for free buckets or an option change under options/; internal/abort_stuck_allocations fails it\n"
-        );
-        None
-    }
-
-    /// Writes the allocator state for `internal/alloc_debug`.
-    pub(crate) fn debug(&self, out: &mut dyn Write) -> core::fmt::Result {
-        let now = Ktime::ktime_get();
-        let st = self.state.lock();
-        writeln!(out, "parked requests: {}", st.parked.len())?;
-        for p in st.parked.iter() {
-            writeln!(
-                out,
-                "  request {}: {} node(s) x {} replica(s), watermark {}, waiting {} ms, wakeups {}",
-                p.id,
-                p.inputs.nodes,
-                p.inputs.replicas,
-                p.inputs.watermark.name(),
-                ktime_ms_delta(now, p.since),
-                p.wakeups
-            )?;
-        }
-        writeln!(
-            out,
-            "parks: {}\nwakeups: {}\naborted: {}\ntimeouts: {}",
-            self.parks.load(Ordering::Relaxed),
-            self.wakeups.load(Ordering::Relaxed),
-            self.aborted.load(Ordering::Relaxed),
-            self.timeouts.load(Ordering::Relaxed)
-        )?;
-        for (i, d) in st.devices.iter().enumerate() {
-            let s = d.snapshot();
-            write!(out, "dev-{i} ({}): allocatable {}", d.name(), s.allocatable)?;
-            for state in BucketState::ALL {
-                write!(out, " {} {}", state.name(), d.counts[state as usize])?;
-            }
-            writeln!(
-                out,
-                " btree_reserve {} held_back_normal {}",
-                btree_reserve(s.allocatable),
-                held_back(s.allocatable, Watermark::Normal)
-            )?;
-        }
-        Ok(())
     }
 }

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Member block devices: exclusive open, synchronous I/O with real bios, flush, discard.
+//! Member block devices: exclusive open, synchronous I/O with real bios, discard. There is no
+//! separate cache flush: a durable write (`fua`) is preceded by a preflush, which makes the
+//! writes completed before it durable too (the commit's node writes, before its superblock).
 //!
 //! I/O goes through [`IoBuf`], a heap buffer: bios need memory with a `struct page` behind
 //! it, which the stack (vmapped) does not give.
@@ -111,13 +113,6 @@ impl BlockDevice {
                 fua,
             )
         })
-    }
-
-    /// Flushes the device's volatile cache.
-    #[expect(dead_code, reason = "used by the journal")]
-    pub(crate) fn flush(&self) -> Result {
-        // SAFETY: `file` is live.
-        to_result(unsafe { bindings::bucketfs_bdev_flush(self.file.as_ptr()) })
     }
 
     /// Discards `len` bytes at byte offset `off` (both multiples of 512).

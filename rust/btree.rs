@@ -237,7 +237,8 @@ impl Btree {
                     // The copy in use takes the place of an unreadable one on its member.
                     Some(q) if chose_now => {
                         pr_warn!(
-                            "{}: level {level} btree node copy at member {} bucket {} dropped: another copy is on the same member\n",
+                            "{}: level {level} btree node copy at member {} bucket {} dropped: \
+                             another copy is on the same member\n",
                             crate::shared::superblock::UuidFmt(&uuid),
                             q.member,
                             q.bucket

@@ -13,36 +13,42 @@
 //! and persists the bucket tables. It checks for a stop between two commands, so an unmount
 //! waits for one bounded command at most.
 //!
+//! This file owns the discard state ([`Discard`]: the worker's controller, the counters, the
+//! rule's inputs in [`DiscardRule`]); it does not know the filesystem type, only what the
+//! worker needs of it ([`DiscardHost`]), so it imports nothing that imports it back.
+//!
 //! # Before the rule is ready
 //!
 //! The rule below needs the committed btree's nodes, the journal pins and bucket states
 //! reconciled with the btree; none of them exists before recovery has loaded the btree. A kick
-//! before [`Fs::discard_rule_ready`] (a sysfs write during the mount, say) is only remembered,
+//! before [`rule_ready`] (a sysfs write during the mount, say) is only remembered,
 //! and served once the rule is ready; before that no worker runs at all.
 //!
 //! # The rule
 //!
-//! A bucket is discarded only if no journal entry or btree node that a future replay needs
-//! points into it. Journal and metadata areas lie below `first_bucket` and are never in the
-//! `need_discard` state. A btree node's bucket becomes `need_discard` only once a committed
-//! superblock no longer reaches it (`Btree::committed`, `Fs::reconcile_buckets`). A bucket
-//! that a journal entry being replayed frees, to `need_discard` or to `free`, is pinned until
-//! the commit that puts the entry in the btree: until then the on-disk state predates the
-//! free, and a mount that fails or crashes before the commit, or a later replay that stops
-//! before that entry (a torn or unreadable copy), goes back to a state in which the bucket's
-//! contents are still in use. So until the commit such a bucket is neither discarded nor
-//! written: one freed to `free` is held as `need_discard` (the allocator only hands out
-//! `free` buckets) and becomes `free` in the commit, after the superblock is written and
-//! before the bucket tables are; it is not discarded (the entry said it needs none).
-//! [`Fs::take_run`] skips pinned buckets, and refuses (and reports) any bucket the committed
-//! btree still uses.
+//! A bucket is discarded only if no journal entry or btree node that a future replay needs points
+//! into it. Journal and metadata areas lie below `first_bucket` and are never in the `need_discard`
+//! state. A btree node's bucket becomes `need_discard` only once a committed superblock no longer
+//! reaches it (`Btree::committed` in the commit, the reconciliation in `recovery.rs`). A bucket
+//! that a journal entry being replayed frees, to `need_discard` or to `free`, is pinned until the
+//! commit that puts the entry in the btree: until then the on-disk state predates the free, and a
+//! mount that fails or crashes before the commit, or a later replay that stops before that entry (a
+//! torn or unreadable copy), goes back to a state in which the bucket's contents are still in use.
+//! So until the commit such a bucket is neither discarded nor written: one freed to `free` is held
+//! as `need_discard` (the allocator only hands out `free` buckets) and becomes `free` in the
+//! commit, after the superblock is written and before the bucket tables are; it is not discarded
+//! (the entry said it needs none). The run search skips pinned buckets, and refuses (and reports)
+//! any bucket the committed btree still uses.
 
-use crate::fs::Fs;
+use crate::allocator::Allocator;
+use crate::bdev::BlockDevice;
+use crate::btree::Btree;
 use crate::shared::bucket_table::BucketState;
-use crate::shared::options::Opt;
-use crate::shared::superblock::UuidFmt;
+use crate::shared::superblock::{Member as MemberDesc, NodePtr, UuidFmt};
+use crate::vec_ext::VecExt;
 use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::{
+    alloc::KVec,
     new_condvar, new_mutex,
     prelude::*,
     sync::{Arc, CondVar, Mutex},
@@ -130,154 +136,308 @@ impl DiscardCtl {
     }
 }
 
+/// The rule's inputs besides bucket states (see "The rule" above): the buckets of the
+/// committed btree's nodes and the buckets journal entries not committed yet freed. Recovery
+/// and the commit update them; the worker and the bucket table writer read them. Lock order:
+/// the allocator's state first, then these (both readers look under the allocator's lock).
+#[pin_data]
+pub(crate) struct DiscardRule {
+    /// Buckets of the committed btree's nodes, sorted: never discarded.
+    #[pin]
+    committed_nodes: Mutex<KVec<NodePtr>>,
+    /// Buckets freed by journal entries that are not committed yet, sorted: never discarded
+    /// before the commit.
+    #[pin]
+    journal_pins: Mutex<KVec<NodePtr>>,
+}
+
+/// The sort key of the rule's lists.
+fn key(p: &NodePtr) -> (u32, u32) {
+    (p.member, p.bucket)
+}
+
+impl DiscardRule {
+    fn new() -> impl PinInit<Self> {
+        pin_init!(DiscardRule {
+            committed_nodes <- new_mutex!(KVec::new()),
+            journal_pins <- new_mutex!(KVec::new()),
+        })
+    }
+
+    /// Records the buckets of the committed btree's nodes.
+    pub(crate) fn set_committed_nodes(&self, btree: &Btree) -> Result {
+        let mut v = KVec::new();
+        let mut oom = false;
+        btree.for_each_bucket(|p| oom |= v.push(p, GFP_KERNEL).is_err());
+        if oom {
+            return Err(ENOMEM);
+        }
+        v.sort_unstable_by_key(key);
+        *self.committed_nodes.lock() = v;
+        Ok(())
+    }
+
+    /// Pins a bucket freed by a journal entry being replayed, until the commit; the caller pins
+    /// before it changes the bucket's state.
+    pub(crate) fn pin_for_journal(&self, p: NodePtr) -> Result {
+        let mut pins = self.journal_pins.lock();
+        if let Err(i) = pins.binary_search_by_key(&key(&p), key) {
+            pins.insert(i, p)?;
+        }
+        Ok(())
+    }
+
+    /// Drops every journal pin: the entries that freed the pinned buckets are committed.
+    pub(crate) fn clear_journal_pins(&self) {
+        self.journal_pins.lock().clear();
+    }
+
+    /// Whether a journal pin is held (a replay's bucket states are not committed yet).
+    pub(crate) fn has_journal_pins(&self) -> bool {
+        !self.journal_pins.lock().is_empty()
+    }
+
+    /// Why `bucket` of `member` must not be discarded now, if it must not: the committed btree
+    /// has a node in it, or a journal entry not yet committed freed it.
+    pub(crate) fn forbidden(&self, member: u32, bucket: u32) -> Option<&'static str> {
+        if self.is_committed_node(member, bucket) {
+            return Some("holds a committed btree node");
+        }
+        let k = (member, bucket);
+        if self
+            .journal_pins
+            .lock()
+            .binary_search_by_key(&k, key)
+            .is_ok()
+        {
+            return Some("was freed by a journal entry not committed yet");
+        }
+        None
+    }
+
+    /// Whether the committed btree has a node copy in `bucket` of `member`.
+    pub(crate) fn is_committed_node(&self, member: u32, bucket: u32) -> bool {
+        let k = (member, bucket);
+        self.committed_nodes
+            .lock()
+            .binary_search_by_key(&k, key)
+            .is_ok()
+    }
+}
+
+/// One filesystem's discard state.
+#[pin_data]
+pub(crate) struct Discard {
+    /// Starts and stops the worker.
+    ctl: Arc<DiscardCtl>,
+    /// Discard counters, by member index.
+    pub(crate) counters: KVec<DiscardCounters>,
+    /// The rule's inputs.
+    #[pin]
+    pub(crate) rule: DiscardRule,
+}
+
+impl Discard {
+    /// The discard state of a filesystem of `nr_members` members: no worker, rule not ready.
+    pub(crate) fn new(nr_members: usize) -> impl PinInit<Self, Error> {
+        try_pin_init!(Discard {
+            ctl: DiscardCtl::new()?,
+            counters: {
+                let mut v = KVec::with_capacity(nr_members, GFP_KERNEL)?;
+                for _ in 0..nr_members {
+                    v.push(DiscardCounters::default(), GFP_KERNEL)?;
+                }
+                v
+            },
+            rule <- DiscardRule::new(),
+        }? Error)
+    }
+
+    /// Stops the worker and waits until it no longer touches the filesystem (see
+    /// [`DiscardCtl::stop`]).
+    pub(crate) fn stop(&self) {
+        self.ctl.stop();
+    }
+}
+
+/// What the worker needs of the filesystem it serves.
+///
+/// # Safety
+///
+/// The worker uses the value through a pointer after [`kick`] returns: an implementer must not
+/// move (it is pinned) and must call [`Discard::stop`] on its [`DiscardHost::discard_state`]
+/// before it is dropped; `stop` returns once the worker is done with it.
+pub(crate) unsafe trait DiscardHost: Sync + 'static {
+    /// The filesystem uuid, for messages.
+    fn host_uuid(&self) -> &[u8; 16];
+    /// Its discard state.
+    fn discard_state(&self) -> &Discard;
+    /// Its allocator.
+    fn allocator(&self) -> &Allocator;
+    /// Its number of members.
+    fn nr_members(&self) -> usize;
+    /// Member `m`'s geometry, device and name.
+    fn member(&self, m: usize) -> Option<(&MemberDesc, &BlockDevice, &str)>;
+    /// Whether the `discard` option and member `m`'s discard flag allow discards (the device
+    /// may still not support them).
+    fn discard_allowed(&self, m: usize) -> bool;
+    /// Persists member `m`'s bucket table unless a replay's states are not committed yet;
+    /// returns whether it wrote.
+    fn persist_table(&self, m: usize) -> Result<bool>;
+}
+
 /// The filesystem, handed to the worker.
-struct FsPtr(*const Fs);
+struct HostPtr<H>(*const H);
 
-// SAFETY: `Fs` is `Sync`, and the pointer is only dereferenced while the filesystem is alive:
-// dropping the pinned `Fs` stops the worker first (`Fs`'s `PinnedDrop` calls
-// `DiscardCtl::stop`, which waits for `running` to go false), and the worker clears `running`
-// only after its last use.
-unsafe impl Send for FsPtr {}
+// SAFETY: `H` is `Sync`, and the pointer is only dereferenced while the host is alive and in
+// place: the host stops the worker before it is dropped (the `DiscardHost` contract), `stop`
+// waits for `running` to go false, and the worker clears `running` only after its last use.
+unsafe impl<H: DiscardHost> Send for HostPtr<H> {}
 
-impl FsPtr {
-    /// The pointer (a method, so closures capture the whole `FsPtr`, which is `Send`).
-    fn get(&self) -> *const Fs {
+impl<H> HostPtr<H> {
+    /// The pointer (a method, so closures capture the whole `HostPtr`, which is `Send`).
+    fn get(&self) -> *const H {
         self.0
     }
 }
 
-impl Fs {
-    /// Asks the worker to look for `need_discard` buckets; starts it if it is idle and the
-    /// discard rule is ready, otherwise remembers the request (see [`Fs::discard_rule_ready`]).
-    pub(crate) fn kick_discards(&self) {
-        {
-            let mut st = self.discard_ctl.state.lock();
-            if st.stop {
-                return;
-            }
-            st.pending = true;
-            if st.running || !st.ready {
-                return;
-            }
-            st.running = true;
+/// Asks the worker to look for `need_discard` buckets; starts it if it is idle and the
+/// discard rule is ready, otherwise remembers the request (see [`rule_ready`]).
+pub(crate) fn kick<H: DiscardHost>(host: &H) {
+    let ctl = &host.discard_state().ctl;
+    {
+        let mut st = ctl.state.lock();
+        if st.stop {
+            return;
         }
-        self.spawn_worker();
-    }
-
-    /// Marks the discard rule's inputs as present (committed nodes, reconciled bucket states;
-    /// journal pins are taken before the states they protect change), and serves every kick
-    /// made before, and the one recovery always makes.
-    pub(crate) fn discard_rule_ready(&self) {
-        self.discard_ctl.state.lock().ready = true;
-        self.kick_discards();
-    }
-
-    /// Queues the worker; the caller has set `running`.
-    fn spawn_worker(&self) {
-        let ctl = self.discard_ctl.clone();
-        let fs = FsPtr(self);
-        let worker_ctl = ctl.clone();
-        let spawned = crate::bdev::discard_queue().try_spawn(GFP_KERNEL, move || {
-            // SAFETY: See `FsPtr`: `running` is set, so the filesystem outlives this use.
-            let fs = unsafe { &*fs.get() };
-            loop {
-                {
-                    let mut st = worker_ctl.state.lock();
-                    if st.stop || !st.pending {
-                        st.running = false;
-                        worker_ctl.idle.notify_all();
-                        return;
-                    }
-                    st.pending = false;
-                }
-                fs.drain_need_discard(&worker_ctl);
-            }
-        });
-        if spawned.is_err() {
-            pr_err!(
-                "{}: cannot start the discard worker (-12)\n",
-                UuidFmt(&self.uuid)
-            );
-            let mut st = ctl.state.lock();
-            st.running = false;
-            ctl.idle.notify_all();
+        st.pending = true;
+        if st.running || !st.ready {
+            return;
         }
+        st.running = true;
     }
+    spawn_worker(host);
+}
 
-    /// Discards and frees every `need_discard` bucket, starved devices first.
-    fn drain_need_discard(&self, ctl: &DiscardCtl) {
-        let starved = self.alloc.starved_mask();
-        let n = self.members.len();
-        let first = (0..n).filter(|&m| starved & (1 << m) != 0);
-        let order = Iterator::chain(first, (0..n).filter(|&m| starved & (1 << m) == 0));
-        for m in order {
-            let start = Ktime::ktime_get();
-            let mut freed = false;
-            let max_len = self.command_buckets(m);
-            while let Some((start, len)) = self.take_run(m, max_len) {
-                // Between two commands: an unmount waits for one bounded command at most. The
-                // buckets freed so far stay need_discard on disk, which is safe.
-                if ctl.stopping() {
+/// Marks the discard rule's inputs as present (committed nodes, reconciled bucket states;
+/// journal pins are taken before the states they protect change), and serves every kick
+/// made before, and the one recovery always makes.
+pub(crate) fn rule_ready<H: DiscardHost>(host: &H) {
+    host.discard_state().ctl.state.lock().ready = true;
+    kick(host);
+}
+
+/// Queues the worker; the caller has set `running`.
+fn spawn_worker<H: DiscardHost>(host: &H) {
+    let ctl = host.discard_state().ctl.clone();
+    let ptr = HostPtr(host as *const H);
+    let worker_ctl = ctl.clone();
+    let spawned = crate::bdev::discard_queue().try_spawn(GFP_KERNEL, move || {
+        // SAFETY: See `HostPtr`: `running` is set, so the host outlives this use.
+        let host = unsafe { &*ptr.get() };
+        loop {
+            {
+                let mut st = worker_ctl.state.lock();
+                if st.stop || !st.pending {
+                    st.running = false;
+                    worker_ctl.idle.notify_all();
                     return;
                 }
-                self.discard_run(m, start, len);
-                // The buckets are empty on the device now: the allocator may have them.
-                self.alloc.free_bucket_run(m, start, len);
-                freed = true;
+                st.pending = false;
             }
-            if freed {
-                // During a replay the table is left to the commit (see `persist_bucket_table`):
-                // the buckets freed here stay need_discard on disk until then, which is safe.
-                if let Err(e) = self.persist_bucket_table(m) {
-                    pr_err!(
-                        "{}: bucket table write after discards failed ({})\n",
-                        UuidFmt(&self.uuid),
-                        e.to_errno()
-                    );
-                }
-                let ns = (Ktime::ktime_get().to_ns() - start.to_ns()).max(0) as u64;
-                self.discard_counters[m].ns.fetch_add(ns, Ordering::Relaxed);
+            drain_need_discard(host, &worker_ctl);
+        }
+    });
+    if spawned.is_err() {
+        pr_err!(
+            "{}: cannot start the discard worker (-12)\n",
+            UuidFmt(host.host_uuid())
+        );
+        let mut st = ctl.state.lock();
+        st.running = false;
+        ctl.idle.notify_all();
+    }
+}
+
+/// Discards and frees every `need_discard` bucket, starved devices first.
+fn drain_need_discard<H: DiscardHost>(host: &H, ctl: &DiscardCtl) {
+    let alloc = host.allocator();
+    let starved = alloc.starved_mask();
+    let n = host.nr_members();
+    let first = (0..n).filter(|&m| starved & (1 << m) != 0);
+    let order = Iterator::chain(first, (0..n).filter(|&m| starved & (1 << m) == 0));
+    for m in order {
+        let start = Ktime::ktime_get();
+        let mut freed = false;
+        let max_len = command_buckets(host, m);
+        while let Some((start, len)) = take_run(host, m, max_len) {
+            // Between two commands: an unmount waits for one bounded command at most. The
+            // buckets freed so far stay need_discard on disk, which is safe.
+            if ctl.stopping() {
+                return;
+            }
+            discard_run(host, m, start, len);
+            // The buckets are empty on the device now: the allocator may have them.
+            alloc.free_bucket_run(m, start, len);
+            freed = true;
+        }
+        if freed {
+            // During a replay the table is left to the commit (see `persist_bucket_table`):
+            // the buckets freed here stay need_discard on disk until then, which is safe.
+            if let Err(e) = host.persist_table(m) {
+                pr_err!(
+                    "{}: bucket table write after discards failed ({})\n",
+                    UuidFmt(host.host_uuid()),
+                    e.to_errno()
+                );
+            }
+            let ns = (Ktime::ktime_get().to_ns() - start.to_ns()).max(0) as u64;
+            if let Some(c) = host.discard_state().counters.get(m) {
+                c.ns.fetch_add(ns, Ordering::Relaxed);
             }
         }
     }
+}
 
-    /// Most buckets of member `m` in one discard command: [`MAX_COMMAND_BYTES`], the device's
-    /// largest discard (when it can discard) and [`MAX_RUN`], at least one bucket.
-    fn command_buckets(&self, m: usize) -> u32 {
-        let Some(g) = self.geometry.get(m) else {
-            return 1;
-        };
-        let mut bytes = MAX_COMMAND_BYTES;
-        let dev_max = self.members[m].dev.max_discard_bytes();
-        if dev_max > 0 {
-            bytes = bytes.min(dev_max);
-        }
-        let per = (g.bucket_size as u64).max(1);
-        (bytes / per).clamp(1, MAX_RUN as u64) as u32
+/// Most buckets of member `m` in one discard command: [`MAX_COMMAND_BYTES`], the device's
+/// largest discard (when it can discard) and [`MAX_RUN`], at least one bucket.
+fn command_buckets<H: DiscardHost>(host: &H, m: usize) -> u32 {
+    let Some((g, dev, _)) = host.member(m) else {
+        return 1;
+    };
+    let mut bytes = MAX_COMMAND_BYTES;
+    let dev_max = dev.max_discard_bytes();
+    if dev_max > 0 {
+        bytes = bytes.min(dev_max);
     }
+    let per = (g.bucket_size as u64).max(1);
+    (bytes / per).clamp(1, MAX_RUN as u64) as u32
+}
 
-    /// The next run of contiguous `need_discard` buckets on member `m`, at most `max_len` long,
-    /// cut short before any bucket the committed btree still uses (see the rule above).
-    fn take_run(&self, m: usize, max_len: u32) -> Option<(u32, u32)> {
-        let first = self.geometry.get(m)?.first_bucket;
-        let a = self.alloc.state.lock();
-        let d = a.devices.get(m)?;
+/// The next run of contiguous `need_discard` buckets on member `m`, at most `max_len` long,
+/// cut short before any bucket the committed btree still uses (see the rule above).
+fn take_run<H: DiscardHost>(host: &H, m: usize, max_len: u32) -> Option<(u32, u32)> {
+    let first = host.member(m)?.0.first_bucket;
+    let rule = &host.discard_state().rule;
+    let uuid = host.host_uuid();
+    // Under the allocator's lock, then the rule's (the lock order on `DiscardRule`).
+    host.allocator().inspect(|devices| {
+        let d = devices.get(m)?;
         let nb = d.nbuckets();
         let start = (first..nb).find(|&b| {
-            d.state(b) == Some(BucketState::NeedDiscard)
-                && self.discard_forbidden(m as u32, b).is_none()
+            d.state(b) == Some(BucketState::NeedDiscard) && rule.forbidden(m as u32, b).is_none()
         })?;
         let mut len = 0;
         while start + len < nb
             && len < max_len
             && d.state(start + len) == Some(BucketState::NeedDiscard)
         {
-            if let Some(why) = self.discard_forbidden(m as u32, start + len) {
-                if self.is_committed_node(m as u32, start + len) {
+            if let Some(why) = rule.forbidden(m as u32, start + len) {
+                if rule.is_committed_node(m as u32, start + len) {
                     // need_discard and in the committed btree at once: a bug, say so.
                     pr_err!(
                         "{}: dev-{m} bucket {} is need_discard but {why}: not discarded\n",
-                        UuidFmt(&self.uuid),
+                        UuidFmt(uuid),
                         start + len
                     );
                 }
@@ -286,39 +446,38 @@ impl Fs {
             len += 1;
         }
         (len > 0).then_some((start, len))
-    }
+    })
+}
 
-    /// Issues the discard for a run, or counts it as freed without I/O.
-    fn discard_run(&self, m: usize, start: u32, len: u32) {
-        let g = &self.geometry[m];
-        let dev = &self.members[m].dev;
-        let counters = &self.discard_counters[m];
-        let enabled = {
-            let st = self.state.lock();
-            st.live.get(Opt::Discard) != 0 && st.sb.members[m].discard()
-        } && dev.max_discard_bytes() > 0;
-        if !enabled {
-            counters.without_io.fetch_add(len as u64, Ordering::Relaxed);
-            return;
+/// Issues the discard for a run, or counts it as freed without I/O.
+fn discard_run<H: DiscardHost>(host: &H, m: usize, start: u32, len: u32) {
+    let (Some((g, dev, name)), Some(counters)) =
+        (host.member(m), host.discard_state().counters.get(m))
+    else {
+        return;
+    };
+    let enabled = host.discard_allowed(m) && dev.max_discard_bytes() > 0;
+    if !enabled {
+        counters.without_io.fetch_add(len as u64, Ordering::Relaxed);
+        return;
+    }
+    let bytes = len as u64 * g.bucket_size as u64;
+    match dev.discard(g.bucket_offset(start as u64), bytes) {
+        Ok(()) => {
+            counters.commands.fetch_add(1, Ordering::Relaxed);
+            counters.buckets.fetch_add(len as u64, Ordering::Relaxed);
+            counters.bytes.fetch_add(bytes, Ordering::Relaxed);
         }
-        let bytes = len as u64 * g.bucket_size as u64;
-        match dev.discard(g.bucket_offset(start as u64), bytes) {
-            Ok(()) => {
-                counters.commands.fetch_add(1, Ordering::Relaxed);
-                counters.buckets.fetch_add(len as u64, Ordering::Relaxed);
-                counters.bytes.fetch_add(bytes, Ordering::Relaxed);
-            }
-            Err(e) => {
-                // A discard is advice to the device: the buckets are empty either way.
-                counters.errors.fetch_add(1, Ordering::Relaxed);
-                pr_warn!(
-                    "{}: dev-{m} ({}): discard of buckets {start}..{} failed ({}); freeing them anyway\n",
-                    UuidFmt(&self.uuid),
-                    self.members[m].name(),
-                    start + len,
-                    e.to_errno()
-                );
-            }
+        Err(e) => {
+            // A discard is advice to the device: the buckets are empty either way.
+            counters.errors.fetch_add(1, Ordering::Relaxed);
+            pr_warn!(
+                "{}: dev-{m} ({name}): discard of buckets {start}..{} failed ({}); freeing them \
+                 anyway\n",
+                UuidFmt(host.host_uuid()),
+                start + len,
+                e.to_errno()
+            );
         }
     }
 }

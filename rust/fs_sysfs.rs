@@ -159,22 +159,22 @@ const DEV: [File<Fs>; 13] = [
     dev_file!("max_discard_bytes", |fs, m| fs.members[m]
         .dev
         .max_discard_bytes()),
-    dev_file!("discard_buckets", |fs, m| fs.discard_counters[m]
+    dev_file!("discard_buckets", |fs, m| fs.discard.counters[m]
         .buckets
         .load(Ordering::Relaxed)),
-    dev_file!("discard_commands", |fs, m| fs.discard_counters[m]
+    dev_file!("discard_commands", |fs, m| fs.discard.counters[m]
         .commands
         .load(Ordering::Relaxed)),
-    dev_file!("discard_bytes", |fs, m| fs.discard_counters[m]
+    dev_file!("discard_bytes", |fs, m| fs.discard.counters[m]
         .bytes
         .load(Ordering::Relaxed)),
-    dev_file!("freed_without_discard", |fs, m| fs.discard_counters[m]
+    dev_file!("freed_without_discard", |fs, m| fs.discard.counters[m]
         .without_io
         .load(Ordering::Relaxed)),
-    dev_file!("discard_errors", |fs, m| fs.discard_counters[m]
+    dev_file!("discard_errors", |fs, m| fs.discard.counters[m]
         .errors
         .load(Ordering::Relaxed)),
-    dev_file!("discard_ns", |fs, m| fs.discard_counters[m]
+    dev_file!("discard_ns", |fs, m| fs.discard.counters[m]
         .ns
         .load(Ordering::Relaxed)),
     dev_file!(
@@ -202,14 +202,8 @@ fn show_bucket_count(fs: &Fs, at: At, out: &mut PageWriter<'_>) -> core::fmt::Re
 
 /// Buckets of member `m` in `state`, from the allocator's accounting (0 for a member it does
 /// not account yet).
-///
-/// Read-only accessor of the allocator's state, kept here until the allocator offers it.
 fn bucket_count(fs: &Fs, m: usize, state: BucketState) -> u64 {
-    let a = fs.alloc.state.lock();
-    a.devices
-        .get(m)
-        .and_then(|d| d.counts.get(state as usize).copied())
-        .unwrap_or(0)
+    fs.alloc.counts(m).get(state as usize).copied().unwrap_or(0)
 }
 
 /// The option of row `at.index` of `options/`.

@@ -3,7 +3,8 @@
 //! What bucketfs offers to the VFS ([`FileSystem`]): mount option parsing, mount, remount
 //! and statfs. Unmount is dropping [`Mounted`].
 
-use crate::fs::{describe_option_error, Fs, Mounted};
+use crate::fs::{describe_option_error, Fs};
+use crate::mount::Mounted;
 use crate::shared::options::{lookup, Kind, MountOptions, Opt, OptError, When};
 use crate::shared::superblock::UuidFmt;
 use crate::text::{prefix, Text};

@@ -90,7 +90,8 @@ pub(crate) fn read_entries(
     }
     if let Some((seq, n)) = beyond {
         pr_warn!(
-            "{}: journal: {n} entry header(s) refused: sequence number {seq} is above the largest replayable one ({MAX_ENTRY_SEQ})\n",
+            "{}: journal: {n} entry header(s) refused: sequence number {seq} is above the \
+             largest replayable one ({MAX_ENTRY_SEQ})\n",
             crate::shared::superblock::UuidFmt(uuid),
         );
     }

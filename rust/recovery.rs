@@ -1,0 +1,211 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Recovery at mount: load and check the btree, reconcile the bucket states with it, replay the
+//! journal into it (pinning the buckets its entries free, see `discard.rs`), and commit
+//! (`commit.rs`).
+
+use crate::allocator::describe_alloc_error;
+use crate::btree::Btree;
+use crate::fs::{mount_err, Fs};
+use crate::journal;
+use crate::shared::alloc_policy::Watermark;
+use crate::shared::bucket_table::BucketState;
+use crate::shared::superblock::{check_ptr, NodePtr, UuidFmt, BLOCK_SIZE};
+use crate::vec_ext::VecExt;
+use core::sync::atomic::Ordering;
+use kernel::{
+    alloc::KVec,
+    prelude::*,
+    time::{ktime_ms_delta, Ktime},
+};
+
+impl Fs {
+    /// Recovery: load and check the btree, reconcile bucket states with it, replay the
+    /// journal into it, and commit.
+    pub(crate) fn recover(&self, source: &str) -> Result {
+        let sb = self.state.lock().sb;
+        let mut btree = Btree::load(self, &sb.root)
+            .map_err(|e| mount_err!(source, e, "cannot load the btree"))?;
+        self.reconcile_buckets(&btree)?;
+        self.discard.rule.set_committed_nodes(&btree)?;
+        // The discard rule has its inputs now: kicks made so far are served. Discards run
+        // during replay: a request parked on a starved device is unstuck as soon as its
+        // need_discard buckets are freed.
+        self.discard_rule_ready();
+        self.progress.set_stats(&btree.stats());
+
+        let mut members = KVec::with_capacity(self.members.len(), GFP_KERNEL)?;
+        for (m, g) in self.members.iter().zip(self.geometry.iter()) {
+            members.push((&m.dev, g), GFP_KERNEL)?;
+        }
+        let entries = journal::read_entries(&self.uuid, &members, sb.journal_seq)
+            .map_err(|e| mount_err!(source, e, "cannot read the journal"))?;
+        let total: u64 = entries.iter().map(|e| e.keys.len() as u64).sum();
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let (first, last) = (entries[0].seq, entries[entries.len() - 1].seq);
+        pr_info!(
+            "{}: replaying {total} key(s) from {} journal entr{} (seq {first}..={last})\n",
+            UuidFmt(&self.uuid),
+            entries.len(),
+            if entries.len() == 1 { "y" } else { "ies" }
+        );
+        self.progress.replay_total.store(total, Ordering::Relaxed);
+        let start = Ktime::ktime_get();
+        // Every bucket update first, then every key: the updates only take buckets away from
+        // the allocator until the commit (see below), so applying them first changes no
+        // outcome, and no node the replay allocates can land in a bucket an entry changes.
+        // Buckets freed to `free` (sorted; false once a later entry changed them again).
+        let mut frees: KVec<(NodePtr, bool)> = KVec::new();
+        for e in entries.iter() {
+            for u in e.updates.iter() {
+                let p = NodePtr {
+                    member: u.member,
+                    bucket: u.bucket,
+                };
+                if check_ptr(&self.geometry, p).is_err()
+                    || self.discard.rule.is_committed_node(u.member, u.bucket)
+                {
+                    return Err(mount_err!(
+                        source,
+                        EINVAL,
+                        "journal entry {} changes member {} bucket {}, which it may not (metadata \
+                         area, outside the device, or a btree node)",
+                        e.seq,
+                        u.member,
+                        u.bucket
+                    ));
+                }
+                if matches!(u.state, BucketState::Superblock | BucketState::Journal) {
+                    return Err(mount_err!(
+                        source,
+                        EINVAL,
+                        "journal entry {} makes member {} bucket {} {}",
+                        e.seq,
+                        u.member,
+                        u.bucket,
+                        u.state.name()
+                    ));
+                }
+                // A bucket an entry frees (to `need_discard` or to `free`) is pinned before
+                // its state changes, so the discard worker never sees it unpinned; one freed
+                // to `free` is held as `need_discard` until the commit, so the allocator does
+                // not hand it out either (see the rule in `discard.rs`).
+                let key = (p.member, p.bucket);
+                let pending = frees.binary_search_by_key(&key, |(q, _)| (q.member, q.bucket));
+                let freed = u.state == BucketState::Free;
+                match pending {
+                    // The last entry to change a bucket says what it is after the commit.
+                    Ok(i) => frees[i].1 = freed,
+                    Err(i) if freed => frees.insert(i, (p, true))?,
+                    Err(_) => {}
+                }
+                let state = if freed {
+                    BucketState::NeedDiscard
+                } else {
+                    u.state
+                };
+                if matches!(u.state, BucketState::NeedDiscard | BucketState::Free) {
+                    self.discard.rule.pin_for_journal(p)?;
+                }
+                self.alloc.update(|devices| {
+                    if let Some(d) = devices.get_mut(u.member as usize) {
+                        d.set_state(u.bucket, state);
+                    }
+                });
+            }
+        }
+        for e in entries.iter() {
+            for k in e.keys.iter() {
+                btree
+                    .insert(
+                        *k,
+                        |n, out| {
+                            self.alloc
+                                .alloc_nodes(n, Watermark::Normal, || self.live(), out)
+                        },
+                        |unused| self.alloc.release_nodes(unused),
+                    )
+                    .map_err(|err| {
+                        mount_err!(
+                            source,
+                            err,
+                            "journal replay stopped after {} of {total} key(s): btree node \
+                             allocation {}; nothing was written, the mount can be retried",
+                            self.progress.replay_done.load(Ordering::Relaxed),
+                            describe_alloc_error(err)
+                        )
+                    })?;
+                self.progress.replay_done.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        // `last` is at most `MAX_ENTRY_SEQ` (the journal reader refuses entries above it), so
+        // `journal_seq` stays one the superblock decoder accepts.
+        self.commit(&mut btree, last.saturating_add(1), &frees)
+            .map_err(|e| mount_err!(source, e, "cannot commit the replayed btree"))?;
+        let us = (Ktime::ktime_get().to_ns() - start.to_ns()).max(0) as u64 / 1000;
+        self.progress.replay_us.store(us, Ordering::Relaxed);
+        let bytes: u64 = entries
+            .iter()
+            .map(|e| e.blocks as u64 * BLOCK_SIZE as u64)
+            .sum();
+        self.progress.replay_bytes.store(bytes, Ordering::Relaxed);
+        let stats = btree.stats();
+        self.progress.set_stats(&stats);
+        pr_info!(
+            "{}: replayed {total} key(s) in {} ms; btree has {} key(s) in {} node(s), {} \
+             level(s)\n",
+            UuidFmt(&self.uuid),
+            ktime_ms_delta(Ktime::ktime_get(), start),
+            stats.keys,
+            stats.nodes,
+            stats.depth
+        );
+        Ok(())
+    }
+
+    /// Buckets the btree uses are `btree`; `btree` buckets it does not use (left by a commit
+    /// that did not finish, or freed by one whose bucket table write did not) need discard.
+    fn reconcile_buckets(&self, btree: &Btree) -> Result {
+        let mut used: KVec<KVec<u32>> = KVec::new();
+        for _ in 0..self.geometry.len() {
+            used.push(KVec::new(), GFP_KERNEL)?;
+        }
+        let mut oom = false;
+        btree.for_each_bucket(|p| {
+            if let Some(v) = used.get_mut(p.member as usize) {
+                oom |= v.push(p.bucket, GFP_KERNEL).is_err();
+            }
+        });
+        if oom {
+            return Err(ENOMEM);
+        }
+        for used in used.iter_mut() {
+            used.sort_unstable();
+        }
+        self.alloc.update(|devices| {
+            for ((d, used), g) in devices
+                .iter_mut()
+                .zip(used.iter())
+                .zip(self.geometry.iter())
+            {
+                // Metadata areas are never `btree` or `need_discard`: the loaded tree's pointers
+                // were checked to lie above them, and these buckets are not looked at.
+                for b in g.first_bucket..d.nbuckets() {
+                    let in_use = used.binary_search(&b).is_ok();
+                    match d.state(b) {
+                        Some(BucketState::Btree) if !in_use => {
+                            d.set_state(b, BucketState::NeedDiscard)
+                        }
+                        Some(s) if in_use && s != BucketState::Btree => {
+                            d.set_state(b, BucketState::Btree)
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        });
+        Ok(())
+    }
+}
