@@ -103,11 +103,6 @@ int bucketfs_bdev_write(struct file *f, u64 off, const void *buf, size_t len,
 	return bucketfs_bdev_rw(f, opf, off, (void *)buf, len);
 }
 
-int bucketfs_bdev_flush(struct file *f)
-{
-	return blkdev_issue_flush(file_bdev(f));
-}
-
 int bucketfs_bdev_discard(struct file *f, u64 off, u64 len)
 {
 	if (!IS_ALIGNED(off, SECTOR_SIZE) || !IS_ALIGNED(len, SECTOR_SIZE))

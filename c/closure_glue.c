@@ -41,16 +41,6 @@ bool bucketfs_waitlist_is_empty(struct closure_waitlist *list)
 	return llist_empty(&list->list);
 }
 
-long bucketfs_max_schedule_timeout(void)
-{
-	return MAX_SCHEDULE_TIMEOUT;
-}
-
-unsigned long bucketfs_msecs_to_jiffies(unsigned int msecs)
-{
-	return msecs_to_jiffies(msecs);
-}
-
 void bucketfs_msleep(unsigned int msecs)
 {
 	msleep(msecs);

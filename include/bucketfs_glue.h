@@ -25,8 +25,6 @@ void bucketfs_waitlist_wake_all(struct closure_waitlist *list);
 bool bucketfs_waitlist_is_empty(struct closure_waitlist *list);
 int bucketfs_closure_sync(struct closure *cl, long timeout, bool killable,
 			  u64 *ticket);
-long bucketfs_max_schedule_timeout(void);
-unsigned long bucketfs_msecs_to_jiffies(unsigned int msecs);
 void bucketfs_msleep(unsigned int msecs);
 
 /* c/bdev.c: member block devices. Buffers are kmalloc or vmalloc memory. */
@@ -39,7 +37,6 @@ void bucketfs_bdev_name(struct file *f, char *buf, size_t len);
 int bucketfs_bdev_read(struct file *f, u64 off, void *buf, size_t len);
 int bucketfs_bdev_write(struct file *f, u64 off, const void *buf, size_t len,
 			bool fua);
-int bucketfs_bdev_flush(struct file *f);
 int bucketfs_bdev_discard(struct file *f, u64 off, u64 len);
 /*
  * The discard workers' workqueue (a struct workqueue_struct *): created at
