@@ -21,8 +21,13 @@
 //!   `u32::MAX` buckets, 4 for 16M buckets. Bits past the last bucket are always clear.
 //!
 //! Words per member: `ceil(n / 16)` for the states plus `2 * (ceil(n / 64) + ceil(n / 4096) +
-//! ...)` for the bitmaps, about `n / 10.5`: 1,581,186 words (12.1 MiB) at 16M buckets, less than
-//! a byte per bucket.
+//! ...)` for the bitmaps, about `n / 10.6`: 1,581,186 words (12.1 MiB) at 16M buckets, 0.75 byte
+//! per bucket.
+//!
+//! In the kernel a `KVVec<u64>` of [`FreeIndex::words_needed`] words (vmalloc'd when large,
+//! never one physically contiguous block) serves up to about 2.8G buckets, where it reaches
+//! kvmalloc's `INT_MAX` limit; past that, a vector of fixed-size chunks implements [`Words`]
+//! (word `i` in chunk `i >> k`, at `i & (2^k - 1)`).
 //!
 //! # Cost
 //!
