@@ -27,6 +27,10 @@
 # KASAN, lockdep, hung task, kmemleak) or the guest died before the script
 # ended. The console log is also kept in $BUCKETFS_VM_LOG when that is set.
 #
+# The guest kernel gets tsc=reliable: a VM's TSC is otherwise sometimes declared
+# unstable by the watchdog and the clocksource falls back to refined-jiffies
+# (4 ms steps), which makes every timing in a test or benchmark coarse.
+#
 # BUCKETFS_ACCEL=kvm|tcg forces the accelerator; by default KVM is used
 # when a quick probe shows it works, and TCG otherwise.
 # BUCKETFS_VARIANT=NAME boots that kernel variant (scripts/kernel.sh --variant)
@@ -177,7 +181,7 @@ echo "vm.sh: booting $(basename "$kdir") with $accel, ${#disks[@]} disk(s), time
 qemu=(qemu-system-x86_64 -accel "$accel" -cpu "$cpu" -smp 2 -m 1024
 	-display none -monitor none -no-reboot
 	-kernel "$bzimage" -initrd "$work/initrd.gz"
-	-append "console=ttyS0 panic=-1 loglevel=7 rdinit=/init"
+	-append "console=ttyS0 panic=-1 loglevel=7 rdinit=/init tsc=reliable"
 	"${drives[@]}")
 set +e
 if [ $interactive = 1 ]; then

@@ -10,6 +10,7 @@ pub mod assemble;
 pub mod btree_format;
 pub mod bucket_table;
 pub mod crc32c;
+pub mod free_index;
 pub mod journal_format;
 pub mod layout;
 pub mod mount_source;
