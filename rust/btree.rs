@@ -140,6 +140,7 @@ impl Btree {
             to_alloc(root.nr_ptrs as u32, &root.ptrs),
             root.level,
             0,
+            root.node_seq,
         )?;
         t.seen = KVec::new();
         Ok(t)
@@ -152,12 +153,16 @@ impl Btree {
         ptrs: NodeAlloc,
         level: u8,
         depth: u32,
+        max_seq: u64,
     ) -> Result<usize> {
         if depth > MAX_BTREE_LEVEL as u32 {
             return Err(EINVAL);
         }
         let uuid = io.uuid();
         let [buf, chosen] = bufs;
+        // A node is never newer than what points at it (the superblock's root sequence, or
+        // the parent node's): a copy that is, is not this node's.
+        let mut chosen_seq = 0;
         // The copies this node keeps: every pointer is range-checked before anything uses it,
         // and every copy in range is read; a copy is kept if its block is the very block of
         // the first copy that decodes (copies of a node are written from one buffer), or if
@@ -224,11 +229,22 @@ impl Btree {
                 if alloc_failed.get() {
                     return Err(ENOMEM);
                 }
-                if let Err(e) = decoded {
-                    drop_copy(&format_args!("refused: {e:?}"));
+                let h = match decoded {
+                    Ok(h) => h,
+                    Err(e) => {
+                        drop_copy(&format_args!("refused: {e:?}"));
+                        continue;
+                    }
+                };
+                if h.seq > max_seq {
+                    drop_copy(&format_args!(
+                        "sequence {} is newer than what points at it ({max_seq})",
+                        h.seq
+                    ));
                     continue;
                 }
                 chosen[..BLOCK_SIZE].copy_from_slice(&buf[..BLOCK_SIZE]);
+                chosen_seq = h.seq;
                 have = true;
             }
             if same_member {
@@ -282,8 +298,14 @@ impl Btree {
             if level == 0 {
                 break;
             }
-            let node =
-                self.load_node(io, bufs, to_alloc(c.nr_ptrs, &c.ptrs), level - 1, depth + 1)?;
+            let node = self.load_node(
+                io,
+                bufs,
+                to_alloc(c.nr_ptrs, &c.ptrs),
+                level - 1,
+                depth + 1,
+                chosen_seq,
+            )?;
             refs.push(ChildRef { key: c.key, node }, GFP_KERNEL)?;
         }
         self.nodes.push(

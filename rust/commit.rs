@@ -58,6 +58,10 @@ impl Fs {
             sb.journal_seq = journal_next;
             Ok(())
         })?;
+        // The new tree's nodes are the committed ones before the old nodes become
+        // need_discard, so the discard worker never sees a need_discard bucket that the list
+        // of committed nodes still names.
+        self.discard.rule.set_committed_nodes(btree)?;
         let geometry = &self.geometry;
         self.alloc.update(|devices| {
             btree.committed(&root, |p| {
@@ -79,7 +83,6 @@ impl Fs {
                 }
             }
         });
-        self.discard.rule.set_committed_nodes(btree)?;
         self.persist_bucket_tables()?;
         // The entries that freed pinned buckets are in the btree now.
         self.discard.rule.clear_journal_pins();
@@ -163,17 +166,21 @@ impl Fs {
     /// once every copy is written, makes it the current one.
     pub(crate) fn write_next_superblock(&self, st: &mut FsState, mut sb: Superblock) -> Result {
         sb.seq = st.sb.seq + 1;
-        self.write_superblocks(&sb)?;
+        self.check_superblock(&sb)?;
+        if let Err(e) = self.write_superblocks(&sb) {
+            // Some copies may carry `sb.seq` now: the next superblock must not reuse that
+            // sequence number for other contents (copies with one seq must be the same).
+            st.sb.seq = sb.seq;
+            return Err(e);
+        }
         st.sb = sb;
         Ok(())
     }
 
-    /// Writes `sb` to every member: all primaries first, then all backups, so a crash
-    /// leaves one good copy everywhere.
-    fn write_superblocks(&self, sb: &Superblock) -> Result {
+    /// Never write what the decoder would refuse: every member's copy of `sb` is encoded and
+    /// decoded before any is written; a refusal fails the write with nothing written.
+    fn check_superblock(&self, sb: &Superblock) -> Result {
         let mut buf = IoBuf::new(SB_SIZE)?;
-        // Never write what the decoder would refuse: every copy is decoded before any is
-        // written, and a refusal fails the write with nothing written.
         for i in 0..self.members.len() {
             let mut copy = *sb;
             copy.member_index = i as u32;
@@ -190,6 +197,13 @@ impl Fs {
                 return Err(EINVAL);
             }
         }
+        Ok(())
+    }
+
+    /// Writes `sb` to every member: all primaries first, then all backups, so a crash
+    /// leaves one good copy everywhere.
+    fn write_superblocks(&self, sb: &Superblock) -> Result {
+        let mut buf = IoBuf::new(SB_SIZE)?;
         for off in SB_OFFSETS {
             for (i, m) in self.members.iter().enumerate() {
                 let mut copy = *sb;

@@ -78,7 +78,7 @@ impl FileSystem for BucketFsType {
         if opts.is_empty() {
             return Ok(());
         }
-        let fs = &mounted.fs;
+        let fs = mounted.fs();
         let mut msg = Text::<160>::new();
         match fs.set_options(opts) {
             Ok(()) => {
@@ -116,9 +116,9 @@ impl FileSystem for BucketFsType {
     }
 
     fn statfs(mounted: &Mounted) -> Statfs {
-        let (blocks, empty, free) = mounted.fs.statfs();
+        let (blocks, empty, free) = mounted.fs().statfs();
         let mut fsid = [0u8; 8];
-        for (i, b) in mounted.fs.uuid.iter().enumerate() {
+        for (i, b) in mounted.fs().uuid.iter().enumerate() {
             fsid[i % 8] ^= b;
         }
         Statfs {

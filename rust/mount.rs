@@ -20,7 +20,7 @@ use crate::shared::superblock::{Superblock, UuidFmt, BLOCK_SIZE, SB_OFFSETS, SB_
 use crate::sysfs::SysfsDir;
 use crate::text::Text;
 use crate::vfs::UuidClaim;
-use core::{fmt::Write, pin::Pin};
+use core::fmt::Write;
 use kernel::{
     alloc::{KBox, KVec},
     fmt, new_mutex,
@@ -30,8 +30,8 @@ use kernel::{
 
 /// A filesystem as the VFS holds it: sysfs first, so it goes before the filesystem it shows.
 pub(crate) struct Mounted {
-    _sysfs: SysfsDir,
-    pub(crate) fs: Pin<KBox<Fs>>,
+    /// The filesystem, owned by its sysfs directory (removed before the filesystem goes).
+    sysfs: SysfsDir<Fs>,
     /// The holder cookie of the members' exclusive claim; lives as long as the claim.
     _claim: KBox<u8>,
     /// The uuid, claimed until everything above is gone (its sysfs directory included).
@@ -42,7 +42,14 @@ impl Drop for Mounted {
     fn drop(&mut self) {
         // Stop the worker before sysfs goes too (dropping `fs` would, later): kicks from
         // writes still in flight are ignored from here on.
-        self.fs.discard.stop();
+        self.fs().discard.stop();
+    }
+}
+
+impl Mounted {
+    /// The mounted filesystem.
+    pub(crate) fn fs(&self) -> &Fs {
+        self.sysfs.owner()
     }
 }
 
@@ -212,7 +219,7 @@ impl Fs {
         // sysfs goes up before any recovery step, so a stuck recovery can be inspected and
         // steered from it.
         let name = CString::try_from_fmt(fmt!("{}", UuidFmt(&sb.uuid)))?;
-        let sysfs = SysfsDir::add(&name, &fs, sb.nr_members).map_err(|e| {
+        let sysfs = SysfsDir::add(&name, fs, sb.nr_members).map_err(|e| {
             mount_err!(
                 source,
                 e,
@@ -222,22 +229,21 @@ impl Fs {
         })?;
         let mounted = KBox::new(
             Mounted {
-                _sysfs: sysfs,
-                fs,
+                sysfs,
                 _claim: claim,
                 _uuid: uuid_claim,
             },
             GFP_KERNEL,
         )?;
 
-        mounted.fs.read_bucket_tables(source)?;
-        mounted.fs.recover(source)?;
+        mounted.fs().read_bucket_tables(source)?;
+        mounted.fs().recover(source)?;
         pr_info!(
             "{}: mounted {} ({} member(s), metadata_replicas={})\n",
             source,
             UuidFmt(&sb.uuid),
             sb.nr_members,
-            mounted.fs.live().replicas
+            mounted.fs().live().replicas
         );
         Ok(mounted)
     }

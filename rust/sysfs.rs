@@ -57,7 +57,7 @@ pub(crate) struct At {
     pub(crate) index: usize,
 }
 
-/// Writes into a sysfs page; stops at its end.
+/// Writes into a sysfs page; stops one byte before its end (a full page is a bad count).
 pub(crate) struct PageWriter<'a> {
     page: &'a mut [u8],
     len: usize,
@@ -153,7 +153,8 @@ impl<T: SysfsFiles> SysfsVTable<T> {
         let (fs, page) = unsafe {
             (
                 &*fs.cast::<T>(),
-                core::slice::from_raw_parts_mut(buf.cast::<u8>(), kernel::page::PAGE_SIZE),
+                // One byte short of the page: sysfs warns about a show that fills all of it.
+                core::slice::from_raw_parts_mut(buf.cast::<u8>(), kernel::page::PAGE_SIZE - 1),
             )
         };
         let mut out = PageWriter { page, len: 0 };
@@ -220,34 +221,34 @@ impl<T: SysfsFiles> SysfsVTable<T> {
     }
 }
 
-/// The sysfs directory of a mounted filesystem; removed on drop.
+/// The sysfs directory of a mounted filesystem, and the filesystem it shows: the directory
+/// owns the filesystem, so safe code cannot drop the filesystem while its files are up. On
+/// drop the directory is removed first, then the filesystem.
 ///
 /// # Invariants
 ///
-/// `dirs` came from `bucketfs_sysfs_add()` and has not been removed. Its callbacks get a
-/// pointer to the `T` it was created for, which outlives it (see [`crate::fs::Mounted`]).
-pub(crate) struct SysfsDir {
+/// `dirs` came from `bucketfs_sysfs_add()` for `owner` and has not been removed; its
+/// callbacks get a pointer to `*owner`, which is pinned and lives until after the removal.
+pub(crate) struct SysfsDir<T: SysfsFiles> {
     dirs: NonNull<bindings::bucketfs_sysfs>,
+    owner: Pin<KBox<T>>,
 }
 
-// SAFETY: The sysfs handle may be removed from any thread.
-unsafe impl Send for SysfsDir {}
-// SAFETY: `&SysfsDir` offers no operation.
-unsafe impl Sync for SysfsDir {}
+// SAFETY: The sysfs handle may be removed from any thread; the owner is `Send`.
+unsafe impl<T: SysfsFiles + Send> Send for SysfsDir<T> {}
+// SAFETY: `&SysfsDir` only gives out `&T`, and `T` is `Sync`.
+unsafe impl<T: SysfsFiles> Sync for SysfsDir<T> {}
 
-impl SysfsDir {
-    /// Creates `/sys/fs/bucketfs/<name>/` for `fs`, with `nr_members` `dev-N/` directories.
-    /// The caller must drop the result before `fs`.
-    pub(crate) fn add<T: SysfsFiles>(
-        name: &CStr,
-        fs: &Pin<KBox<T>>,
-        nr_members: u32,
-    ) -> Result<SysfsDir> {
+impl<T: SysfsFiles> SysfsDir<T> {
+    /// Creates `/sys/fs/bucketfs/<name>/` for `owner`, with `nr_members` `dev-N/`
+    /// directories, and takes `owner` (dropped on failure).
+    pub(crate) fn add(name: &CStr, owner: Pin<KBox<T>>, nr_members: u32) -> Result<Self> {
         let mut err = 0;
-        let fs_ptr = (&**fs as *const T).cast_mut().cast::<c_void>();
-        // SAFETY: `name` is NUL-terminated; the ops table is static; `fs_ptr` points to a
-        // pinned `T` that the caller keeps alive until this directory is removed, and the
-        // callbacks only share it (`T: Sync`); `err` is valid for writes.
+        let fs_ptr = (&*owner as *const T).cast_mut().cast::<c_void>();
+        // SAFETY: `name` is NUL-terminated; the ops table is static; `fs_ptr` points to the
+        // pinned `T` this directory will own, which outlives the directory (dropped after the
+        // removal in `drop`), and the callbacks only share it (`T: Sync`); `err` is valid for
+        // writes.
         let dirs = unsafe {
             bindings::bucketfs_sysfs_add(
                 name.as_char_ptr(),
@@ -258,16 +259,22 @@ impl SysfsDir {
             )
         };
         match NonNull::new(dirs) {
-            Some(dirs) => Ok(SysfsDir { dirs }),
+            // INVARIANT: the directory was created for `owner`, which it keeps.
+            Some(dirs) => Ok(SysfsDir { dirs, owner }),
             None => Err(Error::from_errno(err)),
         }
     }
+
+    /// The filesystem this directory shows.
+    pub(crate) fn owner(&self) -> &T {
+        &self.owner
+    }
 }
 
-impl Drop for SysfsDir {
+impl<T: SysfsFiles> Drop for SysfsDir<T> {
     fn drop(&mut self) {
         // SAFETY: `dirs` is live by the type invariant and removed once, here. Removal waits
-        // for callbacks in flight, so none runs after this returns.
+        // for callbacks in flight, so none runs after this returns; `owner` is dropped after.
         unsafe { bindings::bucketfs_sysfs_remove(self.dirs.as_ptr()) };
     }
 }
