@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Block device glue: open a member exclusively, synchronous reads and writes
- * with real bios, flush, discard. The safe Rust side is rust/bdev.rs.
+ * with real bios, and batches of reads, writes, flushes and discards submitted
+ * together and waited for once. The safe Rust side is rust/bdev.rs.
  */
 #define pr_fmt(fmt) "bucketfs: " fmt
 
@@ -10,6 +11,7 @@
 #include <linux/err.h>
 #include <linux/file.h>
 #include <linux/mm.h>
+#include <linux/slab.h>
 #include <linux/vmalloc.h>
 #include <linux/workqueue.h>
 
@@ -103,12 +105,176 @@ int bucketfs_bdev_write(struct file *f, u64 off, const void *buf, size_t len,
 	return bucketfs_bdev_rw(f, opf, off, (void *)buf, len);
 }
 
-int bucketfs_bdev_discard(struct file *f, u64 off, u64 len)
+/*
+ * Batches: every request of a batch is turned into bios and submitted under
+ * one plug, then the submitter waits once for all of them. Each request has a
+ * slot that its bios' completions share: it keeps the request's first error,
+ * so the caller can tell which requests failed (which copies of a node).
+ */
+struct bucketfs_io_wait;
+
+struct bucketfs_io_slot {
+	struct bucketfs_io_wait *w;
+	int status;
+	bool discard;
+};
+
+struct bucketfs_io_wait {
+	/* Bios in flight, plus one held by the submitter until all are out. */
+	atomic_t pending;
+	struct completion done;
+	struct bucketfs_io_slot slots[];
+};
+
+static void bucketfs_io_end(struct bio *bio)
 {
-	if (!IS_ALIGNED(off, SECTOR_SIZE) || !IS_ALIGNED(len, SECTOR_SIZE))
-		return -EINVAL;
-	return blkdev_issue_discard(file_bdev(f), off >> SECTOR_SHIFT,
-				    len >> SECTOR_SHIFT, GFP_KERNEL);
+	struct bucketfs_io_slot *s = bio->bi_private;
+	struct bucketfs_io_wait *w = s->w;
+	int err = blk_status_to_errno(bio->bi_status);
+
+	/* As blkdev_issue_discard: a device that stopped discarding is no error. */
+	if (s->discard && err == -EOPNOTSUPP)
+		err = 0;
+	if (err)
+		cmpxchg(&s->status, 0, err);
+	bio_put(bio);
+	if (atomic_dec_and_test(&w->pending))
+		complete(&w->done);
+}
+
+static void bucketfs_io_submit(struct bio *bio, struct bucketfs_io_slot *s)
+{
+	bio->bi_private = s;
+	bio->bi_end_io = bucketfs_io_end;
+	atomic_inc(&s->w->pending);
+	submit_bio(bio);
+}
+
+static bool bucketfs_io_range_ok(struct block_device *bdev, u64 off, u64 len)
+{
+	return IS_ALIGNED(off, SECTOR_SIZE) && IS_ALIGNED(len, SECTOR_SIZE) &&
+	       off + len >= off && off + len <= bdev_nr_bytes(bdev);
+}
+
+static bool bucketfs_io_req_ok(const struct bucketfs_io_req *r)
+{
+	struct block_device *bdev = file_bdev(r->file);
+	const u64 *range = r->buf;
+	size_t i;
+
+	switch (r->op) {
+	case BUCKETFS_IO_READ:
+	case BUCKETFS_IO_WRITE:
+	case BUCKETFS_IO_WRITE_FUA:
+		return r->buf && bucketfs_io_range_ok(bdev, r->off, r->len);
+	case BUCKETFS_IO_FLUSH:
+		return true;
+	case BUCKETFS_IO_DISCARD:
+		for (i = 0; i < r->len; i++)
+			if (!bucketfs_io_range_ok(bdev, range[2 * i], range[2 * i + 1]))
+				return false;
+		return true;
+	}
+	return false;
+}
+
+/* A read or write: one bio per up to BIO_MAX_VECS pages of the buffer. */
+static void bucketfs_io_submit_rw(const struct bucketfs_io_req *r,
+				  struct bucketfs_io_slot *s)
+{
+	struct block_device *bdev = file_bdev(r->file);
+	blk_opf_t opf = REQ_META | REQ_SYNC;
+	void *buf = r->buf;
+	u64 off = r->off;
+	size_t len = r->len;
+
+	if (r->op == BUCKETFS_IO_READ)
+		opf |= REQ_OP_READ;
+	else if (r->op == BUCKETFS_IO_WRITE)
+		opf |= REQ_OP_WRITE;
+	else
+		opf |= REQ_OP_WRITE | REQ_FUA;
+
+	while (len) {
+		unsigned int nr = min_t(size_t, BIO_MAX_VECS,
+					DIV_ROUND_UP(offset_in_page(buf) + len, PAGE_SIZE));
+		struct bio *bio = bio_alloc(bdev, nr, opf, GFP_KERNEL);
+
+		bio->bi_iter.bi_sector = off >> SECTOR_SHIFT;
+		while (len) {
+			size_t chunk = min_t(size_t, len, PAGE_SIZE - offset_in_page(buf));
+
+			if (bio_add_page(bio, bucketfs_buf_page(buf), chunk,
+					 offset_in_page(buf)) != chunk)
+				break;
+			buf += chunk;
+			off += chunk;
+			len -= chunk;
+		}
+		bucketfs_io_submit(bio, s);
+	}
+}
+
+/* A device's discards, chained into one bio that completes after all of them. */
+static void bucketfs_io_submit_discard(const struct bucketfs_io_req *r,
+				       struct bucketfs_io_slot *s)
+{
+	struct block_device *bdev = file_bdev(r->file);
+	const u64 *range = r->buf;
+	struct bio *bio = NULL;
+	size_t i;
+
+	for (i = 0; i < r->len; i++)
+		__blkdev_issue_discard(bdev, range[2 * i] >> SECTOR_SHIFT,
+				       range[2 * i + 1] >> SECTOR_SHIFT,
+				       GFP_KERNEL, &bio);
+	if (bio)
+		bucketfs_io_submit(bio, s);
+}
+
+int bucketfs_io_run(struct bucketfs_io_req *reqs, size_t nr)
+{
+	struct bucketfs_io_wait *w;
+	struct blk_plug plug;
+	size_t i;
+
+	for (i = 0; i < nr; i++)
+		if (!bucketfs_io_req_ok(&reqs[i]))
+			return -EINVAL;
+	w = kvzalloc(struct_size(w, slots, nr), GFP_KERNEL);
+	if (!w)
+		return -ENOMEM;
+	atomic_set(&w->pending, 1);
+	init_completion(&w->done);
+
+	blk_start_plug(&plug);
+	for (i = 0; i < nr; i++) {
+		struct bucketfs_io_slot *s = &w->slots[i];
+		struct bio *bio;
+
+		s->w = w;
+		switch (reqs[i].op) {
+		case BUCKETFS_IO_FLUSH:
+			bio = bio_alloc(file_bdev(reqs[i].file), 0,
+					REQ_OP_WRITE | REQ_PREFLUSH, GFP_KERNEL);
+			bucketfs_io_submit(bio, s);
+			break;
+		case BUCKETFS_IO_DISCARD:
+			s->discard = true;
+			bucketfs_io_submit_discard(&reqs[i], s);
+			break;
+		default:
+			bucketfs_io_submit_rw(&reqs[i], s);
+		}
+	}
+	blk_finish_plug(&plug);
+
+	if (!atomic_dec_and_test(&w->pending))
+		wait_for_completion_io(&w->done);
+	for (i = 0; i < nr; i++)
+		reqs[i].status = w->slots[i].status;
+	kvfree(w);
+	return 0;
 }
 
 /*

@@ -37,7 +37,35 @@ void bucketfs_bdev_name(struct file *f, char *buf, size_t len);
 int bucketfs_bdev_read(struct file *f, u64 off, void *buf, size_t len);
 int bucketfs_bdev_write(struct file *f, u64 off, const void *buf, size_t len,
 			bool fua);
-int bucketfs_bdev_discard(struct file *f, u64 off, u64 len);
+
+/*
+ * A batch of requests (c/bdev.c), run by bucketfs_io_run(): all submitted
+ * under one plug, then waited for once. @buf is kmalloc or vmalloc memory of
+ * @len bytes (READ, WRITE, WRITE_FUA), unused (FLUSH: an empty preflush), or
+ * @len pairs of u64 (byte offset, byte length) for DISCARD: one device's
+ * discards, chained so they complete together. Returns -EINVAL (a request is
+ * misaligned or past its device) or -ENOMEM with nothing submitted, else 0
+ * once every request is done, with each request's first error (or 0) in its
+ * @status. The buffers must stay put until it returns; it never keeps them.
+ */
+enum bucketfs_io_op {
+	BUCKETFS_IO_READ,
+	BUCKETFS_IO_WRITE,
+	BUCKETFS_IO_WRITE_FUA,
+	BUCKETFS_IO_FLUSH,
+	BUCKETFS_IO_DISCARD,
+};
+
+struct bucketfs_io_req {
+	struct file *file;
+	u64 off;
+	void *buf;
+	size_t len;
+	unsigned int op;
+	int status;
+};
+
+int bucketfs_io_run(struct bucketfs_io_req *reqs, size_t nr);
 /*
  * The discard workers' workqueue (a struct workqueue_struct *): created at
  * module init, drained and destroyed at module exit.

@@ -1,14 +1,19 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Member block devices: exclusive open, synchronous I/O with real bios, discard. There is no
-//! separate cache flush: a durable write (`fua`) is preceded by a preflush, which makes the
-//! writes completed before it durable too (the commit's node writes, before its superblock).
+//! Member block devices: exclusive open, synchronous I/O with real bios, and [`IoBatch`]: many
+//! reads, writes, cache flushes and discards, on any members, submitted together under one
+//! block-layer plug and waited for once (the commit's node writes to every copy, its flushes
+//! and superblock writes; the discard worker's chained discards). A synchronous durable write
+//! (`write` with `fua`) is preceded by a preflush, which makes the writes completed before it
+//! durable too.
 //!
 //! I/O goes through [`IoBuf`], a heap buffer: bios need memory with a `struct page` behind
-//! it, which the stack (vmapped) does not give.
+//! it, which the stack (vmapped) does not give. A batch borrows its buffers and devices, and
+//! [`IoBatch::run`] returns only once every bio is done, so no buffer can be freed or reused,
+//! and no device closed, while the device may still be reading or writing it.
 
 use crate::glue as bindings;
-use core::ptr::NonNull;
+use core::{marker::PhantomData, ptr::NonNull};
 use kernel::{
     alloc::KVVec,
     error::{to_result, Result},
@@ -26,6 +31,18 @@ impl IoBuf {
         Ok(IoBuf(KVVec::from_elem(0u8, len, GFP_KERNEL)?))
     }
 }
+
+impl IoBuf {
+    /// The `len` bytes at `off`, for a batch: `None` if they are not all in the buffer.
+    pub(crate) fn slice(&self, off: usize, len: usize) -> Option<IoSlice<'_>> {
+        let end = off.checked_add(len)?;
+        self.0.get(off..end).map(IoSlice)
+    }
+}
+
+/// Part of an [`IoBuf`] (so heap memory with pages behind it), for a batched write.
+#[derive(Clone, Copy)]
+pub(crate) struct IoSlice<'a>(&'a [u8]);
 
 impl core::ops::Deref for IoBuf {
     type Target = [u8];
@@ -115,10 +132,9 @@ impl BlockDevice {
         })
     }
 
-    /// Discards `len` bytes at byte offset `off` (both multiples of 512).
-    pub(crate) fn discard(&self, off: u64, len: u64) -> Result {
-        // SAFETY: `file` is live.
-        to_result(unsafe { bindings::bucketfs_bdev_discard(self.file.as_ptr(), off, len) })
+    /// Whether `len` bytes at byte offset `off` are sector-aligned and on the device.
+    fn range_ok(&self, off: u64, len: u64) -> bool {
+        off % 512 == 0 && len % 512 == 0 && off.checked_add(len).is_some_and(|e| e <= self.bytes())
     }
 }
 
@@ -126,6 +142,138 @@ impl Drop for BlockDevice {
     fn drop(&mut self) {
         // SAFETY: `file` is live and released exactly once, here.
         unsafe { bindings::bucketfs_bdev_close(self.file.as_ptr()) };
+    }
+}
+
+/// A discard of `len` bytes at byte offset `off`, in a batch (the C side reads it as two
+/// `u64`s).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct DiscardRange {
+    /// Byte offset, a multiple of 512.
+    pub(crate) off: u64,
+    /// Byte length, a multiple of 512.
+    pub(crate) len: u64,
+}
+
+/// A request's place in an [`IoBatch`], to ask for its result after the run.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct IoTicket(usize);
+
+/// A batch of block I/O requests on any of the members: built with [`IoBatch::write`],
+/// [`IoBatch::flush`], [`IoBatch::discard`], then run with [`IoBatch::run`], which submits
+/// every request under one block-layer plug and waits once for all of them; afterwards
+/// [`IoBatch::status`] gives each request's own result (a write to every copy of a node can
+/// fail on one copy only).
+///
+/// # Invariants
+///
+/// Every request in `reqs` has a `file` from a [`BlockDevice`] borrowed for `'a`, and a `buf`
+/// that is null (flushes), points into an [`IoBuf`] borrowed for `'a` with `len` bytes there
+/// (reads and writes), or points to `len` [`DiscardRange`]s borrowed for `'a` (discards); each
+/// range was checked against its device. So everything a request points to outlives the
+/// batch, and `bucketfs_io_run` returns only once the I/O is done.
+pub(crate) struct IoBatch<'a> {
+    reqs: KVVec<bindings::bucketfs_io_req>,
+    _borrows: PhantomData<&'a [u8]>,
+}
+
+impl<'a> IoBatch<'a> {
+    /// An empty batch with room for `n` requests.
+    pub(crate) fn with_capacity(n: usize) -> Result<IoBatch<'a>> {
+        Ok(IoBatch {
+            reqs: KVVec::with_capacity(n, GFP_KERNEL)?,
+            _borrows: PhantomData,
+        })
+    }
+
+    fn push(
+        &mut self,
+        dev: &'a BlockDevice,
+        op: bindings::bucketfs_io_op,
+        off: u64,
+        buf: *mut c_void,
+        len: usize,
+    ) -> Result<IoTicket> {
+        let t = IoTicket(self.reqs.len());
+        self.reqs.push(
+            bindings::bucketfs_io_req {
+                file: dev.file.as_ptr(),
+                off,
+                buf,
+                len,
+                op,
+                status: 0,
+            },
+            GFP_KERNEL,
+        )?;
+        Ok(t)
+    }
+
+    /// Writes `buf` at byte offset `off` of `dev` (both multiples of 512, on the device; else
+    /// `EINVAL` and nothing is added); with `fua`, the write is durable when it completes
+    /// (no preflush: add a [`IoBatch::flush`] to an earlier batch for the writes before it).
+    pub(crate) fn write(
+        &mut self,
+        dev: &'a BlockDevice,
+        off: u64,
+        buf: IoSlice<'a>,
+        fua: bool,
+    ) -> Result<IoTicket> {
+        if !dev.range_ok(off, buf.0.len() as u64) {
+            return Err(EINVAL);
+        }
+        let op = if fua {
+            bindings::bucketfs_io_op_BUCKETFS_IO_WRITE_FUA
+        } else {
+            bindings::bucketfs_io_op_BUCKETFS_IO_WRITE
+        };
+        // The C side only reads through the pointer (it is `*mut` for the shared request type).
+        let p = buf.0.as_ptr().cast_mut().cast();
+        self.push(dev, op, off, p, buf.0.len())
+    }
+
+    /// A cache flush of `dev`: the writes completed on it before the batch runs are durable
+    /// when it completes.
+    pub(crate) fn flush(&mut self, dev: &'a BlockDevice) -> Result<IoTicket> {
+        let op = bindings::bucketfs_io_op_BUCKETFS_IO_FLUSH;
+        self.push(dev, op, 0, core::ptr::null_mut(), 0)
+    }
+
+    /// Discards `ranges` of `dev` (each a multiple of 512, on the device; else `EINVAL` and
+    /// nothing is added), chained so they complete together: one result for all of them. A
+    /// device that cannot discard completes it with nothing done.
+    pub(crate) fn discard(
+        &mut self,
+        dev: &'a BlockDevice,
+        ranges: &'a [DiscardRange],
+    ) -> Result<IoTicket> {
+        if !ranges.iter().all(|r| dev.range_ok(r.off, r.len)) {
+            return Err(EINVAL);
+        }
+        let op = bindings::bucketfs_io_op_BUCKETFS_IO_DISCARD;
+        let p = ranges.as_ptr().cast_mut().cast();
+        self.push(dev, op, 0, p, ranges.len())
+    }
+
+    /// Submits every request together and waits once until all are done. `Err` only if the
+    /// batch could not be submitted (`ENOMEM`), with nothing submitted; each request's own
+    /// result is then in [`IoBatch::status`].
+    pub(crate) fn run(&mut self) -> Result {
+        if self.reqs.is_empty() {
+            return Ok(());
+        }
+        // SAFETY: By the type invariant every request's file and buffer are borrowed for `'a`,
+        // which `self` does not outlive, and `bucketfs_io_run` returns only once all of its
+        // bios have completed, so nothing they point to is freed under the I/O; `reqs` is
+        // valid for `reqs.len()` elements, and the call writes only their `status`.
+        to_result(unsafe { bindings::bucketfs_io_run(self.reqs.as_mut_ptr(), self.reqs.len()) })
+    }
+
+    /// The result of request `t` in the last [`IoBatch::run`] (`Ok` before any run).
+    pub(crate) fn status(&self, t: IoTicket) -> Result {
+        let r = self.reqs.get(t.0).ok_or(EINVAL)?;
+        to_result(r.status)
     }
 }
 

@@ -11,7 +11,7 @@
 //! leaves the filesystem as it was and can be retried.
 
 use crate::allocator::NodeAlloc;
-use crate::bdev::IoBuf;
+use crate::bdev::{BlockDevice, IoBatch, IoBuf, IoTicket};
 use crate::shared::btree_format::{
     decode_node, encode_interior, encode_leaf, Child, INTERIOR_CAPACITY, LEAF_CAPACITY,
 };
@@ -68,8 +68,8 @@ pub(crate) trait NodeIo {
     fn check_ptr(&self, ptr: NodePtr) -> core::result::Result<(), PtrError>;
     /// Reads the block at the start of `ptr`'s bucket.
     fn read_node(&self, ptr: NodePtr, buf: &mut IoBuf) -> Result;
-    /// Writes `buf` at the start of `ptr`'s bucket.
-    fn write_node(&self, ptr: NodePtr, buf: &IoBuf) -> Result;
+    /// The device and byte offset of the start of `ptr`'s bucket, where a node is written.
+    fn node_target(&self, ptr: NodePtr) -> Result<(&BlockDevice, u64)>;
     /// Filesystem uuid.
     fn uuid(&self) -> [u8; 16];
 }
@@ -499,15 +499,16 @@ impl Btree {
     pub(crate) fn write_dirty(&mut self, io: &impl NodeIo, required: u32) -> Result<BtreeRoot> {
         let seq = self.seq + 1;
         let uuid = io.uuid();
-        let mut buf = IoBuf::new(BLOCK_SIZE)?;
+        // Every dirty node is encoded into its own block of one buffer, then written to all of
+        // its copies in one batch, waited for once.
+        let dirty = self.nodes.iter().filter(|n| n.dirty).count();
+        let mut bufs = IoBuf::new(dirty * BLOCK_SIZE)?;
         let mut children: KVec<Child> = KVec::new();
-        for i in 0..self.nodes.len() {
-            let n = &self.nodes[i];
-            if !n.dirty {
-                continue;
-            }
+        let mut k = 0;
+        for n in self.nodes.iter().filter(|n| n.dirty) {
+            let buf = &mut bufs[k * BLOCK_SIZE..(k + 1) * BLOCK_SIZE];
             if n.level == 0 {
-                encode_leaf(&uuid, seq, &n.keys, &mut buf);
+                encode_leaf(&uuid, seq, &n.keys, buf);
             } else {
                 children.clear();
                 for c in n.children.iter() {
@@ -521,19 +522,49 @@ impl Btree {
                         GFP_KERNEL,
                     )?;
                 }
-                encode_interior(&uuid, seq, n.level, &children, &mut buf);
+                encode_interior(&uuid, seq, n.level, &children, buf);
             }
+            k += 1;
+        }
+        let copies = self
+            .nodes
+            .iter()
+            .filter(|n| n.dirty)
+            .map(|n| n.at.nr_ptrs as usize)
+            .sum();
+        let failed = |p: &NodePtr, e: Error| {
+            pr_err!(
+                "{}: btree node write to member {} bucket {} failed ({})\n",
+                crate::shared::superblock::UuidFmt(&uuid),
+                p.member,
+                p.bucket,
+                e.to_errno()
+            )
+        };
+        let mut batch = IoBatch::with_capacity(copies)?;
+        // Each copy's ticket, in node order (`None`: not submitted, already reported).
+        let mut tickets: KVec<Option<IoTicket>> = KVec::with_capacity(copies, GFP_KERNEL)?;
+        for (k, n) in self.nodes.iter().filter(|n| n.dirty).enumerate() {
+            let buf = bufs.slice(k * BLOCK_SIZE, BLOCK_SIZE).ok_or(EINVAL)?;
+            for p in &n.at.ptrs[..n.at.nr_ptrs as usize] {
+                // Never a node into a metadata area or past the device (`node_target` checks).
+                let t = io
+                    .node_target(*p)
+                    .and_then(|(dev, off)| batch.write(dev, off, buf, false));
+                tickets.push(t.inspect_err(|e| failed(p, *e)).ok(), GFP_KERNEL)?;
+            }
+        }
+        batch.run()?;
+        let mut t = tickets.iter();
+        for n in self.nodes.iter().filter(|n| n.dirty) {
             let mut good = 0;
             for p in &n.at.ptrs[..n.at.nr_ptrs as usize] {
-                match io.write_node(*p, &buf) {
+                let Some(Some(ticket)) = t.next() else {
+                    continue;
+                };
+                match batch.status(*ticket) {
                     Ok(()) => good += 1,
-                    Err(e) => pr_err!(
-                        "{}: btree node write to member {} bucket {} failed ({})\n",
-                        crate::shared::superblock::UuidFmt(&uuid),
-                        p.member,
-                        p.bucket,
-                        e.to_errno()
-                    ),
+                    Err(e) => failed(p, e),
                 }
             }
             if good < required.min(n.at.nr_ptrs) || good == 0 {

@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Writing the filesystem: btree nodes ([`NodeIo`]), superblocks (every copy checked by the
-//! decoder before any is written; primaries first, then backups), bucket tables, and the
-//! commit that orders them (nodes, superblocks, bucket states, tables).
+//! Writing the filesystem: btree nodes ([`NodeIo`]: all of them to all copies in one batch),
+//! superblocks (every copy checked by the decoder before any is written; a cache flush of
+//! every member, then primaries, then backups, each step to all members at once), bucket
+//! tables, and the commit that orders them (nodes, superblocks, bucket states, tables).
 
-use crate::bdev::IoBuf;
+use crate::bdev::{BlockDevice, IoBatch, IoBuf, IoTicket};
 use crate::btree::{Btree, NodeIo};
 use crate::fs::{Fs, FsState};
 use crate::shared::bucket_table::{
@@ -166,7 +167,6 @@ impl Fs {
     /// once every copy is written, makes it the current one.
     pub(crate) fn write_next_superblock(&self, st: &mut FsState, mut sb: Superblock) -> Result {
         sb.seq = st.sb.seq + 1;
-        self.check_superblock(&sb)?;
         if let Err(e) = self.write_superblocks(&sb) {
             // Some copies may carry `sb.seq` now: the next superblock must not reuse that
             // sequence number for other contents (copies with one seq must be the same).
@@ -177,15 +177,21 @@ impl Fs {
         Ok(())
     }
 
-    /// Never write what the decoder would refuse: every member's copy of `sb` is encoded and
-    /// decoded before any is written; a refusal fails the write with nothing written.
-    fn check_superblock(&self, sb: &Superblock) -> Result {
-        let mut buf = IoBuf::new(SB_SIZE)?;
-        for i in 0..self.members.len() {
+    /// Writes `sb` to every member: first a cache flush of every member (the writes before,
+    /// the commit's node writes, are durable on every member before any superblock points at
+    /// them), then all primaries, durable (FUA), then all backups, so a crash leaves one good
+    /// copy everywhere. Each step goes to all members at once and is waited for once.
+    fn write_superblocks(&self, sb: &Superblock) -> Result {
+        let n = self.members.len();
+        let mut bufs = IoBuf::new(n * SB_SIZE)?;
+        // Never write what the decoder would refuse: every copy is decoded before any is
+        // written, and a refusal fails the write with nothing written.
+        for i in 0..n {
+            let buf = &mut bufs[i * SB_SIZE..(i + 1) * SB_SIZE];
             let mut copy = *sb;
             copy.member_index = i as u32;
-            copy.encode(&mut buf);
-            if let Err(e) = Superblock::decode(&buf) {
+            copy.encode(buf);
+            if let Err(e) = Superblock::decode(buf) {
                 pr_err!(
                     "{}: refusing to write a superblock the decoder would refuse ({}; seq {}, \
                      journal_seq {})\n",
@@ -197,29 +203,49 @@ impl Fs {
                 return Err(EINVAL);
             }
         }
+        let mut tickets = KVec::with_capacity(n, GFP_KERNEL)?;
+        let mut flush = IoBatch::with_capacity(n)?;
+        for m in self.members.iter() {
+            tickets.push(flush.flush(&m.dev)?, GFP_KERNEL)?;
+        }
+        self.check_batch(flush, &tickets, &"cache flush before the superblock write")?;
+        for off in SB_OFFSETS {
+            tickets.clear();
+            let mut batch = IoBatch::with_capacity(n)?;
+            for (i, m) in self.members.iter().enumerate() {
+                let buf = bufs.slice(i * SB_SIZE, SB_SIZE).ok_or(EINVAL)?;
+                tickets.push(batch.write(&m.dev, off, buf, true)?, GFP_KERNEL)?;
+            }
+            // All primaries are durable before any backup is written.
+            self.check_batch(batch, &tickets, &format_args!("superblock write at {off}"))?;
+        }
         Ok(())
     }
 
-    /// Writes `sb` to every member: all primaries first, then all backups, so a crash
-    /// leaves one good copy everywhere.
-    fn write_superblocks(&self, sb: &Superblock) -> Result {
-        let mut buf = IoBuf::new(SB_SIZE)?;
-        for off in SB_OFFSETS {
-            for (i, m) in self.members.iter().enumerate() {
-                let mut copy = *sb;
-                copy.member_index = i as u32;
-                copy.encode(&mut buf);
-                m.dev.write(off, &buf, true).inspect_err(|e| {
-                    pr_err!(
-                        "{}: {}: superblock write at {off} failed ({})\n",
-                        UuidFmt(&self.uuid),
-                        m.name(),
-                        e.to_errno()
-                    )
-                })?;
+    /// Runs `batch`, in which `tickets[i]` is member `i`'s request, and reports each member
+    /// whose request failed (`what` failed); the error is the first failure's.
+    fn check_batch(
+        &self,
+        mut batch: IoBatch<'_>,
+        tickets: &[IoTicket],
+        what: &dyn core::fmt::Display,
+    ) -> Result {
+        batch.run()?;
+        let mut first = Ok(());
+        for (m, t) in self.members.iter().zip(tickets) {
+            if let Err(e) = batch.status(*t) {
+                pr_err!(
+                    "{}: {}: {what} failed ({})\n",
+                    UuidFmt(&self.uuid),
+                    m.name(),
+                    e.to_errno()
+                );
+                if first.is_ok() {
+                    first = Err(e);
+                }
             }
         }
-        Ok(())
+        first
     }
 }
 
@@ -236,13 +262,12 @@ impl NodeIo for Fs {
             .read(m.bucket_offset(ptr.bucket as u64), buf)
     }
 
-    fn write_node(&self, ptr: NodePtr, buf: &IoBuf) -> Result {
+    fn node_target(&self, ptr: NodePtr) -> Result<(&BlockDevice, u64)> {
         // Never a node into a metadata area or past the device.
         check_ptr(&self.geometry, ptr).map_err(|_| EINVAL)?;
         let m = self.geometry.get(ptr.member as usize).ok_or(EINVAL)?;
-        self.members[ptr.member as usize]
-            .dev
-            .write(m.bucket_offset(ptr.bucket as u64), buf, false)
+        let dev = &self.members.get(ptr.member as usize).ok_or(EINVAL)?.dev;
+        Ok((dev, m.bucket_offset(ptr.bucket as u64)))
     }
 
     fn uuid(&self) -> [u8; 16] {

@@ -41,10 +41,10 @@
 //! any bucket the committed btree still uses.
 
 use crate::allocator::Allocator;
-use crate::bdev::BlockDevice;
+use crate::bdev::{BlockDevice, DiscardRange, IoBatch, IoTicket};
 use crate::btree::Btree;
 use crate::shared::bucket_table::BucketState;
-use crate::shared::superblock::{Member as MemberDesc, NodePtr, UuidFmt};
+use crate::shared::superblock::{Member as MemberDesc, NodePtr, UuidFmt, MAX_MEMBERS};
 use crate::vec_ext::VecExt;
 use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::{
@@ -359,42 +359,121 @@ fn spawn_worker<H: DiscardHost>(host: &H) {
     }
 }
 
-/// Discards and frees every `need_discard` bucket, starved devices first.
+/// Most runs of one device in one batch: bounds the worker's memory (the bytes are bounded
+/// by [`MAX_COMMAND_BYTES`]).
+const MAX_RUNS_PER_BATCH: usize = 1024;
+
+/// One device's part of a drain.
+struct DevDrain {
+    /// Member index.
+    m: usize,
+    /// Where the run search goes on: the runs before it are taken.
+    next: u32,
+    /// No run left at or after `next`.
+    done: bool,
+    /// The runs of the current batch (start, length), in bucket order.
+    runs: KVec<(u32, u32)>,
+    /// The same, as byte ranges for the discard.
+    ranges: KVec<DiscardRange>,
+    /// Buckets freed during this drain: the bucket table is written after it.
+    freed: bool,
+    /// Nanoseconds of the worker's time attributed to this device.
+    ns: u64,
+}
+
+/// Discards and frees every `need_discard` bucket. Batch by batch: each device contributes
+/// its next runs, up to one command's worth ([`command_buckets`]) in all, chained into one
+/// discard; all devices' discards are submitted together and waited for once; then the runs
+/// are freed, starved devices first. The stop is checked between two batches, so an unmount
+/// waits for one bounded batch at most (the devices work on it in parallel).
 fn drain_need_discard<H: DiscardHost>(host: &H, ctl: &DiscardCtl) {
     let alloc = host.allocator();
     let starved = alloc.starved_mask();
     let n = host.nr_members();
+    let uuid = host.host_uuid();
     let first = (0..n).filter(|&m| starved & (1 << m) != 0);
     let order = Iterator::chain(first, (0..n).filter(|&m| starved & (1 << m) == 0));
+    let mut devs: KVec<DevDrain> = KVec::new();
     for m in order {
-        let start = Ktime::ktime_get();
-        let mut freed = false;
-        let max_len = command_buckets(host, m);
-        while let Some((start, len)) = take_run(host, m, max_len) {
-            // Between two commands: an unmount waits for one bounded command at most. The
-            // buckets freed so far stay need_discard on disk, which is safe.
-            if ctl.stopping() {
-                return;
-            }
-            discard_run(host, m, start, len);
-            // The buckets are empty on the device now: the allocator may have them.
-            alloc.free_bucket_run(m, start, len);
-            freed = true;
+        let d = (|| -> Result<DevDrain> {
+            Ok(DevDrain {
+                m,
+                next: host.member(m).map_or(0, |g| g.0.first_bucket),
+                done: false,
+                runs: KVec::with_capacity(MAX_RUNS_PER_BATCH, GFP_KERNEL)?,
+                ranges: KVec::with_capacity(MAX_RUNS_PER_BATCH, GFP_KERNEL)?,
+                freed: false,
+                ns: 0,
+            })
+        })()
+        .and_then(|d| devs.push(d, GFP_KERNEL).map_err(Into::into));
+        if let Err(e) = d {
+            pr_err!(
+                "{}: discard worker: no memory for a drain ({})\n",
+                UuidFmt(uuid),
+                e.to_errno()
+            );
+            return;
         }
-        if freed {
-            // During a replay the table is left to the commit (see `persist_bucket_table`):
-            // the buckets freed here stay need_discard on disk until then, which is safe.
-            if let Err(e) = host.persist_table(m) {
-                pr_err!(
-                    "{}: bucket table write after discards failed ({})\n",
-                    UuidFmt(host.host_uuid()),
-                    e.to_errno()
-                );
+    }
+    loop {
+        // Between two batches: an unmount waits for one bounded batch at most. The buckets
+        // freed so far stay need_discard on disk, which is safe.
+        if ctl.stopping() {
+            return;
+        }
+        let start = Ktime::ktime_get();
+        let mut busy = 0u64;
+        for d in devs.iter_mut().filter(|d| !d.done) {
+            d.runs.clear();
+            let mut budget = command_buckets(host, d.m);
+            while budget > 0 && d.runs.len() < MAX_RUNS_PER_BATCH {
+                let Some((s, len)) = take_run(host, d.m, d.next, budget) else {
+                    d.done = true;
+                    break;
+                };
+                // The capacity is there: this push does not allocate.
+                if d.runs.push((s, len), GFP_KERNEL).is_err() {
+                    break;
+                }
+                d.next = s + len;
+                budget -= len.min(budget);
             }
-            let ns = (Ktime::ktime_get().to_ns() - start.to_ns()).max(0) as u64;
-            if let Some(c) = host.discard_state().counters.get(m) {
-                c.ns.fetch_add(ns, Ordering::Relaxed);
+            if !d.runs.is_empty() {
+                busy += 1;
             }
+        }
+        if busy == 0 {
+            break;
+        }
+        discard_batch(host, &mut devs);
+        for d in devs.iter_mut().filter(|d| !d.runs.is_empty()) {
+            // The buckets are empty on the device now: the allocator may have them.
+            for &(s, len) in d.runs.iter() {
+                alloc.free_bucket_run(d.m, s, len);
+            }
+            d.freed = true;
+        }
+        // The devices worked on the batch together: each gets its share of the time.
+        let ns = (Ktime::ktime_get().to_ns() - start.to_ns()).max(0) as u64;
+        for d in devs.iter_mut().filter(|d| !d.runs.is_empty()) {
+            d.ns += ns / busy;
+        }
+    }
+    for d in devs.iter_mut().filter(|d| d.freed) {
+        let start = Ktime::ktime_get();
+        // During a replay the table is left to the commit (see `persist_bucket_table`):
+        // the buckets freed here stay need_discard on disk until then, which is safe.
+        if let Err(e) = host.persist_table(d.m) {
+            pr_err!(
+                "{}: bucket table write after discards failed ({})\n",
+                UuidFmt(uuid),
+                e.to_errno()
+            );
+        }
+        d.ns += (Ktime::ktime_get().to_ns() - start.to_ns()).max(0) as u64;
+        if let Some(c) = host.discard_state().counters.get(d.m) {
+            c.ns.fetch_add(d.ns, Ordering::Relaxed);
         }
     }
 }
@@ -414,10 +493,11 @@ fn command_buckets<H: DiscardHost>(host: &H, m: usize) -> u32 {
     (bytes / per).clamp(1, MAX_RUN as u64) as u32
 }
 
-/// The next run of contiguous `need_discard` buckets on member `m`, at most `max_len` long,
-/// cut short before any bucket the committed btree still uses (see the rule above).
-fn take_run<H: DiscardHost>(host: &H, m: usize, max_len: u32) -> Option<(u32, u32)> {
-    let first = host.member(m)?.0.first_bucket;
+/// The next run of contiguous `need_discard` buckets on member `m` at or after bucket `from`,
+/// at most `max_len` long, cut short before any bucket the committed btree still uses (see the
+/// rule above).
+fn take_run<H: DiscardHost>(host: &H, m: usize, from: u32, max_len: u32) -> Option<(u32, u32)> {
+    let first = host.member(m)?.0.first_bucket.max(from);
     let rule = &host.discard_state().rule;
     let uuid = host.host_uuid();
     // Under the allocator's lock, then the rule's (the lock order on `DiscardRule`).
@@ -449,35 +529,100 @@ fn take_run<H: DiscardHost>(host: &H, m: usize, max_len: u32) -> Option<(u32, u3
     })
 }
 
-/// Issues the discard for a run, or counts it as freed without I/O.
-fn discard_run<H: DiscardHost>(host: &H, m: usize, start: u32, len: u32) {
-    let (Some((g, dev, name)), Some(counters)) =
-        (host.member(m), host.discard_state().counters.get(m))
-    else {
-        return;
-    };
-    let enabled = host.discard_allowed(m) && dev.max_discard_bytes() > 0;
-    if !enabled {
-        counters.without_io.fetch_add(len as u64, Ordering::Relaxed);
+/// Issues the discards of the batch's runs (each device's chained, all devices at once,
+/// waited for once), or counts them as freed without I/O where discards are off.
+fn discard_batch<H: DiscardHost>(host: &H, devs: &mut [DevDrain]) {
+    let counters = &host.discard_state().counters;
+    for d in devs.iter_mut() {
+        d.ranges.clear();
+        let (Some((g, dev, _)), Some(c)) = (host.member(d.m), counters.get(d.m)) else {
+            continue;
+        };
+        if d.runs.is_empty() {
+            continue;
+        }
+        if !(host.discard_allowed(d.m) && dev.max_discard_bytes() > 0) {
+            let buckets: u64 = d.runs.iter().map(|r| r.1 as u64).sum();
+            c.without_io.fetch_add(buckets, Ordering::Relaxed);
+            continue;
+        }
+        for &(s, len) in d.runs.iter() {
+            let r = DiscardRange {
+                off: g.bucket_offset(s as u64),
+                len: len as u64 * g.bucket_size as u64,
+            };
+            // The capacity is there (as many as runs): this push does not allocate.
+            if d.ranges.push(r, GFP_KERNEL).is_err() {
+                break;
+            }
+        }
+    }
+    let devs = &*devs;
+    let issued = devs.iter().filter(|d| !d.ranges.is_empty()).count();
+    if issued == 0 {
         return;
     }
-    let bytes = len as u64 * g.bucket_size as u64;
-    match dev.discard(g.bucket_offset(start as u64), bytes) {
-        Ok(()) => {
-            counters.commands.fetch_add(1, Ordering::Relaxed);
-            counters.buckets.fetch_add(len as u64, Ordering::Relaxed);
-            counters.bytes.fetch_add(bytes, Ordering::Relaxed);
-        }
+    // Each device's ticket, or the error that kept it from being submitted.
+    let mut results: [Option<Result<IoTicket>>; MAX_MEMBERS] = [None; MAX_MEMBERS];
+    let mut batch = match IoBatch::with_capacity(issued) {
+        Ok(b) => Some(b),
         Err(e) => {
-            // A discard is advice to the device: the buckets are empty either way.
-            counters.errors.fetch_add(1, Ordering::Relaxed);
-            pr_warn!(
-                "{}: dev-{m} ({name}): discard of buckets {start}..{} failed ({}); freeing them \
-                 anyway\n",
-                UuidFmt(host.host_uuid()),
-                start + len,
-                e.to_errno()
-            );
+            for d in devs.iter().filter(|d| !d.ranges.is_empty()) {
+                if let Some(r) = results.get_mut(d.m) {
+                    *r = Some(Err(e));
+                }
+            }
+            None
+        }
+    };
+    if let Some(batch) = batch.as_mut() {
+        for d in devs.iter().filter(|d| !d.ranges.is_empty()) {
+            if let (Some((_, dev, _)), Some(r)) = (host.member(d.m), results.get_mut(d.m)) {
+                *r = Some(batch.discard(dev, &d.ranges));
+            }
+        }
+        if let Err(e) = batch.run() {
+            for r in results.iter_mut().filter(|r| r.is_some()) {
+                *r = Some(Err(e));
+            }
+        }
+    }
+    for d in devs.iter().filter(|d| !d.ranges.is_empty()) {
+        let (Some((g, _, name)), Some(c), Some(Some(r))) =
+            (host.member(d.m), counters.get(d.m), results.get(d.m))
+        else {
+            continue;
+        };
+        let status = match (r, batch.as_ref()) {
+            (Ok(t), Some(b)) => b.status(*t),
+            (Ok(_), None) => Err(EINVAL),
+            (Err(e), _) => Err(*e),
+        };
+        let first = d.runs.first().map_or(0, |r| r.0);
+        let end = d.runs.last().map_or(0, |r| r.0 + r.1);
+        match status {
+            Ok(()) => {
+                let buckets: u64 = d.runs.iter().map(|r| r.1 as u64).sum();
+                c.commands
+                    .fetch_add(d.ranges.len() as u64, Ordering::Relaxed);
+                c.buckets.fetch_add(buckets, Ordering::Relaxed);
+                c.bytes
+                    .fetch_add(buckets * g.bucket_size as u64, Ordering::Relaxed);
+            }
+            Err(e) => {
+                // A discard is advice to the device: the buckets are empty either way.
+                c.errors.fetch_add(1, Ordering::Relaxed);
+                pr_warn!(
+                    "{}: dev-{} ({name}): discard of buckets {}..{} ({} run(s)) failed ({}); \
+                     freeing them anyway\n",
+                    UuidFmt(host.host_uuid()),
+                    d.m,
+                    first,
+                    end,
+                    d.runs.len(),
+                    e.to_errno()
+                );
+            }
         }
     }
 }

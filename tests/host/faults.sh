@@ -86,3 +86,41 @@ case_run discards_fail 1 '[inject-error]\nevent = "read_aio"\niotype = "discard"
 console_has discards_fail "^MOUNTED $expect" && ok discards_fail_mount_completes || fail discards_fail_mount_completes "did not mount with every key"
 console_has discards_fail "^DISCARD errors [1-9][0-9]* need_discard 0" && ok discards_fail_counted_and_freed || fail discards_fail_counted_and_freed "$(tr -d '\r' <"$logs/discards_fail-console.log" | grep '^DISCARD')"
 console_has discards_fail "discard of buckets .* failed" && ok discards_fail_logged || fail discards_fail_logged "no dmesg line"
+
+# The commit writes every changed node to both copies in one batch and waits once; each
+# copy's own result must come back. An error injected into a batch must be seen by it: a
+# batch that returned before all its bios completed would count the failed copy as good.
+cat >"$work/mount-opts.sh" <<'G'
+. /root/tests/lib.sh
+insmod /modules/bucketfs.ko
+if err=$(timeout -s KILL 60 mount -t bucketfs -o "$(cat /root/opts)" /dev/vda:/dev/vdb /mnt 2>&1); then
+	echo "MOUNTED $(btree_figures)"
+	umount /mnt
+else
+	echo "FAILED $err"
+fi
+G
+# 6. The first write to vdb fails (a copy of a node in the replay's commit): the node
+#    commits with its vda copy (one is required), the failed copy is reported.
+case_run_opts() {
+	local name=$1 opts=$2 rules=$3
+	rm -rf "$work/$name"
+	cp -r --sparse=always "$work/pristine" "$work/$name"
+	printf '%b' "$rules" >"$work/$name.rules"
+	echo "$opts" >"$work/$name.opts"
+	BUCKETFS_VM_LOG=$logs/$name-console.log vm --keep-disks "$work/$name" \
+		--file "$work/$name.opts:/root/opts" \
+		--fault "1:$work/$name.rules" "$work/mount-opts.sh" >"$logs/$name.log" 2>&1
+}
+case_run_opts node_copy_fails metadata_replicas_required=1 '[inject-error]\nevent = "read_aio"\niotype = "write"\nerrno = "5"\nonce = "on"\n'
+console_has node_copy_fails "^MOUNTED $expect" && ok node_copy_fails_commits_with_other_copy || fail node_copy_fails_commits_with_other_copy "did not mount with every key"
+console_has node_copy_fails "btree node write to member 1 bucket [0-9]+ failed \(-5\)" && ok node_copy_fails_seen_by_batch || fail node_copy_fails_seen_by_batch "the failed copy was not reported"
+remount_has_every_key node_copy_fails
+
+# 7. Every write to vdb fails and both copies are required: the node batch fails the commit
+#    with EIO before any superblock is written (no superblock write is attempted).
+case_run_opts node_copies_required metadata_replicas_required=2 '[inject-error]\nevent = "read_aio"\niotype = "write"\nerrno = "5"\n'
+console_has node_copies_required "^FAILED .*Input/output error" && ok node_copies_required_fails_eio || fail node_copies_required_fails_eio "did not fail with EIO"
+console_has node_copies_required "btree node write to member 1 bucket [0-9]+ failed \(-5\)" && ok node_copies_required_reported || fail node_copies_required_reported "no node write error"
+console_has node_copies_required "superblock write at" && fail node_copies_required_stops_before_superblock "a superblock write was attempted" || ok node_copies_required_stops_before_superblock
+remount_has_every_key node_copies_required
