@@ -496,42 +496,20 @@ impl Btree {
 
     /// Writes every changed node to all of its copies; a node needs at least `required` good
     /// copies. Returns the root to put in the superblock.
-    pub(crate) fn write_dirty(&mut self, io: &impl NodeIo, required: u32) -> Result<BtreeRoot> {
+    ///
+    /// Levels are written from the leaves up, each level's nodes to all of their copies in one
+    /// batch waited for once. A copy whose write failed is dropped from its node before the
+    /// parent (or the root in the superblock) is encoded, and its bucket goes to `dropped`: no
+    /// pointer is ever written to a copy that does not hold the node (its bucket still holds
+    /// whatever it held, which a later mount could otherwise take for the node).
+    pub(crate) fn write_dirty(
+        &mut self,
+        io: &impl NodeIo,
+        required: u32,
+        mut dropped: impl FnMut(NodePtr),
+    ) -> Result<BtreeRoot> {
         let seq = self.seq + 1;
         let uuid = io.uuid();
-        // Every dirty node is encoded into its own block of one buffer, then written to all of
-        // its copies in one batch, waited for once.
-        let dirty = self.nodes.iter().filter(|n| n.dirty).count();
-        let mut bufs = IoBuf::new(dirty * BLOCK_SIZE)?;
-        let mut children: KVec<Child> = KVec::new();
-        let mut k = 0;
-        for n in self.nodes.iter().filter(|n| n.dirty) {
-            let buf = &mut bufs[k * BLOCK_SIZE..(k + 1) * BLOCK_SIZE];
-            if n.level == 0 {
-                encode_leaf(&uuid, seq, &n.keys, buf);
-            } else {
-                children.clear();
-                for c in n.children.iter() {
-                    let at = self.nodes[c.node].at;
-                    children.push(
-                        Child {
-                            key: c.key,
-                            nr_ptrs: at.nr_ptrs,
-                            ptrs: at.ptrs,
-                        },
-                        GFP_KERNEL,
-                    )?;
-                }
-                encode_interior(&uuid, seq, n.level, &children, buf);
-            }
-            k += 1;
-        }
-        let copies = self
-            .nodes
-            .iter()
-            .filter(|n| n.dirty)
-            .map(|n| n.at.nr_ptrs as usize)
-            .sum();
         let failed = |p: &NodePtr, e: Error| {
             pr_err!(
                 "{}: btree node write to member {} bucket {} failed ({})\n",
@@ -541,34 +519,80 @@ impl Btree {
                 e.to_errno()
             )
         };
-        let mut batch = IoBatch::with_capacity(copies)?;
-        // Each copy's ticket, in node order (`None`: not submitted, already reported).
-        let mut tickets: KVec<Option<IoTicket>> = KVec::with_capacity(copies, GFP_KERNEL)?;
-        for (k, n) in self.nodes.iter().filter(|n| n.dirty).enumerate() {
-            let buf = bufs.slice(k * BLOCK_SIZE, BLOCK_SIZE).ok_or(EINVAL)?;
-            for p in &n.at.ptrs[..n.at.nr_ptrs as usize] {
-                // Never a node into a metadata area or past the device (`node_target` checks).
-                let t = io
-                    .node_target(*p)
-                    .and_then(|(dev, off)| batch.write(dev, off, buf, false));
-                tickets.push(t.inspect_err(|e| failed(p, *e)).ok(), GFP_KERNEL)?;
-            }
-        }
-        batch.run()?;
-        let mut t = tickets.iter();
-        for n in self.nodes.iter().filter(|n| n.dirty) {
-            let mut good = 0;
-            for p in &n.at.ptrs[..n.at.nr_ptrs as usize] {
-                let Some(Some(ticket)) = t.next() else {
-                    continue;
-                };
-                match batch.status(*ticket) {
-                    Ok(()) => good += 1,
-                    Err(e) => failed(p, e),
+        let mut children: KVec<Child> = KVec::new();
+        let mut level_nodes: KVec<usize> = KVec::new();
+        for level in 0..=self.nodes[self.root].level {
+            level_nodes.clear();
+            for (i, n) in self.nodes.iter().enumerate() {
+                if n.dirty && n.level == level {
+                    level_nodes.push(i, GFP_KERNEL)?;
                 }
             }
-            if good < required.min(n.at.nr_ptrs) || good == 0 {
-                return Err(EIO);
+            if level_nodes.is_empty() {
+                continue;
+            }
+            // Every node of the level is encoded into its own block of one buffer.
+            let mut bufs = IoBuf::new(level_nodes.len() * BLOCK_SIZE)?;
+            for (k, &i) in level_nodes.iter().enumerate() {
+                let n = &self.nodes[i];
+                let buf = &mut bufs[k * BLOCK_SIZE..(k + 1) * BLOCK_SIZE];
+                if n.level == 0 {
+                    encode_leaf(&uuid, seq, &n.keys, buf);
+                } else {
+                    children.clear();
+                    for c in n.children.iter() {
+                        let at = self.nodes[c.node].at;
+                        children.push(
+                            Child {
+                                key: c.key,
+                                nr_ptrs: at.nr_ptrs,
+                                ptrs: at.ptrs,
+                            },
+                            GFP_KERNEL,
+                        )?;
+                    }
+                    encode_interior(&uuid, seq, n.level, &children, buf);
+                }
+            }
+            let copies = level_nodes
+                .iter()
+                .map(|&i| self.nodes[i].at.nr_ptrs as usize)
+                .sum();
+            let mut batch = IoBatch::with_capacity(copies)?;
+            // Each copy's ticket, in node order (`None`: not submitted, already reported).
+            let mut tickets: KVec<Option<IoTicket>> = KVec::with_capacity(copies, GFP_KERNEL)?;
+            for (k, &i) in level_nodes.iter().enumerate() {
+                let n = &self.nodes[i];
+                let buf = bufs.slice(k * BLOCK_SIZE, BLOCK_SIZE).ok_or(EINVAL)?;
+                for p in &n.at.ptrs[..n.at.nr_ptrs as usize] {
+                    // Never a node into a metadata area or past the device (`node_target`
+                    // checks).
+                    let t = io
+                        .node_target(*p)
+                        .and_then(|(dev, off)| batch.write(dev, off, buf, false));
+                    tickets.push(t.inspect_err(|e| failed(p, *e)).ok(), GFP_KERNEL)?;
+                }
+            }
+            batch.run()?;
+            let mut t = tickets.iter();
+            for &i in level_nodes.iter() {
+                let at = self.nodes[i].at;
+                let mut kept = NodeAlloc::default();
+                for p in &at.ptrs[..at.nr_ptrs as usize] {
+                    let written = match t.next() {
+                        Some(Some(ticket)) => batch.status(*ticket).inspect_err(|e| failed(p, *e)),
+                        _ => Err(EIO),
+                    };
+                    if written.is_ok() {
+                        push_copy(&mut kept, *p);
+                    } else {
+                        dropped(*p);
+                    }
+                }
+                if kept.nr_ptrs < required.min(at.nr_ptrs) || kept.nr_ptrs == 0 {
+                    return Err(EIO);
+                }
+                self.nodes[i].at = kept;
             }
         }
         let root = &self.nodes[self.root];

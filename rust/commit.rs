@@ -53,7 +53,22 @@ impl Fs {
             }
             st.live.get(Opt::MetadataReplicasRequired)
         };
-        let root = btree.write_dirty(self, required)?;
+        // Copies whose write failed are no node's: their buckets wait for discard.
+        let mut dropped: KVec<NodePtr> = KVec::new();
+        let written = btree.write_dirty(self, required, |p| {
+            let _ = dropped.push(p, GFP_KERNEL);
+        });
+        if !dropped.is_empty() {
+            let geometry = &self.geometry;
+            self.alloc.update(|devices| {
+                for p in dropped.iter().filter(|p| check_ptr(geometry, **p).is_ok()) {
+                    if let Some(d) = devices.get_mut(p.member as usize) {
+                        d.set_state(p.bucket, BucketState::NeedDiscard);
+                    }
+                }
+            });
+        }
+        let root = written?;
         self.update_superblock(|sb| {
             sb.root = root;
             sb.journal_seq = journal_next;

@@ -116,6 +116,11 @@ case_run_opts node_copy_fails metadata_replicas_required=1 '[inject-error]\neven
 console_has node_copy_fails "^MOUNTED $expect" && ok node_copy_fails_commits_with_other_copy || fail node_copy_fails_commits_with_other_copy "did not mount with every key"
 console_has node_copy_fails "btree node write to member 1 bucket [0-9]+ failed \(-5\)" && ok node_copy_fails_seen_by_batch || fail node_copy_fails_seen_by_batch "the failed copy was not reported"
 remount_has_every_key node_copy_fails
+# The failed copy was dropped before its parent (or the superblock) was written: the next
+# mount finds no pointer to it, so it has no copy to drop.
+tr -d '\r' <"$logs/node_copy_fails-remount-console.log" | grep -Eq "btree node copy .* dropped" &&
+	fail node_copy_fails_pointer_not_written "the remount found a pointer to the failed copy" ||
+	ok node_copy_fails_pointer_not_written
 
 # 7. Every write to vdb fails and both copies are required: the node batch fails the commit
 #    with EIO before any superblock is written (no superblock write is attempted).
