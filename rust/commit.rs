@@ -7,6 +7,7 @@
 use crate::bdev::IoBuf;
 use crate::btree::{Btree, NodeIo};
 use crate::fs::{Fs, FsState};
+use crate::journal::JournalPos;
 use crate::shared::bucket_table::{
     encode_block, entries_in_block, table_blocks, BucketEntry, BucketState, TableBlockId,
 };
@@ -20,13 +21,14 @@ use kernel::{alloc::KVec, prelude::*};
 
 impl Fs {
     /// Writes the changed btree nodes, points the superblocks at the new root with the
-    /// journal replayed up to `journal_next`, then frees the old nodes' buckets and the
+    /// journal replayed up to `journal_next` (the next entry's sequence number and offset),
+    /// then frees the old nodes' buckets and the
     /// buckets the replayed entries freed to `free` (`frees`, held until now), and persists
     /// the bucket tables.
     pub(crate) fn commit(
         &self,
         btree: &mut Btree,
-        journal_next: u64,
+        journal_next: JournalPos,
         frees: &[(NodePtr, bool)],
     ) -> Result {
         let required = {
@@ -35,7 +37,8 @@ impl Fs {
             // its sequence numbers before any node is written.
             let mut next = st.sb;
             next.seq = st.sb.seq.saturating_add(1);
-            next.journal_seq = journal_next;
+            next.journal_seq = journal_next.seq;
+            next.journal_offset = journal_next.offset;
             next.root.node_seq = btree.seq().saturating_add(1);
             if let Err(e) = next.validate() {
                 pr_err!(
@@ -55,7 +58,8 @@ impl Fs {
         let root = btree.write_dirty(self, required)?;
         self.update_superblock(|sb| {
             sb.root = root;
-            sb.journal_seq = journal_next;
+            sb.journal_seq = journal_next.seq;
+            sb.journal_offset = journal_next.offset;
             Ok(())
         })?;
         let geometry = &self.geometry;

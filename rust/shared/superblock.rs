@@ -115,9 +115,12 @@ fn div_ceil(a: u64, b: u64) -> u64 {
 /// 8 GiB). Below 64 GiB the sixty-fourth is under the cap, so smaller members are laid out
 /// as before the cap existed.
 pub fn journal_buckets_for(nbuckets: u64, bs: u64) -> u64 {
+    // `layout` checked the bucket size; this only keeps a division by zero out of the code.
+    let bs = bs.max(1);
     let min = MIN_JOURNAL_BUCKETS.max(div_ceil(MIN_JOURNAL_BYTES, bs));
     let max = min.max(MAX_JOURNAL_BYTES / bs);
-    (nbuckets / 64).clamp(min, max)
+    // Not `clamp`, which asserts `min <= max` (true here: `max` is at least `min`).
+    (nbuckets / 64).max(min).min(max)
 }
 
 impl Member {
