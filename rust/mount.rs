@@ -14,8 +14,9 @@ use crate::discard::Discard;
 use crate::fs::{describe_option_error, mount_err, Fs, FsState, Member, Progress};
 use crate::shared::assemble::{assemble, AssembleError, Probe};
 use crate::shared::bucket_table::{
-    decode_block, table_blocks, BucketState, TableBlockId, TableError,
+    decode_block, table_blocks, BucketEntry, BucketState, TableBlockId, TableError, TableHeaderDisk,
 };
+use crate::shared::layout::Field;
 use crate::shared::mount_source::{self, SourceError};
 use crate::shared::options::{MountOptions, Opt};
 use crate::shared::superblock::{
@@ -24,11 +25,10 @@ use crate::shared::superblock::{
 };
 use crate::sysfs::SysfsDir;
 use crate::text::Text;
-use crate::vec_ext::VecExt;
 use crate::vfs::UuidClaim;
 use core::{cell::RefCell, fmt::Write, pin::Pin};
 use kernel::{
-    alloc::{KBox, KVVec, KVec},
+    alloc::{KBox, KVec},
     fmt, new_mutex,
     prelude::*,
     str::CString,
@@ -322,8 +322,6 @@ enum TableFault {
 struct TableReader<'a> {
     uuid: [u8; 16],
     buf: IoBuf,
-    /// The states of the buckets the window describes.
-    states: KVVec<BucketState>,
     /// The member: its device, index and geometry.
     member: Option<(&'a BlockDevice, u32, &'a GeoMember)>,
     /// First block in the window, and blocks in it.
@@ -339,10 +337,6 @@ impl<'a> TableReader<'a> {
         Ok(TableReader {
             uuid,
             buf: IoBuf::new(TABLE_WINDOW_BLOCKS as usize * BLOCK_SIZE)?,
-            states: KVVec::with_capacity(
-                (TABLE_WINDOW_BLOCKS * TABLE_ENTRIES_PER_BLOCK) as usize,
-                GFP_KERNEL,
-            )?,
             member: None,
             first: 0,
             len: 0,
@@ -355,7 +349,6 @@ impl<'a> TableReader<'a> {
     fn start(&mut self, dev: &'a BlockDevice, index: u32, m: &'a GeoMember) {
         self.member = Some((dev, index, m));
         (self.first, self.len, self.checked, self.fault) = (0, 0, 0, None);
-        self.states.clear();
     }
 
     /// The state of `bucket`.
@@ -367,11 +360,13 @@ impl<'a> TableReader<'a> {
         if self.fault.is_some() {
             return BucketState::Superblock;
         }
-        let i = bucket as u64 - self.first * TABLE_ENTRIES_PER_BLOCK;
-        self.states
-            .get(i as usize)
-            .copied()
-            .unwrap_or(BucketState::Superblock)
+        // The window's blocks were checked whole when it was read: every entry decodes.
+        let i = bucket as u64 % TABLE_ENTRIES_PER_BLOCK;
+        let o = (block - self.first) as usize * BLOCK_SIZE + TableHeaderDisk::SIZE + i as usize * 4;
+        self.buf
+            .get(o..o + 4)
+            .and_then(|b| BucketEntry::from_raw(u32::read(b)))
+            .map_or(BucketState::Superblock, |e| e.state)
     }
 
     /// Reads and checks the window that starts at `block`; on a fault, records it.
@@ -385,7 +380,6 @@ impl<'a> TableReader<'a> {
         }
         let n = TABLE_WINDOW_BLOCKS.min(blocks - block);
         self.len = 0;
-        self.states.clear();
         let off = m.bucket_offset(m.table_start as u64) + block * BLOCK_SIZE as u64;
         if let Err(e) = dev.read_part(off, &mut self.buf, n as usize * BLOCK_SIZE) {
             self.fault = Some(TableFault::Read(block, e));
@@ -399,7 +393,7 @@ impl<'a> TableReader<'a> {
             };
             let o = k as usize * BLOCK_SIZE;
             let first_bucket = (block + k) * TABLE_ENTRIES_PER_BLOCK;
-            let (states, fault) = (&mut self.states, &mut self.fault);
+            let fault = &mut self.fault;
             let decoded = decode_block(&id, m.nbuckets, &self.buf[o..o + BLOCK_SIZE], |i, e| {
                 let b = first_bucket + i as u64;
                 if b < m.first_bucket as u64 {
@@ -412,8 +406,6 @@ impl<'a> TableReader<'a> {
                         *fault = Some(TableFault::Metadata(b, e.state));
                     }
                 }
-                // Within the capacity reserved for a window: cannot fail.
-                let _ = states.push(e.state, GFP_KERNEL);
             });
             if let Err(e) = decoded {
                 self.fault = Some(TableFault::Block(block + k, e));
