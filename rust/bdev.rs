@@ -117,6 +117,20 @@ impl BlockDevice {
         })
     }
 
+    /// Reads `len` bytes at byte offset `off` into the start of `buf` (`off` and `len`
+    /// multiples of 512, `len` at most `buf.len()`): one buffer serves reads of any size up
+    /// to its own.
+    pub(crate) fn read_part(&self, off: u64, buf: &mut IoBuf, len: usize) -> Result {
+        if len > buf.len() {
+            return Err(EINVAL);
+        }
+        // SAFETY: `file` is live; `buf` is heap memory valid for `len <= buf.len()` bytes of
+        // writes.
+        to_result(unsafe {
+            bindings::bucketfs_bdev_read(self.file.as_ptr(), off, buf.as_mut_ptr().cast(), len)
+        })
+    }
+
     /// Writes `buf` at byte offset `off` (both multiples of 512); with `fua`, the write is
     /// preceded by a cache flush and is itself durable when this returns.
     pub(crate) fn write(&self, off: u64, buf: &IoBuf, fua: bool) -> Result {

@@ -8,6 +8,7 @@
 use crate::bdev::{BlockDevice, IoBatch, IoBuf, IoTicket};
 use crate::btree::{Btree, NodeIo};
 use crate::fs::{Fs, FsState};
+use crate::journal::JournalPos;
 use crate::shared::bucket_table::{
     encode_block, entries_in_block, table_blocks, BucketEntry, BucketState, TableBlockId,
 };
@@ -21,13 +22,14 @@ use kernel::{alloc::KVec, prelude::*};
 
 impl Fs {
     /// Writes the changed btree nodes, points the superblocks at the new root with the
-    /// journal replayed up to `journal_next`, then frees the old nodes' buckets and the
+    /// journal replayed up to `journal_next` (the next entry's sequence number and offset),
+    /// then frees the old nodes' buckets and the
     /// buckets the replayed entries freed to `free` (`frees`, held until now), and persists
     /// the bucket tables.
     pub(crate) fn commit(
         &self,
         btree: &mut Btree,
-        journal_next: u64,
+        journal_next: JournalPos,
         frees: &[(NodePtr, bool)],
     ) -> Result {
         let required = {
@@ -36,7 +38,8 @@ impl Fs {
             // its sequence numbers before any node is written.
             let mut next = st.sb;
             next.seq = st.sb.seq.saturating_add(1);
-            next.journal_seq = journal_next;
+            next.journal_seq = journal_next.seq;
+            next.journal_offset = journal_next.offset;
             next.root.node_seq = btree.seq().saturating_add(1);
             if let Err(e) = next.validate() {
                 pr_err!(
@@ -71,7 +74,8 @@ impl Fs {
         let root = written?;
         self.update_superblock(|sb| {
             sb.root = root;
-            sb.journal_seq = journal_next;
+            sb.journal_seq = journal_next.seq;
+            sb.journal_offset = journal_next.offset;
             Ok(())
         })?;
         // The new tree's nodes are the committed ones before the old nodes become

@@ -13,14 +13,20 @@ use crate::bdev::{BlockDevice, IoBuf};
 use crate::discard::Discard;
 use crate::fs::{describe_option_error, mount_err, Fs, FsState, Member, Progress};
 use crate::shared::assemble::{assemble, AssembleError, Probe};
-use crate::shared::bucket_table::{decode_block, table_blocks, BucketState, TableBlockId};
+use crate::shared::bucket_table::{
+    decode_block, table_blocks, BucketEntry, BucketState, TableBlockId, TableError, TableHeaderDisk,
+};
+use crate::shared::layout::Field;
 use crate::shared::mount_source::{self, SourceError};
 use crate::shared::options::{MountOptions, Opt};
-use crate::shared::superblock::{Superblock, UuidFmt, BLOCK_SIZE, SB_OFFSETS, SB_SIZE};
+use crate::shared::superblock::{
+    Member as GeoMember, Superblock, UuidFmt, BLOCK_SIZE, SB_OFFSETS, SB_SIZE,
+    TABLE_ENTRIES_PER_BLOCK,
+};
 use crate::sysfs::SysfsDir;
 use crate::text::Text;
 use crate::vfs::UuidClaim;
-use core::fmt::Write;
+use core::{cell::RefCell, fmt::Write};
 use kernel::{
     alloc::{KBox, KVec},
     fmt, new_mutex,
@@ -248,64 +254,189 @@ impl Fs {
         Ok(mounted)
     }
 
-    /// Reads every member's bucket table into the allocator.
+    /// Reads every member's bucket table into the allocator, a window at a time
+    /// ([`TableReader`]): nothing the size of the table is held besides the allocator's own
+    /// per-bucket state.
     fn read_bucket_tables(&self, source: &str) -> Result {
-        let uuid = self.uuid;
         let mut devices = KVec::with_capacity(self.geometry.len(), GFP_KERNEL)?;
+        let mut reader = TableReader::new(self.uuid)?;
         for (i, m) in self.geometry.iter().enumerate() {
-            let blocks = table_blocks(m.nbuckets);
-            let mut buf = IoBuf::new(blocks as usize * BLOCK_SIZE)?;
             let name = self.members[i].name();
-            self.members[i]
-                .dev
-                .read(m.bucket_offset(m.table_start as u64), &mut buf)
-                .map_err(|e| mount_err!(source, e, "{name}: cannot read the bucket table"))?;
-            let mut states = KVec::with_capacity(m.nbuckets as usize, GFP_KERNEL)?;
-            for block in 0..blocks as usize {
-                let id = TableBlockId {
-                    uuid,
-                    member: i as u32,
-                    block: block as u32,
-                };
-                let data = &buf[block * BLOCK_SIZE..(block + 1) * BLOCK_SIZE];
-                let mut oom = false;
-                decode_block(&id, m.nbuckets, data, |_, e| {
-                    oom |= states.push(e.state, GFP_KERNEL).is_err()
+            reader.start(&self.members[i].dev, i as u32, m);
+            let dev = {
+                let cell = RefCell::new(&mut reader);
+                DeviceBuckets::new(m.nbuckets as u32, m.first_bucket, name, |b| {
+                    cell.try_borrow_mut()
+                        .map_or(BucketState::Superblock, |mut r| r.state(b))
                 })
-                .map_err(|e| {
-                    mount_err!(source, EINVAL, "{name}: bucket table block {block}: {e:?}")
-                })?;
-                if oom {
-                    return Err(ENOMEM);
+            }?;
+            // Blocks the allocator did not ask for are checked all the same.
+            reader.check_rest();
+            match reader.fault {
+                None => {}
+                Some(TableFault::Read(block, e)) => {
+                    return Err(mount_err!(
+                        source,
+                        e,
+                        "{name}: cannot read the bucket table (block {block})"
+                    ))
                 }
-            }
-            // Metadata areas must be what the layout says: a table that called a journal bucket
-            // free would let the allocator overwrite the journal.
-            for (b, st) in states.iter().enumerate().take(m.first_bucket as usize) {
-                let want = if (b as u32) < m.journal_start {
-                    BucketState::Superblock
-                } else {
-                    BucketState::Journal
-                };
-                if *st != want {
+                Some(TableFault::Block(block, e)) => {
+                    return Err(mount_err!(
+                        source,
+                        EINVAL,
+                        "{name}: bucket table block {block}: {e:?}"
+                    ))
+                }
+                // Metadata areas must be what the layout says: a table that called a journal
+                // bucket free would let the allocator overwrite the journal.
+                Some(TableFault::Metadata(b, st)) => {
                     return Err(mount_err!(
                         source,
                         EINVAL,
                         "{name}: bucket table says metadata bucket {b} is {}",
                         st.name()
-                    ));
+                    ))
                 }
             }
-            let dev = DeviceBuckets::new(m.nbuckets as u32, m.first_bucket, name, |b| {
-                states
-                    .get(b as usize)
-                    .copied()
-                    .unwrap_or(BucketState::Superblock)
-            })?;
             devices.push(dev, GFP_KERNEL)?;
         }
         // Merges the `dev-N/writable` writes made so far.
         self.alloc.install_devices(devices);
         Ok(())
+    }
+}
+
+/// Table blocks read at a time.
+const TABLE_WINDOW_BLOCKS: u64 = 256;
+
+/// Why a bucket table was refused.
+#[derive(Clone, Copy)]
+enum TableFault {
+    /// Reading the window at this block failed.
+    Read(u64, Error),
+    /// This block was refused.
+    Block(u64, TableError),
+    /// A metadata bucket has the wrong state.
+    Metadata(u64, BucketState),
+}
+
+/// Reads one member's bucket table [`TABLE_WINDOW_BLOCKS`] blocks at a time, checking every
+/// block of a window as it is read, and answers bucket states from the window. Buckets are
+/// asked for in order, so each window is read once; a bucket outside the window reads its
+/// window. After the first fault every state is `superblock` and nothing more is read.
+struct TableReader<'a> {
+    uuid: [u8; 16],
+    buf: IoBuf,
+    /// The member: its device, index and geometry.
+    member: Option<(&'a BlockDevice, u32, &'a GeoMember)>,
+    /// First block in the window, and blocks in it.
+    first: u64,
+    len: u64,
+    /// Blocks `0 .. checked` have been checked.
+    checked: u64,
+    fault: Option<TableFault>,
+}
+
+impl<'a> TableReader<'a> {
+    fn new(uuid: [u8; 16]) -> Result<Self> {
+        Ok(TableReader {
+            uuid,
+            buf: IoBuf::new(TABLE_WINDOW_BLOCKS as usize * BLOCK_SIZE)?,
+            member: None,
+            first: 0,
+            len: 0,
+            checked: 0,
+            fault: None,
+        })
+    }
+
+    /// Starts on member `index`'s table, on `dev`.
+    fn start(&mut self, dev: &'a BlockDevice, index: u32, m: &'a GeoMember) {
+        self.member = Some((dev, index, m));
+        (self.first, self.len, self.checked, self.fault) = (0, 0, 0, None);
+    }
+
+    /// The state of `bucket`.
+    fn state(&mut self, bucket: u32) -> BucketState {
+        let block = bucket as u64 / TABLE_ENTRIES_PER_BLOCK;
+        if self.fault.is_none() && !(self.first..self.first + self.len).contains(&block) {
+            self.load(block);
+        }
+        if self.fault.is_some() {
+            return BucketState::Superblock;
+        }
+        // The window's blocks were checked whole when it was read: every entry decodes.
+        let i = bucket as u64 % TABLE_ENTRIES_PER_BLOCK;
+        let o = (block - self.first) as usize * BLOCK_SIZE + TableHeaderDisk::SIZE + i as usize * 4;
+        self.buf
+            .get(o..o + 4)
+            .and_then(|b| BucketEntry::from_raw(u32::read(b)))
+            .map_or(BucketState::Superblock, |e| e.state)
+    }
+
+    /// Reads and checks the window that starts at `block`; on a fault, records it.
+    fn load(&mut self, block: u64) {
+        let Some((dev, index, m)) = self.member else {
+            return;
+        };
+        let blocks = table_blocks(m.nbuckets);
+        if block >= blocks {
+            return;
+        }
+        let n = TABLE_WINDOW_BLOCKS.min(blocks - block);
+        self.len = 0;
+        let off = m.bucket_offset(m.table_start as u64) + block * BLOCK_SIZE as u64;
+        if let Err(e) = dev.read_part(off, &mut self.buf, n as usize * BLOCK_SIZE) {
+            self.fault = Some(TableFault::Read(block, e));
+            return;
+        }
+        for k in 0..n {
+            let id = TableBlockId {
+                uuid: self.uuid,
+                member: index,
+                block: (block + k) as u32,
+            };
+            let o = k as usize * BLOCK_SIZE;
+            let first_bucket = (block + k) * TABLE_ENTRIES_PER_BLOCK;
+            let fault = &mut self.fault;
+            let decoded = decode_block(&id, m.nbuckets, &self.buf[o..o + BLOCK_SIZE], |i, e| {
+                let b = first_bucket + i as u64;
+                if b < m.first_bucket as u64 {
+                    let want = if b < m.journal_start as u64 {
+                        BucketState::Superblock
+                    } else {
+                        BucketState::Journal
+                    };
+                    if e.state != want && fault.is_none() {
+                        *fault = Some(TableFault::Metadata(b, e.state));
+                    }
+                }
+            });
+            if let Err(e) = decoded {
+                self.fault = Some(TableFault::Block(block + k, e));
+            }
+            if self.fault.is_some() {
+                return;
+            }
+        }
+        (self.first, self.len) = (block, n);
+        if block == self.checked {
+            self.checked = block + n;
+        }
+    }
+
+    /// Reads and checks every block after the last one checked in order.
+    fn check_rest(&mut self) {
+        let Some((_, _, m)) = self.member else {
+            return;
+        };
+        while self.fault.is_none() && self.checked < table_blocks(m.nbuckets) {
+            let before = self.checked;
+            self.load(before);
+            if self.checked == before {
+                break;
+            }
+        }
     }
 }

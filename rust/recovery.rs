@@ -7,7 +7,7 @@
 use crate::allocator::describe_alloc_error;
 use crate::btree::Btree;
 use crate::fs::{mount_err, Fs};
-use crate::journal;
+use crate::journal::{self, JournalPos};
 use crate::shared::alloc_policy::Watermark;
 use crate::shared::bucket_table::BucketState;
 use crate::shared::superblock::{check_ptr, NodePtr, UuidFmt, BLOCK_SIZE};
@@ -34,22 +34,33 @@ impl Fs {
         self.discard_rule_ready();
         self.progress.set_stats(&btree.stats());
 
-        let mut members = KVec::with_capacity(self.members.len(), GFP_KERNEL)?;
+        let mut copies = KVec::with_capacity(self.members.len(), GFP_KERNEL)?;
         for (m, g) in self.members.iter().zip(self.geometry.iter()) {
-            members.push((&m.dev, g), GFP_KERNEL)?;
+            copies.push(
+                journal::Copy {
+                    dev: &m.dev,
+                    member: g,
+                    name: m.name(),
+                },
+                GFP_KERNEL,
+            )?;
         }
-        let entries = journal::read_entries(&self.uuid, &members, sb.journal_seq)
+        let journal = journal::read_entries(&self.uuid, &copies, sb.journal_seq, sb.journal_offset)
             .map_err(|e| mount_err!(source, e, "cannot read the journal"))?;
+        let entries = &journal.entries;
         let total: u64 = entries.iter().map(|e| e.keys.len() as u64).sum();
         if entries.is_empty() {
             return Ok(());
         }
         let (first, last) = (entries[0].seq, entries[entries.len() - 1].seq);
         pr_info!(
-            "{}: replaying {total} key(s) from {} journal entr{} (seq {first}..={last})\n",
+            "{}: replaying {total} key(s) from {} journal entr{} (seq {first}..={last}; {} KiB \
+             read from block {})\n",
             UuidFmt(&self.uuid),
             entries.len(),
-            if entries.len() == 1 { "y" } else { "ies" }
+            if entries.len() == 1 { "y" } else { "ies" },
+            journal.bytes_read >> 10,
+            sb.journal_offset
         );
         self.progress.replay_total.store(total, Ordering::Relaxed);
         let start = Ktime::ktime_get();
@@ -142,7 +153,12 @@ impl Fs {
         }
         // `last` is at most `MAX_ENTRY_SEQ` (the journal reader refuses entries above it), so
         // `journal_seq` stays one the superblock decoder accepts.
-        self.commit(&mut btree, last.saturating_add(1), &frees)
+        // The next mount reads from where entry `last + 1` would start.
+        let next = JournalPos {
+            seq: last.saturating_add(1),
+            offset: journal.next_offset,
+        };
+        self.commit(&mut btree, next, &frees)
             .map_err(|e| mount_err!(source, e, "cannot commit the replayed btree"))?;
         let us = (Ktime::ktime_get().to_ns() - start.to_ns()).max(0) as u64 / 1000;
         self.progress.replay_us.store(us, Ordering::Relaxed);

@@ -111,6 +111,31 @@ guest_run() {
 		sed "s/^/check:   $label: /" | tee -a "$out/figures.part"
 }
 
+# guest_big: the real-size tests (tests/guest/big.sh) in a boot of their own, with their own
+# sparse disks: vda of 1 TiB and vdb .. vdq of 1 GiB (16 members).
+guest_big() {
+	local log=$out/console-big.log disks=(--disk 1T) i
+	for i in $(seq 16); do disks+=(--disk 1G); done
+	echo "check: ... big guest boot (a 1 TiB member, 16 members; console in $log)"
+	BUCKETFS_VM_LOG=$log scripts/vm.sh "${disks[@]}" --timeout 1200 \
+		--file tests/guest:/root/tests --file tests/scenarios:/root/scenarios \
+		tests/guest/big.sh >"$out/vm-big.log" 2>&1
+	local vm_status=$?
+	if [ $vm_status = 0 ] || [ $vm_status = 1 ]; then
+		record pass "big: booted, ran the tests, no kernel splat"
+	else
+		tail -n 40 "$out/vm-big.log"
+		record fail "big: booted, ran the tests, no kernel splat" "vm.sh exited $vm_status, see $out/vm-big.log"
+	fi
+	while read -r _ result rest; do
+		case "$result" in
+		ok) record pass "big: $rest" ;;
+		FAIL) record fail "big: ${rest%%:*}" "${rest#*: }" ;;
+		esac
+	done < <(tr -d '\r' <"$log" 2>/dev/null | grep -E '^GUEST-TEST (ok|FAIL) ')
+	tr -d '\r' <"$log" 2>/dev/null | grep -E '^big: ' | sed 's/^/check:   /' | tee -a "$out/figures.part"
+}
+
 # host_suite LABEL TITLE SCRIPT: a host-side test script; records its HOST-TEST lines.
 host_suite() {
 	local label=$1 title=$2 script=$3
@@ -140,6 +165,7 @@ fi
 
 if step "module build (-Werror, -Dwarnings)" build.log make modules; then
 	guest_run guest "" "${guest_args[@]}"
+	guest_big
 
 	host_suite discard "discard holes and crash consistency" tests/host/discard.sh
 	grep -E '^(holes|dev-[0-9]|CRASH)' "$out/discard.log" | sed 's/^/check:   /' | tee -a "$out/figures.part"

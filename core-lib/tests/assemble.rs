@@ -24,6 +24,7 @@ fn fs(uuid: u8, nr: u32, seq: u64) -> Vec<Probe> {
                 nr_members: nr,
                 options: Options::default(),
                 journal_seq: 1,
+                journal_offset: 0,
                 root,
                 members,
             },

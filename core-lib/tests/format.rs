@@ -37,6 +37,7 @@ fn two_member_sb() -> Superblock {
         nr_members: 2,
         options,
         journal_seq: 1,
+        journal_offset: 0,
         root,
         members,
     }
@@ -457,4 +458,79 @@ fn btree_nodes_round_trip_and_checks() {
         decode_node(&UUID, 1, &bad, |_| {}, |_| {}),
         Err(NodeError::Ptrs)
     );
+}
+
+/// The journal is a sixty-fourth of the device below 64 GiB (as before the cap), and at most
+/// `MAX_JOURNAL_BYTES` above, at least the old minimum; `validate` accepts every such layout.
+#[test]
+fn journal_is_bounded() {
+    const GIB: u64 = 1 << 30;
+    const TIB: u64 = 1 << 40;
+    for (bytes, bs, journal_bytes) in [
+        (64 << 20, 4096, 1 << 20),
+        (64 << 20, 65536, 1 << 20),
+        (8 << 20, 4096, 256 << 10),
+        (64 * GIB, 65536, GIB),
+        (128 * GIB, 65536, GIB),
+        (TIB, 65536, GIB),
+        (16 * TIB, 65536, GIB),
+        (16 * TIB, 16 << 20, GIB),
+        (TIB, 4096, GIB),
+    ] {
+        let m = Member::layout(bytes, bs, [1; 16]).unwrap();
+        assert_eq!(m.validate(), Ok(()), "{bytes} {bs}");
+        assert_eq!(
+            m.journal_buckets as u64 * bs as u64,
+            journal_bytes,
+            "{bytes} bytes, {bs}-byte buckets"
+        );
+        assert_eq!(m.journal_blocks() * BLOCK_SIZE as u64, journal_bytes);
+    }
+    // The old rule, for every device up to the cap: unchanged layouts.
+    for shift in 23..36 {
+        for bs in [4096u32, 65536, 1 << 20] {
+            let bytes = 1u64 << shift;
+            let Ok(m) = Member::layout(bytes, bs, [1; 16]) else {
+                continue;
+            };
+            let nbuckets = bytes / bs as u64;
+            let old = (nbuckets / 64)
+                .max(8)
+                .max((256u64 << 10).div_ceil(bs as u64));
+            assert_eq!(m.journal_buckets as u64, old, "{bytes} {bs}");
+        }
+    }
+    // The minimum wins over the cap for huge buckets.
+    assert_eq!(journal_buckets_for(1 << 20, 1 << 30), MIN_JOURNAL_BUCKETS);
+    // A broken layout is still refused: a journal that does not follow the table.
+    let mut m = Member::layout(TIB, 65536, [1; 16]).unwrap();
+    m.journal_start += 1;
+    assert_eq!(m.validate(), Err(MemberField::Journal));
+}
+
+/// `journal_offset` round-trips, must lie within every member's journal area, and a
+/// superblock with it zero is byte for byte what the format wrote before the field existed.
+#[test]
+fn journal_offset_is_checked() {
+    let mut sb = two_member_sb();
+    let limit = sb.members[..2]
+        .iter()
+        .map(|m| m.journal_blocks())
+        .min()
+        .unwrap();
+    sb.journal_offset = limit - 1;
+    assert_eq!(Superblock::decode(&encoded(&sb)), Ok(sb));
+    for bad in [limit, limit + 1, u64::MAX] {
+        sb.journal_offset = bad;
+        assert_eq!(sb.validate(), Err(SbError::JournalOffset(bad)));
+        // Written past the encoder's back, as a damaged image would have it.
+        let mut b = encoded(&two_member_sb());
+        b[0xa8..0xb0].copy_from_slice(&bad.to_le_bytes());
+        reseal(&mut b);
+        assert_eq!(Superblock::decode(&b), Err(SbError::JournalOffset(bad)));
+        assert_eq!(SbError::JournalOffset(bad).field(), "journal_offset");
+    }
+    // Offset zero: the bytes an older image has there.
+    let b = encoded(&two_member_sb());
+    assert_eq!(&b[0xa8..0x100], &[0u8; 0x58][..]);
 }

@@ -88,6 +88,7 @@ fn pattern_superblock() -> Superblock {
         nr_members: 0xa1a2_a3a4,
         options,
         journal_seq: 0xb1b2_b3b4_b5b6_b7b8,
+        journal_offset: 0,
         root,
         members,
     }
@@ -126,6 +127,7 @@ fn full_superblock() -> Superblock {
         nr_members: 16,
         options,
         journal_seq: 0x5566_7788,
+        journal_offset: 0,
         root,
         members,
     }

@@ -29,6 +29,7 @@ fn one_member_sb() -> Superblock {
         nr_members: 1,
         options: Options::default(),
         journal_seq: 1,
+        journal_offset: 0,
         root,
         members,
     }

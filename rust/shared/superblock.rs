@@ -34,6 +34,13 @@ pub const BLOCK_SIZE: usize = 4096;
 /// Member flag: issue discards on this member.
 pub const MEMBER_DISCARD: u32 = 1;
 
+/// Journal size bounds (see [`Member::layout`]): at least this many bytes...
+pub const MIN_JOURNAL_BYTES: u64 = 256 << 10;
+/// ... and at least this many buckets ...
+pub const MIN_JOURNAL_BUCKETS: u64 = 8;
+/// ... and, above the minimum, at most this many bytes.
+pub const MAX_JOURNAL_BYTES: u64 = 1 << 30;
+
 /// Entries in one bucket table block (see `bucket_table.rs`).
 pub const TABLE_ENTRIES_PER_BLOCK: u64 = ((BLOCK_SIZE - 48) / 4) as u64;
 
@@ -97,6 +104,25 @@ fn div_ceil(a: u64, b: u64) -> u64 {
     a / b + (a % b != 0) as u64
 }
 
+/// Journal buckets [`Member::layout`] gives a member of `nbuckets` buckets of `bs` bytes: a
+/// sixty-fourth of the device, at least [`MIN_JOURNAL_BUCKETS`] buckets and
+/// [`MIN_JOURNAL_BYTES`], and at most [`MAX_JOURNAL_BYTES`] (unless the minimum is more).
+///
+/// The cap bounds what `format` writes and what a mount may have to read: a journal only
+/// needs to hold the entries written since the last commit, which does not grow with the
+/// device (bcachefs bounds its journal the same way: `nbuckets / 256`, clamped between 8
+/// buckets and the smaller of 1024 buckets and 512 MiB, raised later to 8192 buckets and
+/// 8 GiB). Below 64 GiB the sixty-fourth is under the cap, so smaller members are laid out
+/// as before the cap existed.
+pub fn journal_buckets_for(nbuckets: u64, bs: u64) -> u64 {
+    // `layout` checked the bucket size; this only keeps a division by zero out of the code.
+    let bs = bs.max(1);
+    let min = MIN_JOURNAL_BUCKETS.max(div_ceil(MIN_JOURNAL_BYTES, bs));
+    let max = min.max(MAX_JOURNAL_BYTES / bs);
+    // Not `clamp`, which asserts `min <= max` (true here: `max` is at least `min`).
+    (nbuckets / 64).max(min).min(max)
+}
+
 impl Member {
     /// Lays out a member of `device_bytes` bytes with `bucket_size`-byte buckets.
     pub fn layout(
@@ -117,8 +143,7 @@ impl Member {
             bs,
         );
         let journal_start = table_start + table_buckets;
-        // A sixty-fourth of the device, at least 8 buckets and 256 KiB.
-        let journal_buckets = (nbuckets / 64).max(8).max(div_ceil(256 << 10, bs));
+        let journal_buckets = journal_buckets_for(nbuckets, bs);
         let first_bucket = journal_start + journal_buckets;
         if nbuckets < first_bucket + MIN_DATA_BUCKETS || nbuckets > u32::MAX as u64 {
             return Err(MemberField::NBuckets);
@@ -178,6 +203,11 @@ impl Member {
     /// Byte offset of `bucket`.
     pub fn bucket_offset(&self, bucket: u64) -> u64 {
         bucket * self.bucket_size as u64
+    }
+
+    /// Blocks of the member's journal area.
+    pub fn journal_blocks(&self) -> u64 {
+        self.journal_buckets as u64 * self.bucket_size as u64 / BLOCK_SIZE as u64
     }
 
     /// Whether discards are enabled for this member.
@@ -267,6 +297,11 @@ pub struct Superblock {
     /// Sequence number the next journal entry gets; entries below it that are still in the
     /// journal are replayed.
     pub journal_seq: u64,
+    /// Where the entry with sequence number `journal_seq` starts (if there is one): a block
+    /// offset within the journal area, the same on every member (every member holds a copy
+    /// of the journal, each entry at the same offset). Below every member's
+    /// [`Member::journal_blocks`].
+    pub journal_offset: u64,
     /// The btree root.
     pub root: BtreeRoot,
     /// The member table.
@@ -298,6 +333,10 @@ layout! {
         0x070 => pub journal_seq: u64,
         /// [`Superblock::root`].
         0x078 => pub root: BtreeRoot,
+        /// [`Superblock::journal_offset`]: bytes that superblocks written before this field
+        /// existed have as zero, which means the start of the journal area, where those
+        /// journals started; so the format version did not change.
+        0x0a8 => pub journal_offset: u64,
         /// [`Superblock::members`]; entries from `nr_members` on are zero.
         0x100 => pub members: [Member; MAX_MEMBERS],
     }
@@ -317,6 +356,8 @@ pub enum SbError {
     Version(u32),
     /// The checksum does not match.
     Checksum,
+    /// `journal_offset` is not below every member's journal blocks.
+    JournalOffset(u64),
     /// `nr_members` is zero or above [`MAX_MEMBERS`].
     NrMembers(u32),
     /// `member_index` is not below `nr_members`.
@@ -353,6 +394,7 @@ impl SbError {
             SbError::DuplicateMember(_) => "member uuid",
             SbError::Option(o) => o.desc().name,
             SbError::Root => "btree root",
+            SbError::JournalOffset(_) => "journal_offset",
             SbError::Sequence => "sequence number",
         }
     }
@@ -385,6 +427,13 @@ impl Superblock {
             if self.members[..i].iter().any(|o| o.uuid == m.uuid) {
                 return Err(SbError::DuplicateMember(i as u32));
             }
+        }
+        if self
+            .member_table()
+            .iter()
+            .any(|m| self.journal_offset >= m.journal_blocks())
+        {
+            return Err(SbError::JournalOffset(self.journal_offset));
         }
         if let Err(e) = self.options.validate(self.nr_members) {
             let opt = match e {
@@ -425,6 +474,7 @@ impl Superblock {
             options: self.options.to_slots(),
             journal_seq: self.journal_seq,
             root: self.root,
+            journal_offset: self.journal_offset,
             members: self.members,
         }
         .write(b);
@@ -455,6 +505,7 @@ impl Superblock {
             nr_members: d.nr_members,
             options,
             journal_seq: d.journal_seq,
+            journal_offset: d.journal_offset,
             root: d.root,
             members: d.members,
         };

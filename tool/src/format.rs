@@ -1,4 +1,14 @@
 //! Writing a new filesystem: superblocks, bucket tables, an empty journal and an empty root.
+//!
+//! Only what must be written is: the bucket tables (in chunks of [`CHUNK_BYTES`], never a
+//! buffer the size of the table), the root leaf, the superblocks, and one zero block where the
+//! journal starts. The rest of the journal area is left as it is: an old entry there cannot be
+//! replayed, because
+//! - every format draws a new random filesystem uuid (`Uuid::new_v4`; there is no option to
+//!   keep the old one), and the kernel refuses an entry of another uuid;
+//! - replay starts at `journal_offset` (0 here) expecting `journal_seq` (1), and stops at the
+//!   first block that is not that entry: the zero block written there ends the journal before
+//!   any other block is looked at, even if a uuid ever repeated.
 
 use crate::device::Device;
 use bucketfs_core::btree_format::encode_leaf;
@@ -7,6 +17,9 @@ use bucketfs_core::bucket_table::{
 };
 use bucketfs_core::options::{Opt, Options};
 use bucketfs_core::superblock::*;
+
+/// Largest buffer the tool writes in one go: a bucket table is written this much at a time.
+pub const CHUNK_BYTES: usize = 1 << 20;
 
 /// What `format` is asked for.
 pub struct FormatSpec {
@@ -79,6 +92,7 @@ pub fn plan(devs: &[Device], spec: &FormatSpec) -> Result<Layout, String> {
         nr_members: nr,
         options: spec.options,
         journal_seq: 1,
+        journal_offset: 0,
         root,
         members,
     };
@@ -112,24 +126,50 @@ pub fn write_table(
     state_of: impl Fn(u64) -> BucketState,
 ) -> Result<(), String> {
     let m = &sb.members[index as usize];
-    let mut buf = vec![0u8; BLOCK_SIZE * table_blocks(m.nbuckets) as usize];
-    for block in 0..table_blocks(m.nbuckets) {
-        let first = block * TABLE_ENTRIES_PER_BLOCK;
-        let entries: Vec<BucketEntry> = (0..entries_in_block(m.nbuckets, block) as u64)
-            .map(|i| BucketEntry {
-                state: state_of(first + i),
-                gen: 0,
-            })
-            .collect();
-        let id = TableBlockId {
-            uuid: sb.uuid,
-            member: index,
-            block: block as u32,
-        };
-        let o = block as usize * BLOCK_SIZE;
-        encode_block(&id, sb.seq, &entries, &mut buf[o..o + BLOCK_SIZE]);
+    let blocks = table_blocks(m.nbuckets);
+    let per_chunk = (CHUNK_BYTES / BLOCK_SIZE) as u64;
+    let mut buf = vec![0u8; CHUNK_BYTES.min(BLOCK_SIZE * blocks as usize)];
+    let mut entries = Vec::with_capacity(TABLE_ENTRIES_PER_BLOCK as usize);
+    let at = m.bucket_offset(m.table_start as u64);
+    for chunk in (0..blocks).step_by(per_chunk as usize) {
+        let n = per_chunk.min(blocks - chunk);
+        for block in chunk..chunk + n {
+            let first = block * TABLE_ENTRIES_PER_BLOCK;
+            entries.clear();
+            entries.extend(
+                (0..entries_in_block(m.nbuckets, block) as u64).map(|i| BucketEntry {
+                    state: state_of(first + i),
+                    gen: 0,
+                }),
+            );
+            let id = TableBlockId {
+                uuid: sb.uuid,
+                member: index,
+                block: block as u32,
+            };
+            let o = (block - chunk) as usize * BLOCK_SIZE;
+            encode_block(&id, sb.seq, &entries, &mut buf[o..o + BLOCK_SIZE]);
+        }
+        let len = n as usize * BLOCK_SIZE;
+        dev.write_at(at + chunk * BLOCK_SIZE as u64, &buf[..len])?;
     }
-    dev.write_at(m.bucket_offset(m.table_start as u64), &buf)
+    Ok(())
+}
+
+/// Writes one zero block at block `offset` of member `index`'s journal area: replay, starting
+/// there, finds no entry (see the module doc).
+pub fn end_journal_at(
+    dev: &Device,
+    sb: &Superblock,
+    index: u32,
+    offset: u64,
+) -> Result<(), String> {
+    let m = &sb.members[index as usize];
+    if offset >= m.journal_blocks() {
+        return Ok(());
+    }
+    let at = m.bucket_offset(m.journal_start as u64) + offset * BLOCK_SIZE as u64;
+    dev.write_at(at, &[0u8; BLOCK_SIZE])
 }
 
 /// Writes the superblock copies of member `index`.
@@ -152,10 +192,8 @@ pub fn write(devs: &[Device], layout: &Layout) -> Result<(), String> {
     for (i, d) in devs.iter().enumerate() {
         let i = i as u32;
         let m = &sb.members[i as usize];
-        // An empty journal: stale entries of another filesystem would be refused by uuid
-        // anyway, but a clean journal makes the image easy to read.
-        let journal = vec![0u8; m.journal_buckets as usize * m.bucket_size as usize];
-        d.write_at(m.bucket_offset(m.journal_start as u64), &journal)?;
+        // An empty journal: one zero block where replay starts (see the module doc).
+        end_journal_at(d, sb, i, sb.journal_offset)?;
         write_table(d, sb, i, |b| initial_state(sb, i, b))?;
         for p in sb.root.ptrs[..sb.root.nr_ptrs as usize]
             .iter()

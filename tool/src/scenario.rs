@@ -7,6 +7,8 @@
 //! journal_keys = 3000         # keys in the journal, not yet in the btree
 //! keys_per_entry = 500        # default 500
 //! seed = 1                    # key generator seed, default 1
+//! journal_offset = 0          # block of the journal area where the journal starts (the
+//!                             # superblock's journal_offset); default 0
 //!
 //! [[device]]                  # one per device given, in order
 //! buckets = 16384             # default: as many as fit
@@ -28,9 +30,17 @@
 //! The journal starts at sequence 1 with entries freeing the pinned buckets, then holds
 //! `journal_keys` distinct keys in entries of `keys_per_entry`; the btree is an empty leaf. So
 //! mounting must replay every key, and with more keys than a leaf holds, split leaves.
+//!
+//! Nothing device-sized is held in memory: bucket states are computed from the runs above, the
+//! bucket table and the fill pattern are written in chunks. Only the journal's own bytes are
+//! written (from `journal_offset`, followed by one zero block that ends it), plus a zero block
+//! at block 0 when `journal_offset` is not 0, so a reader that ignored the offset would find no
+//! entry.
 
 use crate::device::Device;
-use crate::format::{plan, write_superblocks, write_table, FormatSpec};
+use crate::format::{
+    end_journal_at, plan, write_superblocks, write_table, FormatSpec, CHUNK_BYTES,
+};
 use bucketfs_core::btree_format::encode_leaf;
 use bucketfs_core::bucket_table::BucketState;
 use bucketfs_core::journal_format::{
@@ -107,6 +117,7 @@ pub fn scenario_quiet(spec_path: &str, devs: &mut [Device]) -> Result<String, St
         "journal_keys",
         "keys_per_entry",
         "seed",
+        "journal_offset",
         "device",
     ];
     if let Some(k) = t
@@ -120,6 +131,7 @@ pub fn scenario_quiet(spec_path: &str, devs: &mut [Device]) -> Result<String, St
         .unwrap_or(500)
         .clamp(1, MAX_KEYS_PER_ENTRY as u64);
     let seed = get_u64(&t, "seed")?.unwrap_or(1);
+    let journal_offset = get_u64(&t, "journal_offset")?.unwrap_or(0);
     let specs: Vec<DeviceSpec> = match t.get("device") {
         Some(toml::Value::Array(a)) => a
             .iter()
@@ -165,31 +177,36 @@ pub fn scenario_quiet(spec_path: &str, devs: &mut [Device]) -> Result<String, St
             bucket_size,
         },
     )?;
-    let sb = layout.sb;
+    let mut sb = layout.sb;
+    sb.journal_offset = journal_offset;
+    sb.validate().map_err(|_| {
+        format!(
+            "journal_offset {journal_offset}: beyond a member's journal area ({} blocks)",
+            sb.member_table()
+                .iter()
+                .map(|m| m.journal_blocks())
+                .min()
+                .unwrap_or(0)
+        )
+    })?;
 
-    // Bucket states: root, need_discard run, free run, data.
-    let mut states: Vec<Vec<BucketState>> = Vec::new();
+    // Bucket states: root, need_discard run, free run, data; as runs (first, end, state) after
+    // the metadata areas, data elsewhere.
+    let mut states: Vec<Vec<(u64, u64, BucketState)>> = Vec::new();
     let mut updates: Vec<BucketUpdate> = Vec::new();
     let mut fills: Vec<(usize, usize, usize)> = Vec::new(); // (device, first bucket, count)
     for (i, s) in specs.iter().enumerate() {
         let m = &sb.members[i];
-        let mut v = vec![BucketState::Data; m.nbuckets as usize];
-        for (b, st) in v.iter_mut().enumerate().take(m.first_bucket as usize) {
-            *st = if (b as u32) < m.journal_start {
-                BucketState::Superblock
-            } else {
-                BucketState::Journal
-            };
-        }
+        let mut v = Vec::new();
         let mut next = m.first_bucket as usize;
         if sb.root.ptrs[..sb.root.nr_ptrs as usize]
             .iter()
             .any(|p| p.member == i as u32)
         {
-            v[next] = BucketState::Btree;
+            v.push((next as u64, next as u64 + 1, BucketState::Btree));
             next += 1;
         }
-        let room = v.len() - next;
+        let room = m.nbuckets as usize - next;
         if (s.free_pinned + s.need_discard + s.pinned + s.free) as usize > room {
             return Err(format!(
                 "device {i}: {} free_pinned + {} need_discard + {} pinned + {} free > {room} \
@@ -210,9 +227,8 @@ pub fn scenario_quiet(spec_path: &str, devs: &mut [Device]) -> Result<String, St
             fills.push((i, next, s.free_pinned as usize));
         }
         next += s.free_pinned as usize;
-        for st in &mut v[next..next + s.need_discard as usize] {
-            *st = BucketState::NeedDiscard;
-        }
+        let run = |a: usize, n: u64, st| (a as u64, a as u64 + n, st);
+        v.push(run(next, s.need_discard, BucketState::NeedDiscard));
         if s.fill {
             fills.push((i, next, s.need_discard as usize));
         }
@@ -230,9 +246,7 @@ pub fn scenario_quiet(spec_path: &str, devs: &mut [Device]) -> Result<String, St
             fills.push((i, next, s.pinned as usize));
         }
         next += s.pinned as usize;
-        for st in &mut v[next..next + s.free as usize] {
-            *st = BucketState::Free;
-        }
+        v.push(run(next, s.free, BucketState::Free));
         states.push(v);
     }
 
@@ -255,22 +269,50 @@ pub fn scenario_quiet(spec_path: &str, devs: &mut [Device]) -> Result<String, St
     }
     for (i, d) in devs.iter().enumerate() {
         let m = &sb.members[i];
-        let room = m.journal_buckets as usize * m.bucket_size as usize;
-        if journal.len() > room {
+        let room = m.journal_blocks() as usize * BLOCK_SIZE;
+        let start = journal_offset as usize * BLOCK_SIZE;
+        if start + journal.len() > room {
             return Err(format!(
-                "{journal_keys} keys need {} journal bytes; member {i} has {room}",
+                "{journal_keys} keys need {} journal bytes from block {journal_offset}; member \
+                 {i} has {room}",
                 journal.len()
             ));
         }
-        let mut area = vec![0u8; room];
-        area[..journal.len()].copy_from_slice(&journal);
-        d.write_at(m.bucket_offset(m.journal_start as u64), &area)?;
-        write_table(d, &sb, i as u32, |b| states[i][b as usize])?;
+        let area = m.bucket_offset(m.journal_start as u64);
+        d.write_at(area + start as u64, &journal)?;
+        end_journal_at(
+            d,
+            &sb,
+            i as u32,
+            journal_offset + (journal.len() / BLOCK_SIZE) as u64,
+        )?;
+        if journal_offset > 0 {
+            end_journal_at(d, &sb, i as u32, 0)?;
+        }
+        let runs = &states[i];
+        write_table(d, &sb, i as u32, |b| {
+            if b < m.journal_start as u64 {
+                BucketState::Superblock
+            } else if b < m.first_bucket as u64 {
+                BucketState::Journal
+            } else {
+                runs.iter()
+                    .find(|(first, end, _)| (*first..*end).contains(&b))
+                    .map_or(BucketState::Data, |r| r.2)
+            }
+        })?;
     }
     for &(i, first, count) in &fills {
         let m = &sb.members[i];
-        let pattern = vec![0xa5u8; m.bucket_size as usize * count];
-        devs[i].write_at(m.bucket_offset(first as u64), &pattern)?;
+        let bytes = m.bucket_size as u64 * count as u64;
+        let pattern = vec![0xa5u8; CHUNK_BYTES.min(bytes as usize)];
+        let at = m.bucket_offset(first as u64);
+        let mut done = 0;
+        while done < bytes {
+            let n = (bytes - done).min(pattern.len() as u64);
+            devs[i].write_at(at + done, &pattern[..n as usize])?;
+            done += n;
+        }
     }
     let mut node = vec![0u8; BLOCK_SIZE];
     encode_leaf(&sb.uuid, sb.root.node_seq, &[], &mut node);
