@@ -195,7 +195,13 @@ fn entry_at(
         Err(e) => return Ok(Found::End(End::Nothing(Some(e)))),
     };
     if h.seq < expected {
-        return Ok(Found::Old(h.blocks));
+        // An older entry is skipped by its length only once its checksum shows the header is
+        // the entry's: a stale or torn header could otherwise jump over live entries.
+        let whole = match win.blocks(copies, c, pos, h.blocks as u64, ahead) {
+            Ok(Some(b)) => decode_entry(uuid, b, |_| {}, |_| {}).is_ok(),
+            _ => false,
+        };
+        return Ok(Found::Old(if whole { h.blocks } else { 1 }));
     }
     if h.seq > expected {
         return Ok(Found::End(End::Gap));
