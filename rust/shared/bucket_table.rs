@@ -29,7 +29,8 @@ layout! {
         0x10 => pub block: u32,
         /// Entries in this block.
         0x14 => pub nr: u32,
-        /// Sequence number of the superblock written with this table (not checked on reading).
+        /// Sequence number of the superblock current when this block was last written (blocks
+        /// of one table may differ; not checked on reading: each block is checked on its own).
         0x18 => pub seq: u64,
         /// Filesystem uuid.
         0x20 => pub uuid: [u8; 16],
