@@ -34,7 +34,8 @@ mod report;
 
 use crate::closure::{Interrupted, StackClosure, Timeout, WaitList};
 use crate::shared::alloc_policy::{decide, Decision, DeviceSnapshot, RequestInputs, Watermark};
-use crate::shared::bucket_table::{BucketState, NR_STATES};
+use crate::shared::bucket_table::{BucketState, DirtyBlocks, NR_STATES};
+use crate::shared::free_index::{FreeIndex, Tracked, Words};
 use crate::shared::options::MAX_REPLICAS;
 use crate::shared::superblock::{NodePtr, MAX_MEMBERS};
 use crate::vec_ext::VecExt;
@@ -51,14 +52,41 @@ use kernel::{
 /// Smallest interval between two stuck reports of one filesystem, in milliseconds.
 const REPORT_INTERVAL_MS: i64 = 5000;
 
-/// One device's buckets.
+/// Storage of a [`FreeIndex`] or [`DirtyBlocks`]: 64-bit words in a `KVVec` (vmalloc'd when
+/// large, so nothing sized by the device is one physically contiguous allocation).
+struct KWords(KVVec<u64>);
+
+impl KWords {
+    /// `n` zero words.
+    fn new(n: usize) -> Result<KWords> {
+        Ok(KWords(KVVec::from_elem(0u64, n, GFP_KERNEL)?))
+    }
+}
+
+impl Words for KWords {
+    fn nr_words(&self) -> usize {
+        self.0.len()
+    }
+
+    fn word(&self, i: usize) -> Option<u64> {
+        self.0.get(i).copied()
+    }
+
+    fn set_word(&mut self, i: usize, v: u64) {
+        if let Some(w) = self.0.get_mut(i) {
+            *w = v;
+        }
+    }
+}
+
+/// One device's buckets: their states in a [`FreeIndex`] (so finding a free or `need_discard`
+/// bucket is `O(log n)` whatever the fullness), and which bucket table blocks changed since
+/// they were last written.
 pub(crate) struct DeviceBuckets {
-    /// State of every bucket (a [`BucketState`] value).
-    states: KVVec<u8>,
-    /// Buckets per state.
-    counts: [u64; NR_STATES],
-    /// First allocatable bucket.
-    first_bucket: u32,
+    /// State of every bucket, the counts per state, and the search bitmaps.
+    index: FreeIndex<KWords>,
+    /// Table blocks whose buckets changed state since they were written (or read).
+    dirty: DirtyBlocks<KWords>,
     /// Where the next free-bucket search starts.
     rotor: u32,
     /// Whether the device takes allocations (set by the allocator only).
@@ -68,27 +96,25 @@ pub(crate) struct DeviceBuckets {
 }
 
 impl DeviceBuckets {
-    /// A device of `nbuckets` buckets whose states come from `state_of`.
+    /// A device of `nbuckets` buckets whose states come from `state_of`, allocatable from
+    /// `first_bucket` on. Its bucket table is taken to hold these states (no block dirty).
     pub(crate) fn new(
         nbuckets: u32,
         first_bucket: u32,
         name: &str,
-        state_of: impl Fn(u32) -> BucketState,
+        state_of: impl FnMut(u32) -> BucketState,
     ) -> Result<DeviceBuckets> {
-        let mut states = KVVec::with_capacity(nbuckets as usize, GFP_KERNEL)?;
-        let mut counts = [0; NR_STATES];
-        for b in 0..nbuckets {
-            let s = state_of(b);
-            counts[s as usize] += 1;
-            states.push(s as u8, GFP_KERNEL)?;
-        }
+        let words = FreeIndex::<KWords>::words_needed(nbuckets).ok_or(EINVAL)?;
+        let index = FreeIndex::new(KWords::new(words)?, nbuckets, first_bucket, state_of)
+            .map_err(|_| EINVAL)?;
+        let dirty_words = DirtyBlocks::<KWords>::words_needed(nbuckets as u64);
+        let dirty = DirtyBlocks::new(KWords::new(dirty_words)?, nbuckets as u64).ok_or(EINVAL)?;
         let mut n = [0u8; 32];
         let len = name.len().min(31);
         n[..len].copy_from_slice(&name.as_bytes()[..len]);
         Ok(DeviceBuckets {
-            states,
-            counts,
-            first_bucket,
+            index,
+            dirty,
             rotor: first_bucket,
             writable: true,
             name: n,
@@ -97,58 +123,72 @@ impl DeviceBuckets {
 
     /// The state of `bucket`.
     pub(crate) fn state(&self, bucket: u32) -> Option<BucketState> {
-        self.states
-            .get(bucket as usize)
-            .and_then(|&s| BucketState::from_u8(s))
+        self.index.state(bucket)
     }
 
-    /// Sets the state of `bucket` (ignored outside the device).
+    /// Sets the state of `bucket` (ignored outside the device); a change marks its table block
+    /// dirty.
     pub(crate) fn set_state(&mut self, bucket: u32, state: BucketState) {
-        if let Some(slot) = self.states.get_mut(bucket as usize) {
-            if let Some(old) = BucketState::from_u8(*slot) {
-                self.counts[old as usize] -= 1;
+        if let Some(old) = self.index.set_state(bucket, state) {
+            if old != state {
+                self.dirty.mark_bucket(bucket);
             }
-            *slot = state as u8;
-            self.counts[state as usize] += 1;
         }
     }
 
     /// Buckets in `state`.
     pub(crate) fn count(&self, state: BucketState) -> u64 {
-        self.counts[state as usize]
+        self.index.count(state)
     }
 
     /// Buckets on the device.
     pub(crate) fn nbuckets(&self) -> u32 {
-        self.states.len() as u32
+        self.index.nbuckets()
     }
 
     fn allocatable(&self) -> u64 {
-        self.states.len() as u64 - self.first_bucket as u64
+        (self.index.nbuckets() - self.index.first_bucket()) as u64
     }
 
     fn snapshot(&self) -> DeviceSnapshot {
         DeviceSnapshot {
             allocatable: self.allocatable(),
-            free: self.counts[BucketState::Free as usize],
-            need_discard: self.counts[BucketState::NeedDiscard as usize],
+            free: self.index.count(BucketState::Free),
+            need_discard: self.index.count(BucketState::NeedDiscard),
             writable: self.writable,
         }
     }
 
-    /// Takes a free bucket for a btree node.
+    /// Takes a free bucket for a btree node: the first at or after the rotor, wrapping.
     fn take_free(&mut self) -> Option<u32> {
-        let n = self.nbuckets();
-        let span = n - self.first_bucket;
-        for i in 0..span {
-            let b = self.first_bucket + (self.rotor - self.first_bucket + i) % span;
-            if self.states[b as usize] == BucketState::Free as u8 {
-                self.set_state(b, BucketState::Btree);
-                self.rotor = if b + 1 < n { b + 1 } else { self.first_bucket };
-                return Some(b);
-            }
-        }
-        None
+        let b = self
+            .index
+            .take(Tracked::Free, BucketState::Btree, self.rotor)?;
+        self.dirty.mark_bucket(b);
+        self.rotor = if b + 1 < self.nbuckets() {
+            b + 1
+        } else {
+            self.index.first_bucket()
+        };
+        Some(b)
+    }
+
+    /// The first run of contiguous `need_discard` buckets starting at or after `from` (and the
+    /// first allocatable bucket), at most `max_len` long: its start and length.
+    pub(crate) fn need_discard_run(&self, from: u32, max_len: u32) -> Option<(u32, u32)> {
+        self.index.run(Tracked::NeedDiscard, from, max_len)
+    }
+
+    /// The first run of adjacent dirty bucket table blocks at or after block `from`, at most
+    /// `max_len` blocks: its first block and length.
+    pub(crate) fn dirty_table_run(&self, from: u32, max_len: u32) -> Option<(u32, u32)> {
+        self.dirty.next_run(from, max_len)
+    }
+
+    /// Checks the free-space index against the states (`O(n)`: tests and debugging).
+    #[allow(dead_code, reason = "used by the KUnit tests")]
+    pub(crate) fn check(&self) -> bool {
+        self.index.check().is_ok()
     }
 
     /// The device name.
@@ -159,6 +199,33 @@ impl DeviceBuckets {
             .position(|&b| b == 0)
             .unwrap_or(self.name.len());
         core::str::from_utf8(&self.name[..len]).unwrap_or("?")
+    }
+}
+
+/// Bucket table blocks of one device, as the table writer sees them (see
+/// [`Allocator::table`]): the states to encode and the dirty marks to clear, but no state
+/// change.
+pub(crate) struct TableView<'a>(&'a mut DeviceBuckets);
+
+impl TableView<'_> {
+    /// The state of `bucket`.
+    pub(crate) fn state(&self, bucket: u32) -> Option<BucketState> {
+        self.0.state(bucket)
+    }
+
+    /// See [`DeviceBuckets::dirty_table_run`].
+    pub(crate) fn dirty_run(&self, from: u32, max_len: u32) -> Option<(u32, u32)> {
+        self.0.dirty_table_run(from, max_len)
+    }
+
+    /// Marks table blocks `first..first + n` written (clean).
+    pub(crate) fn clean(&mut self, first: u32, n: u32) {
+        self.0.dirty.clear(first, n);
+    }
+
+    /// Marks table blocks `first..first + n` dirty again (their write failed).
+    pub(crate) fn mark_dirty(&mut self, first: u32, n: u32) {
+        self.0.dirty.mark(first, n);
     }
 }
 
@@ -360,9 +427,16 @@ impl Allocator {
         r
     }
 
+    /// Runs `look` on member `m`'s bucket table view (`None` before its device is installed)
+    /// under the state lock: the table writer encodes the dirty blocks and marks them clean.
+    /// Changes no bucket state, so wakes nobody.
+    pub(crate) fn table<R>(&self, m: usize, look: impl FnOnce(Option<TableView<'_>>) -> R) -> R {
+        look(self.state.lock().devices.get_mut(m).map(TableView))
+    }
+
     /// Buckets per state of member `m` (zeros before its device is installed).
     pub(crate) fn counts(&self, m: usize) -> [u64; NR_STATES] {
-        self.inspect(|d| d.get(m).map_or([0; NR_STATES], |d| d.counts))
+        self.inspect(|d| d.get(m).map_or([0; NR_STATES], |d| d.index.counts()))
     }
 
     /// Fails every request parked right now with `ECANCELED`; returns how many it failed.

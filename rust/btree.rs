@@ -19,7 +19,10 @@ use crate::shared::journal_format::{key_digest, Key};
 use crate::shared::superblock::{BtreeRoot, NodePtr, PtrError, BLOCK_SIZE, MAX_BTREE_LEVEL};
 use crate::vec_ext::VecExt;
 use core::cell::Cell;
-use kernel::{alloc::KVec, prelude::*};
+use kernel::{
+    alloc::{KVVec, KVec},
+    prelude::*,
+};
 
 /// A child of an interior node, in memory.
 #[derive(Clone, Copy)]
@@ -89,10 +92,11 @@ pub(crate) struct BtreeStats {
 
 /// The whole btree in memory.
 pub(crate) struct Btree {
-    nodes: KVec<Node>,
+    /// Every node (sized by the tree: a `KVVec`, never one physically contiguous allocation).
+    nodes: KVVec<Node>,
     /// While loading: every bucket holding a node copy, sorted, to refuse a node that two
     /// pointers share (which would also make a cycle) and to bound the tree by the device.
-    seen: KVec<NodePtr>,
+    seen: KVVec<NodePtr>,
     root: usize,
     /// Write sequence number of the last committed root.
     seq: u64,
@@ -128,8 +132,8 @@ impl Btree {
     /// Loads the tree rooted at `root`, checking every node.
     pub(crate) fn load(io: &impl NodeIo, root: &BtreeRoot) -> Result<Btree> {
         let mut t = Btree {
-            nodes: KVec::new(),
-            seen: KVec::new(),
+            nodes: KVVec::new(),
+            seen: KVVec::new(),
             root: 0,
             seq: root.node_seq,
         };
@@ -142,7 +146,7 @@ impl Btree {
             0,
             root.node_seq,
         )?;
-        t.seen = KVec::new();
+        t.seen = KVVec::new();
         Ok(t)
     }
 

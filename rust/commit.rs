@@ -10,7 +10,7 @@ use crate::btree::{Btree, NodeIo};
 use crate::fs::{Fs, FsState};
 use crate::journal::JournalPos;
 use crate::shared::bucket_table::{
-    encode_block, entries_in_block, table_blocks, BucketEntry, BucketState, TableBlockId,
+    encode_block, entries_in_block, BucketEntry, BucketState, TableBlockId,
 };
 use crate::shared::options::Opt;
 use crate::shared::superblock::{
@@ -19,6 +19,10 @@ use crate::shared::superblock::{
 };
 use crate::vec_ext::VecExt;
 use kernel::{alloc::KVec, prelude::*};
+
+/// Most bucket table blocks in one write (1 MiB): adjacent dirty blocks are coalesced up to
+/// this, and the writer's buffer is never larger.
+const TABLE_WRITE_BLOCKS: u32 = 256;
 
 impl Fs {
     /// Writes the changed btree nodes, points the superblocks at the new root with the
@@ -130,45 +134,122 @@ impl Fs {
         self.write_bucket_table(m, seq, false)
     }
 
-    /// Writes member `i`'s bucket table from the allocator's bucket states; with
-    /// `while_replaying` false, writes nothing (`Ok(false)`) while journal pins are held.
+    /// Writes the blocks of member `i`'s bucket table that changed since they were last
+    /// written, from the allocator's bucket states. With `while_replaying` false it stops
+    /// (`Ok(false)`: the commit writes the rest) as soon as it finds journal pins held;
+    /// otherwise it returns `Ok(true)`, also when nothing was dirty.
+    ///
+    /// Adjacent dirty blocks go in one write of at most [`TABLE_WRITE_BLOCKS`]. Every write but
+    /// the last is a plain one; the last is PREFLUSH|FUA, so when this returns every block
+    /// written is durable, for one cache flush per call. Each block is self-describing (uuid,
+    /// member, block number, crc; the mount checks each on its own): a crash between two writes
+    /// leaves each block its old or its new self, as a crash inside the former whole-table
+    /// write did. A run is marked clean when it is encoded, under the allocator lock, so a
+    /// state change after that marks its block again; a failed write marks the runs not yet
+    /// durable dirty again.
     fn write_bucket_table(&self, i: usize, seq: u64, while_replaying: bool) -> Result<bool> {
         let m = self.geometry.get(i).ok_or(EINVAL)?;
-        let blocks = table_blocks(m.nbuckets);
-        let mut buf = IoBuf::new(blocks as usize * BLOCK_SIZE)?;
-        let written = self.alloc.inspect(|devices| -> Result<bool> {
-            // Under the allocator lock: a replayed update pins its bucket before it changes
-            // the state, so no pin means no uncommitted journal state in this snapshot. Lock
-            // order: allocator state, then journal pins (as in the discard worker's run search).
-            if !while_replaying && self.discard.rule.has_journal_pins() {
-                return Ok(false);
-            }
-            let d = devices.get(i).ok_or(EINVAL)?;
-            let mut entries = KVec::with_capacity(TABLE_ENTRIES_PER_BLOCK as usize, GFP_KERNEL)?;
-            for block in 0..blocks {
-                entries.clear();
-                let first = (block * TABLE_ENTRIES_PER_BLOCK) as u32;
-                for b in first..first + entries_in_block(m.nbuckets, block) as u32 {
-                    let state = d.state(b).unwrap_or(BucketState::Superblock);
-                    entries.push(BucketEntry { state, gen: 0 }, GFP_KERNEL)?;
+        let dev = &self.members.get(i).ok_or(EINVAL)?.dev;
+        let table_off = m.bucket_offset(m.table_start as u64);
+        let mut entries = KVec::with_capacity(TABLE_ENTRIES_PER_BLOCK as usize, GFP_KERNEL)?;
+        // The run encoded last and not written yet (written plain once another follows, FUA
+        // if it is the last), and a buffer to reuse.
+        let mut held: Option<((u32, u32), IoBuf)> = None;
+        let mut spare: Option<IoBuf> = None;
+        let mut from = 0u32;
+        let mut refused = false;
+        // Runs written plain since the last FUA write: not durable yet.
+        let mut unflushed: Option<(u32, u32)> = None;
+        let result = loop {
+            let mut buf = spare.take();
+            let encoded = self.alloc.table(i, |view| -> Result<Option<(u32, u32)>> {
+                // Under the allocator lock: a replayed update pins its bucket before it changes
+                // the state, so no pin means no uncommitted journal state in these blocks. Lock
+                // order: allocator state, then journal pins (as in the discard worker's run
+                // search).
+                if !while_replaying && self.discard.rule.has_journal_pins() {
+                    refused = true;
+                    return Ok(None);
                 }
-                let id = TableBlockId {
-                    uuid: self.uuid,
-                    member: i as u32,
-                    block: block as u32,
+                let mut view = view.ok_or(EINVAL)?;
+                let Some((first, n)) = view.dirty_run(from, TABLE_WRITE_BLOCKS) else {
+                    return Ok(None);
                 };
-                let o = block as usize * BLOCK_SIZE;
-                encode_block(&id, seq, &entries, &mut buf[o..o + BLOCK_SIZE]);
+                let size = n as usize * BLOCK_SIZE;
+                if buf.as_ref().map_or(true, |b| b.len() != size) {
+                    buf = Some(IoBuf::new(size)?);
+                }
+                let out = buf.as_mut().ok_or(ENOMEM)?;
+                for k in 0..n {
+                    let block = first + k;
+                    entries.clear();
+                    let b0 = (block as u64 * TABLE_ENTRIES_PER_BLOCK) as u32;
+                    for b in b0..b0 + entries_in_block(m.nbuckets, block as u64) as u32 {
+                        let state = view.state(b).unwrap_or(BucketState::Superblock);
+                        entries.push(BucketEntry { state, gen: 0 }, GFP_KERNEL)?;
+                    }
+                    let id = TableBlockId {
+                        uuid: self.uuid,
+                        member: i as u32,
+                        block,
+                    };
+                    let o = k as usize * BLOCK_SIZE;
+                    encode_block(&id, seq, &entries, &mut out[o..o + BLOCK_SIZE]);
+                }
+                view.clean(first, n);
+                Ok(Some((first, n)))
+            });
+            let run = match encoded {
+                Ok(Some(run)) => run,
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
+            };
+            let Some(buf) = buf else {
+                break Err(ENOMEM);
+            };
+            from = run.0 + run.1;
+            // Another run follows the held one: write the held one plain.
+            if let Some((prev, prev_buf)) = held.replace((run, buf)) {
+                let off = table_off + prev.0 as u64 * BLOCK_SIZE as u64;
+                if let Err(e) = dev.write(off, &prev_buf, false) {
+                    self.alloc.table(i, |v| {
+                        if let Some(mut v) = v {
+                            v.mark_dirty(prev.0, prev.1);
+                        }
+                    });
+                    break Err(e);
+                }
+                unflushed = Some(unflushed.map_or(prev, |u| (u.0, prev.0 + prev.1 - u.0)));
+                spare = Some(prev_buf);
             }
-            Ok(true)
-        })?;
-        if !written {
-            return Ok(false);
+        };
+        // The last run: PREFLUSH|FUA makes it and the plain writes before it durable.
+        let result = match (result, held.take()) {
+            (Ok(()), Some((run, buf))) => {
+                let off = table_off + run.0 as u64 * BLOCK_SIZE as u64;
+                let r = dev.write(off, &buf, true);
+                if r.is_err() {
+                    held = Some((run, buf));
+                }
+                r
+            }
+            (r, h) => {
+                held = h;
+                r
+            }
+        };
+        if let Err(e) = result {
+            // Not durable: the held run and the plain writes since the last flush.
+            self.alloc.table(i, |v| {
+                if let Some(mut v) = v {
+                    for (first, n) in Iterator::chain(held.iter().map(|(r, _)| *r), unflushed) {
+                        v.mark_dirty(first, n);
+                    }
+                }
+            });
+            return Err(e);
         }
-        self.members[i]
-            .dev
-            .write(m.bucket_offset(m.table_start as u64), &buf, true)?;
-        Ok(true)
+        Ok(!refused)
     }
 
     /// Changes the superblock with `change` and persists it; on any error nothing changes.

@@ -43,12 +43,11 @@
 use crate::allocator::Allocator;
 use crate::bdev::{BlockDevice, DiscardRange, IoBatch, IoTicket};
 use crate::btree::Btree;
-use crate::shared::bucket_table::BucketState;
 use crate::shared::superblock::{Member as MemberDesc, NodePtr, UuidFmt, MAX_MEMBERS};
 use crate::vec_ext::VecExt;
 use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::{
-    alloc::KVec,
+    alloc::{KVVec, KVec},
     new_condvar, new_mutex,
     prelude::*,
     sync::{Arc, CondVar, Mutex},
@@ -142,13 +141,14 @@ impl DiscardCtl {
 /// the allocator's state first, then these (both readers look under the allocator's lock).
 #[pin_data]
 pub(crate) struct DiscardRule {
-    /// Buckets of the committed btree's nodes, sorted: never discarded.
+    /// Buckets of the committed btree's nodes, sorted: never discarded. (Sized by the tree:
+    /// a `KVVec`, so a large tree is not one physically contiguous allocation.)
     #[pin]
-    committed_nodes: Mutex<KVec<NodePtr>>,
+    committed_nodes: Mutex<KVVec<NodePtr>>,
     /// Buckets freed by journal entries that are not committed yet, sorted: never discarded
     /// before the commit.
     #[pin]
-    journal_pins: Mutex<KVec<NodePtr>>,
+    journal_pins: Mutex<KVVec<NodePtr>>,
 }
 
 /// The sort key of the rule's lists.
@@ -159,14 +159,14 @@ fn key(p: &NodePtr) -> (u32, u32) {
 impl DiscardRule {
     fn new() -> impl PinInit<Self> {
         pin_init!(DiscardRule {
-            committed_nodes <- new_mutex!(KVec::new()),
-            journal_pins <- new_mutex!(KVec::new()),
+            committed_nodes <- new_mutex!(KVVec::new()),
+            journal_pins <- new_mutex!(KVVec::new()),
         })
     }
 
     /// Records the buckets of the committed btree's nodes.
     pub(crate) fn set_committed_nodes(&self, btree: &Btree) -> Result {
-        let mut v = KVec::new();
+        let mut v = KVVec::new();
         let mut oom = false;
         btree.for_each_bucket(|p| oom |= v.push(p, GFP_KERNEL).is_err());
         if oom {
@@ -197,24 +197,6 @@ impl DiscardRule {
         !self.journal_pins.lock().is_empty()
     }
 
-    /// Why `bucket` of `member` must not be discarded now, if it must not: the committed btree
-    /// has a node in it, or a journal entry not yet committed freed it.
-    pub(crate) fn forbidden(&self, member: u32, bucket: u32) -> Option<&'static str> {
-        if self.is_committed_node(member, bucket) {
-            return Some("holds a committed btree node");
-        }
-        let k = (member, bucket);
-        if self
-            .journal_pins
-            .lock()
-            .binary_search_by_key(&k, key)
-            .is_ok()
-        {
-            return Some("was freed by a journal entry not committed yet");
-        }
-        None
-    }
-
     /// Whether the committed btree has a node copy in `bucket` of `member`.
     pub(crate) fn is_committed_node(&self, member: u32, bucket: u32) -> bool {
         let k = (member, bucket);
@@ -222,6 +204,29 @@ impl DiscardRule {
             .lock()
             .binary_search_by_key(&k, key)
             .is_ok()
+    }
+}
+
+/// The first bucket of `member` at or after `from` in `list` (sorted by [`key`]): a binary
+/// search.
+fn next_listed(list: &[NodePtr], member: u32, from: u32) -> Option<u32> {
+    let i = list.partition_point(|p| key(p) < (member, from));
+    list.get(i).filter(|p| p.member == member).map(|p| p.bucket)
+}
+
+impl DiscardRule {
+    /// The first bucket of `member` at or after `from` that must not be discarded now, and
+    /// whether it holds a committed btree node (else a journal pin holds it): one binary search
+    /// in each list, under each list's lock once.
+    fn next_forbidden(&self, member: u32, from: u32) -> Option<(u32, bool)> {
+        let node = next_listed(&self.committed_nodes.lock(), member, from);
+        let pin = next_listed(&self.journal_pins.lock(), member, from);
+        match (node, pin) {
+            (Some(n), Some(p)) if p < n => Some((p, false)),
+            (Some(n), _) => Some((n, true)),
+            (None, Some(p)) => Some((p, false)),
+            (None, None) => None,
+        }
     }
 }
 
@@ -494,38 +499,44 @@ fn command_buckets<H: DiscardHost>(host: &H, m: usize) -> u32 {
 }
 
 /// The next run of contiguous `need_discard` buckets on member `m` at or after bucket `from`,
-/// at most `max_len` long, cut short before any bucket the committed btree still uses (see the
-/// rule above).
+/// at most `max_len` long, cut short before any bucket the rule forbids (see the rule above).
+///
+/// The index finds each candidate run (`O(log n)`); the rule is checked once per candidate,
+/// by a binary search for the first forbidden bucket at or after its start: a run that starts
+/// on one is skipped past it, one that reaches one is cut there. So the search costs
+/// `O(log n)` per skipped forbidden bucket plus the run, and takes the rule's two locks once
+/// per candidate, not per bucket.
 fn take_run<H: DiscardHost>(host: &H, m: usize, from: u32, max_len: u32) -> Option<(u32, u32)> {
-    let first = host.member(m)?.0.first_bucket.max(from);
+    let first = host.member(m)?.0.first_bucket;
     let rule = &host.discard_state().rule;
     let uuid = host.host_uuid();
     // Under the allocator's lock, then the rule's (the lock order on `DiscardRule`).
     host.allocator().inspect(|devices| {
         let d = devices.get(m)?;
-        let nb = d.nbuckets();
-        let start = (first..nb).find(|&b| {
-            d.state(b) == Some(BucketState::NeedDiscard) && rule.forbidden(m as u32, b).is_none()
-        })?;
-        let mut len = 0;
-        while start + len < nb
-            && len < max_len
-            && d.state(start + len) == Some(BucketState::NeedDiscard)
-        {
-            if let Some(why) = rule.forbidden(m as u32, start + len) {
-                if rule.is_committed_node(m as u32, start + len) {
-                    // need_discard and in the committed btree at once: a bug, say so.
-                    pr_err!(
-                        "{}: dev-{m} bucket {} is need_discard but {why}: not discarded\n",
-                        UuidFmt(uuid),
-                        start + len
-                    );
-                }
-                break;
+        let mut from = from.max(first);
+        loop {
+            let (start, len) = d.need_discard_run(from, max_len)?;
+            let Some((cut, committed)) = rule.next_forbidden(m as u32, start) else {
+                return Some((start, len));
+            };
+            if cut == start {
+                // Pinned or (a bug) committed: skipped, as the search always did.
+                from = start.checked_add(1)?;
+                continue;
             }
-            len += 1;
+            if cut - start >= len {
+                return Some((start, len));
+            }
+            if committed {
+                // need_discard and in the committed btree at once: a bug, say so.
+                pr_err!(
+                    "{}: dev-{m} bucket {cut} is need_discard but holds a committed btree \
+                     node: not discarded\n",
+                    UuidFmt(uuid)
+                );
+            }
+            return Some((start, cut - start));
         }
-        (len > 0).then_some((start, len))
     })
 }
 

@@ -14,7 +14,7 @@ use crate::shared::superblock::{check_ptr, NodePtr, UuidFmt, BLOCK_SIZE};
 use crate::vec_ext::VecExt;
 use core::sync::atomic::Ordering;
 use kernel::{
-    alloc::KVec,
+    alloc::{KVVec, KVec},
     prelude::*,
     time::{ktime_ms_delta, Ktime},
 };
@@ -68,7 +68,7 @@ impl Fs {
         // the allocator until the commit (see below), so applying them first changes no
         // outcome, and no node the replay allocates can land in a bucket an entry changes.
         // Buckets freed to `free` (sorted; false once a later entry changed them again).
-        let mut frees: KVec<(NodePtr, bool)> = KVec::new();
+        let mut frees: KVVec<(NodePtr, bool)> = KVVec::new();
         for e in entries.iter() {
             for u in e.updates.iter() {
                 let p = NodePtr {
@@ -184,9 +184,10 @@ impl Fs {
     /// Buckets the btree uses are `btree`; `btree` buckets it does not use (left by a commit
     /// that did not finish, or freed by one whose bucket table write did not) need discard.
     fn reconcile_buckets(&self, btree: &Btree) -> Result {
-        let mut used: KVec<KVec<u32>> = KVec::new();
+        // Per member, sized by the tree: `KVVec`s.
+        let mut used: KVec<KVVec<u32>> = KVec::new();
         for _ in 0..self.geometry.len() {
-            used.push(KVec::new(), GFP_KERNEL)?;
+            used.push(KVVec::new(), GFP_KERNEL)?;
         }
         let mut oom = false;
         btree.for_each_bucket(|p| {
@@ -207,9 +208,12 @@ impl Fs {
                 .zip(self.geometry.iter())
             {
                 // Metadata areas are never `btree` or `need_discard`: the loaded tree's pointers
-                // were checked to lie above them, and these buckets are not looked at.
+                // were checked to lie above them, and these buckets are not looked at. `used` is
+                // sorted: walked alongside the buckets.
+                let mut next_used = used.iter().copied().peekable();
                 for b in g.first_bucket..d.nbuckets() {
-                    let in_use = used.binary_search(&b).is_ok();
+                    while next_used.next_if(|&u| u < b).is_some() {}
+                    let in_use = next_used.peek() == Some(&b);
                     match d.state(b) {
                         Some(BucketState::Btree) if !in_use => {
                             d.set_state(b, BucketState::NeedDiscard)

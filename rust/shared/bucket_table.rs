@@ -7,6 +7,7 @@
 //! made since.
 
 use crate::shared::crc32c::block_crc;
+use crate::shared::free_index::Words;
 use crate::shared::layout::{layout, offset, Field};
 use crate::shared::superblock::{BLOCK_SIZE, TABLE_ENTRIES_PER_BLOCK};
 
@@ -28,7 +29,8 @@ layout! {
         0x10 => pub block: u32,
         /// Entries in this block.
         0x14 => pub nr: u32,
-        /// Sequence number of the superblock written with this table (not checked on reading).
+        /// Sequence number of the superblock current when this block was last written (blocks
+        /// of one table may differ; not checked on reading: each block is checked on its own).
         0x18 => pub seq: u64,
         /// Filesystem uuid.
         0x20 => pub uuid: [u8; 16],
@@ -219,4 +221,129 @@ pub fn decode_block(
         }
     }
     Ok(())
+}
+
+/// Which blocks of one member's bucket table changed in memory since they were last written.
+///
+/// One bit per table block ([`TABLE_ENTRIES_PER_BLOCK`] buckets), in caller-provided storage
+/// ([`Words`], sized by [`DirtyBlocks::words_needed`]; a `KVVec<u64>` in the kernel), and the
+/// number of set bits. Changing a bucket's state marks its block ([`DirtyBlocks::mark_bucket`]);
+/// the table writer takes runs of adjacent dirty blocks ([`DirtyBlocks::next_run`]), clears
+/// them as it encodes them ([`DirtyBlocks::clear`]) and marks them again if the write fails.
+/// A table read from disk starts clean: what is on disk is what is in memory. The caller
+/// serialises access (the allocator's lock).
+///
+/// Finding the next dirty block reads one word per 64 blocks from the start position (at most
+/// 260 words for 16M buckets, 2 KiB of bits): next to one block write that is nothing, so a
+/// table write costs what changed.
+pub struct DirtyBlocks<W: Words> {
+    words: W,
+    blocks: u32,
+    dirty: u32,
+}
+
+impl<W: Words> DirtyBlocks<W> {
+    /// Words of storage for the table of `nbuckets` buckets.
+    pub fn words_needed(nbuckets: u64) -> usize {
+        (table_blocks(nbuckets) as usize).div_ceil(64)
+    }
+
+    /// No block dirty, for the table of `nbuckets` buckets, in `words` (at least
+    /// [`DirtyBlocks::words_needed`]; its contents are overwritten). `None` if the storage is
+    /// too small or the table has more than `u32::MAX` blocks.
+    pub fn new(mut words: W, nbuckets: u64) -> Option<DirtyBlocks<W>> {
+        let blocks = u32::try_from(table_blocks(nbuckets)).ok()?;
+        let needed = Self::words_needed(nbuckets);
+        if words.nr_words() < needed {
+            return None;
+        }
+        for i in 0..needed {
+            words.set_word(i, 0);
+        }
+        Some(DirtyBlocks {
+            words,
+            blocks,
+            dirty: 0,
+        })
+    }
+
+    /// Blocks in the table.
+    pub fn blocks(&self) -> u32 {
+        self.blocks
+    }
+
+    /// Dirty blocks.
+    pub fn dirty(&self) -> u32 {
+        self.dirty
+    }
+
+    /// Whether block `block` is dirty (false past the end).
+    pub fn is_dirty(&self, block: u32) -> bool {
+        block < self.blocks
+            && self
+                .words
+                .word((block / 64) as usize)
+                .is_some_and(|w| w & (1 << (block % 64)) != 0)
+    }
+
+    /// Marks the block holding `bucket` dirty (ignored past the table).
+    pub fn mark_bucket(&mut self, bucket: u32) {
+        self.mark((bucket as u64 / TABLE_ENTRIES_PER_BLOCK) as u32, 1);
+    }
+
+    /// Marks blocks `first..first + n` dirty (those past the table are ignored).
+    pub fn mark(&mut self, first: u32, n: u32) {
+        self.set(first, n, true);
+    }
+
+    /// Marks blocks `first..first + n` clean.
+    pub fn clear(&mut self, first: u32, n: u32) {
+        self.set(first, n, false);
+    }
+
+    fn set(&mut self, first: u32, n: u32, dirty: bool) {
+        let end = first.saturating_add(n).min(self.blocks);
+        for b in first..end {
+            let at = (b / 64) as usize;
+            let bit = 1u64 << (b % 64);
+            let Some(w) = self.words.word(at) else {
+                return;
+            };
+            if (w & bit != 0) != dirty {
+                self.words.set_word(at, w ^ bit);
+                if dirty {
+                    self.dirty += 1;
+                } else {
+                    self.dirty -= 1;
+                }
+            }
+        }
+    }
+
+    /// The first run of adjacent dirty blocks at or after block `from`: its first block and
+    /// length, at most `max_len` (`None` if no block from `from` on is dirty, or `max_len` is
+    /// 0).
+    pub fn next_run(&self, from: u32, max_len: u32) -> Option<(u32, u32)> {
+        if max_len == 0 || self.dirty == 0 || from >= self.blocks {
+            return None;
+        }
+        let mut at = (from / 64) as usize;
+        let mut w = self.words.word(at)? & (u64::MAX << (from % 64));
+        while w == 0 {
+            at += 1;
+            if at * 64 >= self.blocks as usize {
+                return None;
+            }
+            w = self.words.word(at)?;
+        }
+        let start = u32::try_from(at * 64 + w.trailing_zeros() as usize).ok()?;
+        if start >= self.blocks {
+            return None;
+        }
+        let mut len = 0u32;
+        while len < max_len && self.is_dirty(start + len) {
+            len += 1;
+        }
+        Some((start, len))
+    }
 }
