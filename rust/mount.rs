@@ -260,6 +260,8 @@ impl Fs {
     fn read_bucket_tables(&self, source: &str) -> Result {
         let mut devices = KVec::with_capacity(self.geometry.len(), GFP_KERNEL)?;
         let mut reader = TableReader::new(self.uuid)?;
+        // Members with refused table blocks, and how many.
+        let mut bad_tables: KVec<(usize, u64)> = KVec::new();
         for (i, m) in self.geometry.iter().enumerate() {
             let name = self.members[i].name();
             reader.start(&self.members[i].dev, i as u32, m);
@@ -281,13 +283,6 @@ impl Fs {
                         "{name}: cannot read the bucket table (block {block})"
                     ))
                 }
-                Some(TableFault::Block(block, e)) => {
-                    return Err(mount_err!(
-                        source,
-                        EINVAL,
-                        "{name}: bucket table block {block}: {e:?}"
-                    ))
-                }
                 // Metadata areas must be what the layout says: a table that called a journal
                 // bucket free would let the allocator overwrite the journal.
                 Some(TableFault::Metadata(b, st)) => {
@@ -299,10 +294,28 @@ impl Fs {
                     ))
                 }
             }
+            if let Some((block, e)) = reader.first_bad {
+                pr_warn!(
+                    "{}: {name}: {} bucket table block(s) refused (first: block {block}, \
+                     {e:?}); their buckets are taken as in use (`data`) until rebuilt, the \
+                     btree's reclaimed by reconciliation\n",
+                    UuidFmt(&self.uuid),
+                    reader.bad
+                );
+                bad_tables.push((i, reader.bad), GFP_KERNEL)?;
+            }
             devices.push(dev, GFP_KERNEL)?;
         }
         // Merges the `dev-N/writable` writes made so far.
         self.alloc.install_devices(devices);
+        // Refused blocks are rewritten whole (with the states taken above) by the next table
+        // write: every block of such a member is marked dirty (refusals are rare; the
+        // blocks are not kept).
+        for &(m, _) in bad_tables.iter() {
+            let blocks = self.geometry.get(m).map_or(0, |g| table_blocks(g.nbuckets));
+            self.alloc
+                .table(m, |v| v.map(|mut v| v.mark_dirty(0, blocks as u32)));
+        }
         Ok(())
     }
 }
@@ -315,8 +328,6 @@ const TABLE_WINDOW_BLOCKS: u64 = 256;
 enum TableFault {
     /// Reading the window at this block failed.
     Read(u64, Error),
-    /// This block was refused.
-    Block(u64, TableError),
     /// A metadata bucket has the wrong state.
     Metadata(u64, BucketState),
 }
@@ -336,6 +347,12 @@ struct TableReader<'a> {
     /// Blocks `0 .. checked` have been checked.
     checked: u64,
     fault: Option<TableFault>,
+    /// Blocks of the window that were refused (bit per block): their buckets are answered
+    /// from the layout (metadata areas) or taken as in use (`data`), never free.
+    bad_in_window: [u64; (TABLE_WINDOW_BLOCKS / 64) as usize],
+    /// Refused blocks of this member: how many, and the first one with its reason.
+    bad: u64,
+    first_bad: Option<(u64, TableError)>,
 }
 
 impl<'a> TableReader<'a> {
@@ -348,6 +365,9 @@ impl<'a> TableReader<'a> {
             len: 0,
             checked: 0,
             fault: None,
+            bad_in_window: [0; (TABLE_WINDOW_BLOCKS / 64) as usize],
+            bad: 0,
+            first_bad: None,
         })
     }
 
@@ -355,6 +375,7 @@ impl<'a> TableReader<'a> {
     fn start(&mut self, dev: &'a BlockDevice, index: u32, m: &'a GeoMember) {
         self.member = Some((dev, index, m));
         (self.first, self.len, self.checked, self.fault) = (0, 0, 0, None);
+        (self.bad, self.first_bad) = (0, None);
     }
 
     /// The state of `bucket`.
@@ -366,7 +387,15 @@ impl<'a> TableReader<'a> {
         if self.fault.is_some() {
             return BucketState::Superblock;
         }
-        // The window's blocks were checked whole when it was read: every entry decodes.
+        let k = (block - self.first) as usize;
+        if self.bad_in_window[k / 64] & (1 << (k % 64)) != 0 {
+            return match self.member {
+                Some((_, _, m)) if bucket < m.journal_start => BucketState::Superblock,
+                Some((_, _, m)) if bucket < m.first_bucket => BucketState::Journal,
+                _ => BucketState::Data,
+            };
+        }
+        // The window's other blocks were checked whole when it was read: every entry decodes.
         let i = bucket as u64 % TABLE_ENTRIES_PER_BLOCK;
         let o = (block - self.first) as usize * BLOCK_SIZE + TableHeaderDisk::SIZE + i as usize * 4;
         self.buf
@@ -386,6 +415,7 @@ impl<'a> TableReader<'a> {
         }
         let n = TABLE_WINDOW_BLOCKS.min(blocks - block);
         self.len = 0;
+        self.bad_in_window = [0; (TABLE_WINDOW_BLOCKS / 64) as usize];
         let off = m.bucket_offset(m.table_start as u64) + block * BLOCK_SIZE as u64;
         if let Err(e) = dev.read_part(off, &mut self.buf, n as usize * BLOCK_SIZE) {
             self.fault = Some(TableFault::Read(block, e));
@@ -414,7 +444,15 @@ impl<'a> TableReader<'a> {
                 }
             });
             if let Err(e) = decoded {
-                self.fault = Some(TableFault::Block(block + k, e));
+                // A block that does not check out (torn by a crash, or damaged) is not
+                // trusted, nor does it make the filesystem unmountable: its buckets are taken
+                // from the layout or as in use (see `state`), and it is rewritten whole at the
+                // next table write.
+                self.bad_in_window[k as usize / 64] |= 1 << (k % 64);
+                if (block + k) >= self.checked {
+                    self.bad += 1;
+                    self.first_bad.get_or_insert((block + k, e));
+                }
             }
             if self.fault.is_some() {
                 return;
