@@ -15,25 +15,32 @@ echo "BENCH-KERNEL $(uname -r)"
 insmod /modules/bucketfs.ko
 s=/root/scenarios
 b=/root/bench-scenarios
-bucketfs bench unstick --runs 20 $s/seed-small.toml /dev/vda /dev/vdb
-bucketfs bench drain $s/seed-discard.toml /dev/vdc /dev/vdd
-bucketfs bench replay --label "seed, 5000 keys" $s/seed-discard.toml /dev/vdc /dev/vdd
-bucketfs bench replay --label "20000 keys, 10k buckets" $s/scale-10k.toml /dev/vde
-bucketfs bench replay --label "20000 keys, 100k buckets" $s/scale-100k.toml /dev/vdf
-bucketfs bench replay --label "20000 keys, 1M buckets" $s/scale-1m.toml /dev/vdg
+# The rows are collected in a file and printed at the end: kernel messages (mounts) would
+# otherwise land in the middle of a row on the console.
+rows=/tmp/rows
+: >$rows
+bucketfs bench unstick --runs 20 $s/seed-small.toml /dev/vda /dev/vdb >>$rows
+bucketfs bench drain $s/seed-discard.toml /dev/vdc /dev/vdd >>$rows
+bucketfs bench replay --label "seed, 5000 keys" $s/seed-discard.toml /dev/vdc /dev/vdd >>$rows
+bucketfs bench replay --label "20000 keys, 10k buckets" $s/scale-10k.toml /dev/vde >>$rows
+bucketfs bench replay --label "20000 keys, 100k buckets" $s/scale-100k.toml /dev/vdf >>$rows
+bucketfs bench replay --label "20000 keys, 1M buckets" $s/scale-1m.toml /dev/vdg >>$rows
 # The 1 TiB member needs big-member support in the format and the mount: when the tool cannot
 # write it (or dies trying), the rows say so.
 rc=0
 timeout 2400 bucketfs bench scale --big-label "a 1 TiB member" --small-label "16k buckets" \
 	$b/scale-1t.toml /dev/vdh $b/scale-16k.toml /dev/vdg >/tmp/scale.out 2>/tmp/scale.err || rc=$?
-cat /tmp/scale.out
+cat /tmp/scale.out >>$rows
 if [ $rc != 0 ]; then
-	why="bucketfs bench scale exited with status $rc: $(tail -n 1 /tmp/scale.err | tr '|' '/')"
+	why="bucketfs bench scale exited with status $rc ($(grep -v '^Aborted' /tmp/scale.err |
+		grep . | tail -n 1 | tr '|' '/'))"
 	grep -q '^| mount of' /tmp/scale.out ||
-		echo "| mount of a 1 TiB member | not measured: $why | target <= 2x: not measured | | $(cat $cs) |"
+		echo "| mount of a 1 TiB member | not measured: $why | target <= 2x: not measured | | $(cat $cs) |" >>$rows
 	grep -q '^| commit after' /tmp/scale.out ||
-		echo "| commit after replaying 20000 keys, a 1 TiB member vs 16k buckets | not measured: $why | target <= 1.2x: not measured | | $(cat $cs) |"
+		echo "| commit after replaying 20000 keys, a 1 TiB member vs 16k buckets | not measured: $why | target <= 1.2x: not measured | | $(cat $cs) |" >>$rows
 fi
+sleep 1
+cat $rows
 # The in-kernel rows time with ktime: say which clock they read.
 echo "BENCH-CLOCKSOURCE-KERNEL $(cat $cs)"
 insmod /modules/bucketfs_bench.ko
