@@ -56,7 +56,8 @@ check-full:
 demo:
 	scripts/demo.sh
 
-# Benchmarks in a guest; the table goes to out/bench/table.md.
+# Benchmarks in a guest on the bench kernel variant (kernel/bench.config, built on first use
+# with its modules by scripts/build-modules.sh bench); the table goes to out/bench/table.md.
 bench:
 	scripts/bench.sh
 

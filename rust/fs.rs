@@ -99,6 +99,12 @@ pub(crate) struct Progress {
     /// Journal bytes replayed (entries, headers included), and the time replay took.
     pub(crate) replay_bytes: AtomicU64,
     pub(crate) replay_us: AtomicU64,
+    /// The replay's parts: reading and decoding the journal; applying its bucket updates and
+    /// keys to the btree; the commit; and the node block writes (copies included) it made.
+    pub(crate) read_us: AtomicU64,
+    pub(crate) apply_us: AtomicU64,
+    pub(crate) commit_us: AtomicU64,
+    pub(crate) nodes_written: AtomicU64,
     /// Btree keys, nodes, depth and digest, as of the last load or commit.
     pub(crate) keys: AtomicU64,
     pub(crate) nodes: AtomicU64,

@@ -17,7 +17,10 @@ use crate::shared::options::{parse_value, Opt, OPTIONS};
 use crate::shared::superblock::UuidFmt;
 use crate::sysfs::{At, Dir, File, PageWriter, SysfsFiles};
 use crate::text::{prefix, Text};
-use core::{fmt::Write, sync::atomic::Ordering};
+use core::{
+    fmt::Write,
+    sync::atomic::{AtomicU64, Ordering},
+};
 use kernel::prelude::*;
 
 impl SysfsFiles for Fs {
@@ -129,13 +132,19 @@ const INTERNAL: [File<Fs>; 6] = [
         mode: 0o444,
         show: Some(|fs, _, out| {
             let p = &fs.progress;
+            let at = |v: &AtomicU64| v.load(Ordering::Relaxed);
             writeln!(
                 out,
-                "replayed {} of {} key(s) from {} journal bytes in {} us",
-                p.replay_done.load(Ordering::Relaxed),
-                p.replay_total.load(Ordering::Relaxed),
-                p.replay_bytes.load(Ordering::Relaxed),
-                p.replay_us.load(Ordering::Relaxed)
+                "replayed {} of {} key(s) from {} journal bytes in {} us\nread_us {}\n\
+                 apply_us {}\ncommit_us {}\nnodes_written {}",
+                at(&p.replay_done),
+                at(&p.replay_total),
+                at(&p.replay_bytes),
+                at(&p.replay_us),
+                at(&p.read_us),
+                at(&p.apply_us),
+                at(&p.commit_us),
+                at(&p.nodes_written)
             )
         }),
         store: None,

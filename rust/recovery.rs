@@ -4,7 +4,7 @@
 //! journal into it (pinning the buckets its entries free, see `discard.rs`), and commit
 //! (`commit.rs`).
 
-use crate::allocator::describe_alloc_error;
+use crate::allocator::{describe_alloc_error, NodeAlloc};
 use crate::btree::Btree;
 use crate::fs::{mount_err, Fs};
 use crate::journal::{self, JournalPos};
@@ -12,6 +12,7 @@ use crate::shared::alloc_policy::Watermark;
 use crate::shared::bucket_table::BucketState;
 use crate::shared::superblock::{check_ptr, NodePtr, UuidFmt, BLOCK_SIZE};
 use crate::vec_ext::VecExt;
+use core::cell::Cell;
 use core::sync::atomic::Ordering;
 use kernel::{
     alloc::{KVVec, KVec},
@@ -45,9 +46,12 @@ impl Fs {
                 GFP_KERNEL,
             )?;
         }
+        let read_start = Ktime::ktime_get();
         let journal = journal::read_entries(&self.uuid, &copies, sb.journal_seq, sb.journal_offset)
             .map_err(|e| mount_err!(source, e, "cannot read the journal"))?;
         let entries = &journal.entries;
+        let read_us = us_since(read_start);
+        self.progress.read_us.store(read_us, Ordering::Relaxed);
         let total: u64 = entries.iter().map(|e| e.keys.len() as u64).sum();
         if entries.is_empty() {
             return Ok(());
@@ -64,6 +68,9 @@ impl Fs {
         );
         self.progress.replay_total.store(total, Ordering::Relaxed);
         let start = Ktime::ktime_get();
+        // Node copies allocated and not given back: the node blocks the commit writes.
+        let node_blocks = Cell::new(0u64);
+        let copies = |nodes: &[NodeAlloc]| nodes.iter().map(|n| n.nr_ptrs as u64).sum::<u64>();
         // Every bucket update first, then every key: the updates only take buckets away from
         // the allocator until the commit (see below), so applying them first changes no
         // outcome, and no node the replay allocates can land in a bucket an entry changes.
@@ -133,10 +140,16 @@ impl Fs {
                     .insert(
                         *k,
                         |n, out| {
+                            let before = out.len();
                             self.alloc
-                                .alloc_nodes(n, Watermark::Normal, || self.live(), out)
+                                .alloc_nodes(n, Watermark::Normal, || self.live(), out)?;
+                            node_blocks.set(node_blocks.get() + copies(&out[before..]));
+                            Ok(())
                         },
-                        |unused| self.alloc.release_nodes(unused),
+                        |unused| {
+                            node_blocks.set(node_blocks.get().saturating_sub(copies(unused)));
+                            self.alloc.release_nodes(unused)
+                        },
                     )
                     .map_err(|err| {
                         mount_err!(
@@ -151,6 +164,10 @@ impl Fs {
                 self.progress.replay_done.fetch_add(1, Ordering::Relaxed);
             }
         }
+        let commit_start = Ktime::ktime_get();
+        self.progress
+            .apply_us
+            .store(us_since(start), Ordering::Relaxed);
         // `last` is at most `MAX_ENTRY_SEQ` (the journal reader refuses entries above it), so
         // `journal_seq` stays one the superblock decoder accepts.
         // The next mount reads from where entry `last + 1` would start.
@@ -160,8 +177,16 @@ impl Fs {
         };
         self.commit(&mut btree, next, &frees)
             .map_err(|e| mount_err!(source, e, "cannot commit the replayed btree"))?;
-        let us = (Ktime::ktime_get().to_ns() - start.to_ns()).max(0) as u64 / 1000;
-        self.progress.replay_us.store(us, Ordering::Relaxed);
+        self.progress
+            .commit_us
+            .store(us_since(commit_start), Ordering::Relaxed);
+        self.progress
+            .nodes_written
+            .store(node_blocks.get(), Ordering::Relaxed);
+        // The whole replay: reading the journal, applying it, the commit.
+        self.progress
+            .replay_us
+            .store(read_us + us_since(start), Ordering::Relaxed);
         let bytes: u64 = entries
             .iter()
             .map(|e| e.blocks as u64 * BLOCK_SIZE as u64)
@@ -228,4 +253,9 @@ impl Fs {
         });
         Ok(())
     }
+}
+
+/// Microseconds since `t`.
+fn us_since(t: Ktime) -> u64 {
+    (Ktime::ktime_get().to_ns() - t.to_ns()).max(0) as u64 / 1000
 }

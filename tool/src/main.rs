@@ -156,6 +156,37 @@ fn cli() -> Command {
                         ),
                 )
                 .subcommand(
+                    Command::new("scale")
+                        .about(
+                            "Mount time of a big member against reading its table and journal, \
+                             and its commit against a small member's",
+                        )
+                        .arg(Arg::new("big-label").long("big-label").default_value("big"))
+                        .arg(
+                            Arg::new("small-label")
+                                .long("small-label")
+                                .default_value("small"),
+                        )
+                        .arg(
+                            Arg::new("runs")
+                                .long("runs")
+                                .default_value("3")
+                                .value_parser(clap::value_parser!(usize)),
+                        )
+                        .arg(Arg::new("big-spec").required(true))
+                        .arg(
+                            Arg::new("big-device")
+                                .required(true)
+                                .value_parser(clap::value_parser!(PathBuf)),
+                        )
+                        .arg(Arg::new("small-spec").required(true))
+                        .arg(
+                            Arg::new("small-device")
+                                .required(true)
+                                .value_parser(clap::value_parser!(PathBuf)),
+                        ),
+                )
+                .subcommand(
                     Command::new("replay")
                         .arg(Arg::new("label").long("label").default_value(""))
                         .arg(Arg::new("spec").required(true))
@@ -300,6 +331,15 @@ fn run(m: &ArgMatches) -> Result<(), String> {
         }
         Some(("bench", m)) => {
             let (name, m) = m.subcommand().expect("clap requires a subcommand");
+            if name == "scale" {
+                let s = |k: &str| m.get_one::<String>(k).unwrap().as_str();
+                let p = |k: &str| m.get_one::<PathBuf>(k).unwrap();
+                return bench::scale(
+                    (s("big-label"), s("big-spec"), p("big-device")),
+                    (s("small-label"), s("small-spec"), p("small-device")),
+                    *m.get_one::<usize>("runs").unwrap(),
+                );
+            }
             let spec = m.get_one::<String>("spec").unwrap();
             let devs: Vec<PathBuf> = m.get_many::<PathBuf>("devices").unwrap().cloned().collect();
             match name {
