@@ -121,7 +121,8 @@ fn layout_example_matches() {
     assert!(DOC.contains(
         "Example: 64 MiB with 4096-byte buckets gives `nbuckets` 16384, `table_start` 3,\n\
          `table_buckets` 17, `journal_start` 20, `journal_buckets` 256, `first_bucket` 276; with\n\
-         65536-byte buckets, 1024, 1, 1, 2, 16, 18. 1 TiB with 65536-byte buckets gives `nbuckets`\n\
+         65536-byte buckets, 1024, 1, 1, 2, 16, 18. 1 TiB with 65536-byte buckets gives \
+         `nbuckets`\n\
          16777216, `table_start` 1, `table_buckets` 1037, `journal_start` 1038, `journal_buckets`\n\
          16384 (1 GiB, the cap), `first_bucket` 17422."
     ));

@@ -2,8 +2,8 @@
 
 //! CRC-32C (Castagnoli), the checksum of every bucketfs metadata block.
 //!
-//! A table-driven software implementation (slicing-by-8): the module and the host tools compute the same
-//! value without depending on the kernel's crypto API.
+//! A table-driven software implementation (slicing-by-8): the module and the host tools compute
+//! the same value without depending on the kernel's crypto API.
 
 const POLY: u32 = 0x82f6_3b78; // reflected 0x1EDC6F41
 

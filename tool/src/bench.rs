@@ -232,7 +232,8 @@ pub fn unstick(spec: &str, devs: &[PathBuf], runs: usize) -> Result<(), String> 
             None => format!("refused (reference < {MIN_TICKS} ticks)"),
         };
         println!(
-            "| unstick by {mode} ({runs} runs) | p50 {p50:.1} ms, p99 {p99:.1} ms | p99 / unparked mount p50 ({plain_p50:.1} ms) = {ratio} | p99 < 50 ms: {} | {} |",
+            "| unstick by {mode} ({runs} runs) | p50 {p50:.1} ms, p99 {p99:.1} ms | p99 / unparked \
+             mount p50 ({plain_p50:.1} ms) = {ratio} | p99 < 50 ms: {} | {} |",
             if p99 < 50.0 { "met" } else { "missed" },
             clock.cell()
         );
