@@ -57,8 +57,14 @@ const REPORT_INTERVAL_MS: i64 = 5000;
 struct KWords(KVVec<u64>);
 
 impl KWords {
+    /// Most words in one: `kvmalloc` refuses (with a warning) anything above `INT_MAX` bytes.
+    const MAX: usize = i32::MAX as usize / core::mem::size_of::<u64>();
+
     /// `n` zero words.
     fn new(n: usize) -> Result<KWords> {
+        if n > Self::MAX {
+            return Err(EFBIG);
+        }
         Ok(KWords(KVVec::from_elem(0u64, n, GFP_KERNEL)?))
     }
 }
@@ -96,6 +102,12 @@ pub(crate) struct DeviceBuckets {
 }
 
 impl DeviceBuckets {
+    /// Whether a device of `nbuckets` buckets can be accounted (its index fits one `KVVec`:
+    /// about 2.8 billion buckets; bigger members need bigger buckets).
+    pub(crate) fn supported(nbuckets: u32) -> bool {
+        FreeIndex::<KWords>::words_needed(nbuckets).is_some_and(|w| w <= KWords::MAX)
+    }
+
     /// A device of `nbuckets` buckets whose states come from `state_of`, allocatable from
     /// `first_bucket` on. Its bucket table is taken to hold these states (no block dirty).
     pub(crate) fn new(

@@ -25,11 +25,15 @@ use kernel::{alloc::KVec, prelude::*};
 const TABLE_WRITE_BLOCKS: u32 = 256;
 
 impl Fs {
-    /// Writes the changed btree nodes, points the superblocks at the new root with the
-    /// journal replayed up to `journal_next` (the next entry's sequence number and offset),
-    /// then frees the old nodes' buckets and the
-    /// buckets the replayed entries freed to `free` (`frees`, held until now), and persists
-    /// the bucket tables.
+    /// Writes the changed btree nodes and points the superblocks at the new root; then frees
+    /// the old nodes' buckets and the buckets the replayed entries freed to `free` (`frees`,
+    /// held until now) and persists the bucket tables; only then moves the superblocks'
+    /// journal position to `journal_next` (the next entry's sequence number and offset).
+    ///
+    /// Two superblock writes, because the replayed entries' bucket updates live nowhere but in
+    /// the journal until the tables hold them: a crash before the second write replays the
+    /// journal again onto the new root (keys and bucket updates are idempotent), and no crash
+    /// can leave a journal position past entries whose bucket updates are not durable.
     pub(crate) fn commit(
         &self,
         btree: &mut Btree,
@@ -41,7 +45,7 @@ impl Fs {
             // The superblock this commit will write must be one the decoder accepts: check
             // its sequence numbers before any node is written.
             let mut next = st.sb;
-            next.seq = st.sb.seq.saturating_add(1);
+            next.seq = st.sb.seq.saturating_add(2);
             next.journal_seq = journal_next.seq;
             next.journal_offset = journal_next.offset;
             next.root.node_seq = btree.seq().saturating_add(1);
@@ -78,8 +82,6 @@ impl Fs {
         let root = written?;
         self.update_superblock(|sb| {
             sb.root = root;
-            sb.journal_seq = journal_next.seq;
-            sb.journal_offset = journal_next.offset;
             Ok(())
         })?;
         // The new tree's nodes are the committed ones before the old nodes become
@@ -108,7 +110,12 @@ impl Fs {
             }
         });
         self.persist_bucket_tables()?;
-        // The entries that freed pinned buckets are in the btree now.
+        self.update_superblock(|sb| {
+            sb.journal_seq = journal_next.seq;
+            sb.journal_offset = journal_next.offset;
+            Ok(())
+        })?;
+        // The entries that freed pinned buckets are in the btree and the tables now.
         self.discard.rule.clear_journal_pins();
         // The old nodes' buckets wait for discard now.
         self.kick_discards();

@@ -264,6 +264,15 @@ impl Fs {
         let mut bad_tables: KVec<(usize, u64)> = KVec::new();
         for (i, m) in self.geometry.iter().enumerate() {
             let name = self.members[i].name();
+            if !DeviceBuckets::supported(m.nbuckets as u32) {
+                return Err(mount_err!(
+                    source,
+                    EFBIG,
+                    "{name}: {} buckets are more than bucketfs can account for in one member \
+                     (format it with bigger buckets)",
+                    m.nbuckets
+                ));
+            }
             reader.start(&self.members[i].dev, i as u32, m);
             let dev = {
                 let cell = RefCell::new(&mut reader);
@@ -297,8 +306,8 @@ impl Fs {
             if let Some((block, e)) = reader.first_bad {
                 pr_warn!(
                     "{}: {name}: {} bucket table block(s) refused (first: block {block}, \
-                     {e:?}); their buckets are taken as in use (`data`) until rebuilt, the \
-                     btree's reclaimed by reconciliation\n",
+                     {e:?}); their buckets are taken as in use (`data`: no checker rebuilds \
+                     them yet), the btree's reclaimed by reconciliation\n",
                     UuidFmt(&self.uuid),
                     reader.bad
                 );

@@ -29,10 +29,6 @@ impl Fs {
             .map_err(|e| mount_err!(source, e, "cannot load the btree"))?;
         self.reconcile_buckets(&btree)?;
         self.discard.rule.set_committed_nodes(&btree)?;
-        // The discard rule has its inputs now: kicks made so far are served. Discards run
-        // during replay: a request parked on a starved device is unstuck as soon as its
-        // need_discard buckets are freed.
-        self.discard_rule_ready();
         self.progress.set_stats(&btree.stats());
 
         let mut copies = KVec::with_capacity(self.members.len(), GFP_KERNEL)?;
@@ -54,6 +50,8 @@ impl Fs {
         self.progress.read_us.store(read_us, Ordering::Relaxed);
         let total: u64 = entries.iter().map(|e| e.keys.len() as u64).sum();
         if entries.is_empty() {
+            // The discard rule has its inputs now: kicks made so far are served.
+            self.discard_rule_ready();
             return Ok(());
         }
         let (first, last) = (entries[0].seq, entries[entries.len() - 1].seq);
@@ -134,6 +132,12 @@ impl Fs {
                 });
             }
         }
+        // The discard rule has its inputs now (the committed btree, and every bucket the
+        // journal changes pinned or in its new state): kicks made so far are served. Not
+        // before: a run the worker took before an update was applied could be discarded after
+        // the update made a bucket of it live. Discards run during the key replay: a request
+        // parked on a starved device is unstuck as soon as its need_discard buckets are freed.
+        self.discard_rule_ready();
         for e in entries.iter() {
             for k in e.keys.iter() {
                 btree
