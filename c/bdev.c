@@ -55,57 +55,6 @@ static struct page *bucketfs_buf_page(void *p)
 }
 
 /*
- * One synchronous bio per up to BIO_MAX_VECS pages, built straight from the
- * caller's buffer (kmalloc or vmalloc memory; never the stack).
- */
-static int bucketfs_bdev_rw(struct file *f, blk_opf_t opf, u64 off, void *buf,
-			    size_t len)
-{
-	struct block_device *bdev = file_bdev(f);
-	int ret = 0;
-
-	if (!IS_ALIGNED(off, SECTOR_SIZE) || !IS_ALIGNED(len, SECTOR_SIZE) ||
-	    off + len > bdev_nr_bytes(bdev) || off + len < off)
-		return -EINVAL;
-
-	while (len && !ret) {
-		unsigned int nr = min_t(size_t, BIO_MAX_VECS,
-					DIV_ROUND_UP(offset_in_page(buf) + len, PAGE_SIZE));
-		struct bio *bio = bio_alloc(bdev, nr, opf, GFP_KERNEL);
-
-		bio->bi_iter.bi_sector = off >> SECTOR_SHIFT;
-		while (len) {
-			size_t chunk = min_t(size_t, len, PAGE_SIZE - offset_in_page(buf));
-
-			if (bio_add_page(bio, bucketfs_buf_page(buf), chunk,
-					 offset_in_page(buf)) != chunk)
-				break;
-			buf += chunk;
-			off += chunk;
-			len -= chunk;
-		}
-		ret = submit_bio_wait(bio);
-		bio_put(bio);
-	}
-	return ret;
-}
-
-int bucketfs_bdev_read(struct file *f, u64 off, void *buf, size_t len)
-{
-	return bucketfs_bdev_rw(f, REQ_OP_READ | REQ_META, off, buf, len);
-}
-
-int bucketfs_bdev_write(struct file *f, u64 off, const void *buf, size_t len,
-			bool fua)
-{
-	blk_opf_t opf = REQ_OP_WRITE | REQ_META | REQ_SYNC;
-
-	if (fua)
-		opf |= REQ_PREFLUSH | REQ_FUA;
-	return bucketfs_bdev_rw(f, opf, off, (void *)buf, len);
-}
-
-/*
  * Batches: every request of a batch is turned into bios and submitted under
  * one plug, then the submitter waits once for all of them. Each request has a
  * slot that its bios' completions share: it keeps the request's first error,
@@ -275,6 +224,45 @@ int bucketfs_io_run(struct bucketfs_io_req *reqs, size_t nr)
 		reqs[i].status = w->slots[i].status;
 	kvfree(w);
 	return 0;
+}
+
+/*
+ * Synchronous reads and writes are batches of one request (two for a write
+ * that must follow a cache flush): one bio-building path for everything.
+ */
+static int bucketfs_bdev_rw(struct file *f, unsigned int op, bool preflush,
+			    u64 off, void *buf, size_t len)
+{
+	struct bucketfs_io_req reqs[2] = {
+		{ .file = f, .op = BUCKETFS_IO_FLUSH },
+		{ .file = f, .op = op, .off = off, .buf = buf, .len = len },
+	};
+	int ret;
+
+	if (preflush)
+		ret = bucketfs_io_run(reqs, 2);
+	else
+		ret = bucketfs_io_run(reqs + 1, 1);
+	if (ret)
+		return ret;
+	return (preflush ? reqs[0].status : 0) ?: reqs[1].status;
+}
+
+int bucketfs_bdev_read(struct file *f, u64 off, void *buf, size_t len)
+{
+	return bucketfs_bdev_rw(f, BUCKETFS_IO_READ, false, off, buf, len);
+}
+
+/*
+ * With @fua, the cache flush and the FUA write go out together: every write
+ * that completed before this call and this write are durable when it returns
+ * (what REQ_PREFLUSH | REQ_FUA on the write gives).
+ */
+int bucketfs_bdev_write(struct file *f, u64 off, const void *buf, size_t len,
+			bool fua)
+{
+	return bucketfs_bdev_rw(f, fua ? BUCKETFS_IO_WRITE_FUA : BUCKETFS_IO_WRITE,
+				fua, off, (void *)buf, len);
 }
 
 /*
