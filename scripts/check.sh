@@ -59,6 +59,25 @@ step "test kernel (cached after the first build)" kernel.log scripts/kernel.sh
 kdir=$(scripts/kernel.sh --dir)
 
 step "bucketfs tool (static, for the guest)" tool.log make tool
+# record_boot LABEL STATUS VMLOG: one result for a guest boot (vm.sh exit 0 or 1: the guest ran
+# its script to the end without a kernel splat; its tests are recorded one by one).
+record_boot() {
+	if [ "$2" = 0 ] || [ "$2" = 1 ]; then
+		record pass "$1: booted, ran the tests, no kernel splat"
+	else
+		tail -n 40 "$3"
+		record fail "$1: booted, ran the tests, no kernel splat" "vm.sh exited $2, see $3"
+	fi
+}
+# record_guest_tests LABEL CONSOLE: the GUEST-TEST lines of a guest console.
+record_guest_tests() {
+	while read -r _ result rest; do
+		case "$result" in
+		ok) record pass "$1: $rest" ;;
+		FAIL) record fail "$1: ${rest%%:*}" "${rest#*: }" ;;
+		esac
+	done < <(tr -d '\r' <"$2" 2>/dev/null | grep -E '^GUEST-TEST (ok|FAIL) ')
+}
 # guest_run LABEL VARIANT ARGS...: one guest boot running every guest test (and KUnit) on a
 # kernel variant ("" for the default one); records each result under LABEL.
 guest_run() {
@@ -69,13 +88,7 @@ guest_run() {
 	BUCKETFS_VARIANT=$variant BUCKETFS_VM_LOG=$log scripts/vm.sh --disk 64M --disk 64M \
 		--disk 64M --timeout 1800 --file tests/guest:/root/tests \
 		--file tests/scenarios:/root/scenarios tests/guest/check.sh "$@" >"$out/vm$variant.log" 2>&1
-	local vm_status=$?
-	if [ $vm_status = 0 ] || [ $vm_status = 1 ]; then
-		record pass "$label: booted, ran the tests, no kernel splat"
-	else
-		tail -n 40 "$out/vm$variant.log"
-		record fail "$label: booted, ran the tests, no kernel splat" "vm.sh exited $vm_status, see $out/vm$variant.log"
-	fi
+	record_boot "$label" $? "$out/vm$variant.log"
 
 	# KUnit: each KTAP document between its markers, parsed by the kernel's kunit.py.
 	for module in $(sed -n 's/.*BUCKETFS-KUNIT-BEGIN \([a-z_]*\).*/\1/p' "$log" 2>/dev/null); do
@@ -101,12 +114,7 @@ guest_run() {
 	grep -q "BUCKETFS-KUNIT-BEGIN" "$log" 2>/dev/null ||
 		record fail "$label kunit: suites ran" "no KTAP output in the guest console"
 
-	while read -r _ result rest; do
-		case "$result" in
-		ok) record pass "$label: $rest" ;;
-		FAIL) record fail "$label: ${rest%%:*}" "${rest#*: }" ;;
-		esac
-	done < <(tr -d '\r' <"$log" 2>/dev/null | grep -E '^GUEST-TEST (ok|FAIL) ')
+	record_guest_tests "$label" "$log"
 	tr -d '\r' <"$log" 2>/dev/null | grep -E '^(damaged images|abort/kill/retry cycles|rescue by)' |
 		sed "s/^/check:   $label: /" | tee -a "$out/figures.part"
 }
@@ -120,19 +128,8 @@ guest_big() {
 	BUCKETFS_VM_LOG=$log scripts/vm.sh "${disks[@]}" --timeout 1200 \
 		--file tests/guest:/root/tests --file tests/scenarios:/root/scenarios \
 		tests/guest/big.sh >"$out/vm-big.log" 2>&1
-	local vm_status=$?
-	if [ $vm_status = 0 ] || [ $vm_status = 1 ]; then
-		record pass "big: booted, ran the tests, no kernel splat"
-	else
-		tail -n 40 "$out/vm-big.log"
-		record fail "big: booted, ran the tests, no kernel splat" "vm.sh exited $vm_status, see $out/vm-big.log"
-	fi
-	while read -r _ result rest; do
-		case "$result" in
-		ok) record pass "big: $rest" ;;
-		FAIL) record fail "big: ${rest%%:*}" "${rest#*: }" ;;
-		esac
-	done < <(tr -d '\r' <"$log" 2>/dev/null | grep -E '^GUEST-TEST (ok|FAIL) ')
+	record_boot big $? "$out/vm-big.log"
+	record_guest_tests big "$log"
 	tr -d '\r' <"$log" 2>/dev/null | grep -E '^big: ' | sed 's/^/check:   /' | tee -a "$out/figures.part"
 }
 
