@@ -4,8 +4,8 @@
 //! runs them and prints table rows; it is not a test and asserts nothing.
 //!
 //! The allocation fast path, as the filesystem takes it: [`Allocator::alloc_nodes`] for one
-//! single-copy btree node, its inputs read through a closure that locks a mutex and reads the
-//! live options (as `Fs::live` does), then [`Allocator::release_nodes`]; on two devices 99.9 %
+//! single-copy btree node, its inputs read through a closure that reads the live options'
+//! allocation inputs from their [`LiveCell`] (as `Fs::live` does), then [`Allocator::release_nodes`]; on two devices 99.9 %
 //! full (one bucket in a thousand free, spread pseudo-randomly), at 16k, 1M and 16M buckets
 //! per device. The reference is a `kmalloc(64)` + `kfree` pair in the same kind of loop;
 //! `make bench` loads this module on the bench kernel (`kernel/bench.config`), whose slab
@@ -33,9 +33,9 @@ mod text;
 #[path = "../rust/vec_ext.rs"]
 mod vec_ext;
 
-use allocator::{Allocator, DeviceBuckets, LiveInputs, NodeAlloc};
+use allocator::{Allocator, DeviceBuckets, LiveCell, LiveInputs, NodeAlloc};
 use core::hint::black_box;
-use kernel::{alloc::KVec, new_mutex, prelude::*, sync::Mutex, time::Ktime};
+use kernel::{alloc::KVec, prelude::*, time::Ktime};
 use shared::alloc_policy::Watermark;
 use shared::bucket_table::BucketState;
 use shared::options::{Opt, Options};
@@ -103,21 +103,15 @@ fn allocator(buckets: u32) -> Result<Pin<KBox<Allocator>>> {
     KBox::pin_init(Allocator::new([0xbe; 16], devices), GFP_KERNEL)
 }
 
-/// The live options, behind a mutex as in the filesystem's state.
-#[pin_data]
+/// The live options' allocation inputs, in the cell `Fs::live` reads.
 struct Live {
-    #[pin]
-    options: Mutex<Options>,
+    cell: LiveCell,
 }
 
 impl Live {
     /// What `Fs::live` reads.
     fn inputs(&self) -> LiveInputs {
-        let o = self.options.lock();
-        LiveInputs {
-            replicas: o.get(Opt::MetadataReplicas),
-            stuck_timeout_s: o.get(Opt::AllocatorStuckTimeout),
-        }
+        self.cell.read()
     }
 }
 
@@ -171,12 +165,11 @@ struct BucketFsBench;
 
 impl kernel::Module for BucketFsBench {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        let live = KBox::pin_init(
-            pin_init!(Live {
-                options <- new_mutex!(Options::default().with_unchecked(Opt::MetadataReplicas, 1)),
-            }),
-            GFP_KERNEL,
-        )?;
+        let live = Live {
+            cell: LiveCell::new(LiveInputs::of(
+                &Options::default().with_unchecked(Opt::MetadataReplicas, 1),
+            )),
+        };
         let kmalloc = median(kmalloc_ns)?;
         let mut figures = [None; SIZES.len()];
         for (slot, (buckets, label)) in figures.iter_mut().zip(SIZES) {

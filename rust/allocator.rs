@@ -36,7 +36,7 @@ use crate::closure::{Interrupted, StackClosure, Timeout, WaitList};
 use crate::shared::alloc_policy::{decide, Decision, DeviceSnapshot, RequestInputs, Watermark};
 use crate::shared::bucket_table::{BucketState, DirtyBlocks, NR_STATES};
 use crate::shared::free_index::{FreeIndex, Tracked, Words};
-use crate::shared::options::MAX_REPLICAS;
+use crate::shared::options::{Opt, Options, MAX_REPLICAS};
 use crate::shared::superblock::{NodePtr, MAX_MEMBERS};
 use crate::vec_ext::VecExt;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -70,14 +70,17 @@ impl KWords {
 }
 
 impl Words for KWords {
+    #[inline]
     fn nr_words(&self) -> usize {
         self.0.len()
     }
 
+    #[inline]
     fn word(&self, i: usize) -> Option<u64> {
         self.0.get(i).copied()
     }
 
+    #[inline]
     fn set_word(&mut self, i: usize, v: u64) {
         if let Some(w) = self.0.get_mut(i) {
             *w = v;
@@ -134,12 +137,14 @@ impl DeviceBuckets {
     }
 
     /// The state of `bucket`.
+    #[inline]
     pub(crate) fn state(&self, bucket: u32) -> Option<BucketState> {
         self.index.state(bucket)
     }
 
     /// Sets the state of `bucket` (ignored outside the device); a change marks its table block
     /// dirty.
+    #[inline]
     pub(crate) fn set_state(&mut self, bucket: u32, state: BucketState) {
         if let Some(old) = self.index.set_state(bucket, state) {
             if old != state {
@@ -154,14 +159,17 @@ impl DeviceBuckets {
     }
 
     /// Buckets on the device.
+    #[inline]
     pub(crate) fn nbuckets(&self) -> u32 {
         self.index.nbuckets()
     }
 
+    #[inline]
     fn allocatable(&self) -> u64 {
         (self.index.nbuckets() - self.index.first_bucket()) as u64
     }
 
+    #[inline]
     fn snapshot(&self) -> DeviceSnapshot {
         DeviceSnapshot {
             allocatable: self.allocatable(),
@@ -172,6 +180,7 @@ impl DeviceBuckets {
     }
 
     /// Takes a free bucket for a btree node: the first at or after the rotor, wrapping.
+    #[inline]
     fn take_free(&mut self) -> Option<u32> {
         let b = self
             .index
@@ -334,6 +343,9 @@ struct AllocState {
     /// `devices`, which mounting replaces once the bucket tables are read, so a write made
     /// before that is not lost: [`Allocator::install_devices`] applies it to the new devices.
     not_writable: u32,
+    /// Where every attempt snapshots the devices (rewritten for the installed devices at each
+    /// attempt; kept here so an attempt does not build a `MAX_MEMBERS` array).
+    snaps: [DeviceSnapshot; MAX_MEMBERS],
 }
 
 /// What a request's caller reads afresh at every attempt.
@@ -343,6 +355,51 @@ pub(crate) struct LiveInputs {
     pub(crate) replicas: u32,
     /// Seconds before a parked request is reported (0: never).
     pub(crate) stuck_timeout_s: u32,
+}
+
+impl LiveInputs {
+    /// The inputs the options `o` give.
+    pub(crate) fn of(o: &Options) -> LiveInputs {
+        LiveInputs {
+            replicas: o.get(Opt::MetadataReplicas),
+            stuck_timeout_s: o.get(Opt::AllocatorStuckTimeout),
+        }
+    }
+
+    fn pack(self) -> u64 {
+        (self.replicas as u64) << 32 | self.stuck_timeout_s as u64
+    }
+
+    fn unpack(v: u64) -> LiveInputs {
+        LiveInputs {
+            replicas: (v >> 32) as u32,
+            stuck_timeout_s: v as u32,
+        }
+    }
+}
+
+/// The [`LiveInputs`] in force, readable without a lock: one atomic word, so every attempt of
+/// a request (the fast path's one included) reads a consistent pair at the cost of one load.
+/// The owner of the live options publishes every change here, under the lock that serialises
+/// those changes, before it wakes parked requests: a woken request reads the new value.
+pub(crate) struct LiveCell(AtomicU64);
+
+impl LiveCell {
+    /// A cell holding `v`.
+    pub(crate) fn new(v: LiveInputs) -> LiveCell {
+        LiveCell(AtomicU64::new(v.pack()))
+    }
+
+    /// Puts `v` in force for the next read.
+    pub(crate) fn publish(&self, v: LiveInputs) {
+        self.0.store(v.pack(), Ordering::Release);
+    }
+
+    /// The inputs in force.
+    #[inline]
+    pub(crate) fn read(&self) -> LiveInputs {
+        LiveInputs::unpack(self.0.load(Ordering::Acquire))
+    }
 }
 
 /// The allocator of one filesystem.
@@ -404,6 +461,7 @@ impl Allocator {
                 last_report: None,
                 starved: 0,
                 not_writable: 0,
+                snaps: [DeviceSnapshot::default(); MAX_MEMBERS],
             }),
         })
     }
@@ -576,8 +634,7 @@ impl Allocator {
         inputs: impl Fn() -> LiveInputs,
         out: &mut KVec<NodeAlloc>,
     ) -> Result {
-        let start = Ktime::ktime_get();
-        // The fast path: served at once, no closure to set up.
+        // The fast path: served at once, no closure to set up and no clock read.
         let live = inputs();
         let req = RequestInputs {
             nodes,
@@ -587,6 +644,9 @@ impl Allocator {
         if self.try_alloc(&req, out, None)?.is_none() {
             return Ok(());
         }
+        // Blocked: the request's clock (its stuck report, `alloc_debug`) starts here, one
+        // attempt after it was made.
+        let start = Ktime::ktime_get();
         // Blocked: register in the parked list, where the abort knob finds (and marks) it.
         let id = {
             let mut st = self.state.lock();
@@ -703,7 +763,8 @@ impl Allocator {
         out: &mut KVec<NodeAlloc>,
         parked: Option<u64>,
     ) -> Result<Option<Decision>> {
-        let mut st = self.state.lock();
+        let mut guard = self.state.lock();
+        let st = &mut *guard;
         let slot = match parked {
             Some(id) => st.parked.iter().position(|p| p.id == id),
             None => None,
@@ -715,25 +776,27 @@ impl Allocator {
             }
             p.inputs = *req;
         }
-        let mut snaps = [DeviceSnapshot::default(); MAX_MEMBERS];
+        // A fresh snapshot of every installed device, at every attempt.
         let n = st.devices.len().min(MAX_MEMBERS);
-        for (s, d) in snaps.iter_mut().zip(st.devices.iter()) {
+        for (s, d) in st.snaps.iter_mut().zip(st.devices.iter()) {
             *s = d.snapshot();
         }
-        match decide(&snaps[..n], req) {
+        match decide(&st.snaps[..n], req) {
             Decision::Allocate { devices, count } => {
                 out.reserve(req.nodes as usize, GFP_KERNEL)?;
+                let count = (count as usize).min(devices.len());
                 for _ in 0..req.nodes {
                     let mut node = NodeAlloc::default();
-                    for &dev in &devices[..count as usize] {
+                    for (&dev, ptr) in devices.iter().zip(node.ptrs.iter_mut()).take(count) {
                         // `decide` checked every chosen device has `nodes` free buckets.
-                        let bucket = st.devices[dev as usize].take_free().ok_or(ENOSPC)?;
-                        node.ptrs[node.nr_ptrs as usize] = NodePtr {
+                        let d = st.devices.get_mut(dev as usize).ok_or(ENOSPC)?;
+                        let bucket = d.take_free().ok_or(ENOSPC)?;
+                        *ptr = NodePtr {
                             member: dev as u32,
                             bucket,
                         };
-                        node.nr_ptrs += 1;
                     }
+                    node.nr_ptrs = count as u32;
                     out.push(node, GFP_KERNEL)?;
                 }
                 st.starved = 0;

@@ -41,7 +41,7 @@
 //! names [`Mounted`](crate::mount::Mounted) from `mount.rs`; it goes once the claim lives with
 //! the other C boundary wrappers rather than in `vfs.rs`.
 
-use crate::allocator::{Allocator, LiveInputs};
+use crate::allocator::{Allocator, LiveCell, LiveInputs};
 use crate::bdev::BlockDevice;
 use crate::btree::BtreeStats;
 use crate::discard::{self, Discard, DiscardHost};
@@ -133,6 +133,9 @@ pub(crate) struct Fs {
     /// Mutable state.
     #[pin]
     pub(crate) state: Mutex<FsState>,
+    /// The allocation inputs of `state.live`: republished under the `state` lock whenever
+    /// `live` changes, so [`Fs::live`] reads them without the lock.
+    pub(crate) live_inputs: LiveCell,
     /// Bucket accounting and allocation requests.
     #[pin]
     pub(crate) alloc: Allocator,
@@ -207,15 +210,10 @@ impl Fs {
         (total, empty, free)
     }
 
-    /// The inputs an allocation request re-reads at every attempt.
+    /// The inputs an allocation request re-reads at every attempt: from the live options,
+    /// as last published in [`Fs::live_inputs`] (one atomic load, no lock).
     pub(crate) fn live(&self) -> LiveInputs {
-        let st = self.state.lock();
-        LiveInputs {
-            replicas: st.live.get(crate::shared::options::Opt::MetadataReplicas),
-            stuck_timeout_s: st
-                .live
-                .get(crate::shared::options::Opt::AllocatorStuckTimeout),
-        }
+        self.live_inputs.read()
     }
 }
 

@@ -214,6 +214,7 @@ impl Fs {
                 members,
                 geometry,
                 state <- new_mutex!(FsState { sb, live }),
+                live_inputs: crate::allocator::LiveCell::new(crate::allocator::LiveInputs::of(&live)),
                 alloc <- Allocator::new(sb.uuid, KVec::new()),
                 progress: Progress::default(),
                 discard <- Discard::new(sb.nr_members as usize),

@@ -7,6 +7,7 @@
 //! are woken to rebuild their inputs, and the discard worker is kicked. On any error nothing
 //! changes.
 
+use crate::allocator::LiveInputs;
 use crate::fs::Fs;
 use crate::shared::options::{MountOptions, Opt, OptError};
 use crate::shared::superblock::MEMBER_DISCARD;
@@ -38,6 +39,7 @@ impl Fs {
         self.write_next_superblock(&mut st, sb)
             .map_err(|e| (e, None))?;
         st.live = live;
+        self.live_inputs.publish(LiveInputs::of(&live));
         drop(st);
         // Parked allocations rebuild their inputs from the new value; a change of `discard`
         // may have made discards possible.

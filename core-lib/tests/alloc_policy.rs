@@ -134,3 +134,103 @@ fn impossible_requests() {
     assert_eq!(decide(&devs, &req(1, 0)), Decision::Impossible);
     assert_eq!(decide(&[], &req(1, 1)), Decision::Impossible);
 }
+
+/// The decision as the policy states it, written plainly (one refusal per device, then the
+/// replicas chosen by most available buckets, ties to the lower index): `decide`, which takes
+/// a one-pass path for the allocation fast path, must agree with it on every input.
+fn model(devices: &[DeviceSnapshot], req: &RequestInputs) -> Decision {
+    use bucketfs_core::options::MAX_REPLICAS;
+    use bucketfs_core::superblock::MAX_MEMBERS;
+    let n = devices.len().min(MAX_MEMBERS);
+    if req.replicas == 0
+        || req.nodes == 0
+        || req.replicas > MAX_REPLICAS
+        || req.replicas as usize > n
+    {
+        return Decision::Impossible;
+    }
+    let mut refused = [None; MAX_MEMBERS];
+    for (i, d) in devices[..n].iter().enumerate() {
+        refused[i] = if !d.writable {
+            Some(Refusal::ReadOnly)
+        } else if d.free == 0 {
+            Some(Refusal::NoFreeBuckets)
+        } else if d.available(req.watermark) < req.nodes as u64 {
+            Some(Refusal::BelowWatermark {
+                free: d.free,
+                held_back: held_back(d.allocatable, req.watermark),
+            })
+        } else {
+            None
+        };
+    }
+    let mut usable: Vec<usize> = (0..n).filter(|&i| refused[i].is_none()).collect();
+    if usable.len() < req.replicas as usize {
+        return Decision::Blocked {
+            usable: usable.len() as u32,
+            refused,
+        };
+    }
+    let mut chosen = [0u8; MAX_REPLICAS as usize];
+    for slot in chosen.iter_mut().take(req.replicas as usize) {
+        // The first of the most available: `max_by_key` keeps the last maximum, so reverse.
+        let (k, _) = usable
+            .iter()
+            .enumerate()
+            .rev()
+            .max_by_key(|&(_, &i)| devices[i].available(req.watermark))
+            .unwrap();
+        *slot = usable.remove(k) as u8;
+    }
+    Decision::Allocate {
+        devices: chosen,
+        count: req.replicas,
+    }
+}
+
+mod against_model {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn snapshot() -> impl Strategy<Value = DeviceSnapshot> {
+        // Small counts so ties, reserves and the watermark edges come up often.
+        (
+            0u64..2000,
+            0u64..40,
+            any::<bool>(),
+            prop::bool::weighted(0.9),
+        )
+            .prop_map(|(allocatable, free, big, writable)| {
+                let allocatable = if big { allocatable * 1000 } else { allocatable };
+                DeviceSnapshot {
+                    allocatable,
+                    free: if big { free * 100 } else { free },
+                    need_discard: 0,
+                    writable,
+                }
+            })
+    }
+
+    fn watermark() -> impl Strategy<Value = Watermark> {
+        prop_oneof![
+            Just(Watermark::Normal),
+            Just(Watermark::Copygc),
+            Just(Watermark::Btree),
+            Just(Watermark::Reclaim),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #[test]
+        fn decide_agrees_with_the_model(
+            devices in prop::collection::vec(snapshot(), 0..18),
+            nodes in 0u32..6,
+            replicas in 0u32..6,
+            watermark in watermark(),
+        ) {
+            let req = RequestInputs { nodes, replicas, watermark };
+            prop_assert_eq!(decide(&devices, &req), model(&devices, &req));
+        }
+    }
+}

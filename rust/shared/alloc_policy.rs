@@ -37,12 +37,14 @@ impl Watermark {
 
 /// Buckets a device keeps back for btree node allocations: 1/256 of its allocatable
 /// buckets, at least 2 and at most 512 (sized so small test devices have a real reserve).
+#[inline]
 pub fn btree_reserve(allocatable: u64) -> u64 {
     (allocatable / 256).clamp(2, 512)
 }
 
 /// Buckets a device keeps back from requests at `wm` (the bcachefs table, with the reserve
 /// above).
+#[inline]
 pub fn held_back(allocatable: u64, wm: Watermark) -> u64 {
     let reserve = btree_reserve(allocatable);
     match wm {
@@ -68,6 +70,7 @@ pub struct DeviceSnapshot {
 
 impl DeviceSnapshot {
     /// Free buckets a request at `wm` may take.
+    #[inline]
     pub fn available(&self, wm: Watermark) -> u64 {
         self.free.saturating_sub(held_back(self.allocatable, wm))
     }
@@ -139,6 +142,10 @@ pub enum Decision {
 /// Decides a request against a snapshot: `replicas` distinct devices, each with at least
 /// `nodes` buckets available at the watermark. Devices with the most available buckets are
 /// chosen first; ties go to the lower index.
+///
+/// The allocation path: one pass over the devices with no per-device array; the reasons for
+/// refusals are worked out only when the request is blocked.
+#[inline]
 pub fn decide(devices: &[DeviceSnapshot], req: &RequestInputs) -> Decision {
     let n = devices.len().min(MAX_MEMBERS);
     if req.replicas == 0
@@ -148,45 +155,43 @@ pub fn decide(devices: &[DeviceSnapshot], req: &RequestInputs) -> Decision {
     {
         return Decision::Impossible;
     }
-    let mut refused = [None; MAX_MEMBERS];
-    let mut usable = [false; MAX_MEMBERS];
+    // Bit `i`: device `i` can take part (writable, `nodes` buckets available; `nodes` >= 1,
+    // so it has a free bucket). The first choice (most available, the lower index on a tie)
+    // is found in the same pass.
+    let mut usable = 0u32;
+    let mut first: Option<(usize, u64)> = None;
     for (i, d) in devices[..n].iter().enumerate() {
-        let held = held_back(d.allocatable, req.watermark);
-        refused[i] = if !d.writable {
-            Some(Refusal::ReadOnly)
-        } else if d.free == 0 {
-            Some(Refusal::NoFreeBuckets)
-        } else if d.available(req.watermark) < req.nodes as u64 {
-            Some(Refusal::BelowWatermark {
-                free: d.free,
-                held_back: held,
-            })
-        } else {
-            usable[i] = true;
-            None
-        };
-    }
-    let count = usable.iter().filter(|&&u| u).count() as u32;
-    if count < req.replicas {
-        return Decision::Blocked {
-            usable: count,
-            refused,
-        };
-    }
-    let mut chosen = [0u8; MAX_REPLICAS as usize];
-    for slot in chosen.iter_mut().take(req.replicas as usize) {
-        let mut best: Option<usize> = None;
-        for i in 0..n {
-            if usable[i]
-                && best.map_or(true, |b| {
-                    devices[i].available(req.watermark) > devices[b].available(req.watermark)
-                })
-            {
-                best = Some(i);
+        let avail = d.available(req.watermark);
+        if d.writable && avail >= req.nodes as u64 {
+            usable |= 1 << i;
+            if first.map_or(true, |(_, b)| avail > b) {
+                first = Some((i, avail));
             }
         }
-        if let Some(b) = best {
-            usable[b] = false;
+    }
+    let count = usable.count_ones();
+    let (Some((first, _)), true) = (first, count >= req.replicas) else {
+        return Decision::Blocked {
+            usable: count,
+            refused: refusals(&devices[..n], req),
+        };
+    };
+    let mut chosen = [0u8; MAX_REPLICAS as usize];
+    chosen[0] = first as u8;
+    usable &= !(1 << first);
+    for slot in chosen.iter_mut().take(req.replicas as usize).skip(1) {
+        let mut best: Option<(usize, u64)> = None;
+        let mut left = usable;
+        while left != 0 {
+            let i = left.trailing_zeros() as usize;
+            left &= left - 1;
+            let avail = devices.get(i).map_or(0, |d| d.available(req.watermark));
+            if best.map_or(true, |(_, b)| avail > b) {
+                best = Some((i, avail));
+            }
+        }
+        if let Some((b, _)) = best {
+            usable &= !(1 << b);
             *slot = b as u8;
         }
     }
@@ -194,4 +199,24 @@ pub fn decide(devices: &[DeviceSnapshot], req: &RequestInputs) -> Decision {
         devices: chosen,
         count: req.replicas,
     }
+}
+
+/// Why each device cannot take part in `req` (`None`: it can).
+fn refusals(devices: &[DeviceSnapshot], req: &RequestInputs) -> [Option<Refusal>; MAX_MEMBERS] {
+    let mut refused = [None; MAX_MEMBERS];
+    for (r, d) in refused.iter_mut().zip(devices) {
+        *r = if !d.writable {
+            Some(Refusal::ReadOnly)
+        } else if d.free == 0 {
+            Some(Refusal::NoFreeBuckets)
+        } else if d.available(req.watermark) < req.nodes as u64 {
+            Some(Refusal::BelowWatermark {
+                free: d.free,
+                held_back: held_back(d.allocatable, req.watermark),
+            })
+        } else {
+            None
+        };
+    }
+    refused
 }

@@ -81,6 +81,7 @@ impl BucketState {
     ];
 
     /// The state with on-disk value `v`.
+    #[inline]
     pub fn from_u8(v: u8) -> Option<BucketState> {
         Self::ALL.get(v as usize).copied()
     }
@@ -287,11 +288,13 @@ impl<W: Words> DirtyBlocks<W> {
     }
 
     /// Marks the block holding `bucket` dirty (ignored past the table).
+    #[inline]
     pub fn mark_bucket(&mut self, bucket: u32) {
         self.mark((bucket as u64 / TABLE_ENTRIES_PER_BLOCK) as u32, 1);
     }
 
     /// Marks blocks `first..first + n` dirty (those past the table are ignored).
+    #[inline]
     pub fn mark(&mut self, first: u32, n: u32) {
         self.set(first, n, true);
     }
@@ -301,6 +304,7 @@ impl<W: Words> DirtyBlocks<W> {
         self.set(first, n, false);
     }
 
+    #[inline]
     fn set(&mut self, first: u32, n: u32, dirty: bool) {
         let end = first.saturating_add(n).min(self.blocks);
         for b in first..end {

@@ -100,6 +100,7 @@ impl Tracked {
     pub const ALL: [Tracked; NR_TRACKED] = [Tracked::Free, Tracked::NeedDiscard];
 
     /// The bucket state.
+    #[inline]
     pub fn state(self) -> BucketState {
         match self {
             Tracked::Free => BucketState::Free,
@@ -108,6 +109,7 @@ impl Tracked {
     }
 
     /// The tracked state for `state`, if it is one.
+    #[inline]
     pub fn of(state: BucketState) -> Option<Tracked> {
         match state {
             BucketState::Free => Some(Tracked::Free),
@@ -143,14 +145,15 @@ pub enum IndexError {
 struct Layout {
     /// Bitmap levels.
     levels: usize,
-    /// Offset of each level within a bitmap.
-    off: [usize; MAX_LEVELS],
     /// Words in each level.
     len: [usize; MAX_LEVELS],
     /// Words of states.
     state_words: usize,
     /// Words of one bitmap, all levels.
     bitmap_words: usize,
+    /// Storage index of word 0 of each level of each [`Tracked`] bitmap, so finding a word
+    /// is one addition on the allocation path (computed once, in [`Layout::new`]).
+    base: [[usize; MAX_LEVELS]; NR_TRACKED],
 }
 
 impl Layout {
@@ -171,13 +174,24 @@ impl Layout {
             }
             words = words.div_ceil(64);
         }
-        Some(Layout {
+        let state_words = n.div_ceil(STATES_PER_WORD as usize);
+        let mut base = [[0; MAX_LEVELS]; NR_TRACKED];
+        for (t, levels_base) in base.iter_mut().enumerate() {
+            let bitmap = total.checked_mul(t)?.checked_add(state_words)?;
+            for (b, &o) in levels_base.iter_mut().zip(off.iter()) {
+                *b = bitmap.checked_add(o)?;
+            }
+        }
+        let layout = Layout {
             levels,
-            off,
             len,
-            state_words: n.div_ceil(STATES_PER_WORD as usize),
+            state_words,
             bitmap_words: total,
-        })
+            base,
+        };
+        // Every storage index `at` returns is below the total, so it cannot overflow.
+        layout.total()?;
+        Some(layout)
     }
 
     fn total(&self) -> Option<usize> {
@@ -187,6 +201,7 @@ impl Layout {
     }
 
     /// Words in level `lvl` (0 past the top).
+    #[inline]
     fn level_len(&self, lvl: usize) -> usize {
         if lvl < self.levels {
             self.len.get(lvl).copied().unwrap_or(0)
@@ -196,15 +211,13 @@ impl Layout {
     }
 
     /// Storage index of word `i` of level `lvl` of the bitmap of `t`.
+    #[inline]
     fn at(&self, t: Tracked, lvl: usize, i: usize) -> Option<usize> {
         if i >= self.level_len(lvl) {
             return None;
         }
-        self.bitmap_words
-            .checked_mul(t as usize)?
-            .checked_add(self.state_words)?
-            .checked_add(*self.off.get(lvl)?)?
-            .checked_add(i)
+        // Below `total()`, which `new` checked fits a `usize`.
+        self.base.get(t as usize)?.get(lvl)?.checked_add(i)
     }
 }
 
@@ -316,11 +329,13 @@ impl<W: Words> FreeIndex<W> {
     }
 
     /// Buckets on the member.
+    #[inline]
     pub fn nbuckets(&self) -> u32 {
         self.nbuckets
     }
 
     /// The first bucket searches may return.
+    #[inline]
     pub fn first_bucket(&self) -> u32 {
         self.first_bucket
     }
@@ -342,6 +357,7 @@ impl<W: Words> FreeIndex<W> {
     }
 
     /// Buckets in `state`.
+    #[inline]
     pub fn count(&self, state: BucketState) -> u64 {
         self.counts.get(state as usize).copied().unwrap_or(0)
     }
@@ -352,6 +368,7 @@ impl<W: Words> FreeIndex<W> {
     }
 
     /// The state of `bucket` (`None` past the last bucket).
+    #[inline]
     pub fn state(&self, bucket: u32) -> Option<BucketState> {
         if bucket >= self.nbuckets {
             return None;
@@ -363,6 +380,7 @@ impl<W: Words> FreeIndex<W> {
 
     /// Sets the state of `bucket`, updating the counts and bitmaps; returns the old state
     /// (`None`, and nothing changes, past the last bucket).
+    #[inline]
     pub fn set_state(&mut self, bucket: u32, state: BucketState) -> Option<BucketState> {
         if bucket >= self.nbuckets {
             return None;
@@ -394,6 +412,7 @@ impl<W: Words> FreeIndex<W> {
     }
 
     /// Sets bit `bucket` of the bitmap of `t`, and the summary bits above it that were clear.
+    #[inline]
     fn set_bit(&mut self, t: Tracked, bucket: u32) {
         let mut pos = bucket as usize;
         for lvl in 0..self.layout.levels {
@@ -413,6 +432,7 @@ impl<W: Words> FreeIndex<W> {
 
     /// Clears bit `bucket` of the bitmap of `t`, and the summary bits above it whose word
     /// became zero.
+    #[inline]
     fn clear_bit(&mut self, t: Tracked, bucket: u32) {
         let mut pos = bucket as usize;
         for lvl in 0..self.layout.levels {
@@ -432,6 +452,7 @@ impl<W: Words> FreeIndex<W> {
     }
 
     /// The first set bit at or after `from` in the bitmap of `t`.
+    #[inline]
     fn next_set(&self, t: Tracked, from: u32) -> Option<u32> {
         let mut pos = from as usize;
         let mut lvl = 0;
@@ -464,6 +485,7 @@ impl<W: Words> FreeIndex<W> {
 
     /// The first bucket in state `t` at or after `from` (and the first bucket), without
     /// wrapping.
+    #[inline]
     pub fn next_in(&self, t: Tracked, from: u32) -> Option<u32> {
         let start = from.max(self.first_bucket);
         if start >= self.nbuckets {
@@ -474,6 +496,7 @@ impl<W: Words> FreeIndex<W> {
 
     /// The first bucket in state `t` at or after `rotor`, wrapping to the first bucket; a
     /// `rotor` outside the searched range starts at the first bucket.
+    #[inline]
     pub fn next_wrapping(&self, t: Tracked, rotor: u32) -> Option<u32> {
         let start = if rotor < self.first_bucket || rotor >= self.nbuckets {
             self.first_bucket
@@ -491,6 +514,7 @@ impl<W: Words> FreeIndex<W> {
 
     /// Takes the first bucket in state `from` at or after `rotor` (wrapping, as
     /// [`FreeIndex::next_wrapping`]) and sets it to `to`.
+    #[inline]
     pub fn take(&mut self, from: Tracked, to: BucketState, rotor: u32) -> Option<u32> {
         let b = self.next_wrapping(from, rotor)?;
         self.set_state(b, to);
