@@ -24,6 +24,9 @@ use kernel::{
     prelude::*,
 };
 
+/// Most interior nodes on the way from the root to a leaf (the format's deepest tree).
+const MAX_PATH: usize = MAX_BTREE_LEVEL as usize;
+
 /// A child of an interior node, in memory.
 #[derive(Clone, Copy)]
 struct ChildRef {
@@ -359,15 +362,23 @@ impl Btree {
         alloc: impl FnOnce(u32, &mut KVec<NodeAlloc>) -> Result,
         pool: &mut KVec<NodeAlloc>,
     ) -> Result {
-        // The path from the root to the leaf for `k`.
-        let mut path: KVec<(usize, usize)> = KVec::new(); // (node, index of the child taken)
+        // The path from the root to the leaf for `k`: (node, index of the child taken), on the
+        // stack (no allocation per key). A tree deeper than the format allows cannot be
+        // written, so it is refused before anything changes.
+        let mut path_buf = [(0usize, 0usize); MAX_PATH];
+        let mut depth = 0;
         let mut n = self.root;
         while self.nodes[n].level > 0 {
             let children = &self.nodes[n].children;
-            let pos = children.iter().rposition(|c| c.key <= k.key).unwrap_or(0);
-            path.push((n, pos), GFP_KERNEL)?;
+            // The last child whose first key is at most `k` (children are sorted by key).
+            let pos = children
+                .partition_point(|c| c.key <= k.key)
+                .saturating_sub(1);
+            *path_buf.get_mut(depth).ok_or(EFBIG)? = (n, pos);
+            depth += 1;
             n = children[pos].node;
         }
+        let path = &path_buf[..depth];
         let leaf = n;
         let found = self.nodes[leaf]
             .keys
