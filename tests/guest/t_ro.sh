@@ -181,6 +181,14 @@ t degraded_logged dmesg_has "member 2 is missing from the source \(uuid $uuid_c\
 t degraded_missing_dev_named test "$(cat $(fs_dir)/dev-2/device)" = missing
 umount /mnt
 t degraded_replay_wrote_nothing test "$(sums /dev/vda /dev/vdb)" = "$before"
+# Two members left out: the replay in memory caps metadata_replicas to the one present (the
+# empty root leaf has a copy on each of vda and vdb).
+t degraded_one_member_replay_mount timeout -s KILL 60 mount -t bucketfs -o ro,degraded /dev/vda /mnt
+t degraded_one_member_replicas_capped dmesg_has "degraded: metadata_replicas capped to the 1 member\(s\) present for this mount"
+t degraded_one_member_every_key test "$(btree_figures)" = "$expect"
+t degraded_one_member_in_force test "$(cat $(fs_dir)/options/metadata_replicas)" = 1
+umount /mnt
+t degraded_one_member_wrote_nothing test "$(sums /dev/vda /dev/vdb)" = "$before"
 # Replayed and committed with all three; then each member left out in turn.
 t degraded_full_mount mount -t bucketfs /dev/vda:/dev/vdb:/dev/vdc /mnt
 umount /mnt
