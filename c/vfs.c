@@ -156,10 +156,13 @@ static int bucketfs_get_tree(struct fs_context *fc)
 
 	if (!fc->source)
 		return invalfc(fc, "no source: give member devices as dev1:dev2:...");
-	/* Replay, commits, discards and option writes all write: no read-only mode. */
-	if (fc->sb_flags & SB_RDONLY)
-		return invalfc(fc, "ro: bucketfs has no read-only mode");
-	ret = bucketfs_ops->open(fc->source, fc->fs_private, &fc->s_fs_info);
+	/*
+	 * ro: bucketfs writes nothing (no commit, no superblock, no bucket
+	 * table, no discard); sget_fc() gives the super_block these sb_flags,
+	 * so SB_RDONLY is set and the VFS refuses writes with EROFS.
+	 */
+	ret = bucketfs_ops->open(fc->source, fc->fs_private,
+				 fc->sb_flags & SB_RDONLY, &fc->s_fs_info);
 	if (ret)
 		return ret;
 	/* sget_fc() moves s_fs_info to the new super_block, or leaves it to .free. */
@@ -168,20 +171,27 @@ static int bucketfs_get_tree(struct fs_context *fc)
 
 /*
  * mount -o remount: the options parsed into fc->fs_private (runtime options
- * only) are applied as a write under options/ in sysfs would be. The VFS
- * applies the flags it handles (sync, lazytime, ...) afterwards; ro is refused,
- * since bucketfs has no read-only mode, except for an emergency remount
- * (sysrq-u), which may not fail.
+ * only) are applied as a write under options/ in sysfs would be, and a change
+ * between ro and rw is made (rw->ro stops the discard worker; ro->rw is refused
+ * for a mount that cannot write: norecovery, degraded, a journal replayed in
+ * memory only). The VFS applies the flags afterwards, SB_RDONLY included, and
+ * has already checked for writers before a rw->ro change. An emergency
+ * read-only remount (sysrq-u, SB_FORCE) goes through the same rw->ro path,
+ * which cannot fail.
  */
 static int bucketfs_reconfigure(struct fs_context *fc)
 {
-	if (fc->sb_flags_mask & fc->sb_flags & SB_RDONLY) {
-		if (!(fc->sb_flags & SB_FORCE))
-			return invalfc(fc, "remount,ro: bucketfs has no read-only mode");
-		pr_warn("emergency read-only remount: bucketfs has no read-only mode and goes on writing\n");
+	struct super_block *sb = fc->root->d_sb;
+	int read_only = -1;
+
+	if (fc->sb_flags_mask & SB_RDONLY) {
+		bool ro = fc->sb_flags & SB_RDONLY;
+
+		if (ro != sb_rdonly(sb))
+			read_only = ro;
 	}
-	return bucketfs_ops->reconfigure(fc->root->d_sb->s_fs_info,
-					 fc->fs_private);
+	return bucketfs_ops->reconfigure(sb->s_fs_info, fc->fs_private,
+					 read_only);
 }
 
 static void bucketfs_free_fc(struct fs_context *fc)

@@ -103,8 +103,9 @@ struct bucketfs_fs_ops {
 	void (*options_free)(void *opts);
 	int (*parse_option)(void *opts, const char *key, const char *value,
 			    bool remount, char *msg, size_t msg_len);
-	int (*open)(const char *source, void *opts, void **fs);
-	int (*reconfigure)(void *fs, void *opts);
+	int (*open)(const char *source, void *opts, bool read_only, void **fs);
+	/* @read_only: 1 to go read-only, 0 to go read-write, -1 to stay as it is. */
+	int (*reconfigure)(void *fs, void *opts, int read_only);
 	void (*close)(void *fs);
 	void (*statfs)(void *fs, struct bucketfs_statfs *st);
 };

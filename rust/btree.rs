@@ -19,6 +19,7 @@ use crate::shared::journal_format::{key_digest, Key};
 use crate::shared::superblock::{BtreeRoot, NodePtr, PtrError, BLOCK_SIZE, MAX_BTREE_LEVEL};
 use crate::vec_ext::VecExt;
 use core::cell::Cell;
+use core::fmt::Write as _;
 use kernel::{
     alloc::{KVVec, KVec},
     prelude::*,
@@ -74,6 +75,10 @@ pub(crate) trait NodeIo {
     fn check_ptr(&self, ptr: NodePtr) -> core::result::Result<(), PtrError>;
     /// Reads the block at the start of `ptr`'s bucket.
     fn read_node(&self, ptr: NodePtr, buf: &mut IoBuf) -> Result;
+    /// Whether `member` is missing (a degraded mount): its copies are kept but not read.
+    fn member_missing(&self, _member: u32) -> bool {
+        false
+    }
     /// The device and byte offset of the start of `ptr`'s bucket, where a node is written.
     fn node_target(&self, ptr: NodePtr) -> Result<(&BlockDevice, u64)>;
     /// Filesystem uuid.
@@ -178,6 +183,8 @@ impl Btree {
         // and a rewrite of the parent leaves them out.
         let mut at = NodeAlloc::default();
         let mut unreadable = false;
+        // Copies on missing members (a degraded mount), kept as unreadable ones are.
+        let mut on_missing = 0;
         let mut keys = KVec::new();
         let mut children = KVec::new();
         let mut have = false;
@@ -198,6 +205,13 @@ impl Btree {
             let same_member = at.ptrs[..at.nr_ptrs as usize]
                 .iter()
                 .any(|q| q.member == ptr.member);
+            if io.member_missing(ptr.member) {
+                on_missing += 1;
+                if !same_member {
+                    push_copy(&mut at, *ptr);
+                }
+                continue;
+            }
             if let Err(e) = io.read_node(*ptr, buf) {
                 pr_warn!(
                     "{}: btree node copy at member {} bucket {} unreadable ({}); trying another\n",
@@ -273,6 +287,19 @@ impl Btree {
                 continue;
             }
             push_copy(&mut at, *ptr);
+        }
+        if !have && on_missing > 0 && on_missing == ptrs.nr_ptrs {
+            let mut where_ = crate::text::Text::<96>::new();
+            for p in &ptrs.ptrs[..ptrs.nr_ptrs as usize] {
+                let _ = write!(where_, " member {} bucket {}", p.member, p.bucket);
+            }
+            pr_err!(
+                "{}: level {level} btree node (seq at most {max_seq}) has all its copies on \
+                 missing member(s):{}\n",
+                crate::shared::superblock::UuidFmt(&uuid),
+                where_.as_str()
+            );
+            return Err(ENXIO);
         }
         if !have {
             pr_err!(

@@ -42,6 +42,9 @@ impl Fs {
     ) -> Result {
         let required = {
             let st = self.state.lock();
+            if st.read_only {
+                return Err(EROFS);
+            }
             // The superblock this commit will write must be one the decoder accepts: check
             // its sequence numbers before any node is written.
             let mut next = st.sb;
@@ -156,7 +159,7 @@ impl Fs {
     /// durable dirty again.
     fn write_bucket_table(&self, i: usize, seq: u64, while_replaying: bool) -> Result<bool> {
         let m = self.geometry.get(i).ok_or(EINVAL)?;
-        let dev = &self.members.get(i).ok_or(EINVAL)?.dev;
+        let dev = self.members.get(i).ok_or(EINVAL)?.dev()?;
         let table_off = m.bucket_offset(m.table_start as u64);
         let mut entries = KVec::with_capacity(TABLE_ENTRIES_PER_BLOCK as usize, GFP_KERNEL)?;
         // The run encoded last and not written yet (written plain once another follows, FUA
@@ -273,6 +276,10 @@ impl Fs {
     /// Writes `sb` as the next superblock (its sequence number one past the current one) and,
     /// once every copy is written, makes it the current one.
     pub(crate) fn write_next_superblock(&self, st: &mut FsState, mut sb: Superblock) -> Result {
+        // A read-only mount writes nothing (its callers do not get here; this is the guard).
+        if st.read_only {
+            return Err(EROFS);
+        }
         sb.seq = st.sb.seq + 1;
         if let Err(e) = self.write_superblocks(&sb) {
             // Some copies may carry `sb.seq` now: the next superblock must not reuse that
@@ -313,7 +320,7 @@ impl Fs {
         let mut tickets = KVec::with_capacity(n, GFP_KERNEL)?;
         let mut flush = IoBatch::with_capacity(n)?;
         for m in self.members.iter() {
-            tickets.push(flush.flush(&m.dev)?, GFP_KERNEL)?;
+            tickets.push(flush.flush(m.dev()?)?, GFP_KERNEL)?;
         }
         self.check_batch(flush, &tickets, &"cache flush before the superblock write")?;
         for off in SB_OFFSETS {
@@ -321,7 +328,7 @@ impl Fs {
             let mut batch = IoBatch::with_capacity(n)?;
             for (i, m) in self.members.iter().enumerate() {
                 let buf = bufs.slice(i * SB_SIZE, SB_SIZE).ok_or(EINVAL)?;
-                tickets.push(batch.write(&m.dev, off, buf, true)?, GFP_KERNEL)?;
+                tickets.push(batch.write(m.dev()?, off, buf, true)?, GFP_KERNEL)?;
             }
             // All primaries are durable before any backup is written.
             self.check_batch(batch, &tickets, &format_args!("superblock write at {off}"))?;
@@ -365,15 +372,21 @@ impl NodeIo for Fs {
         check_ptr(&self.geometry, ptr).map_err(|_| EINVAL)?;
         let m = self.geometry.get(ptr.member as usize).ok_or(EINVAL)?;
         self.members[ptr.member as usize]
-            .dev
+            .dev()?
             .read(m.bucket_offset(ptr.bucket as u64), buf)
+    }
+
+    fn member_missing(&self, member: u32) -> bool {
+        self.members
+            .get(member as usize)
+            .is_some_and(|m| m.is_missing())
     }
 
     fn node_target(&self, ptr: NodePtr) -> Result<(&BlockDevice, u64)> {
         // Never a node into a metadata area or past the device.
         check_ptr(&self.geometry, ptr).map_err(|_| EINVAL)?;
         let m = self.geometry.get(ptr.member as usize).ok_or(EINVAL)?;
-        let dev = &self.members.get(ptr.member as usize).ok_or(EINVAL)?.dev;
+        let dev = self.members.get(ptr.member as usize).ok_or(EINVAL)?.dev()?;
         Ok((dev, m.bucket_offset(ptr.bucket as u64)))
     }
 

@@ -130,6 +130,20 @@ impl DiscardCtl {
         }
     }
 
+    /// Pauses the worker (a read-only mount or remount): as [`DiscardCtl::stop`], but
+    /// [`DiscardCtl::resume`] undoes it.
+    fn pause(&self) {
+        self.stop();
+    }
+
+    /// Undoes a [`DiscardCtl::pause`]; returns whether the discard rule is ready (so a kick
+    /// starts the worker).
+    fn resume(&self) -> bool {
+        let mut st = self.state.lock();
+        st.stop = false;
+        st.ready
+    }
+
     fn stopping(&self) -> bool {
         self.state.lock().stop
     }
@@ -262,6 +276,20 @@ impl Discard {
     /// [`DiscardCtl::stop`]).
     pub(crate) fn stop(&self) {
         self.ctl.stop();
+    }
+
+    /// Pauses the worker for a read-only mount: it stops (waiting for a command in flight) and
+    /// no kick starts it again until [`Discard::resume`]. The caller serialises pause and
+    /// resume with each other and with the final [`Discard::stop`] (remount and unmount hold
+    /// `s_umount`).
+    pub(crate) fn pause(&self) {
+        self.ctl.pause();
+    }
+
+    /// Lets kicks start the worker again after [`Discard::pause`]; returns whether the
+    /// discard rule is ready (if not, recovery has not got that far, and no kick would run).
+    pub(crate) fn resume(&self) -> bool {
+        self.ctl.resume()
     }
 }
 

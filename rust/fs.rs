@@ -56,8 +56,8 @@ use kernel::{alloc::KVec, prelude::*, sync::Mutex};
 
 /// One member device of a mounted filesystem.
 pub(crate) struct Member {
-    /// The open device.
-    pub(crate) dev: BlockDevice,
+    /// The open device; `None` for a member missing from a degraded mount's source.
+    device: Option<BlockDevice>,
     /// Its name (`vda`), for sysfs and messages.
     name: [u8; 32],
     name_len: usize,
@@ -69,10 +69,31 @@ impl Member {
         let mut name = [0u8; 32];
         let name_len = dev.name(&mut name);
         Member {
-            dev,
+            device: Some(dev),
             name,
             name_len,
         }
+    }
+
+    /// A member missing from a degraded mount's source: every I/O to it fails with `ENXIO`.
+    pub(crate) fn missing() -> Member {
+        let mut name = [0u8; 32];
+        name[..7].copy_from_slice(b"missing");
+        Member {
+            device: None,
+            name,
+            name_len: 7,
+        }
+    }
+
+    /// The open device; `ENXIO` for a missing member.
+    pub(crate) fn dev(&self) -> Result<&BlockDevice> {
+        self.device.as_ref().ok_or(ENXIO)
+    }
+
+    /// Whether the member is missing (a degraded mount).
+    pub(crate) fn is_missing(&self) -> bool {
+        self.device.is_none()
     }
 
     /// The device name.
@@ -87,6 +108,12 @@ pub(crate) struct FsState {
     pub(crate) sb: Superblock,
     /// The options in force: stored ones, overridden by mount options and runtime writes.
     pub(crate) live: Options,
+    /// Mounted read-only (`SB_RDONLY`): nothing is written to any member; option writes
+    /// change the options in force only; the discard worker is paused.
+    pub(crate) read_only: bool,
+    /// Why this mount cannot go read-write (`norecovery`, `degraded`, a journal replayed in
+    /// memory only), if it cannot.
+    pub(crate) rw_refused: Option<&'static str>,
 }
 
 /// Progress and figures of recovery and of the btree, readable while recovery runs.
@@ -105,12 +132,25 @@ pub(crate) struct Progress {
     pub(crate) apply_us: AtomicU64,
     pub(crate) commit_us: AtomicU64,
     pub(crate) nodes_written: AtomicU64,
+    /// What became of the journal: [`REPLAY_COMMITTED`], [`REPLAY_IN_MEMORY`] or
+    /// [`REPLAY_SKIPPED`]; and its entries and their sequence numbers (first, last).
+    pub(crate) replay_mode: AtomicU64,
+    pub(crate) journal_entries: AtomicU64,
+    pub(crate) journal_first_seq: AtomicU64,
+    pub(crate) journal_last_seq: AtomicU64,
     /// Btree keys, nodes, depth and digest, as of the last load or commit.
     pub(crate) keys: AtomicU64,
     pub(crate) nodes: AtomicU64,
     pub(crate) depth: AtomicU64,
     pub(crate) digest: AtomicU64,
 }
+
+/// [`Progress::replay_mode`]: the journal was replayed and committed (or was empty).
+pub(crate) const REPLAY_COMMITTED: u64 = 0;
+/// [`Progress::replay_mode`]: replayed into the in-memory btree only (a read-only mount).
+pub(crate) const REPLAY_IN_MEMORY: u64 = 1;
+/// [`Progress::replay_mode`]: not replayed (`norecovery`).
+pub(crate) const REPLAY_SKIPPED: u64 = 2;
 
 impl Progress {
     pub(crate) fn set_stats(&self, s: &BtreeStats) {
@@ -238,7 +278,7 @@ unsafe impl DiscardHost for Fs {
 
     fn member(&self, m: usize) -> Option<(&MemberDesc, &BlockDevice, &str)> {
         let member = self.members.get(m)?;
-        Some((self.geometry.get(m)?, &member.dev, member.name()))
+        Some((self.geometry.get(m)?, member.dev().ok()?, member.name()))
     }
 
     fn discard_allowed(&self, m: usize) -> bool {

@@ -11,7 +11,7 @@
 //! - `dev-N/`: the member's device name, geometry, discard figures ([`DEV`]), then its
 //!   buckets per state, one file per [`BucketState`].
 
-use crate::fs::{describe_option_error, Fs};
+use crate::fs::{describe_option_error, Fs, REPLAY_COMMITTED, REPLAY_IN_MEMORY, REPLAY_SKIPPED};
 use crate::shared::bucket_table::BucketState;
 use crate::shared::options::{parse_value, Opt, OPTIONS};
 use crate::shared::superblock::UuidFmt;
@@ -136,7 +136,8 @@ const INTERNAL: [File<Fs>; 6] = [
             writeln!(
                 out,
                 "replayed {} of {} key(s) from {} journal bytes in {} us\nread_us {}\n\
-                 apply_us {}\ncommit_us {}\nnodes_written {}",
+                 apply_us {}\ncommit_us {}\nnodes_written {}\njournal_entries {} seq {}..={}\n\
+                 mode {}",
                 at(&p.replay_done),
                 at(&p.replay_total),
                 at(&p.replay_bytes),
@@ -144,7 +145,16 @@ const INTERNAL: [File<Fs>; 6] = [
                 at(&p.read_us),
                 at(&p.apply_us),
                 at(&p.commit_us),
-                at(&p.nodes_written)
+                at(&p.nodes_written),
+                at(&p.journal_entries),
+                at(&p.journal_first_seq),
+                at(&p.journal_last_seq),
+                match at(&p.replay_mode) {
+                    REPLAY_IN_MEMORY => "in-memory (read-only mount: nothing committed)",
+                    REPLAY_SKIPPED => "not-replayed (norecovery)",
+                    REPLAY_COMMITTED => "committed",
+                    _ => "?",
+                }
             )
         }),
         store: None,
@@ -166,8 +176,8 @@ const DEV: [File<Fs>; 13] = [
         Some(store_dev_discard)
     ),
     dev_file!("max_discard_bytes", |fs, m| fs.members[m]
-        .dev
-        .max_discard_bytes()),
+        .dev()
+        .map_or(0, |d| d.max_discard_bytes())),
     dev_file!("discard_buckets", |fs, m| fs.discard.counters[m]
         .buckets
         .load(Ordering::Relaxed)),
@@ -292,6 +302,13 @@ fn store_abort(fs: &Fs, _at: At, bytes: &[u8]) -> Result {
 /// `internal/trigger_discards`: "1" kicks the discard worker.
 fn store_trigger_discards(fs: &Fs, _at: At, bytes: &[u8]) -> Result {
     check_one(fs, "trigger_discards", bytes)?;
+    if fs.read_only() {
+        pr_err!(
+            "{}: internal/trigger_discards: read-only mount, no discards (-30)\n",
+            UuidFmt(&fs.uuid)
+        );
+        return Err(EROFS);
+    }
     fs.kick_discards();
     Ok(())
 }

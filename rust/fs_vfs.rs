@@ -5,7 +5,7 @@
 
 use crate::fs::{describe_option_error, Fs};
 use crate::mount::Mounted;
-use crate::shared::options::{lookup, Kind, MountOptions, Opt, OptError, When};
+use crate::shared::options::{lookup, Kind, MountFlag, MountOptions, Opt, OptError, When};
 use crate::shared::superblock::UuidFmt;
 use crate::text::{prefix, Text};
 use crate::vfs::{FileSystem, Statfs};
@@ -39,7 +39,7 @@ impl FileSystem for BucketFsType {
             },
         };
         let Some(opt) = lookup(name) else {
-            return Err(ENOPARAM);
+            return parse_flag(opts, key, value.is_some(), remount, msg);
         };
         let when = if remount { When::Runtime } else { When::Mount };
         // An option a remount may not change is refused as such, whatever its value.
@@ -63,22 +63,44 @@ impl FileSystem for BucketFsType {
         })
     }
 
-    fn open(source: &CStr, opts: &MountOptions) -> Result<KBox<Mounted>> {
+    fn open(source: &CStr, opts: &MountOptions, read_only: bool) -> Result<KBox<Mounted>> {
         let Ok(source) = source.to_str() else {
             pr_err!("mount source is not UTF-8\n");
             return Err(EINVAL);
         };
-        Fs::open(source, opts)
+        Fs::open(source, opts, read_only)
     }
 
-    /// Applies the runtime options given (parsed by [`Self::parse_option`]) as one change, as
-    /// a write under `options/` does: checked, persisted, then in force, waking parked
-    /// allocations. No option given: nothing changes.
-    fn reconfigure(mounted: &Mounted, opts: &MountOptions) -> Result {
+    /// Goes read-only or read-write if asked, then applies the runtime options given (parsed
+    /// by [`Self::parse_option`]) as one change, as a write under `options/` does: checked,
+    /// persisted (in force only, on a read-only mount), then in force, waking parked
+    /// allocations. No option and no ro/rw change given: nothing changes. An option refused
+    /// undoes the ro/rw change (going read-only cannot fail; going read-write is refused for a
+    /// mount that cannot write).
+    fn reconfigure(mounted: &Mounted, opts: &MountOptions, read_only: Option<bool>) -> Result {
+        let fs = mounted.fs();
+        match read_only {
+            Some(true) => {
+                fs.set_read_only();
+                pr_info!("{}: remount: read-only\n", UuidFmt(&fs.uuid));
+            }
+            Some(false) => {
+                fs.set_read_write()?;
+                pr_info!("{}: remount: read-write\n", UuidFmt(&fs.uuid));
+            }
+            None => {}
+        }
+        let undo = || match read_only {
+            Some(true) => {
+                // Back to read-write, as before the remount: it was, so it may.
+                let _ = fs.set_read_write();
+            }
+            Some(false) => fs.set_read_only(),
+            None => {}
+        };
         if opts.is_empty() {
             return Ok(());
         }
-        let fs = mounted.fs();
         let mut msg = Text::<160>::new();
         match fs.set_options(opts) {
             Ok(()) => {
@@ -110,6 +132,7 @@ impl FileSystem for BucketFsType {
                     msg.as_str(),
                     err.to_errno()
                 );
+                undo();
                 Err(err)
             }
         }
@@ -129,4 +152,32 @@ impl FileSystem for BucketFsType {
             fsid: u64::from_le_bytes(fsid),
         }
     }
+}
+
+/// Parses mount-only flag `key` (`norecovery`, `degraded`): `ENOPARAM` if it is none (the VFS
+/// handles it or reports it unknown); `EINVAL` with a message if it has a value or is given
+/// to a remount.
+fn parse_flag(
+    opts: &mut MountOptions,
+    key: &str,
+    has_value: bool,
+    remount: bool,
+    msg: &mut dyn Write,
+) -> Result {
+    let Some(flag) = MountFlag::lookup(key) else {
+        return Err(ENOPARAM);
+    };
+    if remount {
+        let _ = write!(
+            msg,
+            "{key}: cannot be changed by a remount (a mount-only flag)"
+        );
+        return Err(EINVAL);
+    }
+    if has_value {
+        let _ = write!(msg, "{key}: takes no value");
+        return Err(EINVAL);
+    }
+    opts.set_flag(flag);
+    Ok(())
 }

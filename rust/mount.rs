@@ -12,13 +12,13 @@ use crate::allocator::DeviceBuckets;
 use crate::bdev::{BlockDevice, IoBuf};
 use crate::discard::Discard;
 use crate::fs::{describe_option_error, mount_err, Fs, FsState, Member, Progress};
-use crate::shared::assemble::{assemble, AssembleError, Probe};
+use crate::shared::assemble::{assemble_partial, AssembleError, Assembly, Probe};
 use crate::shared::bucket_table::{
     decode_block, table_blocks, BucketEntry, BucketState, TableBlockId, TableError, TableHeaderDisk,
 };
 use crate::shared::layout::Field;
 use crate::shared::mount_source::{self, SourceError};
-use crate::shared::options::{MountOptions, Opt};
+use crate::shared::options::{MountFlag, MountOptions, Opt};
 use crate::shared::superblock::{
     Member as GeoMember, Superblock, UuidFmt, BLOCK_SIZE, SB_OFFSETS, SB_SIZE,
     TABLE_ENTRIES_PER_BLOCK,
@@ -99,6 +99,48 @@ fn read_superblock(source: &str, path: &str, dev: &BlockDevice) -> Result<Superb
     }
 }
 
+/// Refuses a source with members missing unless `degraded`, naming the first one (index and
+/// uuid); with `degraded` (read-only, checked before), warns about each. What else needs a
+/// missing member is checked where it is needed: the btree load refuses a node whose copies
+/// are all on missing members; the journal is read from the members present.
+fn check_missing(source: &str, sb: &Superblock, a: &Assembly, degraded: bool) -> Result {
+    let Some(first) = a.first_missing(sb.nr_members) else {
+        return Ok(());
+    };
+    let uuid_of = |m: u32| {
+        sb.member_table()
+            .get(m as usize)
+            .map_or([0; 16], |g| g.uuid)
+    };
+    let missing = (0..sb.nr_members)
+        .filter(|&m| a.is_missing(m as usize))
+        .count() as u32;
+    if !degraded {
+        let replicas = sb.options.get(Opt::MetadataReplicas);
+        let hint = if missing < replicas {
+            "; mount -o ro,degraded can do without it if every btree node has a copy on the \
+             members given"
+        } else {
+            "; with fewer metadata_replicas than members missing, mount -o ro,degraded works \
+             only if no btree node is on it"
+        };
+        return Err(mount_err!(
+            source,
+            ENXIO,
+            "member {first} is missing from the source (uuid {}){hint}",
+            UuidFmt(&uuid_of(first))
+        ));
+    }
+    for m in (0..sb.nr_members).filter(|&m| a.is_missing(m as usize)) {
+        pr_warn!(
+            "{source}: member {m} is missing from the source (uuid {}): mounting degraded, \
+             read-only; nothing is read from it or allocated on it\n",
+            UuidFmt(&uuid_of(m))
+        );
+    }
+    Ok(())
+}
+
 fn describe_source_error(e: SourceError) -> &'static str {
     match e {
         SourceError::Empty => "empty source",
@@ -110,10 +152,30 @@ fn describe_source_error(e: SourceError) -> &'static str {
 }
 
 impl Fs {
-    /// Opens the filesystem named by `source` with mount options `opts`.
-    pub(crate) fn open(source: &str, opts: &MountOptions) -> Result<KBox<Mounted>> {
+    /// Opens the filesystem named by `source` with mount options `opts`, read-only if
+    /// `read_only`.
+    pub(crate) fn open(
+        source: &str,
+        opts: &MountOptions,
+        read_only: bool,
+    ) -> Result<KBox<Mounted>> {
         let nr = mount_source::check(source)
             .map_err(|e| mount_err!(source, EINVAL, "{}", describe_source_error(e)))?;
+        let (norecovery, degraded) = (
+            opts.flag(MountFlag::NoRecovery),
+            opts.flag(MountFlag::Degraded),
+        );
+        for flag in [MountFlag::NoRecovery, MountFlag::Degraded] {
+            if opts.flag(flag) && !read_only {
+                return Err(mount_err!(
+                    source,
+                    EINVAL,
+                    "{}: requires ro (mount -o ro,{})",
+                    flag.name(),
+                    flag.name()
+                ));
+            }
+        }
         let claim = KBox::new(0u8, GFP_KERNEL)?;
         let holder = (&*claim as *const u8).cast_mut().cast();
 
@@ -135,7 +197,7 @@ impl Fs {
             devs.push(Some(dev), GFP_KERNEL)?;
         }
         let path_of = |i: usize| source.split(':').nth(i).unwrap_or("?");
-        let assembly = assemble(&probes).map_err(|e| match e {
+        let assembly = assemble_partial(&probes).map_err(|e| match e {
             AssembleError::Foreign(i) => {
                 mount_err!(
                     source,
@@ -167,6 +229,7 @@ impl Fs {
             }
         })?;
         let sb = probes[assembly.newest].sb;
+        check_missing(source, &sb, &assembly, degraded)?;
         // One mount per uuid: a clone (every member copied) would collide with the mounted
         // filesystem in sysfs, and is refused here, before anything is set up.
         let mut holder = [0u8; 128];
@@ -184,7 +247,7 @@ impl Fs {
             }
             e
         })?;
-        let live = opts.apply(&sb.options, sb.nr_members).map_err(|(opt, e)| {
+        let mut live = opts.apply(&sb.options, sb.nr_members).map_err(|(opt, e)| {
             let mut msg = Text::<128>::new();
             let value = opts.get(opt).unwrap_or(sb.options.get(opt));
             let mut num = Text::<16>::new();
@@ -201,19 +264,51 @@ impl Fs {
             );
         }
 
+        // A degraded mount allocates nothing on a missing member, so a replay in memory
+        // cannot place more copies than there are members present.
+        let present = (0..sb.nr_members)
+            .filter(|&m| !assembly.is_missing(m as usize))
+            .count() as u32;
+        let replicas = Opt::MetadataReplicas;
+        if live.get(replicas) > present {
+            pr_warn!(
+                "{source}: degraded: metadata_replicas capped to the {present} member(s) present \
+                 for this mount\n"
+            );
+            live = live
+                .with_unchecked(replicas, present)
+                .with_unchecked(required, live.get(required).min(present));
+        }
+
         let mut members = KVec::with_capacity(sb.nr_members as usize, GFP_KERNEL)?;
         let mut geometry = KVec::with_capacity(sb.nr_members as usize, GFP_KERNEL)?;
         geometry.extend_from_slice(sb.member_table(), GFP_KERNEL)?;
         for m in 0..sb.nr_members as usize {
-            let dev = devs[assembly.device_of[m]].take().ok_or(EINVAL)?;
-            members.push(Member::new(dev), GFP_KERNEL)?;
+            let member = match devs.get_mut(assembly.device_of[m]) {
+                Some(dev) => Member::new(dev.take().ok_or(EINVAL)?),
+                None => Member::missing(),
+            };
+            members.push(member, GFP_KERNEL)?;
         }
+        // Why this mount cannot go read-write later, if it cannot.
+        let rw_refused = if degraded && present < sb.nr_members {
+            Some("a member is missing (degraded)")
+        } else if norecovery {
+            Some("the journal was not replayed (norecovery)")
+        } else {
+            None
+        };
         let fs = KBox::pin_init(
             try_pin_init!(Fs {
                 uuid: sb.uuid,
                 members,
                 geometry,
-                state <- new_mutex!(FsState { sb, live }),
+                state <- new_mutex!(FsState {
+                    sb,
+                    live,
+                    read_only,
+                    rw_refused,
+                }),
                 live_inputs: crate::allocator::LiveCell::new(crate::allocator::LiveInputs::of(&live)),
                 alloc <- Allocator::new(sb.uuid, KVec::new()),
                 progress: Progress::default(),
@@ -243,14 +338,24 @@ impl Fs {
             GFP_KERNEL,
         )?;
 
+        if read_only {
+            // No discard on a read-only mount: the worker never starts until a remount,rw.
+            mounted.fs().discard.pause();
+        }
         mounted.fs().read_bucket_tables(source)?;
-        mounted.fs().recover(source)?;
+        mounted.fs().recover(source, norecovery)?;
         pr_info!(
-            "{}: mounted {} ({} member(s), metadata_replicas={})\n",
+            "{}: mounted {} ({} member(s){}, metadata_replicas={}){}\n",
             source,
             UuidFmt(&sb.uuid),
             sb.nr_members,
-            mounted.fs().live().replicas
+            if present < sb.nr_members {
+                ", degraded"
+            } else {
+                ""
+            },
+            mounted.fs().live().replicas,
+            if read_only { " read-only" } else { "" }
         );
         Ok(mounted)
     }
@@ -265,6 +370,23 @@ impl Fs {
         let mut bad_tables: KVec<(usize, u64)> = KVec::new();
         for (i, m) in self.geometry.iter().enumerate() {
             let name = self.members[i].name();
+            let Ok(member_dev) = self.members[i].dev() else {
+                // A missing member (degraded, read-only): its table is not read; its buckets
+                // are taken from the layout, or as in use, and none is ever allocated.
+                devices.push(
+                    DeviceBuckets::new(m.nbuckets as u32, m.first_bucket, name, |b| {
+                        if b < m.journal_start {
+                            BucketState::Superblock
+                        } else if b < m.first_bucket {
+                            BucketState::Journal
+                        } else {
+                            BucketState::Data
+                        }
+                    })?,
+                    GFP_KERNEL,
+                )?;
+                continue;
+            };
             if !DeviceBuckets::supported(m.nbuckets as u32) {
                 return Err(mount_err!(
                     source,
@@ -274,7 +396,7 @@ impl Fs {
                     m.nbuckets
                 ));
             }
-            reader.start(&self.members[i].dev, i as u32, m);
+            reader.start(member_dev, i as u32, m);
             let dev = {
                 let cell = RefCell::new(&mut reader);
                 DeviceBuckets::new(m.nbuckets as u32, m.first_bucket, name, |b| {
@@ -318,6 +440,14 @@ impl Fs {
         }
         // Merges the `dev-N/writable` writes made so far.
         self.alloc.install_devices(devices);
+        for (i, _) in self
+            .members
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.is_missing())
+        {
+            self.alloc.set_writable(i, false);
+        }
         // Refused blocks are rewritten whole (with the states taken above) by the next table
         // write: every block of such a member is marked dirty (refusals are rare; the
         // blocks are not kept).

@@ -6,7 +6,7 @@
 
 use crate::allocator::{describe_alloc_error, NodeAlloc};
 use crate::btree::Btree;
-use crate::fs::{mount_err, Fs};
+use crate::fs::{mount_err, Fs, REPLAY_IN_MEMORY, REPLAY_SKIPPED};
 use crate::journal::{self, JournalPos};
 use crate::shared::alloc_policy::Watermark;
 use crate::shared::bucket_table::BucketState;
@@ -23,19 +23,35 @@ use kernel::{
 impl Fs {
     /// Recovery: load and check the btree, reconcile bucket states with it, replay the
     /// journal into it, and commit.
-    pub(crate) fn recover(&self, source: &str) -> Result {
-        let sb = self.state.lock().sb;
-        let mut btree = Btree::load(self, &sb.root)
-            .map_err(|e| mount_err!(source, e, "cannot load the btree"))?;
+    ///
+    /// On a read-only mount the replay is made in memory only (the btree and the bucket states
+    /// the mount shows hold every key; nothing is committed, the journal stays for a read-write
+    /// mount to replay). With `norecovery` (read-only) the journal is read, shown in
+    /// `internal/replay`, and not replayed.
+    pub(crate) fn recover(&self, source: &str, norecovery: bool) -> Result {
+        let (sb, read_only) = {
+            let st = self.state.lock();
+            (st.sb, st.read_only)
+        };
+        let mut btree = Btree::load(self, &sb.root).map_err(|e| {
+            if e == ENXIO {
+                self.report_missing_needed(source);
+            }
+            mount_err!(source, e, "cannot load the btree")
+        })?;
         self.reconcile_buckets(&btree)?;
         self.discard.rule.set_committed_nodes(&btree)?;
         self.progress.set_stats(&btree.stats());
 
         let mut copies = KVec::with_capacity(self.members.len(), GFP_KERNEL)?;
+        // Every member keeps a copy of the journal: a missing member's is not needed.
         for (m, g) in self.members.iter().zip(self.geometry.iter()) {
+            let Ok(dev) = m.dev() else {
+                continue;
+            };
             copies.push(
                 journal::Copy {
-                    dev: &m.dev,
+                    dev,
                     member: g,
                     name: m.name(),
                 },
@@ -43,12 +59,52 @@ impl Fs {
             )?;
         }
         let read_start = Ktime::ktime_get();
-        let journal = journal::read_entries(&self.uuid, &copies, sb.journal_seq, sb.journal_offset)
-            .map_err(|e| mount_err!(source, e, "cannot read the journal"))?;
+        let journal =
+            match journal::read_entries(&self.uuid, &copies, sb.journal_seq, sb.journal_offset) {
+                Ok(j) => j,
+                // norecovery is for inspecting a filesystem that cannot recover: a journal that
+                // cannot be read does not stop it.
+                Err(e) if norecovery => {
+                    pr_warn!(
+                        "{source}: norecovery: cannot read the journal ({}); mounted without it\n",
+                        e.to_errno()
+                    );
+                    self.progress
+                        .replay_mode
+                        .store(REPLAY_SKIPPED, Ordering::Relaxed);
+                    return Ok(());
+                }
+                Err(e) => return Err(mount_err!(source, e, "cannot read the journal")),
+            };
         let entries = &journal.entries;
         let read_us = us_since(read_start);
         self.progress.read_us.store(read_us, Ordering::Relaxed);
         let total: u64 = entries.iter().map(|e| e.keys.len() as u64).sum();
+        if let (Some(f), Some(l)) = (entries.first(), entries.last()) {
+            let p = &self.progress;
+            p.journal_entries
+                .store(entries.len() as u64, Ordering::Relaxed);
+            p.journal_first_seq.store(f.seq, Ordering::Relaxed);
+            p.journal_last_seq.store(l.seq, Ordering::Relaxed);
+        }
+        if norecovery {
+            // Nothing of the journal is applied, bucket updates included: the discard rule's
+            // inputs are not complete, and it is never made ready (the mount cannot go
+            // read-write).
+            self.progress.replay_total.store(total, Ordering::Relaxed);
+            self.progress
+                .replay_mode
+                .store(REPLAY_SKIPPED, Ordering::Relaxed);
+            pr_info!(
+                "{source}: norecovery: the journal is not replayed: {total} key(s) in {} \
+                 entr{} (seq {}..={}) left for a read-write mount\n",
+                entries.len(),
+                if entries.len() == 1 { "y" } else { "ies" },
+                self.progress.journal_first_seq.load(Ordering::Relaxed),
+                self.progress.journal_last_seq.load(Ordering::Relaxed)
+            );
+            return Ok(());
+        }
         if entries.is_empty() {
             // The discard rule has its inputs now: kicks made so far are served.
             self.discard_rule_ready();
@@ -172,6 +228,32 @@ impl Fs {
         self.progress
             .apply_us
             .store(us_since(start), Ordering::Relaxed);
+        if read_only {
+            // In memory only: the btree and bucket states this mount shows hold every key;
+            // nothing is written, and the journal (its pins held) stays for a read-write
+            // mount, which replays and commits it. This mount cannot go read-write: the
+            // replayed btree is not kept past recovery.
+            self.state.lock().rw_refused.get_or_insert(
+                "the journal was replayed in memory only (read-only mount); a read-write mount \
+                 replays and commits it",
+            );
+            self.progress
+                .replay_mode
+                .store(REPLAY_IN_MEMORY, Ordering::Relaxed);
+            self.progress
+                .replay_us
+                .store(read_us + us_since(start), Ordering::Relaxed);
+            let stats = btree.stats();
+            self.progress.set_stats(&stats);
+            pr_info!(
+                "{}: read-only: replayed {total} key(s) in memory only, nothing written; btree \
+                 has {} key(s) in {} node(s)\n",
+                UuidFmt(&self.uuid),
+                stats.keys,
+                stats.nodes
+            );
+            return Ok(());
+        }
         // `last` is at most `MAX_ENTRY_SEQ` (the journal reader refuses entries above it), so
         // `journal_seq` stays one the superblock decoder accepts.
         // The next mount reads from where entry `last + 1` would start.
@@ -208,6 +290,19 @@ impl Fs {
             stats.depth
         );
         Ok(())
+    }
+
+    /// Names the missing members a btree node needed (the load said which node).
+    fn report_missing_needed(&self, source: &str) {
+        for (i, (m, g)) in self.members.iter().zip(self.geometry.iter()).enumerate() {
+            if m.is_missing() {
+                pr_err!(
+                    "{source}: degraded: the btree needs missing member {i} (uuid {}): a node \
+                     has no copy on the members given\n",
+                    UuidFmt(&g.uuid)
+                );
+            }
+        }
     }
 
     /// Buckets the btree uses are `btree`; `btree` buckets it does not use (left by a commit

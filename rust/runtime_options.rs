@@ -6,11 +6,15 @@
 //! every member's superblock (`commit.rs`), and only then put in force; then parked allocations
 //! are woken to rebuild their inputs, and the discard worker is kicked. On any error nothing
 //! changes.
+//!
+//! On a read-only mount an option change is put in force for this mount only, as a mount
+//! option is, and nothing is written; `dev-N/discard` is refused with `EROFS`. The changes
+//! between read-only and read-write (a remount) are here too.
 
 use crate::allocator::LiveInputs;
 use crate::fs::Fs;
 use crate::shared::options::{MountOptions, Opt, OptError};
-use crate::shared::superblock::MEMBER_DISCARD;
+use crate::shared::superblock::{UuidFmt, MEMBER_DISCARD};
 use kernel::prelude::*;
 
 impl Fs {
@@ -33,6 +37,21 @@ impl Fs {
         let mut sb = st.sb;
         live.set_all(changes, members)
             .map_err(|e| (EINVAL, Some(e)))?;
+        if st.read_only {
+            // Nothing is written on a read-only mount: in force for this mount only, as a
+            // mount option is (so the #1108 rescue works on a read-only mount parked in an
+            // in-memory replay too).
+            st.live = live;
+            self.live_inputs.publish(LiveInputs::of(&live));
+            drop(st);
+            pr_info!(
+                "{}: read-only mount: the option change is in force for this mount only, not \
+                 written\n",
+                UuidFmt(&self.uuid)
+            );
+            self.alloc.wake_all();
+            return Ok(());
+        }
         sb.options
             .set_all(changes, members)
             .map_err(|e| (EINVAL, Some(e)))?;
@@ -48,8 +67,16 @@ impl Fs {
         Ok(())
     }
 
-    /// Turns discards on member `m` on or off; persisted in the member table.
+    /// Turns discards on member `m` on or off; persisted in the member table. `EROFS` on a
+    /// read-only mount (the member table has no value for this mount only).
     pub(crate) fn set_member_discard(&self, m: usize, on: bool) -> Result {
+        if self.state.lock().read_only {
+            pr_err!(
+                "{}: dev-{m}/discard: read-only mount, the member table is not written (-30)\n",
+                UuidFmt(&self.uuid)
+            );
+            return Err(EROFS);
+        }
         self.update_superblock(|sb| {
             let member = sb.members.get_mut(m).ok_or(EINVAL)?;
             member.flags = if on {
@@ -61,5 +88,42 @@ impl Fs {
         })?;
         self.kick_discards();
         Ok(())
+    }
+}
+
+impl Fs {
+    /// Goes read-only (a remount): from here on nothing is written; the discard worker is
+    /// stopped (a discard command in flight finishes first) until the filesystem goes
+    /// read-write again. Nothing else is pending: every change is written when it is made (the
+    /// commit at mount, option writes at once). Cannot fail.
+    pub(crate) fn set_read_only(&self) {
+        self.state.lock().read_only = true;
+        self.discard.pause();
+    }
+
+    /// Goes read-write (a remount): refused (`EROFS`, with the reason) when this mount cannot
+    /// write (`norecovery`, `degraded`, a journal replayed in memory only); otherwise the
+    /// discard worker may run again and is kicked.
+    pub(crate) fn set_read_write(&self) -> Result {
+        {
+            let mut st = self.state.lock();
+            if let Some(why) = st.rw_refused {
+                pr_err!(
+                    "{}: remount,rw refused: {why}; unmount and mount it read-write (-30)\n",
+                    UuidFmt(&self.uuid)
+                );
+                return Err(EROFS);
+            }
+            st.read_only = false;
+        }
+        if self.discard.resume() {
+            self.kick_discards();
+        }
+        Ok(())
+    }
+
+    /// Whether the filesystem is mounted read-only.
+    pub(crate) fn read_only(&self) -> bool {
+        self.state.lock().read_only
     }
 }

@@ -56,13 +56,15 @@ pub(crate) trait FileSystem {
         msg: &mut dyn Write,
     ) -> Result;
 
-    /// Mounts `source` with `opts`.
-    fn open(source: &CStr, opts: &Self::Options) -> Result<Self::Data>;
+    /// Mounts `source` with `opts`, read-only if `read_only` (`SB_RDONLY`).
+    fn open(source: &CStr, opts: &Self::Options, read_only: bool) -> Result<Self::Data>;
 
-    /// Remount: applies `opts` to the mounted filesystem.
+    /// Remount: applies `opts` to the mounted filesystem and, when `read_only` is given, goes
+    /// read-only (`Some(true)`) or read-write (`Some(false)`).
     fn reconfigure(
         fs: <Self::Data as ForeignOwnable>::Borrowed<'_>,
         opts: &Self::Options,
+        read_only: Option<bool>,
     ) -> Result;
 
     /// Figures for statfs.
@@ -171,6 +173,7 @@ impl<T: FileSystem> FsVTable<T> {
     unsafe extern "C" fn open_callback(
         source: *const c_char,
         opts: *mut c_void,
+        read_only: bool,
         out: *mut *mut c_void,
     ) -> c_int {
         // SAFETY: `source` is NUL-terminated; `opts` came from `into_foreign` on a
@@ -181,7 +184,7 @@ impl<T: FileSystem> FsVTable<T> {
                 KBox::<T::Options>::borrow(opts),
             )
         };
-        match T::open(source, opts) {
+        match T::open(source, opts, read_only) {
             Ok(fs) => {
                 // SAFETY: `out` is valid for a write.
                 unsafe { *out = fs.into_foreign().cast_mut() };
@@ -191,17 +194,27 @@ impl<T: FileSystem> FsVTable<T> {
         }
     }
 
-    /// Called by the C glue's `.reconfigure` (a remount).
+    /// Called by the C glue's `.reconfigure` (a remount); `read_only` is 1 to go read-only, 0
+    /// to go read-write, anything else to stay as it is.
     ///
     /// # Safety
     ///
     /// - `fs` came from [`Self::open_callback`] and is not closed during the call (it is the
     ///   super_block's `s_fs_info`, and the VFS holds `s_umount`).
     /// - `opts` came from [`Self::options_new_callback`] and is not freed during the call.
-    unsafe extern "C" fn reconfigure_callback(fs: *mut c_void, opts: *mut c_void) -> c_int {
+    unsafe extern "C" fn reconfigure_callback(
+        fs: *mut c_void,
+        opts: *mut c_void,
+        read_only: c_int,
+    ) -> c_int {
         // SAFETY: `fs` and `opts` came from `into_foreign` and live for the call.
         let (fs, opts) = unsafe { (T::Data::borrow(fs), KBox::<T::Options>::borrow(opts)) };
-        match T::reconfigure(fs, opts) {
+        let read_only = match read_only {
+            1 => Some(true),
+            0 => Some(false),
+            _ => None,
+        };
+        match T::reconfigure(fs, opts, read_only) {
             Ok(()) => 0,
             Err(e) => e.to_errno(),
         }

@@ -66,3 +66,21 @@ fn refuses_foreign_missing_duplicate_unknown_and_small() {
 
     assert_eq!(assemble(&[]), Err(AssembleError::Missing(0)));
 }
+
+#[test]
+fn partial_assembly_leaves_missing_members_out() {
+    let mut p = fs(7, 3, 1);
+    p.remove(1);
+    let a = assemble_partial(&p).unwrap();
+    assert!(!a.is_missing(0));
+    assert!(a.is_missing(1));
+    assert!(!a.is_missing(2));
+    assert_eq!(a.first_missing(3), Some(1));
+    assert_eq!(&a.device_of[..3], &[0, usize::MAX, 1]);
+    // The other refusals stay.
+    let mut q = fs(7, 3, 1);
+    q[1] = fs(8, 3, 1)[1];
+    assert_eq!(assemble_partial(&q), Err(AssembleError::Foreign(1)));
+    assert_eq!(assemble_partial(&[]), Err(AssembleError::Missing(0)));
+    assert_eq!(assemble(&p), Err(AssembleError::Missing(1)));
+}

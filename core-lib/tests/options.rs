@@ -315,3 +315,19 @@ fn runtime_changes_apply_all_or_none() {
     o.set_all(&MountOptions::default(), 2).unwrap();
     assert_eq!(o, before);
 }
+
+#[test]
+fn mount_flags_are_distinct_from_options_and_not_stored() {
+    use bucketfs_core::options::{lookup, MountFlag, MountOptions};
+    for f in MountFlag::ALL {
+        assert!(lookup(f.name()).is_none(), "{} is also an option", f.name());
+        assert_eq!(MountFlag::lookup(f.name()), Some(f));
+    }
+    let mut m = MountOptions::default();
+    assert!(!m.flag(MountFlag::NoRecovery));
+    m.set_flag(MountFlag::NoRecovery);
+    assert!(m.flag(MountFlag::NoRecovery));
+    assert!(!m.flag(MountFlag::Degraded));
+    // Flags are no option values: nothing to apply or persist.
+    assert!(m.is_empty());
+}

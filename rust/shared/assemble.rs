@@ -41,8 +41,31 @@ pub struct Assembly {
     pub device_of: [usize; MAX_MEMBERS],
 }
 
-/// Assembles `probes` (one per device, in mount source order).
+/// Assembles `probes` (one per device, in mount source order); every member must be given.
 pub fn assemble(probes: &[Probe]) -> Result<Assembly, AssembleError> {
+    let a = assemble_partial(probes)?;
+    match a.first_missing(probes[a.newest].sb.nr_members) {
+        Some(m) => Err(AssembleError::Missing(m)),
+        None => Ok(a),
+    }
+}
+
+impl Assembly {
+    /// Whether member `m` has no device (see [`assemble_partial`]).
+    pub fn is_missing(&self, m: usize) -> bool {
+        self.device_of.get(m).map_or(true, |&d| d == usize::MAX)
+    }
+
+    /// The first of members `0..nr_members` that has no device.
+    pub fn first_missing(&self, nr_members: u32) -> Option<u32> {
+        (0..nr_members).find(|&m| self.is_missing(m as usize))
+    }
+}
+
+/// Assembles `probes` as [`assemble`] does, but leaves members that no device gives missing
+/// (`device_of` is `usize::MAX` for them): for a degraded mount, which decides what it can do
+/// without them. The newest superblock is the newest among the devices given.
+pub fn assemble_partial(probes: &[Probe]) -> Result<Assembly, AssembleError> {
     let Some(first) = probes.first() else {
         return Err(AssembleError::Missing(0));
     };
@@ -70,9 +93,6 @@ pub fn assemble(probes: &[Probe]) -> Result<Assembly, AssembleError> {
             return Err(AssembleError::TooSmall(i));
         }
         device_of[idx] = i;
-    }
-    if let Some(m) = (0..table.nr_members as usize).find(|&m| device_of[m] == usize::MAX) {
-        return Err(AssembleError::Missing(m as u32));
     }
     Ok(Assembly { newest, device_of })
 }

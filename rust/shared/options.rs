@@ -422,10 +422,56 @@ impl Options {
     }
 }
 
-/// Options given at mount time: which were given, and their values.
+/// A mount-only flag: given by name alone (`-o norecovery`), for one mount, never stored,
+/// never a runtime option (a remount refuses it). The flags are not options of the table above:
+/// they have no value, no superblock slot and no `options/` file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum MountFlag {
+    /// `norecovery`: mount without replaying the journal (requires `ro`).
+    NoRecovery,
+    /// `degraded`: mount with members missing from the source (requires `ro`).
+    Degraded,
+}
+
+impl MountFlag {
+    /// Every flag.
+    pub const ALL: [MountFlag; 2] = [MountFlag::NoRecovery, MountFlag::Degraded];
+
+    /// Its name in mount options.
+    pub fn name(self) -> &'static str {
+        match self {
+            MountFlag::NoRecovery => "norecovery",
+            MountFlag::Degraded => "degraded",
+        }
+    }
+
+    /// One line for the documentation.
+    pub fn help(self) -> &'static str {
+        match self {
+            MountFlag::NoRecovery => {
+                "mount without replaying the journal, to inspect a filesystem whose replay \
+                 cannot finish (requires ro)"
+            }
+            MountFlag::Degraded => {
+                "mount with members missing from the source when every btree node has a copy on \
+                 the members given (requires ro)"
+            }
+        }
+    }
+
+    /// The flag called `name`.
+    pub fn lookup(name: &str) -> Option<MountFlag> {
+        MountFlag::ALL.into_iter().find(|f| f.name() == name)
+    }
+}
+
+/// Options given at mount time: which were given, and their values; and the mount-only flags.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MountOptions {
     given: [Option<u32>; NR_OPTIONS],
+    /// Mount-only flags given, bit `1 << flag`.
+    flags: u32,
 }
 
 /// Which option to name when `o` broke rule `e`: a given option when one is involved, else
@@ -468,9 +514,19 @@ impl MountOptions {
         m
     }
 
-    /// Whether no option was given.
+    /// Whether no option was given (mount-only flags aside).
     pub fn is_empty(&self) -> bool {
         self.given.iter().all(Option::is_none)
+    }
+
+    /// Records mount-only flag `flag` as given.
+    pub fn set_flag(&mut self, flag: MountFlag) {
+        self.flags |= 1 << flag as u32;
+    }
+
+    /// Whether mount-only flag `flag` was given.
+    pub fn flag(&self, flag: MountFlag) -> bool {
+        self.flags & (1 << flag as u32) != 0
     }
 
     /// The value given for `opt`, if any.

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: GPL-2.0
 # mount -o remount: runtime options apply as a write under options/ does (checked, in force,
 # persisted); bad values, unknown options and rule breaks are refused with EINVAL and a
-# dmesg line and change nothing; ro is refused (bucketfs has no read-only mode).
+# dmesg line and change nothing; ro and rw switch between read-only and read-write (t_ro.sh
+# tests what a read-only mount does).
 # Disks: vda, vdb.
 
 insmod /modules/bucketfs.ko
@@ -36,9 +37,11 @@ expect_fail remount_more_than_members "Invalid argument" mount -o remount,metada
 t remount_more_than_members_logged dmesg_has "remount: metadata_replicas=3: more than the 2 member"
 expect_fail remount_unknown_option "Invalid argument" mount -o remount,bogus=1 /mnt
 t remount_unknown_option_logged dmesg_has "Unknown parameter 'bogus'"
-expect_fail remount_ro_refused "Invalid argument" mount -o remount,ro /mnt
-t remount_ro_logged dmesg_has "remount,ro: bucketfs has no read-only mode"
-t remount_ro_still_rw grep -q " /mnt bucketfs rw" /proc/mounts
+t remount_ro mount -o remount,ro /mnt
+t remount_ro_is_ro grep -q " /mnt bucketfs ro" /proc/mounts
+t remount_ro_logged dmesg_has "remount: read-only"
+t remount_rw_again mount -o remount,rw /mnt
+t remount_rw_again_is_rw grep -q " /mnt bucketfs rw" /proc/mounts
 t remount_refusals_changed_nothing test "$(cat $d/options/metadata_replicas) $(cat $d/options/allocator_stuck_timeout) $(cat $d/internal/superblock_seq)" = "1 9 $seq1"
 t remount_rw_is_a_no_op mount -o remount,rw /mnt
 t remount_umount umount /mnt
@@ -49,7 +52,9 @@ t remount_next_mount mount -t bucketfs /dev/vda:/dev/vdb /mnt
 t remount_next_mount_replicas test "$(cat $(fs_dir)/options/metadata_replicas) $(cat $(fs_dir)/options/allocator_stuck_timeout)" = "1 9"
 t remount_next_umount umount /mnt
 dmesg -c >/dev/null
-expect_fail mount_ro_refused "Invalid argument" mount -t bucketfs -o ro /dev/vda:/dev/vdb /mnt
-t mount_ro_logged dmesg_has "bucketfs: ro: bucketfs has no read-only mode"
+t mount_ro mount -t bucketfs -o ro /dev/vda:/dev/vdb /mnt
+t mount_ro_is_ro grep -q " /mnt bucketfs ro" /proc/mounts
+t mount_ro_logged dmesg_has "mounted .* read-only"
+t mount_ro_umount umount /mnt
 t mount_ro_left_nothing test -z "$(fs_dir)"
 t remount_rmmod rmmod bucketfs
