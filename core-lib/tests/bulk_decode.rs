@@ -297,6 +297,14 @@ mod journal {
                     prop_assert_eq!(got, Ok(h));
                     prop_assert_eq!(got_keys, want_keys);
                     prop_assert_eq!(got_ups, want_ups);
+                    // One slot more or less than the header's count is refused.
+                    for n in [n + 1, n.wrapping_sub(1)] {
+                        if n <= 1000 {
+                            let mut k = vec![Key::default(); n];
+                            let r = decode_entry_keys(&UUID, &b, &mut k, |_| {});
+                            prop_assert_eq!(r, Err(JournalError::Length));
+                        }
+                    }
                 }
                 Ok(_) => prop_assert_eq!(got, Err(JournalError::Length)),
                 Err(e) => prop_assert_eq!(got, Err(e)),
