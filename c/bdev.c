@@ -91,7 +91,7 @@ static void bucketfs_io_end(struct bio *bio)
 		complete(&w->done);
 }
 
-static void bucketfs_io_submit(struct bio *bio, struct bucketfs_io_slot *s)
+static void bucketfs_io_submit_bio(struct bio *bio, struct bucketfs_io_slot *s)
 {
 	bio->bi_private = s;
 	bio->bi_end_io = bucketfs_io_end;
@@ -160,7 +160,7 @@ static void bucketfs_io_submit_rw(const struct bucketfs_io_req *r,
 			off += chunk;
 			len -= chunk;
 		}
-		bucketfs_io_submit(bio, s);
+		bucketfs_io_submit_bio(bio, s);
 	}
 }
 
@@ -178,21 +178,27 @@ static void bucketfs_io_submit_discard(const struct bucketfs_io_req *r,
 				       range[2 * i + 1] >> SECTOR_SHIFT,
 				       GFP_KERNEL, &bio);
 	if (bio)
-		bucketfs_io_submit(bio, s);
+		bucketfs_io_submit_bio(bio, s);
 }
 
-int bucketfs_io_run(struct bucketfs_io_req *reqs, size_t nr)
+struct bucketfs_io_wait *bucketfs_io_submit(struct bucketfs_io_req *reqs,
+					    size_t nr, int *err)
 {
 	struct bucketfs_io_wait *w;
 	struct blk_plug plug;
 	size_t i;
 
-	for (i = 0; i < nr; i++)
-		if (!bucketfs_io_req_ok(&reqs[i]))
-			return -EINVAL;
+	for (i = 0; i < nr; i++) {
+		if (!bucketfs_io_req_ok(&reqs[i])) {
+			*err = -EINVAL;
+			return NULL;
+		}
+	}
 	w = kvzalloc(struct_size(w, slots, nr), GFP_KERNEL);
-	if (!w)
-		return -ENOMEM;
+	if (!w) {
+		*err = -ENOMEM;
+		return NULL;
+	}
 	atomic_set(&w->pending, 1);
 	init_completion(&w->done);
 
@@ -206,7 +212,7 @@ int bucketfs_io_run(struct bucketfs_io_req *reqs, size_t nr)
 		case BUCKETFS_IO_FLUSH:
 			bio = bio_alloc(file_bdev(reqs[i].file), 0,
 					REQ_OP_WRITE | REQ_PREFLUSH, GFP_KERNEL);
-			bucketfs_io_submit(bio, s);
+			bucketfs_io_submit_bio(bio, s);
 			break;
 		case BUCKETFS_IO_DISCARD:
 			s->discard = true;
@@ -217,12 +223,31 @@ int bucketfs_io_run(struct bucketfs_io_req *reqs, size_t nr)
 		}
 	}
 	blk_finish_plug(&plug);
+	*err = 0;
+	return w;
+}
+
+void bucketfs_io_wait(struct bucketfs_io_wait *w, struct bucketfs_io_req *reqs,
+		      size_t nr)
+{
+	size_t i;
 
 	if (!atomic_dec_and_test(&w->pending))
 		wait_for_completion_io(&w->done);
 	for (i = 0; i < nr; i++)
 		reqs[i].status = w->slots[i].status;
 	kvfree(w);
+}
+
+int bucketfs_io_run(struct bucketfs_io_req *reqs, size_t nr)
+{
+	struct bucketfs_io_wait *w;
+	int err;
+
+	w = bucketfs_io_submit(reqs, nr, &err);
+	if (!w)
+		return err;
+	bucketfs_io_wait(w, reqs, nr);
 	return 0;
 }
 

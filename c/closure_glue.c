@@ -46,6 +46,11 @@ void bucketfs_msleep(unsigned int msecs)
 	msleep(msecs);
 }
 
+void bucketfs_cond_resched(void)
+{
+	cond_resched();
+}
+
 /*
  * Our own syncer rather than __closure_sync_timeout(): we need a killable
  * sleep (a parked mount must die on SIGKILL), and a wake ticket, a global

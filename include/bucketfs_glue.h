@@ -26,6 +26,8 @@ bool bucketfs_waitlist_is_empty(struct closure_waitlist *list);
 int bucketfs_closure_sync(struct closure *cl, long timeout, bool killable,
 			  u64 *ticket);
 void bucketfs_msleep(unsigned int msecs);
+void bucketfs_cond_resched(void);
+
 
 /* c/bdev.c: member block devices. Buffers are kmalloc or vmalloc memory. */
 struct file;
@@ -66,6 +68,20 @@ struct bucketfs_io_req {
 };
 
 int bucketfs_io_run(struct bucketfs_io_req *reqs, size_t nr);
+/*
+ * bucketfs_io_run() in two steps, so the submitter can work while the I/O is
+ * in flight: bucketfs_io_submit() returns NULL with -EINVAL or -ENOMEM in
+ * *@err and nothing submitted, or a handle that must be given, with the same
+ * @reqs and @nr, to bucketfs_io_wait() exactly once; that returns once every
+ * request is done, with its @status set, and frees the handle. The buffers
+ * must stay put until then (@reqs itself is read by the submit and written by
+ * the wait only).
+ */
+struct bucketfs_io_wait;
+struct bucketfs_io_wait *bucketfs_io_submit(struct bucketfs_io_req *reqs,
+					    size_t nr, int *err);
+void bucketfs_io_wait(struct bucketfs_io_wait *w, struct bucketfs_io_req *reqs,
+		      size_t nr);
 /*
  * The discard workers' workqueue (a struct workqueue_struct *): created at
  * module init, drained and destroyed at module exit.

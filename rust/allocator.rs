@@ -35,7 +35,7 @@ mod report;
 use crate::closure::{Interrupted, StackClosure, Timeout, WaitList};
 use crate::shared::alloc_policy::{decide, Decision, DeviceSnapshot, RequestInputs, Watermark};
 use crate::shared::bucket_table::{BucketState, DirtyBlocks, NR_STATES};
-use crate::shared::free_index::{FreeIndex, Tracked, Words};
+use crate::shared::free_index::{FreeIndex, IndexBuilder, Tracked, Words};
 use crate::shared::options::{Opt, Options, MAX_REPLICAS};
 use crate::shared::superblock::{NodePtr, MAX_MEMBERS};
 use crate::vec_ext::VecExt;
@@ -113,6 +113,10 @@ impl DeviceBuckets {
 
     /// A device of `nbuckets` buckets whose states come from `state_of`, allocatable from
     /// `first_bucket` on. Its bucket table is taken to hold these states (no block dirty).
+    #[allow(
+        dead_code,
+        reason = "the mount uses the builder; the KUnit and bench crates this"
+    )]
     pub(crate) fn new(
         nbuckets: u32,
         first_bucket: u32,
@@ -122,6 +126,28 @@ impl DeviceBuckets {
         let words = FreeIndex::<KWords>::words_needed(nbuckets).ok_or(EINVAL)?;
         let index = FreeIndex::new(KWords::new(words)?, nbuckets, first_bucket, state_of)
             .map_err(|_| EINVAL)?;
+        Self::with_index(index, name)
+    }
+
+    /// Starts a device of `nbuckets` buckets, allocatable from `first_bucket`, whose states
+    /// are then given in bucket order, runs a word at a time ([`BucketsBuilder`]).
+    pub(crate) fn builder(nbuckets: u32, first_bucket: u32) -> Result<BucketsBuilder> {
+        let words = FreeIndex::<KWords>::words_needed(nbuckets).ok_or(EINVAL)?;
+        let b =
+            IndexBuilder::new(KWords::new(words)?, nbuckets, first_bucket).map_err(|_| EINVAL)?;
+        Ok(BucketsBuilder(b))
+    }
+
+    /// The device `b` built, once every bucket has its state (`EINVAL` before). Its bucket
+    /// table is taken to hold these states (no block dirty).
+    pub(crate) fn from_builder(b: BucketsBuilder, name: &str) -> Result<DeviceBuckets> {
+        let index = b.0.finish().map_err(|_| EINVAL)?;
+        Self::with_index(index, name)
+    }
+
+    fn with_index(index: FreeIndex<KWords>, name: &str) -> Result<DeviceBuckets> {
+        let nbuckets = index.nbuckets();
+        let first_bucket = index.first_bucket();
         let dirty_words = DirtyBlocks::<KWords>::words_needed(nbuckets as u64);
         let dirty = DirtyBlocks::new(KWords::new(dirty_words)?, nbuckets as u64).ok_or(EINVAL)?;
         let mut n = [0u8; 32];
@@ -151,6 +177,12 @@ impl DeviceBuckets {
                 self.dirty.mark_bucket(bucket);
             }
         }
+    }
+
+    /// The first bucket in `state` at or after `from` (a scan of the states, 16 buckets a
+    /// word: for recovery's rare passes, not the allocation path).
+    pub(crate) fn next_in_state(&self, state: BucketState, from: u32) -> Option<u32> {
+        self.index.next_in_state(state, from)
     }
 
     /// Buckets in `state`.
@@ -220,6 +252,23 @@ impl DeviceBuckets {
             .position(|&b| b == 0)
             .unwrap_or(self.name.len());
         core::str::from_utf8(&self.name[..len]).unwrap_or("?")
+    }
+}
+
+/// A device's bucket states being given in bucket order (see [`DeviceBuckets::builder`]): the
+/// mount pushes each bucket table block's states, a whole block at once when they are all
+/// the same.
+pub(crate) struct BucketsBuilder(IndexBuilder<KWords>);
+
+impl BucketsBuilder {
+    /// The next bucket is in `state`.
+    pub(crate) fn push(&mut self, state: BucketState) {
+        self.0.push(state);
+    }
+
+    /// The next `n` buckets are in `state`.
+    pub(crate) fn push_run(&mut self, state: BucketState, n: u32) {
+        self.0.push_run(state, n);
     }
 }
 

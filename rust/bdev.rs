@@ -291,6 +291,101 @@ impl<'a> IoBatch<'a> {
     }
 }
 
+/// A read buffer with at most one read in flight into it: [`ReadAhead::start`] submits a read
+/// and returns at once, [`ReadAhead::wait`] waits for it and gives its bytes. A reader with a
+/// few of these keeps that many reads in flight while it decodes what has arrived (the mount's
+/// bucket table read).
+///
+/// # Invariants
+///
+/// When `inflight` is `Some(w)`, `w` is the handle `bucketfs_io_submit` returned for the one
+/// request `req`, not yet waited for; `req.buf` is the start of `buf` with `req.len <=
+/// buf.len()`, and `req.file` is a [`BlockDevice`] borrowed for `'d`.
+pub(crate) struct ReadAhead<'d> {
+    buf: IoBuf,
+    req: bindings::bucketfs_io_req,
+    inflight: Option<NonNull<bindings::bucketfs_io_wait>>,
+    _dev: PhantomData<&'d BlockDevice>,
+}
+
+impl<'d> ReadAhead<'d> {
+    /// A buffer for reads of up to `len` bytes, nothing in flight.
+    pub(crate) fn new(len: usize) -> Result<ReadAhead<'d>> {
+        Ok(ReadAhead {
+            buf: IoBuf::new(len)?,
+            req: bindings::bucketfs_io_req {
+                file: core::ptr::null_mut(),
+                off: 0,
+                buf: core::ptr::null_mut(),
+                len: 0,
+                op: bindings::bucketfs_io_op_BUCKETFS_IO_READ,
+                status: 0,
+            },
+            inflight: None,
+            _dev: PhantomData,
+        })
+    }
+
+    /// Starts reading `len` bytes at byte offset `off` of `dev` into the buffer (both
+    /// multiples of 512, on the device, `len` at most the buffer; else `EINVAL`). A read still
+    /// in flight is waited for first, its result dropped.
+    pub(crate) fn start(&mut self, dev: &'d BlockDevice, off: u64, len: usize) -> Result {
+        self.finish();
+        if len > self.buf.len() || !dev.range_ok(off, len as u64) {
+            return Err(EINVAL);
+        }
+        self.req = bindings::bucketfs_io_req {
+            file: dev.file.as_ptr(),
+            off,
+            buf: self.buf.as_mut_ptr().cast(),
+            len,
+            op: bindings::bucketfs_io_op_BUCKETFS_IO_READ,
+            status: 0,
+        };
+        let mut err = 0;
+        // SAFETY: `req` is one valid request: a live device file borrowed for `'d`, and heap
+        // memory of `len <= buf.len()` bytes that `self` owns and does not hand out until the
+        // read was waited for (`wait`, `finish`, and `drop`, which waits).
+        let w = unsafe { bindings::bucketfs_io_submit(&mut self.req, 1, &mut err) };
+        match NonNull::new(w) {
+            Some(w) => {
+                self.inflight = Some(w);
+                Ok(())
+            }
+            None => {
+                to_result(err)?;
+                Err(ENOMEM)
+            }
+        }
+    }
+
+    /// Waits for the read in flight and gives its bytes (`EINVAL` if none was started, the
+    /// read's error if it failed).
+    pub(crate) fn wait(&mut self) -> Result<&[u8]> {
+        let w = self.inflight.take().ok_or(EINVAL)?;
+        // SAFETY: `w` was returned by `bucketfs_io_submit` for `req` and not waited for (type
+        // invariant); it is taken out of `inflight`, so it is waited for exactly once.
+        unsafe { bindings::bucketfs_io_wait(w.as_ptr(), &mut self.req, 1) };
+        to_result(self.req.status)?;
+        self.buf.get(..self.req.len).ok_or(EINVAL)
+    }
+
+    /// Waits for the read in flight, if any, dropping its result.
+    fn finish(&mut self) {
+        if let Some(w) = self.inflight.take() {
+            // SAFETY: As in `wait`.
+            unsafe { bindings::bucketfs_io_wait(w.as_ptr(), &mut self.req, 1) };
+        }
+    }
+}
+
+impl Drop for ReadAhead<'_> {
+    fn drop(&mut self) {
+        // The buffer goes with `self`: the device must be done writing into it.
+        self.finish();
+    }
+}
+
 /// The module's discard workqueue (`c/bdev.c`): created in module init before the filesystem
 /// type is registered, drained and destroyed in module exit after it is unregistered, so it is
 /// there whenever a filesystem can kick its discard worker.

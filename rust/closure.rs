@@ -480,3 +480,15 @@ impl Drop for Parked<'_, '_> {
         self.closure.as_mut().leave();
     }
 }
+
+/// Lets the scheduler run something else if it wants to: called in every loop whose length
+/// follows the device size (a mount reading a 16M-bucket table), so it does not hog a CPU.
+#[allow(
+    dead_code,
+    reason = "the KUnit and bench crates compile this file without using it"
+)]
+pub(crate) fn cond_resched() {
+    // SAFETY: `bucketfs_cond_resched` only calls `cond_resched()`, which any task in process
+    // context may call, holding no spinlock (the callers hold no lock at all).
+    unsafe { bindings::bucketfs_cond_resched() }
+}

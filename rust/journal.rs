@@ -23,10 +23,10 @@
 
 use crate::bdev::{BlockDevice, IoBuf};
 use crate::shared::journal_format::{
-    decode_entry, decode_header, BucketUpdate, JournalError, Key, MAX_ENTRY_BLOCKS, MAX_ENTRY_SEQ,
+    decode_entry, decode_entry_keys, decode_header, BucketUpdate, JournalError, Key,
+    MAX_ENTRY_BLOCKS, MAX_ENTRY_SEQ,
 };
 use crate::shared::superblock::{Member, UuidFmt, BLOCK_SIZE};
-use core::cell::Cell;
 use kernel::{alloc::KVVec, prelude::*};
 
 /// Bytes read at a time from the copy being read.
@@ -206,11 +206,12 @@ fn entry_at(
     if h.seq > expected {
         return Ok(Found::End(End::Gap));
     }
-    // The header bounds the counts (an entry is at most `MAX_ENTRY_BLOCKS` blocks).
+    // The header bounds the counts (an entry is at most `MAX_ENTRY_BLOCKS` blocks). The keys
+    // are written in place by the decoder, in one pass (no call per key).
     let mut e = Entry {
         seq: h.seq,
         blocks: h.blocks,
-        keys: KVVec::with_capacity(h.nr_keys as usize, GFP_KERNEL)?,
+        keys: KVVec::from_elem(Key::default(), h.nr_keys as usize, GFP_KERNEL)?,
         updates: KVVec::with_capacity(h.nr_updates as usize, GFP_KERNEL)?,
     };
     let body = match win.blocks(copies, c, pos, h.blocks as u64, ahead) {
@@ -218,14 +219,11 @@ fn entry_at(
         Ok(None) => return Ok(Found::End(End::Nothing(Some(JournalError::Truncated)))),
         Err(err) => return Ok(Found::End(End::Io(err))),
     };
-    let oom = Cell::new(false);
-    let decoded = decode_entry(
-        uuid,
-        body,
-        |k| oom.set(oom.get() | e.keys.push(k, GFP_KERNEL).is_err()),
-        |u| oom.set(oom.get() | e.updates.push(u, GFP_KERNEL).is_err()),
-    );
-    if oom.get() {
+    let mut oom = false;
+    let decoded = decode_entry_keys(uuid, body, &mut e.keys, |u| {
+        oom |= e.updates.push(u, GFP_KERNEL).is_err()
+    });
+    if oom {
         return Err(ENOMEM);
     }
     Ok(match decoded {

@@ -7,16 +7,16 @@
 //! (before any recovery step, so it is there while recovery runs), reads the bucket tables
 //! into the allocator, then runs recovery (`recovery.rs`).
 
-use crate::allocator::Allocator;
-use crate::allocator::DeviceBuckets;
-use crate::bdev::{BlockDevice, IoBuf};
+use crate::allocator::{Allocator, BucketsBuilder, DeviceBuckets};
+use crate::bdev::{BlockDevice, IoBuf, ReadAhead};
+use crate::closure::cond_resched;
 use crate::discard::Discard;
 use crate::fs::{describe_option_error, mount_err, Fs, FsState, Member, Progress};
 use crate::shared::assemble::{assemble_partial, AssembleError, Assembly, Probe};
 use crate::shared::bucket_table::{
-    decode_block, table_blocks, BucketEntry, BucketState, TableBlockId, TableError, TableHeaderDisk,
+    check_block, entries_in_block, table_blocks, BucketState, CheckedBlock, TableBlockId,
+    TableError,
 };
-use crate::shared::layout::Field;
 use crate::shared::mount_source::{self, SourceError};
 use crate::shared::options::{MountFlag, MountOptions, Opt};
 use crate::shared::superblock::{
@@ -26,7 +26,7 @@ use crate::shared::superblock::{
 use crate::sysfs::SysfsDir;
 use crate::text::Text;
 use crate::vfs::UuidClaim;
-use core::{cell::RefCell, fmt::Write};
+use core::fmt::Write;
 use kernel::{
     alloc::{KBox, KVec},
     fmt, new_mutex,
@@ -360,9 +360,9 @@ impl Fs {
         Ok(mounted)
     }
 
-    /// Reads every member's bucket table into the allocator, a window at a time
-    /// ([`TableReader`]): nothing the size of the table is held besides the allocator's own
-    /// per-bucket state.
+    /// Reads every member's bucket table into the allocator, a window at a time with several
+    /// windows in flight ([`TableReader`]): nothing the size of the table is held besides the
+    /// allocator's own per-bucket state.
     fn read_bucket_tables(&self, source: &str) -> Result {
         let mut devices = KVec::with_capacity(self.geometry.len(), GFP_KERNEL)?;
         let mut reader = TableReader::new(self.uuid)?;
@@ -396,19 +396,10 @@ impl Fs {
                     m.nbuckets
                 ));
             }
-            reader.start(member_dev, i as u32, m);
-            let dev = {
-                let cell = RefCell::new(&mut reader);
-                DeviceBuckets::new(m.nbuckets as u32, m.first_bucket, name, |b| {
-                    cell.try_borrow_mut()
-                        .map_or(BucketState::Superblock, |mut r| r.state(b))
-                })
-            }?;
-            // Blocks the allocator did not ask for are checked all the same.
-            reader.check_rest();
-            match reader.fault {
-                None => {}
-                Some(TableFault::Read(block, e)) => {
+            let mut builder = DeviceBuckets::builder(m.nbuckets as u32, m.first_bucket)?;
+            match reader.read(member_dev, i as u32, m, &mut builder) {
+                Ok(()) => {}
+                Err(TableFault::Read(block, e)) => {
                     return Err(mount_err!(
                         source,
                         e,
@@ -417,7 +408,7 @@ impl Fs {
                 }
                 // Metadata areas must be what the layout says: a table that called a journal
                 // bucket free would let the allocator overwrite the journal.
-                Some(TableFault::Metadata(b, st)) => {
+                Err(TableFault::Metadata(b, st)) => {
                     return Err(mount_err!(
                         source,
                         EINVAL,
@@ -425,7 +416,9 @@ impl Fs {
                         st.name()
                     ))
                 }
+                Err(TableFault::NoMemory) => return Err(ENOMEM),
             }
+            let dev = DeviceBuckets::from_builder(builder, name)?;
             if let Some((block, e)) = reader.first_bad {
                 pr_warn!(
                     "{}: {name}: {} bucket table block(s) refused (first: block {block}, \
@@ -460,8 +453,10 @@ impl Fs {
     }
 }
 
-/// Table blocks read at a time.
+/// Table blocks read at a time: 1 MiB.
 const TABLE_WINDOW_BLOCKS: u64 = 256;
+/// Windows in flight: while one is decoded, the device reads the next ones.
+const TABLE_WINDOWS_IN_FLIGHT: usize = 4;
 
 /// Why a bucket table was refused.
 #[derive(Clone, Copy)]
@@ -470,151 +465,146 @@ enum TableFault {
     Read(u64, Error),
     /// A metadata bucket has the wrong state.
     Metadata(u64, BucketState),
+    /// No memory for a read.
+    NoMemory,
 }
 
-/// Reads one member's bucket table [`TABLE_WINDOW_BLOCKS`] blocks at a time, checking every
-/// block of a window as it is read, and answers bucket states from the window. Buckets are
-/// asked for in order, so each window is read once; a bucket outside the window reads its
-/// window. After the first fault every state is `superblock` and nothing more is read.
-struct TableReader<'a> {
+/// Reads members' bucket tables [`TABLE_WINDOW_BLOCKS`] blocks at a time, with
+/// [`TABLE_WINDOWS_IN_FLIGHT`] windows in flight, checks every block ([`check_block`]) and
+/// gives its states to the allocator's builder in bucket order, a whole block at once when its
+/// entries all have the same state. A refused block (torn by a crash, or damaged) is counted
+/// and its buckets taken from the layout (metadata areas) or as in use (`data`), never free.
+struct TableReader<'d> {
     uuid: [u8; 16],
-    buf: IoBuf,
-    /// The member: its device, index and geometry.
-    member: Option<(&'a BlockDevice, u32, &'a GeoMember)>,
-    /// First block in the window, and blocks in it.
-    first: u64,
-    len: u64,
-    /// Blocks `0 .. checked` have been checked.
-    checked: u64,
-    fault: Option<TableFault>,
-    /// Blocks of the window that were refused (bit per block): their buckets are answered
-    /// from the layout (metadata areas) or taken as in use (`data`), never free.
-    bad_in_window: [u64; (TABLE_WINDOW_BLOCKS / 64) as usize],
-    /// Refused blocks of this member: how many, and the first one with its reason.
+    ring: KVec<ReadAhead<'d>>,
+    /// Refused blocks of the member read last: how many, and the first one with its reason.
     bad: u64,
     first_bad: Option<(u64, TableError)>,
 }
 
-impl<'a> TableReader<'a> {
+impl<'d> TableReader<'d> {
     fn new(uuid: [u8; 16]) -> Result<Self> {
+        let mut ring = KVec::with_capacity(TABLE_WINDOWS_IN_FLIGHT, GFP_KERNEL)?;
+        for _ in 0..TABLE_WINDOWS_IN_FLIGHT {
+            ring.push(
+                ReadAhead::new(TABLE_WINDOW_BLOCKS as usize * BLOCK_SIZE)?,
+                GFP_KERNEL,
+            )?;
+        }
         Ok(TableReader {
             uuid,
-            buf: IoBuf::new(TABLE_WINDOW_BLOCKS as usize * BLOCK_SIZE)?,
-            member: None,
-            first: 0,
-            len: 0,
-            checked: 0,
-            fault: None,
-            bad_in_window: [0; (TABLE_WINDOW_BLOCKS / 64) as usize],
+            ring,
             bad: 0,
             first_bad: None,
         })
     }
 
-    /// Starts on member `index`'s table, on `dev`.
-    fn start(&mut self, dev: &'a BlockDevice, index: u32, m: &'a GeoMember) {
-        self.member = Some((dev, index, m));
-        (self.first, self.len, self.checked, self.fault) = (0, 0, 0, None);
-        (self.bad, self.first_bad) = (0, None);
-    }
-
-    /// The state of `bucket`.
-    fn state(&mut self, bucket: u32) -> BucketState {
-        let block = bucket as u64 / TABLE_ENTRIES_PER_BLOCK;
-        if self.fault.is_none() && !(self.first..self.first + self.len).contains(&block) {
-            self.load(block);
-        }
-        if self.fault.is_some() {
-            return BucketState::Superblock;
-        }
-        let k = (block - self.first) as usize;
-        if self.bad_in_window[k / 64] & (1 << (k % 64)) != 0 {
-            return match self.member {
-                Some((_, _, m)) if bucket < m.journal_start => BucketState::Superblock,
-                Some((_, _, m)) if bucket < m.first_bucket => BucketState::Journal,
-                _ => BucketState::Data,
-            };
-        }
-        // The window's other blocks were checked whole when it was read: every entry decodes.
-        let i = bucket as u64 % TABLE_ENTRIES_PER_BLOCK;
-        let o = (block - self.first) as usize * BLOCK_SIZE + TableHeaderDisk::SIZE + i as usize * 4;
-        self.buf
-            .get(o..o + 4)
-            .and_then(|b| BucketEntry::from_raw(u32::read(b)))
-            .map_or(BucketState::Superblock, |e| e.state)
-    }
-
-    /// Reads and checks the window that starts at `block`; on a fault, records it.
-    fn load(&mut self, block: u64) {
-        let Some((dev, index, m)) = self.member else {
-            return;
-        };
+    /// Starts reading window `w` (blocks from `w * TABLE_WINDOW_BLOCKS`) of member `m`'s table
+    /// on `dev` into its ring slot, if the table has that window.
+    fn start(&mut self, dev: &'d BlockDevice, m: &GeoMember, w: u64) -> Result<(), TableFault> {
         let blocks = table_blocks(m.nbuckets);
-        if block >= blocks {
-            return;
+        let first = w * TABLE_WINDOW_BLOCKS;
+        if first >= blocks {
+            return Ok(());
         }
-        let n = TABLE_WINDOW_BLOCKS.min(blocks - block);
-        self.len = 0;
-        self.bad_in_window = [0; (TABLE_WINDOW_BLOCKS / 64) as usize];
-        let off = m.bucket_offset(m.table_start as u64) + block * BLOCK_SIZE as u64;
-        if let Err(e) = dev.read_part(off, &mut self.buf, n as usize * BLOCK_SIZE) {
-            self.fault = Some(TableFault::Read(block, e));
-            return;
+        let n = TABLE_WINDOW_BLOCKS.min(blocks - first);
+        let off = m.bucket_offset(m.table_start as u64) + first * BLOCK_SIZE as u64;
+        let slot = (w % TABLE_WINDOWS_IN_FLIGHT as u64) as usize;
+        let r = self.ring.get_mut(slot).ok_or(TableFault::NoMemory)?;
+        r.start(dev, off, n as usize * BLOCK_SIZE)
+            .map_err(|e| TableFault::Read(first, e))
+    }
+
+    /// Reads member `index`'s table (geometry `m`) on `dev` into `out`; on a fault, stops
+    /// there (reads still in flight are waited for before their buffers are reused or freed).
+    fn read(
+        &mut self,
+        dev: &'d BlockDevice,
+        index: u32,
+        m: &GeoMember,
+        out: &mut BucketsBuilder,
+    ) -> Result<(), TableFault> {
+        (self.bad, self.first_bad) = (0, None);
+        let blocks = table_blocks(m.nbuckets);
+        let windows = blocks.div_ceil(TABLE_WINDOW_BLOCKS);
+        for w in 0..windows.min(TABLE_WINDOWS_IN_FLIGHT as u64) {
+            self.start(dev, m, w)?;
         }
-        for k in 0..n {
-            let id = TableBlockId {
-                uuid: self.uuid,
-                member: index,
-                block: (block + k) as u32,
-            };
-            let o = k as usize * BLOCK_SIZE;
-            let first_bucket = (block + k) * TABLE_ENTRIES_PER_BLOCK;
-            let fault = &mut self.fault;
-            let decoded = decode_block(&id, m.nbuckets, &self.buf[o..o + BLOCK_SIZE], |i, e| {
-                let b = first_bucket + i as u64;
-                if b < m.first_bucket as u64 {
-                    let want = if b < m.journal_start as u64 {
-                        BucketState::Superblock
-                    } else {
-                        BucketState::Journal
-                    };
-                    if e.state != want && fault.is_none() {
-                        *fault = Some(TableFault::Metadata(b, e.state));
+        for w in 0..windows {
+            let first = w * TABLE_WINDOW_BLOCKS;
+            let slot = (w % TABLE_WINDOWS_IN_FLIGHT as u64) as usize;
+            let r = self.ring.get_mut(slot).ok_or(TableFault::NoMemory)?;
+            let bytes = r.wait().map_err(|e| TableFault::Read(first, e))?;
+            let (mut bad, mut first_bad) = (self.bad, self.first_bad);
+            for (k, b) in bytes.chunks_exact(BLOCK_SIZE).enumerate() {
+                let block = first + k as u64;
+                let id = TableBlockId {
+                    uuid: self.uuid,
+                    member: index,
+                    block: block as u32,
+                };
+                match check_block(&id, m.nbuckets, b) {
+                    Ok(c) => take_block(m, block, &c, out)?,
+                    Err(e) => {
+                        // Not trusted, nor does it make the filesystem unmountable: it is
+                        // rewritten whole at the next table write.
+                        bad += 1;
+                        first_bad.get_or_insert((block, e));
+                        take_refused_block(m, block, out);
                     }
                 }
-            });
-            if let Err(e) = decoded {
-                // A block that does not check out (torn by a crash, or damaged) is not
-                // trusted, nor does it make the filesystem unmountable: its buckets are taken
-                // from the layout or as in use (see `state`), and it is rewritten whole at the
-                // next table write.
-                self.bad_in_window[k as usize / 64] |= 1 << (k % 64);
-                if (block + k) >= self.checked {
-                    self.bad += 1;
-                    self.first_bad.get_or_insert((block + k, e));
-                }
             }
-            if self.fault.is_some() {
-                return;
-            }
+            (self.bad, self.first_bad) = (bad, first_bad);
+            self.start(dev, m, w + TABLE_WINDOWS_IN_FLIGHT as u64)?;
+            cond_resched();
         }
-        (self.first, self.len) = (block, n);
-        if block == self.checked {
-            self.checked = block + n;
-        }
+        Ok(())
     }
+}
 
-    /// Reads and checks every block after the last one checked in order.
-    fn check_rest(&mut self) {
-        let Some((_, _, m)) = self.member else {
-            return;
-        };
-        while self.fault.is_none() && self.checked < table_blocks(m.nbuckets) {
-            let before = self.checked;
-            self.load(before);
-            if self.checked == before {
-                break;
+/// Gives the states of checked table block `block` of member `m` to `out`; a metadata bucket
+/// (below the first allocatable one) must have the state the layout gives it.
+fn take_block(
+    m: &GeoMember,
+    block: u64,
+    c: &CheckedBlock<'_>,
+    out: &mut BucketsBuilder,
+) -> Result<(), TableFault> {
+    let first = block * TABLE_ENTRIES_PER_BLOCK;
+    if first < m.first_bucket as u64 {
+        for (i, st) in c.states().enumerate() {
+            let b = first + i as u64;
+            if b < m.first_bucket as u64 && st != layout_state(m, b) {
+                return Err(TableFault::Metadata(b, st));
             }
         }
     }
+    match c.uniform() {
+        Some(st) => out.push_run(st, c.len() as u32),
+        None => c.states().for_each(|st| out.push(st)),
+    }
+    Ok(())
+}
+
+/// The state the layout gives bucket `b` of member `m` when its table block is refused:
+/// superblocks and table, journal, or in use (`data`) for the rest.
+fn layout_state(m: &GeoMember, b: u64) -> BucketState {
+    if b < m.journal_start as u64 {
+        BucketState::Superblock
+    } else if b < m.first_bucket as u64 {
+        BucketState::Journal
+    } else {
+        BucketState::Data
+    }
+}
+
+/// Gives the states of refused table block `block` of member `m` to `out`, from the layout.
+fn take_refused_block(m: &GeoMember, block: u64, out: &mut BucketsBuilder) {
+    let first = block * TABLE_ENTRIES_PER_BLOCK;
+    let end = first + entries_in_block(m.nbuckets, block) as u64;
+    let journal = (m.journal_start as u64).clamp(first, end);
+    let data = (m.first_bucket as u64).clamp(journal, end);
+    out.push_run(BucketState::Superblock, (journal - first) as u32);
+    out.push_run(BucketState::Journal, (data - journal) as u32);
+    out.push_run(BucketState::Data, (end - data) as u32);
 }

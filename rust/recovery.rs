@@ -332,21 +332,34 @@ impl Fs {
                 .zip(self.geometry.iter())
             {
                 // Metadata areas are never `btree` or `need_discard`: the loaded tree's pointers
-                // were checked to lie above them, and these buckets are not looked at. `used` is
-                // sorted: walked alongside the buckets.
-                let mut next_used = used.iter().copied().peekable();
-                for b in g.first_bucket..d.nbuckets() {
-                    while next_used.next_if(|&u| u < b).is_some() {}
-                    let in_use = next_used.peek() == Some(&b);
-                    match d.state(b) {
-                        Some(BucketState::Btree) if !in_use => {
-                            d.set_state(b, BucketState::NeedDiscard)
-                        }
-                        Some(s) if in_use && s != BucketState::Btree => {
-                            d.set_state(b, BucketState::Btree)
-                        }
-                        _ => {}
+                // were checked to lie above them. First every bucket the tree uses becomes
+                // `btree` (one look per pointer, not per bucket of the device)...
+                let mut distinct = 0u64;
+                let mut last = None;
+                for &b in used.iter() {
+                    if last == Some(b) || b < g.first_bucket {
+                        continue;
                     }
+                    last = Some(b);
+                    if d.state(b) != Some(BucketState::Btree) {
+                        d.set_state(b, BucketState::Btree);
+                    }
+                    distinct += (d.state(b) == Some(BucketState::Btree)) as u64;
+                }
+                // ... then any other `btree` bucket needs discard. The counts say how many
+                // there are: none after a clean unmount or a finished commit, and then no
+                // bucket is looked at; else the states are scanned until they are all found.
+                let mut stray = d.count(BucketState::Btree).saturating_sub(distinct);
+                let mut from = g.first_bucket;
+                while stray > 0 {
+                    let Some(b) = d.next_in_state(BucketState::Btree, from) else {
+                        break;
+                    };
+                    if used.binary_search(&b).is_err() {
+                        d.set_state(b, BucketState::NeedDiscard);
+                        stray -= 1;
+                    }
+                    from = b + 1;
                 }
             }
         });

@@ -6,7 +6,7 @@
 //! header and checksum. It is the checkpoint of bucket states; journal entries carry the changes
 //! made since.
 
-use crate::shared::crc32c::block_crc;
+use crate::shared::crc32c::{block_crc, update, update_words};
 use crate::shared::free_index::Words;
 use crate::shared::layout::{layout, offset, Field};
 use crate::shared::superblock::{BLOCK_SIZE, TABLE_ENTRIES_PER_BLOCK};
@@ -185,17 +185,9 @@ pub fn encode_block(id: &TableBlockId, seq: u64, entries: &[BucketEntry], buf: &
     block_crc(b, OFF_CRC).write(&mut b[OFF_CRC..]);
 }
 
-/// Decodes a table block that must be `id` of a table of `nbuckets` entries; calls `visit`
-/// with each entry's index in the block once the whole block has been checked.
-pub fn decode_block(
-    id: &TableBlockId,
-    nbuckets: u64,
-    buf: &[u8],
-    mut visit: impl FnMut(usize, BucketEntry),
-) -> Result<(), TableError> {
-    let Some(b) = buf.get(..BLOCK_SIZE) else {
-        return Err(TableError::Magic);
-    };
+/// Checks the header of table block `id` of a table of `nbuckets` entries (magic, checksum,
+/// owner, count): its entry count, or why it is refused.
+fn check_header(id: &TableBlockId, nbuckets: u64, b: &[u8]) -> Result<usize, TableError> {
     let h = TableHeaderDisk::read(b);
     if h.magic != TABLE_MAGIC {
         return Err(TableError::Magic);
@@ -210,6 +202,24 @@ pub fn decode_block(
     if nr != entries_in_block(nbuckets, id.block as u64) {
         return Err(TableError::Count);
     }
+    Ok(nr)
+}
+
+/// Decodes a table block that must be `id` of a table of `nbuckets` entries; calls `visit`
+/// with each entry's index in the block once the whole block has been checked.
+///
+/// This is the per-entry decoder; [`check_block`] refuses exactly what it refuses, a block at
+/// a time.
+pub fn decode_block(
+    id: &TableBlockId,
+    nbuckets: u64,
+    buf: &[u8],
+    mut visit: impl FnMut(usize, BucketEntry),
+) -> Result<(), TableError> {
+    let Some(b) = buf.get(..BLOCK_SIZE) else {
+        return Err(TableError::Magic);
+    };
+    let nr = check_header(id, nbuckets, b)?;
     let entry = |i: usize| BucketEntry::from_raw(u32::read(&b[entry_offset(i)..]));
     for i in 0..nr {
         if entry(i).is_none() {
@@ -222,6 +232,115 @@ pub fn decode_block(
         }
     }
     Ok(())
+}
+
+/// The entries of a table block [`check_block`] accepted: every state is known.
+#[derive(Clone, Copy, Debug)]
+pub struct CheckedBlock<'a> {
+    /// The entries' bytes, 4 per entry.
+    raw: &'a [u8],
+    /// The state every entry has, if they all have the same one.
+    uniform: Option<BucketState>,
+}
+
+impl<'a> CheckedBlock<'a> {
+    /// Entries in the block.
+    pub fn len(&self) -> usize {
+        self.raw.len() / u32::SIZE
+    }
+
+    /// Whether the block has no entry.
+    pub fn is_empty(&self) -> bool {
+        self.raw.is_empty()
+    }
+
+    /// The state of every entry, when they all have the same one (the common case: a table
+    /// block covers 1012 neighbouring buckets).
+    pub fn uniform(&self) -> Option<BucketState> {
+        self.uniform
+    }
+
+    /// Entry `i` (`None` past the end).
+    pub fn entry(&self, i: usize) -> Option<BucketEntry> {
+        let o = i.checked_mul(u32::SIZE)?;
+        BucketEntry::from_raw(u32::read(self.raw.get(o..o + u32::SIZE)?))
+    }
+
+    /// The entries' states, in order.
+    pub fn states(&self) -> impl Iterator<Item = BucketState> + 'a {
+        // Every state byte was checked by `check_block`: the fallback is never taken.
+        self.raw
+            .chunks_exact(u32::SIZE)
+            .map(|c| BucketState::from_u8(c[0]).unwrap_or(BucketState::Superblock))
+    }
+}
+
+/// Checks table block `id` of a table of `nbuckets` entries as [`decode_block`] does, and
+/// refuses exactly what it refuses with the same error, but in one pass: the entries' state
+/// bytes are compared with the first entry's a word (two entries) at a time while the
+/// checksum is computed, so a block whose entries all have the same state (most blocks: one
+/// covers 1012 neighbouring buckets) costs little more than its checksum. Entries are then
+/// looked at one by one only in a block of mixed states.
+pub fn check_block<'a>(
+    id: &TableBlockId,
+    nbuckets: u64,
+    buf: &'a [u8],
+) -> Result<CheckedBlock<'a>, TableError> {
+    let Some(b) = buf.get(..BLOCK_SIZE) else {
+        return Err(TableError::Magic);
+    };
+    let h = TableHeaderDisk::read(b);
+    if h.magic != TABLE_MAGIC {
+        return Err(TableError::Magic);
+    }
+    // The state byte of both entries of a little-endian word.
+    const STATE_BYTES: u64 = 0x0000_00ff_0000_00ff;
+    let s0 = b[entry_offset(0)];
+    let want = (s0 as u64) * 0x0000_0001_0000_0001;
+    // The count is not trusted before the checksum: it only bounds the words compared (the
+    // rest of the block is zero, which need not look like an entry).
+    let pairs_end = entry_offset((h.nr as usize).min(TABLE_ENTRIES_PER_BLOCK as usize) & !1);
+    let crc = update(!0, &b[..OFF_CRC]);
+    let crc = update(crc, &[0; 4]);
+    let crc = update(crc, &b[OFF_CRC + 4..entry_offset(0)]);
+    let mut differ = 0u64;
+    let crc = update_words(crc, &b[entry_offset(0)..pairs_end], |w| {
+        differ |= (w ^ want) & STATE_BYTES
+    });
+    let crc = !update(crc, &b[pairs_end..]);
+    if h.crc != crc {
+        return Err(TableError::Checksum);
+    }
+    if h.member != id.member || h.block != id.block || h.uuid != id.uuid {
+        return Err(TableError::Owner);
+    }
+    let nr = h.nr as usize;
+    if nr != entries_in_block(nbuckets, id.block as u64) {
+        return Err(TableError::Count);
+    }
+    let raw = &b[entry_offset(0)..entry_offset(nr)];
+    if nr == 0 {
+        return Ok(CheckedBlock { raw, uniform: None });
+    }
+    let Some(first) = BucketState::from_u8(s0) else {
+        return Err(TableError::State(0));
+    };
+    // Entries looked at one by one: the odd last one, or all of them if a word differed.
+    let from = if differ == 0 { nr & !1 } else { 0 };
+    let mut uniform = differ == 0;
+    for i in from..nr {
+        let st = raw[i * u32::SIZE];
+        if st != s0 {
+            uniform = false;
+            if BucketState::from_u8(st).is_none() {
+                return Err(TableError::State(i as u32));
+            }
+        }
+    }
+    Ok(CheckedBlock {
+        raw,
+        uniform: uniform.then_some(first),
+    })
 }
 
 /// Which blocks of one member's bucket table changed in memory since they were last written.

@@ -40,12 +40,21 @@ const TABLES: [[u32; 256]; 8] = {
 };
 
 /// Continues a CRC-32C over `data`; start with `!0` and finish with `!crc` (see [`crc32c`]).
-pub fn update(mut crc: u32, data: &[u8]) -> u32 {
+pub fn update(crc: u32, data: &[u8]) -> u32 {
+    update_words(crc, data, |_| {})
+}
+
+/// [`update`], which also gives `each` every whole 8-byte word of `data` (little-endian, from
+/// its start; a tail of fewer than 8 bytes is not given): a caller that must look at every
+/// word of a block anyway does it in the same pass as the checksum.
+pub fn update_words(mut crc: u32, data: &[u8], mut each: impl FnMut(u64)) -> u32 {
     let t = &TABLES;
     let mut chunks = data.chunks_exact(8);
     for c in &mut chunks {
-        let lo = crc ^ u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-        let hi = u32::from_le_bytes([c[4], c[5], c[6], c[7]]);
+        let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        each(w);
+        let lo = crc ^ w as u32;
+        let hi = (w >> 32) as u32;
         crc = t[7][(lo & 0xff) as usize]
             ^ t[6][((lo >> 8) & 0xff) as usize]
             ^ t[5][((lo >> 16) & 0xff) as usize]

@@ -138,6 +138,8 @@ pub enum IndexError {
     FirstBucket,
     /// [`FreeIndex::check`] found a bitmap, summary or count that disagrees with the states.
     Inconsistent,
+    /// [`IndexBuilder::finish`] was called before every bucket had its state.
+    Incomplete,
 }
 
 /// Where each part lives in the storage.
@@ -218,6 +220,183 @@ impl Layout {
         }
         // Below `total()`, which `new` checked fits a `usize`.
         self.base.get(t as usize)?.get(lvl)?.checked_add(i)
+    }
+}
+
+/// Builds a [`FreeIndex`] from the bucket states in bucket order, a run or a bucket at a time:
+/// a run of buckets in one state is written a word at a time (16 states, or 64 bitmap bits,
+/// per word write), so building the index of a member whose table is mostly long runs costs
+/// about one word write per 16 buckets. Every word of the storage is written exactly once
+/// (the summary levels by [`IndexBuilder::finish`]), so the storage need not be zeroed.
+///
+/// It builds what [`FreeIndex::new`] builds from the same states.
+pub struct IndexBuilder<W: Words> {
+    words: W,
+    nbuckets: u32,
+    first_bucket: u32,
+    counts: [u64; NR_STATES],
+    layout: Layout,
+    /// Buckets given a state so far.
+    next: u32,
+    /// The states of the current state word (buckets `next & !15 .. next`).
+    state_word: u64,
+    /// The current level-0 words (buckets `next & !63 .. next`) of each bitmap.
+    bits: [u64; NR_TRACKED],
+}
+
+/// `state` in every 4-bit slot of a state word.
+fn state_pattern(state: BucketState) -> u64 {
+    (state as u64) * 0x1111_1111_1111_1111
+}
+
+impl<W: Words> IndexBuilder<W> {
+    /// Starts the index of `nbuckets` buckets in `words` (at least
+    /// [`FreeIndex::words_needed`]); searches will return only buckets from `first_bucket` on.
+    pub fn new(words: W, nbuckets: u32, first_bucket: u32) -> Result<IndexBuilder<W>, IndexError> {
+        if first_bucket > nbuckets {
+            return Err(IndexError::FirstBucket);
+        }
+        let layout = Layout::new(nbuckets).ok_or(IndexError::Storage)?;
+        let total = layout.total().ok_or(IndexError::Storage)?;
+        if words.nr_words() < total {
+            return Err(IndexError::Storage);
+        }
+        Ok(IndexBuilder {
+            words,
+            nbuckets,
+            first_bucket,
+            counts: [0; NR_STATES],
+            layout,
+            next: 0,
+            state_word: 0,
+            bits: [0; NR_TRACKED],
+        })
+    }
+
+    /// Buckets given a state so far: the next one to push is this one.
+    pub fn pushed(&self) -> u32 {
+        self.next
+    }
+
+    /// Buckets still without a state.
+    pub fn remaining(&self) -> u32 {
+        self.nbuckets - self.next
+    }
+
+    /// Writes the current level-0 words (of the 64 buckets holding bucket `next - 1`).
+    fn flush_bits(&mut self) {
+        let i = ((self.next - 1) / 64) as usize;
+        for t in Tracked::ALL {
+            let w = self.bits.get(t as usize).copied().unwrap_or(0);
+            if let Some(at) = self.layout.at(t, 0, i) {
+                self.words.set_word(at, w);
+            }
+        }
+        self.bits = [0; NR_TRACKED];
+    }
+
+    /// The next bucket is in `state` (ignored once every bucket has its state).
+    pub fn push(&mut self, state: BucketState) {
+        if self.next >= self.nbuckets {
+            return;
+        }
+        let b = self.next;
+        if let Some(c) = self.counts.get_mut(state as usize) {
+            *c += 1;
+        }
+        self.state_word |= (state as u64) << ((b % STATES_PER_WORD) * STATE_BITS);
+        if let Some(t) = Tracked::of(state) {
+            if let Some(w) = self.bits.get_mut(t as usize) {
+                *w |= 1 << (b % 64);
+            }
+        }
+        self.next = b + 1;
+        if self.next % STATES_PER_WORD == 0 {
+            self.words
+                .set_word((b / STATES_PER_WORD) as usize, self.state_word);
+            self.state_word = 0;
+        }
+        if self.next % 64 == 0 {
+            self.flush_bits();
+        }
+    }
+
+    /// The next `n` buckets are in `state` (those past the last bucket are ignored).
+    pub fn push_run(&mut self, state: BucketState, n: u32) {
+        let mut n = n.min(self.remaining());
+        let tracked = Tracked::of(state);
+        let pattern = state_pattern(state);
+        // Buckets written a word at a time (`push` counts its own).
+        let mut bulk = 0u64;
+        while n > 0 {
+            let b = self.next;
+            if b % 64 == 0 && n >= 64 {
+                // Four whole state words and one whole bitmap word per bitmap.
+                let first = (b / STATES_PER_WORD) as usize;
+                for k in 0..4 {
+                    self.words.set_word(first + k, pattern);
+                }
+                for t in Tracked::ALL {
+                    let w = if tracked == Some(t) { u64::MAX } else { 0 };
+                    if let Some(at) = self.layout.at(t, 0, (b / 64) as usize) {
+                        self.words.set_word(at, w);
+                    }
+                }
+                self.next = b + 64;
+                n -= 64;
+                bulk += 64;
+            } else if b % STATES_PER_WORD == 0 && n >= STATES_PER_WORD {
+                // One whole state word; the bitmap word is still partial.
+                self.words.set_word((b / STATES_PER_WORD) as usize, pattern);
+                if let Some(t) = tracked {
+                    if let Some(w) = self.bits.get_mut(t as usize) {
+                        *w |= 0xffff << (b % 64);
+                    }
+                }
+                self.next = b + STATES_PER_WORD;
+                n -= STATES_PER_WORD;
+                bulk += STATES_PER_WORD as u64;
+                if self.next % 64 == 0 {
+                    self.flush_bits();
+                }
+            } else {
+                self.push(state);
+                n -= 1;
+            }
+        }
+        if let Some(c) = self.counts.get_mut(state as usize) {
+            *c += bulk;
+        }
+    }
+
+    /// The index, once every bucket has its state ([`IndexError::Incomplete`] before).
+    pub fn finish(mut self) -> Result<FreeIndex<W>, IndexError> {
+        if self.next != self.nbuckets {
+            return Err(IndexError::Incomplete);
+        }
+        // The partial last words, if any (and the one level-0 word of an empty member).
+        if self.next % STATES_PER_WORD != 0 {
+            self.words
+                .set_word((self.next / STATES_PER_WORD) as usize, self.state_word);
+        }
+        if self.next % 64 != 0 {
+            self.flush_bits();
+        } else if self.next == 0 {
+            for t in Tracked::ALL {
+                if let Some(at) = self.layout.at(t, 0, 0) {
+                    self.words.set_word(at, 0);
+                }
+            }
+        }
+        let mut index = FreeIndex {
+            words: self.words,
+            nbuckets: self.nbuckets,
+            first_bucket: self.first_bucket,
+            counts: self.counts,
+            layout: self.layout,
+        };
+        index.build_summaries();
+        Ok(index)
     }
 }
 
@@ -307,6 +486,29 @@ impl<W: Words> FreeIndex<W> {
         Ok(index)
     }
 
+    /// Writes every summary level from the level below, a child word at a time.
+    fn build_summaries(&mut self) {
+        for t in Tracked::ALL {
+            for lvl in 1..self.layout.levels {
+                let len = self.layout.level_len(lvl - 1);
+                let Some(child0) = self.layout.at(t, lvl - 1, 0) else {
+                    continue;
+                };
+                for i in 0..self.layout.level_len(lvl) {
+                    let mut w = 0u64;
+                    for k in 0..64.min(len.saturating_sub(i * 64)) {
+                        if self.words.word(child0 + i * 64 + k).unwrap_or(0) != 0 {
+                            w |= 1 << k;
+                        }
+                    }
+                    if let Some(at) = self.layout.at(t, lvl, i) {
+                        self.words.set_word(at, w);
+                    }
+                }
+            }
+        }
+    }
+
     /// The summary word of words `64 * i..64 * i + 64` of level `lvl`: bit `k` set when word
     /// `64 * i + k` is not zero.
     fn summary_of(&self, t: Tracked, lvl: usize, i: usize) -> u64 {
@@ -376,6 +578,34 @@ impl<W: Words> FreeIndex<W> {
         let w = self.words.word((bucket / STATES_PER_WORD) as usize)?;
         let shift = (bucket % STATES_PER_WORD) * STATE_BITS;
         BucketState::from_u8(((w >> shift) & STATE_MASK) as u8)
+    }
+
+    /// The first bucket in `state` at or after `from` (any state: the untracked ones have no
+    /// bitmap, so this reads the state words, 16 buckets per word read, comparing all 16 at
+    /// once): `O(n / 16)`, for the rare passes that look for an untracked state.
+    pub fn next_in_state(&self, state: BucketState, from: u32) -> Option<u32> {
+        const LOW3: u64 = 0x7777_7777_7777_7777;
+        const HIGH: u64 = 0x8888_8888_8888_8888;
+        if from >= self.nbuckets {
+            return None;
+        }
+        let pattern = state_pattern(state);
+        let mut i = (from / STATES_PER_WORD) as usize;
+        let mut mask = u64::MAX << ((from % STATES_PER_WORD) * STATE_BITS);
+        while i < self.layout.state_words {
+            // A nibble of `x` is zero exactly where the bucket is in `state`; adding 7 to its
+            // low three bits sets its high bit unless the nibble is zero (no carry leaves it).
+            let x = self.words.word(i)? ^ pattern;
+            let hits = !(((x & LOW3) + LOW3) | x) & HIGH & mask;
+            if hits != 0 {
+                let b =
+                    i * STATES_PER_WORD as usize + (hits.trailing_zeros() / STATE_BITS) as usize;
+                return u32::try_from(b).ok().filter(|&b| b < self.nbuckets);
+            }
+            mask = u64::MAX;
+            i += 1;
+        }
+        None
     }
 
     /// Sets the state of `bucket`, updating the counts and bitmaps; returns the old state

@@ -201,13 +201,12 @@ pub fn decode_header(uuid: &[u8; 16], first_block: &[u8]) -> Result<EntryHeader,
     Ok(h)
 }
 
-/// Decodes a whole entry; calls `key` and `update` for its contents once all of it checked out.
-pub fn decode_entry(
+/// Checks a whole entry: its header, its checksum and every bucket update; the header and
+/// the entry's bytes.
+fn check_entry<'a>(
     uuid: &[u8; 16],
-    buf: &[u8],
-    mut key: impl FnMut(Key),
-    mut update: impl FnMut(BucketUpdate),
-) -> Result<EntryHeader, JournalError> {
+    buf: &'a [u8],
+) -> Result<(EntryHeader, &'a [u8]), JournalError> {
     let h = decode_header(uuid, buf)?;
     let b = buf
         .get(..h.blocks as usize * BLOCK_SIZE)
@@ -215,28 +214,70 @@ pub fn decode_entry(
     if u32::read(&b[OFF_CRC..]) != block_crc(b, OFF_CRC) {
         return Err(JournalError::Checksum);
     }
-    let updates_at = HEADER + h.nr_keys as usize * KEY_SIZE;
-    let update_at = |i: usize| -> Result<BucketUpdate, JournalError> {
-        let d = UpdateDisk::read(&b[updates_at + i * UPDATE_SIZE..]);
-        let state = BucketState::from_u8(d.state).ok_or(JournalError::Update(i as u32))?;
-        if d.gen > MAX_GEN {
-            return Err(JournalError::Update(i as u32));
-        }
-        Ok(BucketUpdate {
-            member: d.member,
-            bucket: d.bucket,
-            state,
-            gen: d.gen,
-        })
-    };
     for i in 0..h.nr_updates as usize {
-        update_at(i)?;
+        update_at(b, &h, i)?;
     }
+    Ok((h, b))
+}
+
+/// Bucket update `i` of entry `b` with header `h` (whose counts fit in the entry).
+fn update_at(b: &[u8], h: &EntryHeader, i: usize) -> Result<BucketUpdate, JournalError> {
+    let updates_at = HEADER + h.nr_keys as usize * KEY_SIZE;
+    let d = UpdateDisk::read(&b[updates_at + i * UPDATE_SIZE..]);
+    let state = BucketState::from_u8(d.state).ok_or(JournalError::Update(i as u32))?;
+    if d.gen > MAX_GEN {
+        return Err(JournalError::Update(i as u32));
+    }
+    Ok(BucketUpdate {
+        member: d.member,
+        bucket: d.bucket,
+        state,
+        gen: d.gen,
+    })
+}
+
+/// Decodes a whole entry; calls `key` and `update` for its contents once all of it checked out.
+pub fn decode_entry(
+    uuid: &[u8; 16],
+    buf: &[u8],
+    mut key: impl FnMut(Key),
+    mut update: impl FnMut(BucketUpdate),
+) -> Result<EntryHeader, JournalError> {
+    let (h, b) = check_entry(uuid, buf)?;
     for i in 0..h.nr_keys as usize {
         key(Key::read(&b[HEADER + i * KEY_SIZE..]));
     }
     for i in 0..h.nr_updates as usize {
-        update(update_at(i)?);
+        update(update_at(b, &h, i)?);
+    }
+    Ok(h)
+}
+
+/// Decodes a whole entry as [`decode_entry`] does, refusing what it refuses with the same
+/// error, but writes the keys into `keys` in one tight pass instead of a call per key: `keys`
+/// must have exactly the header's `nr_keys` slots (else [`JournalError::Length`]; the caller
+/// sizes it from [`decode_header`]). `keys` is written only once the whole entry checked out;
+/// `update` is called for each bucket update after that.
+pub fn decode_entry_keys(
+    uuid: &[u8; 16],
+    buf: &[u8],
+    keys: &mut [Key],
+    mut update: impl FnMut(BucketUpdate),
+) -> Result<EntryHeader, JournalError> {
+    let (h, b) = check_entry(uuid, buf)?;
+    if keys.len() != h.nr_keys as usize {
+        return Err(JournalError::Length);
+    }
+    let body = b
+        .get(HEADER..HEADER + keys.len() * KEY_SIZE)
+        .ok_or(JournalError::Truncated)?;
+    for (i, raw) in body.chunks_exact(KEY_SIZE).enumerate() {
+        if let Some(k) = keys.get_mut(i) {
+            *k = Key::read(raw);
+        }
+    }
+    for i in 0..h.nr_updates as usize {
+        update(update_at(b, &h, i)?);
     }
     Ok(h)
 }
