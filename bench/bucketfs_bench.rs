@@ -117,6 +117,8 @@ impl Live {
         LiveInputs {
             replicas: o.get(Opt::MetadataReplicas),
             stuck_timeout_s: o.get(Opt::AllocatorStuckTimeout),
+            target: 0,
+            fallback: false,
         }
     }
 }

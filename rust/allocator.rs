@@ -343,6 +343,11 @@ pub(crate) struct LiveInputs {
     pub(crate) replicas: u32,
     /// Seconds before a parked request is reported (0: never).
     pub(crate) stuck_timeout_s: u32,
+    /// The members the live `metadata_target` names (bit per member; 0: no target), from the
+    /// live option and the members' labels.
+    pub(crate) target: u32,
+    /// The live `metadata_target_fallback`.
+    pub(crate) fallback: bool,
 }
 
 /// The allocator of one filesystem.
@@ -583,6 +588,8 @@ impl Allocator {
             nodes,
             replicas: live.replicas,
             watermark,
+            target: live.target,
+            fallback: live.fallback,
         };
         if self.try_alloc(&req, out, None)?.is_none() {
             return Ok(());
@@ -644,6 +651,8 @@ impl Allocator {
                     nodes,
                     replicas: live.replicas,
                     watermark,
+                    target: live.target,
+                    fallback: live.fallback,
                 };
                 let Some(decision) = self.try_alloc(&req, out, Some(id))? else {
                     return Ok(());

@@ -207,14 +207,16 @@ impl Fs {
         (total, empty, free)
     }
 
-    /// The inputs an allocation request re-reads at every attempt.
+    /// The inputs an allocation request re-reads at every attempt: the live options, and the
+    /// members the live `metadata_target` names with the members' labels as they are now.
     pub(crate) fn live(&self) -> LiveInputs {
+        use crate::shared::options::Opt;
         let st = self.state.lock();
         LiveInputs {
-            replicas: st.live.get(crate::shared::options::Opt::MetadataReplicas),
-            stuck_timeout_s: st
-                .live
-                .get(crate::shared::options::Opt::AllocatorStuckTimeout),
+            replicas: st.live.get(Opt::MetadataReplicas),
+            stuck_timeout_s: st.live.get(Opt::AllocatorStuckTimeout),
+            target: st.live.target().members(st.sb.member_labels()),
+            fallback: st.live.get(Opt::MetadataTargetFallback) != 0,
         }
     }
 }

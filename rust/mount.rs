@@ -184,11 +184,13 @@ impl Fs {
             }
             e
         })?;
-        let live = opts.apply(&sb.options, sb.nr_members).map_err(|(opt, e)| {
+        let live = opts.apply_for(&sb.options, sb.member_labels()).map_err(|(opt, e)| {
             let mut msg = Text::<128>::new();
-            let value = opts.get(opt).unwrap_or(sb.options.get(opt));
-            let mut num = Text::<16>::new();
-            let _ = write!(num, "{value}");
+            let mut num = Text::<40>::new();
+            let _ = match opts.get(opt) {
+                Some(_) => opts.show(opt, &mut num),
+                None => sb.options.show(opt, &mut num),
+            };
             describe_option_error(&mut msg, opt.desc().name, num.as_str(), e);
             mount_err!(source, EINVAL, "{}", msg.as_str())
         })?;

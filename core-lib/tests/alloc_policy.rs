@@ -10,11 +10,7 @@ fn dev(allocatable: u64, free: u64) -> DeviceSnapshot {
 }
 
 fn req(nodes: u32, replicas: u32) -> RequestInputs {
-    RequestInputs {
-        nodes,
-        replicas,
-        watermark: Watermark::Normal,
-    }
+    RequestInputs::new(nodes, replicas, Watermark::Normal)
 }
 
 #[test]

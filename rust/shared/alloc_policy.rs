@@ -2,6 +2,14 @@
 
 //! Bucket allocation decisions: watermarks, per-device reserves and replica placement.
 //!
+//! Placement with a target (`metadata_target`: the members it names, [`RequestInputs::target`]):
+//! a node's copies go to usable target members first, most available buckets first, and the
+//! copies the target cannot hold (it has fewer members than `replicas`) to the other members.
+//! When fewer target members can serve now than the target has members (up to `replicas`),
+//! the request waits for them (strict, the default), or, with `metadata_target_fallback`
+//! ([`RequestInputs::fallback`]), puts those copies on other members at once, as bcachefs's
+//! foreground writes do. A target that names no member places as no target.
+//!
 //! Every decision is a pure function of a snapshot of the devices and the request's inputs,
 //! so the kernel can rebuild both on every wakeup and get a fresh answer, and the host can
 //! test the policy.
@@ -82,6 +90,24 @@ pub struct RequestInputs {
     pub replicas: u32,
     /// How deep into reserves the request may go.
     pub watermark: Watermark,
+    /// The members the live `metadata_target` names, one bit per member (0: no target).
+    pub target: u32,
+    /// The live `metadata_target_fallback`: copies the target's members cannot take now go to
+    /// other members instead of waiting.
+    pub fallback: bool,
+}
+
+impl RequestInputs {
+    /// A request with no target.
+    pub fn new(nodes: u32, replicas: u32, watermark: Watermark) -> RequestInputs {
+        RequestInputs {
+            nodes,
+            replicas,
+            watermark,
+            target: 0,
+            fallback: false,
+        }
+    }
 }
 
 /// Why one device cannot take part in a request.
@@ -138,7 +164,8 @@ pub enum Decision {
 
 /// Decides a request against a snapshot: `replicas` distinct devices, each with at least
 /// `nodes` buckets available at the watermark. Devices with the most available buckets are
-/// chosen first; ties go to the lower index.
+/// chosen first; ties go to the lower index. With a target, its members come first (see the
+/// module doc); a strict request is blocked while fewer of them can serve than it needs.
 pub fn decide(devices: &[DeviceSnapshot], req: &RequestInputs) -> Decision {
     let n = devices.len().min(MAX_MEMBERS);
     if req.replicas == 0
@@ -167,27 +194,45 @@ pub fn decide(devices: &[DeviceSnapshot], req: &RequestInputs) -> Decision {
         };
     }
     let count = usable.iter().filter(|&&u| u).count() as u32;
-    if count < req.replicas {
-        return Decision::Blocked {
-            usable: count,
-            refused,
+    let in_target = |i: usize| req.target & (1 << i) != 0;
+    let target_members = (0..n).filter(|&i| in_target(i)).count() as u32;
+    // Copies that must be on target members: as many as it has, up to `replicas`.
+    let wanted = if req.fallback {
+        0
+    } else {
+        target_members.min(req.replicas)
+    };
+    let target_usable = (0..n).filter(|&i| usable[i] && in_target(i)).count() as u32;
+    if count < req.replicas || target_usable < wanted {
+        // Devices that could take part: with a strict target short of members, only those.
+        let usable = if target_usable < wanted {
+            target_usable
+        } else {
+            count
         };
+        return Decision::Blocked { usable, refused };
     }
     let mut chosen = [0u8; MAX_REPLICAS as usize];
-    for slot in chosen.iter_mut().take(req.replicas as usize) {
-        let mut best: Option<usize> = None;
-        for i in 0..n {
-            if usable[i]
-                && best.map_or(true, |b| {
-                    devices[i].available(req.watermark) > devices[b].available(req.watermark)
-                })
-            {
-                best = Some(i);
+    // Target members first (every member when there is no target), then the others.
+    let pass = |first: bool, i: usize| req.target == 0 || in_target(i) == first;
+    let mut picked = 0;
+    for first in [true, false] {
+        while picked < req.replicas as usize {
+            let mut best: Option<usize> = None;
+            for i in 0..n {
+                if usable[i]
+                    && pass(first, i)
+                    && best.map_or(true, |b| {
+                        devices[i].available(req.watermark) > devices[b].available(req.watermark)
+                    })
+                {
+                    best = Some(i);
+                }
             }
-        }
-        if let Some(b) = best {
+            let Some(b) = best else { break };
             usable[b] = false;
-            *slot = b as u8;
+            chosen[picked] = b as u8;
+            picked += 1;
         }
     }
     Decision::Allocate {
