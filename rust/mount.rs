@@ -26,7 +26,7 @@ use crate::shared::superblock::{
 use crate::sysfs::SysfsDir;
 use crate::text::Text;
 use crate::vfs::UuidClaim;
-use core::{cell::RefCell, fmt::Write};
+use core::cell::RefCell;
 use kernel::{
     alloc::{KBox, KVec},
     fmt, new_mutex,
@@ -184,16 +184,18 @@ impl Fs {
             }
             e
         })?;
-        let live = opts.apply_for(&sb.options, sb.member_labels()).map_err(|(opt, e)| {
-            let mut msg = Text::<128>::new();
-            let mut num = Text::<40>::new();
-            let _ = match opts.get(opt) {
-                Some(_) => opts.show(opt, &mut num),
-                None => sb.options.show(opt, &mut num),
-            };
-            describe_option_error(&mut msg, opt.desc().name, num.as_str(), e);
-            mount_err!(source, EINVAL, "{}", msg.as_str())
-        })?;
+        let live = opts
+            .apply_for(&sb.options, sb.member_labels())
+            .map_err(|(opt, e)| {
+                let mut msg = Text::<128>::new();
+                let mut num = Text::<40>::new();
+                let _ = match opts.get(opt) {
+                    Some(_) => opts.show(opt, &mut num),
+                    None => sb.options.show(opt, &mut num),
+                };
+                describe_option_error(&mut msg, opt.desc().name, num.as_str(), e);
+                mount_err!(source, EINVAL, "{}", msg.as_str())
+            })?;
         let required = Opt::MetadataReplicasRequired;
         if live.get(required) < sb.options.get(required) && opts.get(required).is_none() {
             pr_info!(

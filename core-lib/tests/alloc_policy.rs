@@ -130,3 +130,125 @@ fn impossible_requests() {
     assert_eq!(decide(&devs, &req(1, 0)), Decision::Impossible);
     assert_eq!(decide(&[], &req(1, 1)), Decision::Impossible);
 }
+
+fn targeted(nodes: u32, replicas: u32, target: u32, fallback: bool) -> RequestInputs {
+    RequestInputs {
+        target,
+        fallback,
+        ..req(nodes, replicas)
+    }
+}
+
+#[test]
+fn copies_go_to_the_target_first_then_elsewhere() {
+    // dev 0 has the most room; the target is devs 2 and 3.
+    let devs = [
+        dev(1000, 900),
+        dev(1000, 800),
+        dev(1000, 500),
+        dev(1000, 600),
+    ];
+    assert_eq!(
+        decide(&devs, &targeted(1, 2, 0b1100, false)),
+        Decision::Allocate {
+            devices: [3, 2, 0, 0],
+            count: 2
+        }
+    );
+    // A target of one member holds one copy; the others go where there is most room.
+    assert_eq!(
+        decide(&devs, &targeted(1, 3, 0b0100, false)),
+        Decision::Allocate {
+            devices: [2, 0, 1, 0],
+            count: 3
+        }
+    );
+    // No target: as before.
+    assert_eq!(
+        decide(&devs, &targeted(1, 2, 0, false)),
+        Decision::Allocate {
+            devices: [0, 1, 0, 0],
+            count: 2
+        }
+    );
+}
+
+#[test]
+fn a_strict_target_waits_for_its_starved_members_and_fallback_does_not() {
+    // The #628 shape: the target (dev 0, "ssd") is starved; devs 1 and 2 ("hdd") have room.
+    let devs = [
+        DeviceSnapshot {
+            need_discard: 8000,
+            ..dev(16_000, 1)
+        },
+        dev(16_000, 4000),
+        dev(16_000, 4000),
+    ];
+    match decide(&devs, &targeted(1, 2, 0b001, false)) {
+        Decision::Blocked { usable, refused } => {
+            assert_eq!(usable, 0);
+            assert!(matches!(
+                refused[0],
+                Some(Refusal::BelowWatermark { free: 1, .. })
+            ));
+            assert_eq!(refused[1], None);
+        }
+        d => panic!("expected blocked, got {d:?}"),
+    }
+    // Fallback on: the copy the target cannot take goes to another member at once.
+    assert_eq!(
+        decide(&devs, &targeted(1, 2, 0b001, true)),
+        Decision::Allocate {
+            devices: [1, 2, 0, 0],
+            count: 2
+        }
+    );
+    // The rescue: the target re-pointed at the members with room ("hdd"), or none.
+    assert_eq!(
+        decide(&devs, &targeted(1, 2, 0b110, false)),
+        Decision::Allocate {
+            devices: [1, 2, 0, 0],
+            count: 2
+        }
+    );
+    assert!(matches!(
+        decide(&devs, &targeted(1, 2, 0, false)),
+        Decision::Allocate { count: 2, .. }
+    ));
+    // A target member that is read-only is waited for too (strict), not with fallback.
+    let ro = [
+        dev(1000, 900),
+        DeviceSnapshot {
+            writable: false,
+            ..dev(1000, 900)
+        },
+    ];
+    assert!(matches!(
+        decide(&ro, &targeted(1, 1, 0b10, false)),
+        Decision::Blocked { usable: 0, .. }
+    ));
+    assert_eq!(
+        decide(&ro, &targeted(1, 1, 0b10, true)),
+        Decision::Allocate {
+            devices: [0, 0, 0, 0],
+            count: 1
+        }
+    );
+}
+
+#[test]
+fn fallback_still_needs_enough_devices_and_a_target_of_nobody_is_no_target() {
+    let devs = [dev(1000, 1), dev(1000, 900)];
+    assert!(matches!(
+        decide(&devs, &targeted(1, 2, 0b01, true)),
+        Decision::Blocked { usable: 1, .. }
+    ));
+    assert_eq!(
+        decide(&devs, &targeted(1, 1, 0b1000, false)),
+        decide(&devs, &req(1, 1))
+    );
+    assert_eq!(
+        decide(&devs, &targeted(1, 3, 0b01, true)),
+        Decision::Impossible
+    );
+}

@@ -61,7 +61,8 @@ fn dev_index(text: &str) -> Option<u32> {
     if n.len() > 1 && n.starts_with('0') {
         return None;
     }
-    n.bytes().try_fold(0u32, |a, b| Some(a * 10 + (b - b'0') as u32))
+    n.bytes()
+        .try_fold(0u32, |a, b| Some(a * 10 + (b - b'0') as u32))
 }
 
 /// Whether `text` has the shape `dev-` followed by digits (reserved for member targets).

@@ -300,7 +300,8 @@ fn format_options(m: &ArgMatches) -> Result<Options, String> {
         if d.kind == Kind::Target {
             if let Some(text) = m.get_one::<String>(d.name) {
                 // Parsed above: a target whole, with its label.
-                let t = Target::parse(text).map_err(|e| format!("--{}: {}", d.name, e.describe()))?;
+                let t =
+                    Target::parse(text).map_err(|e| format!("--{}: {}", d.name, e.describe()))?;
                 options = options.with_target(t);
                 continue;
             }

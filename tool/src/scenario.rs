@@ -143,26 +143,27 @@ pub fn scenario_quiet(spec_path: &str, devs: &mut [Device]) -> Result<String, St
     let seed = get_u64(&t, "seed")?.unwrap_or(1);
     let journal_offset = get_u64(&t, "journal_offset")?.unwrap_or(0);
     let specs: Vec<DeviceSpec> = match t.get("device") {
-        Some(toml::Value::Array(a)) => a
-            .iter()
-            .map(|d| {
-                let d = d.as_table().ok_or("device: expected tables")?;
-                Ok(DeviceSpec {
-                    buckets: get_u64(d, "buckets")?,
-                    free: get_u64(d, "free")?.unwrap_or(0),
-                    need_discard: get_u64(d, "need_discard")?.unwrap_or(0),
-                    pinned: get_u64(d, "need_discard_pinned")?.unwrap_or(0),
-                    free_pinned: get_u64(d, "free_pinned")?.unwrap_or(0),
-                    fill: d.get("fill").and_then(|v| v.as_bool()).unwrap_or(false),
-                    label: match d.get("label") {
-                        None => Label::NONE,
-                        Some(toml::Value::String(t)) => Label::parse(t)
-                            .map_err(|e| format!("label {t:?}: {}", e.describe()))?,
-                        Some(v) => return Err(format!("label: expected a string, got {v}")),
-                    },
+        Some(toml::Value::Array(a)) => {
+            a.iter()
+                .map(|d| {
+                    let d = d.as_table().ok_or("device: expected tables")?;
+                    Ok(DeviceSpec {
+                        buckets: get_u64(d, "buckets")?,
+                        free: get_u64(d, "free")?.unwrap_or(0),
+                        need_discard: get_u64(d, "need_discard")?.unwrap_or(0),
+                        pinned: get_u64(d, "need_discard_pinned")?.unwrap_or(0),
+                        free_pinned: get_u64(d, "free_pinned")?.unwrap_or(0),
+                        fill: d.get("fill").and_then(|v| v.as_bool()).unwrap_or(false),
+                        label: match d.get("label") {
+                            None => Label::NONE,
+                            Some(toml::Value::String(t)) => Label::parse(t)
+                                .map_err(|e| format!("label {t:?}: {}", e.describe()))?,
+                            Some(v) => return Err(format!("label: expected a string, got {v}")),
+                        },
+                    })
                 })
-            })
-            .collect::<Result<_, String>>()?,
+                .collect::<Result<_, String>>()?
+        }
         _ => return Err(format!("{spec_path}: needs one [[device]] per device")),
     };
     if specs.len() != devs.len() || devs.len() > MAX_MEMBERS {
