@@ -295,9 +295,7 @@ impl Fs {
         // written, and a refusal fails the write with nothing written.
         for i in 0..n {
             let buf = &mut bufs[i * SB_SIZE..(i + 1) * SB_SIZE];
-            let mut copy = *sb;
-            copy.member_index = i as u32;
-            copy.encode(buf);
+            sb.encode_as(i as u32, buf);
             if let Err(e) = Superblock::decode(buf) {
                 pr_err!(
                     "{}: refusing to write a superblock the decoder would refuse ({}; seq {}, \

@@ -60,31 +60,37 @@ impl Mounted {
 }
 
 /// Reads the newest valid superblock copy of `dev`; warns about a bad copy when the other
-/// one is good.
+/// one is good. Not inlined: its superblock copies stay off the stack frame of `Fs::open`,
+/// which is live under the whole recovery.
+#[inline(never)]
 fn read_superblock(source: &str, path: &str, dev: &BlockDevice) -> Result<Superblock> {
-    let mut buf = IoBuf::new(SB_SIZE)?;
-    let mut best: Option<Superblock> = None;
+    // Both copies are kept as bytes and only the newest good one is decoded again at the end:
+    // one decoded superblock on the stack at a time (they are large; mounting runs deep).
+    let mut bufs = [IoBuf::new(SB_SIZE)?, IoBuf::new(SB_SIZE)?];
+    // The newest good copy: its index in `bufs` and its sequence number.
+    let mut best: Option<(usize, u64)> = None;
     // Why a copy was refused: a bad field, or a read error.
     let mut bad: Option<(u64, &'static str, Option<Error>)> = None;
-    for off in SB_OFFSETS {
-        if let Err(e) = dev.read(off, &mut buf) {
+    for (i, off) in SB_OFFSETS.into_iter().enumerate() {
+        let buf = &mut bufs[i];
+        if let Err(e) = dev.read(off, buf) {
             bad = Some((off, "read error", Some(e)));
             continue;
         }
-        match Superblock::decode(&buf) {
-            Ok(sb) if best.map_or(true, |b| sb.seq > b.seq) => best = Some(sb),
+        match Superblock::decode(buf).map(|sb| sb.seq) {
+            Ok(seq) if best.map_or(true, |(_, b)| seq > b) => best = Some((i, seq)),
             Ok(_) => {}
             Err(e) => bad = Some((off, e.field(), None)),
         }
     }
     match (best, bad) {
-        (Some(sb), Some((off, why, _))) => {
+        (Some((i, _)), Some((off, why, _))) => {
             pr_warn!(
                 "{source}: {path}: superblock copy at {off} refused ({why}); using the other\n"
             );
-            Ok(sb)
+            Superblock::decode(&bufs[i]).map_err(|_| EINVAL)
         }
-        (Some(sb), None) => Ok(sb),
+        (Some((i, _)), None) => Superblock::decode(&bufs[i]).map_err(|_| EINVAL),
         (None, Some((off, _, Some(e)))) => Err(mount_err!(
             source,
             e,
@@ -112,6 +118,25 @@ fn describe_source_error(e: SourceError) -> &'static str {
 impl Fs {
     /// Opens the filesystem named by `source` with mount options `opts`.
     pub(crate) fn open(source: &str, opts: &MountOptions) -> Result<KBox<Mounted>> {
+        let mounted = Self::set_up(source, opts)?;
+        let fs = mounted.fs();
+        fs.read_bucket_tables(source)?;
+        fs.recover(source)?;
+        pr_info!(
+            "{}: mounted {} ({} member(s), metadata_replicas={})\n",
+            source,
+            UuidFmt(&fs.uuid),
+            fs.members.len(),
+            fs.live().replicas
+        );
+        Ok(mounted)
+    }
+
+    /// [`Fs::open`] up to the sysfs directory: the members opened and assembled, the uuid
+    /// claimed, the options checked. Not inlined: the superblock copies it holds stay off the
+    /// stack while recovery runs (the commit's superblock writes run deep under it).
+    #[inline(never)]
+    fn set_up(source: &str, opts: &MountOptions) -> Result<KBox<Mounted>> {
         let nr = mount_source::check(source)
             .map_err(|e| mount_err!(source, EINVAL, "{}", describe_source_error(e)))?;
         let claim = KBox::new(0u8, GFP_KERNEL)?;
@@ -166,7 +191,7 @@ impl Fs {
                 mount_err!(source, EINVAL, "{}: smaller than its member", path_of(i))
             }
         })?;
-        let sb = probes[assembly.newest].sb;
+        let sb = &probes[assembly.newest].sb;
         // One mount per uuid: a clone (every member copied) would collide with the mounted
         // filesystem in sysfs, and is refused here, before anything is set up.
         let mut holder = [0u8; 128];
@@ -217,7 +242,7 @@ impl Fs {
                 uuid: sb.uuid,
                 members,
                 geometry,
-                state <- new_mutex!(FsState { sb, live }),
+                state <- new_mutex!(FsState { sb: *sb, live }),
                 alloc <- Allocator::new(sb.uuid, KVec::new()),
                 progress: Progress::default(),
                 discard <- Discard::new(sb.nr_members as usize),
@@ -237,25 +262,14 @@ impl Fs {
                 UuidFmt(&sb.uuid)
             )
         })?;
-        let mounted = KBox::new(
+        Ok(KBox::new(
             Mounted {
                 sysfs,
                 _claim: claim,
                 _uuid: uuid_claim,
             },
             GFP_KERNEL,
-        )?;
-
-        mounted.fs().read_bucket_tables(source)?;
-        mounted.fs().recover(source)?;
-        pr_info!(
-            "{}: mounted {} ({} member(s), metadata_replicas={})\n",
-            source,
-            UuidFmt(&sb.uuid),
-            sb.nr_members,
-            mounted.fs().live().replicas
-        );
-        Ok(mounted)
+        )?)
     }
 
     /// Reads every member's bucket table into the allocator, a window at a time

@@ -22,7 +22,9 @@ use kernel::{
 
 impl Fs {
     /// Recovery: load and check the btree, reconcile bucket states with it, replay the
-    /// journal into it, and commit.
+    /// journal into it, and commit. Not inlined into the mount, whose frame would otherwise
+    /// add to the commit's superblock writes deep under it.
+    #[inline(never)]
     pub(crate) fn recover(&self, source: &str) -> Result {
         let sb = self.state.lock().sb;
         let mut btree = Btree::load(self, &sb.root)

@@ -479,6 +479,15 @@ impl Superblock {
         Ok(())
     }
 
+    /// Encodes into `buf` (at least [`SB_SIZE`] bytes), with the checksum, as member
+    /// `member_index`'s copy (no copy of `self` on the stack: superblock writes run deep).
+    pub fn encode_as(&self, member_index: u32, buf: &mut [u8]) {
+        self.encode(buf);
+        let b = &mut buf[..SB_SIZE];
+        member_index.write(&mut b[offset!(SbDisk, member_index)..]);
+        block_crc(b, OFF_CRC).write(&mut b[OFF_CRC..]);
+    }
+
     /// Encodes into `buf` (at least [`SB_SIZE`] bytes), with the checksum.
     pub fn encode(&self, buf: &mut [u8]) {
         let b = &mut buf[..SB_SIZE];
@@ -508,35 +517,45 @@ impl Superblock {
             return Err(SbError::Short);
         }
         let b = &buf[..SB_SIZE];
-        let d = SbDisk::read(b);
-        if d.magic != MAGIC {
+        // Field by field where the declaration puts each (not a whole `SbDisk` first): a
+        // superblock is large, and decoding runs deep in the commit's call chain, so the
+        // decoder keeps one copy on the stack, the one it returns.
+        macro_rules! disk {
+            ($f:ident) => {
+                Field::read(&b[offset!(SbDisk, $f)..])
+            };
+        }
+        let magic: u64 = disk!(magic);
+        if magic != MAGIC {
             return Err(SbError::Magic);
         }
-        if d.version != VERSION {
-            return Err(SbError::Version(d.version));
+        let version: u32 = disk!(version);
+        if version != VERSION {
+            return Err(SbError::Version(version));
         }
-        if d.crc != block_crc(b, OFF_CRC) {
+        let crc: u32 = disk!(crc);
+        if crc != block_crc(b, OFF_CRC) {
             return Err(SbError::Checksum);
         }
-        let options =
-            Options::from_disk(&d.options, &d.metadata_target_label).map_err(SbError::Option)?;
-        let mut labels = d.labels;
+        let options = Options::from_disk(&disk!(options), &disk!(metadata_target_label))
+            .map_err(SbError::Option)?;
+        let mut sb = Superblock {
+            uuid: disk!(uuid),
+            seq: disk!(seq),
+            member_index: disk!(member_index),
+            nr_members: disk!(nr_members),
+            options,
+            journal_seq: disk!(journal_seq),
+            journal_offset: disk!(journal_offset),
+            root: disk!(root),
+            members: disk!(members),
+            labels: disk!(labels),
+        };
         // Entries past the member table are not looked at, as the table's own are not.
-        for l in labels.iter_mut().skip(d.nr_members as usize) {
+        let used = sb.nr_members as usize;
+        for l in sb.labels.iter_mut().skip(used) {
             *l = Label::NONE;
         }
-        let sb = Superblock {
-            uuid: d.uuid,
-            seq: d.seq,
-            member_index: d.member_index,
-            nr_members: d.nr_members,
-            options,
-            journal_seq: d.journal_seq,
-            journal_offset: d.journal_offset,
-            root: d.root,
-            members: d.members,
-            labels,
-        };
         sb.validate()?;
         Ok(sb)
     }
