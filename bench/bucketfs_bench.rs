@@ -168,6 +168,7 @@ impl kernel::Module for BucketFsBench {
         let live = Live {
             cell: LiveCell::new(LiveInputs::of(
                 &Options::default().with_unchecked(Opt::MetadataReplicas, 1),
+                &[],
             )),
         };
         let kmalloc = median(kmalloc_ns)?;

@@ -38,6 +38,7 @@ use crate::shared::bucket_table::{BucketState, DirtyBlocks, NR_STATES};
 use crate::shared::free_index::{FreeIndex, IndexBuilder, Tracked, Words};
 use crate::shared::options::{Opt, Options, MAX_REPLICAS};
 use crate::shared::superblock::{NodePtr, MAX_MEMBERS};
+use crate::shared::target::Label;
 use crate::vec_ext::VecExt;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use kernel::{
@@ -404,25 +405,45 @@ pub(crate) struct LiveInputs {
     pub(crate) replicas: u32,
     /// Seconds before a parked request is reported (0: never).
     pub(crate) stuck_timeout_s: u32,
+    /// The members the live `metadata_target` names (bit per member; 0: no target), from the
+    /// live option and the members' labels.
+    pub(crate) target: u32,
+    /// The live `metadata_target_fallback`.
+    pub(crate) fallback: bool,
 }
 
+// `LiveInputs::pack` keeps the target's members in 16 bits.
+const _: () = assert!(MAX_MEMBERS <= 16);
+
 impl LiveInputs {
-    /// The inputs the options `o` give.
-    pub(crate) fn of(o: &Options) -> LiveInputs {
+    /// The inputs the options `o` give, with the members' labels `labels` (for the members
+    /// `metadata_target` names).
+    pub(crate) fn of(o: &Options, labels: &[Label]) -> LiveInputs {
         LiveInputs {
             replicas: o.get(Opt::MetadataReplicas),
             stuck_timeout_s: o.get(Opt::AllocatorStuckTimeout),
+            target: o.target().members(labels),
+            fallback: o.get(Opt::MetadataTargetFallback) != 0,
         }
     }
 
+    // One word: `replicas` in bits 0..8, `stuck_timeout_s` in 8..32, `target` (one bit per
+    // member, at most `MAX_MEMBERS` = 16) in 32..48, `fallback` in bit 48. The option table's
+    // ranges (`metadata_replicas` <= 4, `allocator_stuck_timeout` <= 3600) make every field
+    // fit; a value that did not would be saturated, never wrapped into another field.
     fn pack(self) -> u64 {
-        (self.replicas as u64) << 32 | self.stuck_timeout_s as u64
+        (self.replicas.min(0xff) as u64)
+            | (self.stuck_timeout_s.min(0xff_ffff) as u64) << 8
+            | ((self.target & 0xffff) as u64) << 32
+            | (self.fallback as u64) << 48
     }
 
     fn unpack(v: u64) -> LiveInputs {
         LiveInputs {
-            replicas: (v >> 32) as u32,
-            stuck_timeout_s: v as u32,
+            replicas: (v & 0xff) as u32,
+            stuck_timeout_s: ((v >> 8) & 0xff_ffff) as u32,
+            target: ((v >> 32) & 0xffff) as u32,
+            fallback: (v >> 48) & 1 != 0,
         }
     }
 }
@@ -689,6 +710,8 @@ impl Allocator {
             nodes,
             replicas: live.replicas,
             watermark,
+            target: live.target,
+            fallback: live.fallback,
         };
         if self.try_alloc(&req, out, None)?.is_none() {
             return Ok(());
@@ -753,6 +776,8 @@ impl Allocator {
                     nodes,
                     replicas: live.replicas,
                     watermark,
+                    target: live.target,
+                    fallback: live.fallback,
                 };
                 let Some(decision) = self.try_alloc(&req, out, Some(id))? else {
                     return Ok(());

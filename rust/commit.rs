@@ -5,6 +5,7 @@
 //! every member, then primaries, then backups, each step to all members at once), bucket
 //! tables, and the commit that orders them (nodes, superblocks, bucket states, tables).
 
+use crate::allocator::LiveInputs;
 use crate::bdev::{BlockDevice, IoBatch, IoBuf, IoTicket};
 use crate::btree::{Btree, NodeIo};
 use crate::fs::{Fs, FsState};
@@ -288,6 +289,9 @@ impl Fs {
             return Err(e);
         }
         st.sb = sb;
+        // The members `metadata_target` names follow the labels this superblock holds.
+        self.live_inputs
+            .publish(LiveInputs::of(&st.live, st.sb.member_labels()));
         Ok(())
     }
 
@@ -302,9 +306,7 @@ impl Fs {
         // written, and a refusal fails the write with nothing written.
         for i in 0..n {
             let buf = &mut bufs[i * SB_SIZE..(i + 1) * SB_SIZE];
-            let mut copy = *sb;
-            copy.member_index = i as u32;
-            copy.encode(buf);
+            sb.encode_as(i as u32, buf);
             if let Err(e) = Superblock::decode(buf) {
                 pr_err!(
                     "{}: refusing to write a superblock the decoder would refuse ({}; seq {}, \

@@ -13,8 +13,9 @@
 
 use crate::fs::{describe_option_error, Fs, REPLAY_COMMITTED, REPLAY_IN_MEMORY, REPLAY_SKIPPED};
 use crate::shared::bucket_table::BucketState;
-use crate::shared::options::{parse_value, Opt, OPTIONS};
+use crate::shared::options::{parse_value, MountOptions, Opt, OptError, When, OPTIONS};
 use crate::shared::superblock::UuidFmt;
+use crate::shared::target::Label;
 use crate::sysfs::{At, Dir, File, PageWriter, SysfsFiles};
 use crate::text::{prefix, Text};
 use core::{
@@ -164,7 +165,7 @@ const INTERNAL: [File<Fs>; 6] = [
 ];
 
 /// `dev-N/`, before the per-state bucket counts.
-const DEV: [File<Fs>; 13] = [
+const DEV: [File<Fs>; 14] = [
     dev_file!("device", |fs, m| fs.members[m].name()),
     dev_file!("nbuckets", |fs, m| fs.geometry[m].nbuckets),
     dev_file!("bucket_size", |fs, m| fs.geometry[m].bucket_size),
@@ -202,6 +203,12 @@ const DEV: [File<Fs>; 13] = [
         |fs, m| fs.alloc.writable(m) as u32,
         Some(store_dev_writable)
     ),
+    File {
+        name: "label",
+        mode: 0o644,
+        show: Some(show_dev_label),
+        store: Some(store_dev_label),
+    },
 ];
 
 /// `dev-N/<state>`: the member's buckets in the state of row `at.index - DEV.len()`.
@@ -234,8 +241,9 @@ fn option_at(at: At) -> Option<Opt> {
 fn show_option(fs: &Fs, at: At, out: &mut PageWriter<'_>) -> core::fmt::Result {
     match option_at(at) {
         Some(opt) => {
-            let v = fs.state.lock().live.get(opt);
-            writeln!(out, "{v}")
+            let live = fs.state.lock().live;
+            live.show(opt, out)?;
+            writeln!(out)
         }
         None => Ok(()),
     }
@@ -245,9 +253,13 @@ fn show_option(fs: &Fs, at: At, out: &mut PageWriter<'_>) -> core::fmt::Result {
 fn store_option(fs: &Fs, at: At, bytes: &[u8]) -> Result {
     let opt = option_at(at).ok_or(EINVAL)?;
     let text = core::str::from_utf8(bytes).unwrap_or("\u{fffd}");
-    let result = match parse_value(opt.desc(), text) {
-        Ok(_) if !opt.desc().settable.runtime => Err((EPERM, None)),
-        Ok(v) => fs.set_option(opt, v),
+    let mut change = MountOptions::default();
+    // Parsed whole (a target keeps its label), as a remount parses it.
+    let result = match change.parse_at(When::Runtime, opt.desc().name, text) {
+        Err(OptError::NotSettable) => Err((EPERM, None)),
+        Ok(()) => fs
+            .set_options(&change)
+            .map_err(|(e, why)| (e, why.map(|(_, why)| why))),
         Err(e) => Err((EINVAL, Some(e))),
     };
     match result {
@@ -337,6 +349,49 @@ fn parse_dev_bool(fs: &Fs, at: At, file: &str, bytes: &[u8]) -> Result<bool> {
 fn store_dev_discard(fs: &Fs, at: At, bytes: &[u8]) -> Result {
     let on = parse_dev_bool(fs, at, "discard", bytes)?;
     fs.set_member_discard(at.member, on)
+}
+
+/// `dev-N/label`: the member's label (empty for none).
+fn show_dev_label(fs: &Fs, at: At, out: &mut PageWriter<'_>) -> core::fmt::Result {
+    let label = fs.state.lock().sb.labels.get(at.member).copied();
+    match label {
+        Some(l) if at.member < fs.members.len() => writeln!(out, "{}", l.as_str()),
+        _ => Ok(()),
+    }
+}
+
+/// `dev-N/label`: sets the member's label (an empty write removes it), persisted in the
+/// superblock; parked allocations are woken to re-read the members `metadata_target` names.
+fn store_dev_label(fs: &Fs, at: At, bytes: &[u8]) -> Result {
+    if at.member >= fs.members.len() {
+        return Err(EINVAL);
+    }
+    let text = core::str::from_utf8(bytes).unwrap_or("\u{fffd}");
+    let label = Label::parse(text).map_err(|e| {
+        pr_err!(
+            "{}: dev-{}/label={}: {} (-22)\n",
+            UuidFmt(&fs.uuid),
+            at.member,
+            prefix(text.trim_end(), 40),
+            e.describe()
+        );
+        EINVAL
+    })?;
+    fs.set_member_label(at.member, label).inspect_err(|e| {
+        pr_err!(
+            "{}: dev-{}/label: not changed ({})\n",
+            UuidFmt(&fs.uuid),
+            at.member,
+            e.to_errno()
+        );
+    })?;
+    pr_info!(
+        "{}: dev-{}/label set to '{}'\n",
+        UuidFmt(&fs.uuid),
+        at.member,
+        label.as_str()
+    );
+    Ok(())
 }
 
 /// `dev-N/writable`: whether new metadata may go to the member.

@@ -45,7 +45,7 @@ impl FileSystem for BucketFsType {
         // An option a remount may not change is refused as such, whatever its value.
         let result = match opt.desc().kind {
             _ if remount && !opt.desc().settable.runtime => Err(OptError::NotSettable),
-            Kind::U32 { .. } if value.is_none() => Err(OptError::NotANumber),
+            Kind::U32 { .. } | Kind::Target if value.is_none() => Err(OptError::NotANumber),
             _ => opts.parse_at(when, name, text),
         };
         result.map_err(|e| {
@@ -104,10 +104,9 @@ impl FileSystem for BucketFsType {
         let mut msg = Text::<160>::new();
         match fs.set_options(opts) {
             Ok(()) => {
-                for opt in Opt::ALL {
-                    if let Some(v) = opts.get(opt) {
-                        let _ = write!(msg, " {}={v}", opt.desc().name);
-                    }
+                for opt in Opt::ALL.into_iter().filter(|&o| opts.get(o).is_some()) {
+                    let _ = write!(msg, " {}=", opt.desc().name);
+                    let _ = opts.show(opt, &mut msg);
                 }
                 pr_info!("{}: remount: set{}\n", UuidFmt(&fs.uuid), msg.as_str());
                 Ok(())
@@ -115,11 +114,11 @@ impl FileSystem for BucketFsType {
             Err((err, why)) => {
                 match why {
                     Some((opt, e)) => {
-                        let value = opts
-                            .get(opt)
-                            .unwrap_or_else(|| fs.state.lock().live.get(opt));
-                        let mut num = Text::<16>::new();
-                        let _ = write!(num, "{value}");
+                        let mut num = Text::<40>::new();
+                        let _ = match opts.get(opt) {
+                            Some(_) => opts.show(opt, &mut num),
+                            None => fs.state.lock().live.show(opt, &mut num),
+                        };
                         describe_option_error(&mut msg, opt.desc().name, num.as_str(), e);
                     }
                     None => {

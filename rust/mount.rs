@@ -26,7 +26,6 @@ use crate::shared::superblock::{
 use crate::sysfs::SysfsDir;
 use crate::text::Text;
 use crate::vfs::UuidClaim;
-use core::fmt::Write;
 use kernel::{
     alloc::{KBox, KVec},
     fmt, new_mutex,
@@ -60,31 +59,37 @@ impl Mounted {
 }
 
 /// Reads the newest valid superblock copy of `dev`; warns about a bad copy when the other
-/// one is good.
+/// one is good. Not inlined: its superblock copies stay off the stack frame of `Fs::open`,
+/// which is live under the whole recovery.
+#[inline(never)]
 fn read_superblock(source: &str, path: &str, dev: &BlockDevice) -> Result<Superblock> {
-    let mut buf = IoBuf::new(SB_SIZE)?;
-    let mut best: Option<Superblock> = None;
+    // Both copies are kept as bytes and only the newest good one is decoded again at the end:
+    // one decoded superblock on the stack at a time (they are large; mounting runs deep).
+    let mut bufs = [IoBuf::new(SB_SIZE)?, IoBuf::new(SB_SIZE)?];
+    // The newest good copy: its index in `bufs` and its sequence number.
+    let mut best: Option<(usize, u64)> = None;
     // Why a copy was refused: a bad field, or a read error.
     let mut bad: Option<(u64, &'static str, Option<Error>)> = None;
-    for off in SB_OFFSETS {
-        if let Err(e) = dev.read(off, &mut buf) {
+    for (i, off) in SB_OFFSETS.into_iter().enumerate() {
+        let buf = &mut bufs[i];
+        if let Err(e) = dev.read(off, buf) {
             bad = Some((off, "read error", Some(e)));
             continue;
         }
-        match Superblock::decode(&buf) {
-            Ok(sb) if best.map_or(true, |b| sb.seq > b.seq) => best = Some(sb),
+        match Superblock::decode(buf).map(|sb| sb.seq) {
+            Ok(seq) if best.map_or(true, |(_, b)| seq > b) => best = Some((i, seq)),
             Ok(_) => {}
             Err(e) => bad = Some((off, e.field(), None)),
         }
     }
     match (best, bad) {
-        (Some(sb), Some((off, why, _))) => {
+        (Some((i, _)), Some((off, why, _))) => {
             pr_warn!(
                 "{source}: {path}: superblock copy at {off} refused ({why}); using the other\n"
             );
-            Ok(sb)
+            Superblock::decode(&bufs[i]).map_err(|_| EINVAL)
         }
-        (Some(sb), None) => Ok(sb),
+        (Some((i, _)), None) => Superblock::decode(&bufs[i]).map_err(|_| EINVAL),
         (None, Some((off, _, Some(e)))) => Err(mount_err!(
             source,
             e,
@@ -159,6 +164,36 @@ impl Fs {
         opts: &MountOptions,
         read_only: bool,
     ) -> Result<KBox<Mounted>> {
+        let mounted = Self::set_up(source, opts, read_only)?;
+        let fs = mounted.fs();
+        if read_only {
+            // No discard on a read-only mount: the worker never starts until a remount,rw.
+            fs.discard.pause();
+        }
+        fs.read_bucket_tables(source)?;
+        fs.recover(source, opts.flag(MountFlag::NoRecovery))?;
+        let present = fs.members.iter().filter(|m| !m.is_missing()).count();
+        pr_info!(
+            "{}: mounted {} ({} member(s){}, metadata_replicas={}){}\n",
+            source,
+            UuidFmt(&fs.uuid),
+            fs.members.len(),
+            if present < fs.members.len() {
+                ", degraded"
+            } else {
+                ""
+            },
+            fs.live().replicas,
+            if read_only { " read-only" } else { "" }
+        );
+        Ok(mounted)
+    }
+
+    /// [`Fs::open`] up to the sysfs directory: the members opened and assembled, the uuid
+    /// claimed, the options checked. Not inlined: the superblock copies it holds stay off the
+    /// stack while recovery runs (the commit's superblock writes run deep under it).
+    #[inline(never)]
+    fn set_up(source: &str, opts: &MountOptions, read_only: bool) -> Result<KBox<Mounted>> {
         let nr = mount_source::check(source)
             .map_err(|e| mount_err!(source, EINVAL, "{}", describe_source_error(e)))?;
         let (norecovery, degraded) = (
@@ -228,8 +263,8 @@ impl Fs {
                 mount_err!(source, EINVAL, "{}: smaller than its member", path_of(i))
             }
         })?;
-        let sb = probes[assembly.newest].sb;
-        check_missing(source, &sb, &assembly, degraded)?;
+        let sb = &probes[assembly.newest].sb;
+        check_missing(source, sb, &assembly, degraded)?;
         // One mount per uuid: a clone (every member copied) would collide with the mounted
         // filesystem in sysfs, and is refused here, before anything is set up.
         let mut holder = [0u8; 128];
@@ -247,14 +282,18 @@ impl Fs {
             }
             e
         })?;
-        let mut live = opts.apply(&sb.options, sb.nr_members).map_err(|(opt, e)| {
-            let mut msg = Text::<128>::new();
-            let value = opts.get(opt).unwrap_or(sb.options.get(opt));
-            let mut num = Text::<16>::new();
-            let _ = write!(num, "{value}");
-            describe_option_error(&mut msg, opt.desc().name, num.as_str(), e);
-            mount_err!(source, EINVAL, "{}", msg.as_str())
-        })?;
+        let mut live = opts
+            .apply_for(&sb.options, sb.member_labels())
+            .map_err(|(opt, e)| {
+                let mut msg = Text::<128>::new();
+                let mut num = Text::<40>::new();
+                let _ = match opts.get(opt) {
+                    Some(_) => opts.show(opt, &mut num),
+                    None => sb.options.show(opt, &mut num),
+                };
+                describe_option_error(&mut msg, opt.desc().name, num.as_str(), e);
+                mount_err!(source, EINVAL, "{}", msg.as_str())
+            })?;
         let required = Opt::MetadataReplicasRequired;
         if live.get(required) < sb.options.get(required) && opts.get(required).is_none() {
             pr_info!(
@@ -304,12 +343,15 @@ impl Fs {
                 members,
                 geometry,
                 state <- new_mutex!(FsState {
-                    sb,
+                    sb: *sb,
                     live,
                     read_only,
                     rw_refused,
                 }),
-                live_inputs: crate::allocator::LiveCell::new(crate::allocator::LiveInputs::of(&live)),
+                live_inputs: crate::allocator::LiveCell::new(crate::allocator::LiveInputs::of(
+                    &live,
+                    sb.member_labels()
+                )),
                 alloc <- Allocator::new(sb.uuid, KVec::new()),
                 progress: Progress::default(),
                 discard <- Discard::new(sb.nr_members as usize),
@@ -329,35 +371,14 @@ impl Fs {
                 UuidFmt(&sb.uuid)
             )
         })?;
-        let mounted = KBox::new(
+        Ok(KBox::new(
             Mounted {
                 sysfs,
                 _claim: claim,
                 _uuid: uuid_claim,
             },
             GFP_KERNEL,
-        )?;
-
-        if read_only {
-            // No discard on a read-only mount: the worker never starts until a remount,rw.
-            mounted.fs().discard.pause();
-        }
-        mounted.fs().read_bucket_tables(source)?;
-        mounted.fs().recover(source, norecovery)?;
-        pr_info!(
-            "{}: mounted {} ({} member(s){}, metadata_replicas={}){}\n",
-            source,
-            UuidFmt(&sb.uuid),
-            sb.nr_members,
-            if present < sb.nr_members {
-                ", degraded"
-            } else {
-                ""
-            },
-            mounted.fs().live().replicas,
-            if read_only { " read-only" } else { "" }
-        );
-        Ok(mounted)
+        )?)
     }
 
     /// Reads every member's bucket table into the allocator, a window at a time with several

@@ -27,7 +27,9 @@ impl Fs {
     /// On a read-only mount the replay is made in memory only (the btree and the bucket states
     /// the mount shows hold every key; nothing is committed, the journal stays for a read-write
     /// mount to replay). With `norecovery` (read-only) the journal is read, shown in
-    /// `internal/replay`, and not replayed.
+    /// `internal/replay`, and not replayed. Not inlined into the mount, whose frame would
+    /// otherwise add to the commit's superblock writes deep under it.
+    #[inline(never)]
     pub(crate) fn recover(&self, source: &str, norecovery: bool) -> Result {
         let (sb, read_only) = {
             let st = self.state.lock();
@@ -194,6 +196,7 @@ impl Fs {
         // the update made a bucket of it live. Discards run during the key replay: a request
         // parked on a starved device is unstuck as soon as its need_discard buckets are freed.
         self.discard_rule_ready();
+        let mut line = ProgressLine::new(start);
         for e in entries.iter() {
             for k in e.keys.iter() {
                 btree
@@ -221,7 +224,8 @@ impl Fs {
                             describe_alloc_error(err)
                         )
                     })?;
-                self.progress.replay_done.fetch_add(1, Ordering::Relaxed);
+                let done = self.progress.replay_done.fetch_add(1, Ordering::Relaxed) + 1;
+                line.key_done(&self.uuid, done, total);
             }
         }
         let commit_start = Ktime::ktime_get();
@@ -280,11 +284,12 @@ impl Fs {
         self.progress.replay_bytes.store(bytes, Ordering::Relaxed);
         let stats = btree.stats();
         self.progress.set_stats(&stats);
+        let ms = ktime_ms_delta(Ktime::ktime_get(), start);
         pr_info!(
-            "{}: replayed {total} key(s) in {} ms; btree has {} key(s) in {} node(s), {} \
-             level(s)\n",
+            "{}: replayed {total} key(s) in {ms} ms ({} keys/s); btree has {} key(s) in {} \
+             node(s), {} level(s)\n",
             UuidFmt(&self.uuid),
-            ktime_ms_delta(Ktime::ktime_get(), start),
+            keys_per_s(total, ms),
             stats.keys,
             stats.nodes,
             stats.depth
@@ -364,6 +369,61 @@ impl Fs {
             }
         });
         Ok(())
+    }
+}
+
+/// Least time between two replay progress lines, in milliseconds.
+const PROGRESS_INTERVAL_MS: i64 = 1000;
+/// Keys replayed between two looks at the clock for the progress line.
+const PROGRESS_EVERY_KEYS: u64 = 16;
+
+/// `keys` in `ms` milliseconds as keys per second (`keys` when `ms` is 0).
+fn keys_per_s(keys: u64, ms: i64) -> u64 {
+    match u64::try_from(ms) {
+        Ok(ms) if ms > 0 => keys.saturating_mul(1000) / ms,
+        _ => keys,
+    }
+}
+
+/// The replay's progress line in dmesg: at most one per [`PROGRESS_INTERVAL_MS`], so a long
+/// replay (or one that was parked and goes on) says how far it is and how fast it goes, and a
+/// short one prints none (its final line says it all); `internal/replay` has the same figures
+/// at any time.
+struct ProgressLine {
+    start: Ktime,
+    /// When the last line went out (the start before the first), and keys done then.
+    last: Ktime,
+    last_done: u64,
+}
+
+impl ProgressLine {
+    fn new(start: Ktime) -> Self {
+        ProgressLine {
+            start,
+            last: start,
+            last_done: 0,
+        }
+    }
+
+    /// Key number `done` of `total` was replayed: prints the line if it is due.
+    fn key_done(&mut self, uuid: &[u8; 16], done: u64, total: u64) {
+        if done % PROGRESS_EVERY_KEYS != 0 || done >= total {
+            return;
+        }
+        let now = Ktime::ktime_get();
+        let since = ktime_ms_delta(now, self.last);
+        if since < PROGRESS_INTERVAL_MS {
+            return;
+        }
+        pr_info!(
+            "{}: replay progress: {done} of {total} key(s) ({}%), {} keys/s in the last {since} \
+             ms, {} ms since the replay started\n",
+            UuidFmt(uuid),
+            done * 100 / total.max(1),
+            keys_per_s(done - self.last_done, since),
+            ktime_ms_delta(now, self.start)
+        );
+        (self.last, self.last_done) = (now, done);
     }
 }
 

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Option writes while mounted: a write under `options/` or `dev-N/discard`, and a remount.
+//! Option writes while mounted: a write under `options/`, `dev-N/discard` or `dev-N/label`, and
+//! a remount.
 //!
 //! Each change is checked against both the options in force and the stored ones, persisted in
 //! every member's superblock (`commit.rs`), and only then put in force; then parked allocations
@@ -15,18 +16,14 @@ use crate::allocator::LiveInputs;
 use crate::fs::Fs;
 use crate::shared::options::{MountOptions, Opt, OptError};
 use crate::shared::superblock::{UuidFmt, MEMBER_DISCARD};
+use crate::shared::target::Label;
 use kernel::prelude::*;
 
 impl Fs {
-    /// Sets option `opt` at runtime: checked against both the live and the stored options,
-    /// then persisted in every member's superblock. On any error nothing changes.
-    pub(crate) fn set_option(&self, opt: Opt, value: u32) -> Result<(), (Error, Option<OptError>)> {
-        self.set_options(&MountOptions::one(opt, value))
-            .map_err(|(e, why)| (e, why.map(|(_, why)| why)))
-    }
-
-    /// Sets every option given in `changes` at runtime as one change (a remount may give
-    /// several), as [`Fs::set_option`] does one; `Err` names the option blamed.
+    /// Sets every option given in `changes` at runtime as one change (a sysfs write gives one,
+    /// a remount may give several): checked against both the live and the stored options,
+    /// then persisted in every member's superblock; `Err` names the option blamed. On any
+    /// error nothing changes.
     pub(crate) fn set_options(
         &self,
         changes: &MountOptions,
@@ -37,12 +34,19 @@ impl Fs {
         let mut sb = st.sb;
         live.set_all(changes, members)
             .map_err(|e| (EINVAL, Some(e)))?;
+        // A target being set must name a member (a stored one may name none, see
+        // `Options::check_target_members`).
+        if changes.get(Opt::MetadataTarget).is_some() {
+            live.check_target_members(st.sb.member_labels())
+                .map_err(|e| (EINVAL, Some((Opt::MetadataTarget, e))))?;
+        }
         if st.read_only {
             // Nothing is written on a read-only mount: in force for this mount only, as a
             // mount option is (so the #1108 rescue works on a read-only mount parked in an
             // in-memory replay too).
             st.live = live;
-            self.live_inputs.publish(LiveInputs::of(&live));
+            self.live_inputs
+                .publish(LiveInputs::of(&live, st.sb.member_labels()));
             drop(st);
             pr_info!(
                 "{}: read-only mount: the option change is in force for this mount only, not \
@@ -58,7 +62,8 @@ impl Fs {
         self.write_next_superblock(&mut st, sb)
             .map_err(|e| (e, None))?;
         st.live = live;
-        self.live_inputs.publish(LiveInputs::of(&live));
+        self.live_inputs
+            .publish(LiveInputs::of(&live, st.sb.member_labels()));
         drop(st);
         // Parked allocations rebuild their inputs from the new value; a change of `discard`
         // may have made discards possible.
@@ -87,6 +92,28 @@ impl Fs {
             Ok(())
         })?;
         self.kick_discards();
+        Ok(())
+    }
+
+    /// Sets member `m`'s label; persisted in the superblock. Parked allocations are woken: the
+    /// members `metadata_target` names may have changed.
+    pub(crate) fn set_member_label(&self, m: usize, label: Label) -> Result {
+        if self.state.lock().read_only {
+            pr_err!(
+                "{}: dev-{m}/label: read-only mount, the superblock is not written (-30)\n",
+                UuidFmt(&self.uuid)
+            );
+            return Err(EROFS);
+        }
+        self.update_superblock(|sb| {
+            if m >= sb.nr_members as usize {
+                return Err(EINVAL);
+            }
+            let l = sb.labels.get_mut(m).ok_or(EINVAL)?;
+            *l = label;
+            Ok(())
+        })?;
+        self.alloc.wake_all();
         Ok(())
     }
 }

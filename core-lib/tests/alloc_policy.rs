@@ -10,11 +10,7 @@ fn dev(allocatable: u64, free: u64) -> DeviceSnapshot {
 }
 
 fn req(nodes: u32, replicas: u32) -> RequestInputs {
-    RequestInputs {
-        nodes,
-        replicas,
-        watermark: Watermark::Normal,
-    }
+    RequestInputs::new(nodes, replicas, Watermark::Normal)
 }
 
 #[test]
@@ -164,23 +160,47 @@ fn model(devices: &[DeviceSnapshot], req: &RequestInputs) -> Decision {
             None
         };
     }
-    let mut usable: Vec<usize> = (0..n).filter(|&i| refused[i].is_none()).collect();
-    if usable.len() < req.replicas as usize {
-        return Decision::Blocked {
-            usable: usable.len() as u32,
-            refused,
+    let usable: Vec<usize> = (0..n).filter(|&i| refused[i].is_none()).collect();
+    // With a target: its members (bit `i` of `target`, below `n`) take the copies first; a
+    // strict request needs as many usable target members as it wants on the target
+    // (min(target members, replicas)).
+    let in_target = |i: usize| req.target & (1 << i) != 0;
+    let target_members = (0..n).filter(|&i| in_target(i)).count() as u32;
+    let wanted = if req.fallback {
+        0
+    } else {
+        target_members.min(req.replicas)
+    };
+    let target_usable = usable.iter().filter(|&&i| in_target(i)).count() as u32;
+    if usable.len() < req.replicas as usize || target_usable < wanted {
+        let usable = if target_usable < wanted {
+            target_usable
+        } else {
+            usable.len() as u32
         };
+        return Decision::Blocked { usable, refused };
+    }
+    // The order of choice: target members first (all members when there is none), then the
+    // rest; within each, most available first, ties to the lower index.
+    let mut order: Vec<usize> = Vec::new();
+    for first in [true, false] {
+        let mut pool: Vec<usize> = usable
+            .iter()
+            .copied()
+            .filter(|&i| req.target & ((1u32 << n) - 1) == 0 || in_target(i) == first)
+            .filter(|i| !order.contains(i))
+            .collect();
+        // Stable sort: equal availability keeps index order.
+        pool.sort_by_key(|&i| core::cmp::Reverse(devices[i].available(req.watermark)));
+        order.extend(pool);
     }
     let mut chosen = [0u8; MAX_REPLICAS as usize];
-    for slot in chosen.iter_mut().take(req.replicas as usize) {
-        // The first of the most available: `max_by_key` keeps the last maximum, so reverse.
-        let (k, _) = usable
-            .iter()
-            .enumerate()
-            .rev()
-            .max_by_key(|&(_, &i)| devices[i].available(req.watermark))
-            .unwrap();
-        *slot = usable.remove(k) as u8;
+    for (slot, &i) in chosen
+        .iter_mut()
+        .zip(order.iter())
+        .take(req.replicas as usize)
+    {
+        *slot = i as u8;
     }
     Decision::Allocate {
         devices: chosen,
@@ -228,9 +248,133 @@ mod against_model {
             nodes in 0u32..6,
             replicas in 0u32..6,
             watermark in watermark(),
+            target in prop_oneof![Just(0u32), any::<u32>(), 0u32..8],
+            fallback in any::<bool>(),
         ) {
-            let req = RequestInputs { nodes, replicas, watermark };
+            let req = RequestInputs { nodes, replicas, watermark, target, fallback };
             prop_assert_eq!(decide(&devices, &req), model(&devices, &req));
         }
     }
+}
+
+fn targeted(nodes: u32, replicas: u32, target: u32, fallback: bool) -> RequestInputs {
+    RequestInputs {
+        target,
+        fallback,
+        ..req(nodes, replicas)
+    }
+}
+
+#[test]
+fn copies_go_to_the_target_first_then_elsewhere() {
+    // dev 0 has the most room; the target is devs 2 and 3.
+    let devs = [
+        dev(1000, 900),
+        dev(1000, 800),
+        dev(1000, 500),
+        dev(1000, 600),
+    ];
+    assert_eq!(
+        decide(&devs, &targeted(1, 2, 0b1100, false)),
+        Decision::Allocate {
+            devices: [3, 2, 0, 0],
+            count: 2
+        }
+    );
+    // A target of one member holds one copy; the others go where there is most room.
+    assert_eq!(
+        decide(&devs, &targeted(1, 3, 0b0100, false)),
+        Decision::Allocate {
+            devices: [2, 0, 1, 0],
+            count: 3
+        }
+    );
+    // No target: as before.
+    assert_eq!(
+        decide(&devs, &targeted(1, 2, 0, false)),
+        Decision::Allocate {
+            devices: [0, 1, 0, 0],
+            count: 2
+        }
+    );
+}
+
+#[test]
+fn a_strict_target_waits_for_its_starved_members_and_fallback_does_not() {
+    // The #628 shape: the target (dev 0, "ssd") is starved; devs 1 and 2 ("hdd") have room.
+    let devs = [
+        DeviceSnapshot {
+            need_discard: 8000,
+            ..dev(16_000, 1)
+        },
+        dev(16_000, 4000),
+        dev(16_000, 4000),
+    ];
+    match decide(&devs, &targeted(1, 2, 0b001, false)) {
+        Decision::Blocked { usable, refused } => {
+            assert_eq!(usable, 0);
+            assert!(matches!(
+                refused[0],
+                Some(Refusal::BelowWatermark { free: 1, .. })
+            ));
+            assert_eq!(refused[1], None);
+        }
+        d => panic!("expected blocked, got {d:?}"),
+    }
+    // Fallback on: the copy the target cannot take goes to another member at once.
+    assert_eq!(
+        decide(&devs, &targeted(1, 2, 0b001, true)),
+        Decision::Allocate {
+            devices: [1, 2, 0, 0],
+            count: 2
+        }
+    );
+    // The rescue: the target re-pointed at the members with room ("hdd"), or none.
+    assert_eq!(
+        decide(&devs, &targeted(1, 2, 0b110, false)),
+        Decision::Allocate {
+            devices: [1, 2, 0, 0],
+            count: 2
+        }
+    );
+    assert!(matches!(
+        decide(&devs, &targeted(1, 2, 0, false)),
+        Decision::Allocate { count: 2, .. }
+    ));
+    // A target member that is read-only is waited for too (strict), not with fallback.
+    let ro = [
+        dev(1000, 900),
+        DeviceSnapshot {
+            writable: false,
+            ..dev(1000, 900)
+        },
+    ];
+    assert!(matches!(
+        decide(&ro, &targeted(1, 1, 0b10, false)),
+        Decision::Blocked { usable: 0, .. }
+    ));
+    assert_eq!(
+        decide(&ro, &targeted(1, 1, 0b10, true)),
+        Decision::Allocate {
+            devices: [0, 0, 0, 0],
+            count: 1
+        }
+    );
+}
+
+#[test]
+fn fallback_still_needs_enough_devices_and_a_target_of_nobody_is_no_target() {
+    let devs = [dev(1000, 1), dev(1000, 900)];
+    assert!(matches!(
+        decide(&devs, &targeted(1, 2, 0b01, true)),
+        Decision::Blocked { usable: 1, .. }
+    ));
+    assert_eq!(
+        decide(&devs, &targeted(1, 1, 0b1000, false)),
+        decide(&devs, &req(1, 1))
+    );
+    assert_eq!(
+        decide(&devs, &targeted(1, 3, 0b01, true)),
+        Decision::Impossible
+    );
 }

@@ -27,6 +27,7 @@ fn fs(uuid: u8, nr: u32, seq: u64) -> Vec<Probe> {
                 journal_offset: 0,
                 root,
                 members,
+                labels: Default::default(),
             },
             bytes: 64 << 20,
         })

@@ -79,6 +79,7 @@ fn option_slots_match_the_option_table() {
         let range = match d.kind {
             Kind::U32 { min, max } => format!("{min} ..= {max}"),
             Kind::Bool => "0 or 1".to_string(),
+            Kind::Target => "0 (none), 1 ..= 16 (`dev-0` ..= `dev-15`), 256 (a label)".to_string(),
         };
         assert!(
             r[2].starts_with(&range),

@@ -40,6 +40,7 @@ fn two_member_sb() -> Superblock {
         journal_offset: 0,
         root,
         members,
+        labels: Default::default(),
     }
 }
 

@@ -32,6 +32,7 @@ fn one_member_sb() -> Superblock {
         journal_offset: 0,
         root,
         members,
+        labels: Default::default(),
     }
 }
 

@@ -1,4 +1,5 @@
 use bucketfs_core::options::*;
+use bucketfs_core::target::LabelError;
 
 fn desc(name: &str) -> &'static OptionDesc {
     lookup(name).unwrap().desc()
@@ -227,10 +228,15 @@ fn a_remount_takes_runtime_options_only() {
         let mut m = MountOptions::default();
         let ok = m.parse_at(When::Runtime, d.name, "1");
         assert_eq!(ok.is_ok(), d.settable.runtime, "{}", d.name);
+        // "abc" is a label, so a target takes it; "Abc" is garbage to every kind.
+        let (bad, why) = match d.kind {
+            Kind::Target => ("Abc", OptError::BadTarget(LabelError::BadByte)),
+            _ => ("abc", OptError::NotANumber),
+        };
         assert_eq!(
-            m.parse_at(When::Runtime, d.name, "abc"),
+            m.parse_at(When::Runtime, d.name, bad),
             Err(if d.settable.runtime {
-                OptError::NotANumber
+                why
             } else {
                 OptError::NotSettable
             })

@@ -46,6 +46,17 @@ impl Allocator {
             req.replicas,
             req.watermark.name()
         );
+        if req.target != 0 {
+            pr_warn!(
+                "{uuid}:   metadata_target members (bit per member) {:#x}, {}\n",
+                req.target,
+                if req.fallback {
+                    "fallback on"
+                } else {
+                    "strict: waits for them"
+                }
+            );
+        }
         let refused = match decision {
             Decision::Blocked { refused, .. } => Some(refused),
             _ => None,
@@ -96,6 +107,14 @@ impl Allocator {
                 ktime_ms_delta(now, p.since),
                 p.wakeups
             )?;
+            if p.inputs.target != 0 {
+                writeln!(
+                    out,
+                    "    metadata_target members {:#x}{}",
+                    p.inputs.target,
+                    if p.inputs.fallback { ", fallback" } else { "" }
+                )?;
+            }
         }
         writeln!(
             out,

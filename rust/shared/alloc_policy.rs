@@ -2,6 +2,14 @@
 
 //! Bucket allocation decisions: watermarks, per-device reserves and replica placement.
 //!
+//! Placement with a target (`metadata_target`: the members it names, [`RequestInputs::target`]):
+//! a node's copies go to usable target members first, most available buckets first, and the
+//! copies the target cannot hold (it has fewer members than `replicas`) to the other members.
+//! When fewer target members can serve now than the target has members (up to `replicas`),
+//! the request waits for them (strict, the default), or, with `metadata_target_fallback`
+//! ([`RequestInputs::fallback`]), puts those copies on other members at once, as bcachefs's
+//! foreground writes do. A target that names no member places as no target.
+//!
 //! Every decision is a pure function of a snapshot of the devices and the request's inputs,
 //! so the kernel can rebuild both on every wakeup and get a fresh answer, and the host can
 //! test the policy.
@@ -85,6 +93,24 @@ pub struct RequestInputs {
     pub replicas: u32,
     /// How deep into reserves the request may go.
     pub watermark: Watermark,
+    /// The members the live `metadata_target` names, one bit per member (0: no target).
+    pub target: u32,
+    /// The live `metadata_target_fallback`: copies the target's members cannot take now go to
+    /// other members instead of waiting.
+    pub fallback: bool,
+}
+
+impl RequestInputs {
+    /// A request with no target.
+    pub fn new(nodes: u32, replicas: u32, watermark: Watermark) -> RequestInputs {
+        RequestInputs {
+            nodes,
+            replicas,
+            watermark,
+            target: 0,
+            fallback: false,
+        }
+    }
 }
 
 /// Why one device cannot take part in a request.
@@ -141,9 +167,10 @@ pub enum Decision {
 
 /// Decides a request against a snapshot: `replicas` distinct devices, each with at least
 /// `nodes` buckets available at the watermark. Devices with the most available buckets are
-/// chosen first; ties go to the lower index.
+/// chosen first; ties go to the lower index. With a target, its members come first (see the
+/// module doc); a strict request is blocked while fewer of them can serve than it needs.
 ///
-/// The allocation path: one pass over the devices with no per-device array; the reasons for
+/// The allocation path: device sets are bit masks (no per-device array); the reasons for
 /// refusals are worked out only when the request is blocked.
 #[inline]
 pub fn decide(devices: &[DeviceSnapshot], req: &RequestInputs) -> Decision {
@@ -156,43 +183,59 @@ pub fn decide(devices: &[DeviceSnapshot], req: &RequestInputs) -> Decision {
         return Decision::Impossible;
     }
     // Bit `i`: device `i` can take part (writable, `nodes` buckets available; `nodes` >= 1,
-    // so it has a free bucket). The first choice (most available, the lower index on a tie)
-    // is found in the same pass.
+    // so it has a free bucket).
     let mut usable = 0u32;
-    let mut first: Option<(usize, u64)> = None;
     for (i, d) in devices[..n].iter().enumerate() {
-        let avail = d.available(req.watermark);
-        if d.writable && avail >= req.nodes as u64 {
+        if d.writable && d.available(req.watermark) >= req.nodes as u64 {
             usable |= 1 << i;
-            if first.map_or(true, |(_, b)| avail > b) {
-                first = Some((i, avail));
-            }
         }
     }
+    let all = (1u32 << n) - 1;
+    let target = req.target & all;
     let count = usable.count_ones();
-    let (Some((first, _)), true) = (first, count >= req.replicas) else {
+    // Copies that must be on target members: as many as it has, up to `replicas`.
+    let wanted = if req.fallback {
+        0
+    } else {
+        target.count_ones().min(req.replicas)
+    };
+    let target_usable = (usable & target).count_ones();
+    if count < req.replicas || target_usable < wanted {
+        // Devices that could take part: with a strict target short of members, only those.
+        let usable = if target_usable < wanted {
+            target_usable
+        } else {
+            count
+        };
         return Decision::Blocked {
-            usable: count,
+            usable,
             refused: refusals(&devices[..n], req),
         };
-    };
+    }
     let mut chosen = [0u8; MAX_REPLICAS as usize];
-    chosen[0] = first as u8;
-    usable &= !(1 << first);
-    for slot in chosen.iter_mut().take(req.replicas as usize).skip(1) {
-        let mut best: Option<(usize, u64)> = None;
-        let mut left = usable;
-        while left != 0 {
-            let i = left.trailing_zeros() as usize;
-            left &= left - 1;
-            let avail = devices.get(i).map_or(0, |d| d.available(req.watermark));
-            if best.map_or(true, |(_, b)| avail > b) {
-                best = Some((i, avail));
+    let mut picked = 0;
+    // Target members first (every member when there is no target), then the others.
+    let pools = if target == 0 {
+        [usable, 0]
+    } else {
+        [usable & target, usable & !target]
+    };
+    for mut pool in pools {
+        while picked < req.replicas as usize && pool != 0 {
+            let mut best: Option<(usize, u64)> = None;
+            let mut left = pool;
+            while left != 0 {
+                let i = left.trailing_zeros() as usize;
+                left &= left - 1;
+                let avail = devices.get(i).map_or(0, |d| d.available(req.watermark));
+                if best.map_or(true, |(_, b)| avail > b) {
+                    best = Some((i, avail));
+                }
             }
-        }
-        if let Some((b, _)) = best {
-            usable &= !(1 << b);
-            *slot = b as u8;
+            let Some((b, _)) = best else { break };
+            pool &= !(1 << b);
+            chosen[picked] = b as u8;
+            picked += 1;
         }
     }
     Decision::Allocate {

@@ -16,3 +16,4 @@ pub mod layout;
 pub mod mount_source;
 pub mod options;
 pub mod superblock;
+pub mod target;

@@ -5,6 +5,12 @@
 //! Mount option parsing, the `options/` files in sysfs, the tool's `format` flags and the
 //! superblock's option slots are all driven by [`OPTIONS`]. Adding an option here adds it
 //! everywhere.
+//!
+//! Every value is a `u32` in its slot. A target ([`Kind::Target`]: `none`, `dev-N` or a
+//! member label) is a slot code ([`Target::code`]) plus, for a label target, the label's text,
+//! which [`Options`] and [`MountOptions`] keep beside the slots (and the superblock on disk).
+
+use crate::shared::target::{Label, LabelError, Target};
 
 /// Where an option may be set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,6 +58,8 @@ pub enum Kind {
     },
     /// A boolean: `0`/`1`, `false`/`true`, `no`/`yes`, `off`/`on`; shown as `0` or `1`.
     Bool,
+    /// A set of members ([`Target`]): `none`, `dev-N`, or a member label; shown as given.
+    Target,
 }
 
 /// One option.
@@ -164,6 +172,23 @@ options! {
         sb_slot: 3,
         help: "seconds a parked allocation waits before it is reported in dmesg (0: never)",
     },
+    MetadataTarget {
+        name: "metadata_target",
+        kind: Kind::Target,
+        default: crate::shared::target::TARGET_NONE,
+        settable: ALL,
+        sb_slot: 4,
+        help: "members btree nodes go to: none, a member label (ssd, hdd...) or dev-N",
+    },
+    MetadataTargetFallback {
+        name: "metadata_target_fallback",
+        kind: Kind::Bool,
+        default: 0,
+        settable: ALL,
+        sb_slot: 5,
+        help: "copies the target's members cannot take now go to other members instead of \
+               waiting",
+    },
 }
 
 const fn same_name(a: &str, b: &str) -> bool {
@@ -236,6 +261,15 @@ pub enum OptError {
         /// `metadata_replicas_required`.
         required: u32,
     },
+    /// A target's text is not `none`, `dev-N` or a label.
+    BadTarget(LabelError),
+    /// A target `dev-N` with N not below the member count.
+    NoSuchMember {
+        /// The filesystem's member count.
+        members: u32,
+    },
+    /// A label target that no member's label is within.
+    NoMemberLabelled,
 }
 
 impl OptError {
@@ -255,6 +289,13 @@ impl OptError {
                 "metadata_replicas_required ({required}) would exceed metadata_replicas \
                  ({replicas}); lower metadata_replicas_required first"
             ),
+            OptError::BadTarget(e) => {
+                write!(out, "not none, dev-N or a label: {}", e.describe())
+            }
+            OptError::NoSuchMember { members } => {
+                write!(out, "no such member (the filesystem has {members})")
+            }
+            OptError::NoMemberLabelled => write!(out, "no member carries this label"),
         }
     }
 }
@@ -282,10 +323,15 @@ impl Opt {
 /// Parses `text` as a value of `desc`'s kind and range.
 ///
 /// Accepts exactly the value, optionally followed by one newline (as `echo` writes to sysfs).
-/// No sign, no spaces, no leading `+`, nothing after the number.
+/// No sign, no spaces, no leading `+`, nothing after the number. A target gives its slot code
+/// only: a label target's text is kept by [`MountOptions::parse_at`] and
+/// [`Options::with_target`], which parse targets whole.
 pub fn parse_value(desc: &OptionDesc, text: &str) -> Result<u32, OptError> {
     let text = text.strip_suffix('\n').unwrap_or(text);
     match desc.kind {
+        Kind::Target => Target::parse(text)
+            .map(|t| t.code().0)
+            .map_err(OptError::BadTarget),
         Kind::Bool => match text {
             "1" | "true" | "yes" | "on" => Ok(1),
             "0" | "false" | "no" | "off" => Ok(0),
@@ -322,14 +368,33 @@ pub fn check_range(desc: &OptionDesc, value: u32) -> Result<(), OptError> {
         Kind::U32 { min, max } if value < min || value > max => {
             Err(OptError::OutOfRange { min, max })
         }
+        Kind::Target if !Target::code_valid(value) => Err(OptError::NotANumber),
         _ => Ok(()),
     }
 }
 
-/// A full set of option values, indexed by [`Opt`].
+/// A full set of option values, indexed by [`Opt`], with the text of a label target.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Options {
     values: [u32; NR_OPTIONS],
+    /// `metadata_target`'s label when its code is a label target, else none.
+    target_label: Label,
+}
+
+/// Writes `value` of `opt` as sysfs and messages show it (`label` is a label target's text).
+fn show_value(
+    opt: Opt,
+    value: u32,
+    label: &Label,
+    out: &mut dyn core::fmt::Write,
+) -> core::fmt::Result {
+    match opt.desc().kind {
+        Kind::Target => match Target::from_code(value, label) {
+            Some(t) => write!(out, "{t}"),
+            None => write!(out, "?{value}"),
+        },
+        _ => write!(out, "{value}"),
+    }
 }
 
 impl Default for Options {
@@ -338,14 +403,52 @@ impl Default for Options {
         for (v, d) in values.iter_mut().zip(OPTIONS.iter()) {
             *v = d.default;
         }
-        Options { values }
+        Options {
+            values,
+            target_label: Label::NONE,
+        }
     }
 }
 
 impl Options {
-    /// The value of `opt`.
+    /// The value of `opt` (for a target, its slot code: see [`Options::target`]).
     pub fn get(&self, opt: Opt) -> u32 {
         self.values[opt as usize]
+    }
+
+    /// `metadata_target`.
+    pub fn target(&self) -> Target {
+        Target::from_code(self.get(Opt::MetadataTarget), &self.target_label).unwrap_or(Target::None)
+    }
+
+    /// The label kept beside the slots: `metadata_target`'s when it is a label target.
+    pub fn target_label(&self) -> Label {
+        self.target_label
+    }
+
+    /// `self` with `metadata_target` set to `t` (rules between options left to a later
+    /// [`Options::validate`]).
+    pub fn with_target(mut self, t: Target) -> Options {
+        let (code, label) = t.code();
+        self.values[Opt::MetadataTarget as usize] = code;
+        self.target_label = label;
+        self
+    }
+
+    /// Writes the value of `opt` as sysfs shows it (a target as `none`, `dev-N` or its label).
+    pub fn show(&self, opt: Opt, out: &mut dyn core::fmt::Write) -> core::fmt::Result {
+        show_value(opt, self.get(opt), &self.target_label, out)
+    }
+
+    /// Checks that a label `metadata_target` names at least one of the members, which carry
+    /// `labels` (by member index). Not a rule of [`Options::validate`]: a stored target may
+    /// outlive the labels it named (a member relabelled since), and then names no member
+    /// (see `Documentation/mount-options.md`); only a target being set is checked.
+    pub fn check_target_members(&self, labels: &[Label]) -> Result<(), OptError> {
+        match self.target() {
+            t @ Target::Label(_) if t.members(labels) == 0 => Err(OptError::NoMemberLabelled),
+            _ => Ok(()),
+        }
     }
 
     /// Sets `opt` to `value` if the result is a valid set for a filesystem of `members`
@@ -367,15 +470,24 @@ impl Options {
         self
     }
 
+    /// Copies `opt` from `changes` (given there), with a target's label.
+    fn take_given(&mut self, opt: Opt, changes: &MountOptions) -> Option<u32> {
+        let v = changes.get(opt)?;
+        self.values[opt as usize] = v;
+        if opt == Opt::MetadataTarget {
+            self.target_label = changes.target_label;
+        }
+        Some(v)
+    }
+
     /// Sets every option given in `changes` at once, all or none, if the result is a valid set
     /// for `members` members (so `metadata_replicas` and `metadata_replicas_required` can be
     /// lowered together, in any order). `Err` names the option blamed; nothing changes then.
     pub fn set_all(&mut self, changes: &MountOptions, members: u32) -> Result<(), (Opt, OptError)> {
         let mut next = *self;
         for opt in Opt::ALL {
-            if let Some(v) = changes.get(opt) {
+            if let Some(v) = next.take_given(opt, changes) {
                 check_range(opt.desc(), v).map_err(|e| (opt, e))?;
-                next.values[opt as usize] = v;
             }
         }
         next.validate(members)
@@ -397,7 +509,11 @@ impl Options {
         if required > replicas {
             return Err(OptError::RequiredAboveReplicas { replicas, required });
         }
-        Ok(())
+        match Target::from_code(self.get(Opt::MetadataTarget), &self.target_label) {
+            None => Err(OptError::NotANumber),
+            Some(Target::Member(m)) if m >= members => Err(OptError::NoSuchMember { members }),
+            Some(_) => Ok(()),
+        }
     }
 
     /// The values as stored in the superblock's option slots.
@@ -412,13 +528,20 @@ impl Options {
     /// Reads the values from superblock option slots; `Err(opt)` names the first value out of
     /// its range. Rules between options are checked by [`Options::validate`].
     pub fn from_slots(slots: &[u32; SB_OPTION_SLOTS]) -> Result<Options, Opt> {
+        Self::from_disk(slots, &Label::NONE)
+    }
+
+    /// [`Options::from_slots`] with the label kept beside the slots on disk: it must be a
+    /// valid label when `metadata_target` is a label target, and zero otherwise.
+    pub fn from_disk(slots: &[u32; SB_OPTION_SLOTS], label: &Label) -> Result<Options, Opt> {
         let mut o = Options::default();
         for opt in Opt::ALL {
             let v = slots[opt.desc().sb_slot];
             check_range(opt.desc(), v).map_err(|_| opt)?;
             o.values[opt as usize] = v;
         }
-        Ok(o)
+        let t = Target::from_code(o.get(Opt::MetadataTarget), label).ok_or(Opt::MetadataTarget)?;
+        Ok(o.with_target(t))
     }
 }
 
@@ -472,6 +595,8 @@ pub struct MountOptions {
     given: [Option<u32>; NR_OPTIONS],
     /// Mount-only flags given, bit `1 << flag`.
     flags: u32,
+    /// The label of a given label `metadata_target`.
+    target_label: Label,
 }
 
 /// Which option to name when `o` broke rule `e`: a given option when one is involved, else
@@ -485,6 +610,9 @@ fn blame(e: OptError, given: &MountOptions, o: &Options) -> Opt {
         }
         OptError::RequiredAboveReplicas { .. } | OptError::MoreReplicasThanMembers { .. } => {
             Opt::MetadataReplicas
+        }
+        OptError::BadTarget(_) | OptError::NoSuchMember { .. } | OptError::NoMemberLabelled => {
+            Opt::MetadataTarget
         }
         _ => Opt::ALL
             .into_iter()
@@ -503,8 +631,30 @@ impl MountOptions {
     /// [`When::Runtime`] for a remount, which takes runtime options only.
     pub fn parse_at(&mut self, when: When, name: &str, value: &str) -> Result<(), OptError> {
         let opt = lookup(name).ok_or(OptError::Unknown)?;
-        self.given[opt as usize] = Some(parse_value_at(opt.desc(), when, value)?);
+        let v = parse_value_at(opt.desc(), when, value)?;
+        if opt.desc().kind == Kind::Target {
+            // `parse_value_at` accepted it: a target whole.
+            let t = Target::parse(value).map_err(OptError::BadTarget)?;
+            self.target_label = t.code().1;
+        }
+        self.given[opt as usize] = Some(v);
         Ok(())
+    }
+
+    /// Only `metadata_target` given, as `t`.
+    pub fn target(t: Target) -> MountOptions {
+        let (code, label) = t.code();
+        let mut m = MountOptions::one(Opt::MetadataTarget, code);
+        m.target_label = label;
+        m
+    }
+
+    /// Writes the value given for `opt` as sysfs shows it (nothing if it was not given).
+    pub fn show(&self, opt: Opt, out: &mut dyn core::fmt::Write) -> core::fmt::Result {
+        match self.get(opt) {
+            Some(v) => show_value(opt, v, &self.target_label, out),
+            None => Ok(()),
+        }
     }
 
     /// Only `opt` given, as `value`: one runtime change.
@@ -534,15 +684,24 @@ impl MountOptions {
         self.given[opt as usize]
     }
 
+    /// [`MountOptions::apply`] for a filesystem whose members carry `labels` (by member
+    /// index): a given `metadata_target` must also name one of them.
+    pub fn apply_for(&self, base: &Options, labels: &[Label]) -> Result<Options, (Opt, OptError)> {
+        let o = self.apply(base, labels.len() as u32)?;
+        if self.get(Opt::MetadataTarget).is_some() {
+            o.check_target_members(labels)
+                .map_err(|e| (Opt::MetadataTarget, e))?;
+        }
+        Ok(o)
+    }
+
     /// `base` with the given options applied, checked for `members` members. `Err` names the
     /// option that made the set invalid. A given `metadata_replicas` below the stored
     /// `metadata_replicas_required` lowers the latter too, unless it is given as well.
     pub fn apply(&self, base: &Options, members: u32) -> Result<Options, (Opt, OptError)> {
         let mut o = *base;
         for opt in Opt::ALL {
-            if let Some(v) = self.get(opt) {
-                o.values[opt as usize] = v;
-            }
+            o.take_given(opt, self);
         }
         // The rescue `-o metadata_replicas=1` must not fail because the stored
         // metadata_replicas_required is higher: unless that is given too, it follows the

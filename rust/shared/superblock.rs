@@ -9,7 +9,8 @@
 
 use crate::shared::crc32c::block_crc;
 use crate::shared::layout::{layout, offset, Field};
-use crate::shared::options::{Opt, Options, MAX_REPLICAS, SB_OPTION_SLOTS};
+use crate::shared::options::{Opt, OptError, Options, MAX_REPLICAS, SB_OPTION_SLOTS};
+use crate::shared::target::Label;
 
 /// Bytes in a superblock.
 pub const SB_SIZE: usize = 4096;
@@ -306,6 +307,8 @@ pub struct Superblock {
     pub root: BtreeRoot,
     /// The member table.
     pub members: [Member; MAX_MEMBERS],
+    /// Each member's label (by member index; none for entries from `nr_members` on).
+    pub labels: [Label; MAX_MEMBERS],
 }
 
 layout! {
@@ -339,6 +342,12 @@ layout! {
         0x0a8 => pub journal_offset: u64,
         /// [`Superblock::members`]; entries from `nr_members` on are zero.
         0x100 => pub members: [Member; MAX_MEMBERS],
+        /// [`Superblock::labels`]: bytes that superblocks written before labels existed have
+        /// as zero, which is no label; so the format version did not change.
+        0x500 => pub labels: [Label; MAX_MEMBERS],
+        /// The label of a label `metadata_target` (zero for any other target): beside the
+        /// option slots, which hold the target's code.
+        0x700 => pub metadata_target_label: Label,
     }
 }
 
@@ -364,6 +373,8 @@ pub enum SbError {
     MemberIndex(u32),
     /// A member table entry is wrong.
     Member(u32, MemberField),
+    /// A member's label is not a label.
+    Label(u32),
     /// Two members share a uuid.
     DuplicateMember(u32),
     /// A stored option is out of range, or the options break a rule between them.
@@ -391,6 +402,7 @@ impl SbError {
             SbError::NrMembers(_) => "nr_members",
             SbError::MemberIndex(_) => "member_index",
             SbError::Member(_, f) => f.name(),
+            SbError::Label(_) => "label",
             SbError::DuplicateMember(_) => "member uuid",
             SbError::Option(o) => o.desc().name,
             SbError::Root => "btree root",
@@ -411,6 +423,11 @@ impl Superblock {
         &self.members[..self.nr_members as usize]
     }
 
+    /// The labels of the used part of the member table.
+    pub fn member_labels(&self) -> &[Label] {
+        &self.labels[..(self.nr_members as usize).min(MAX_MEMBERS)]
+    }
+
     /// Checks the decoded fields against each other.
     pub fn validate(&self) -> Result<(), SbError> {
         if self.seq >= MAX_SEQ || self.journal_seq >= MAX_SEQ || self.root.node_seq >= MAX_SEQ {
@@ -427,6 +444,9 @@ impl Superblock {
             if self.members[..i].iter().any(|o| o.uuid == m.uuid) {
                 return Err(SbError::DuplicateMember(i as u32));
             }
+            if !self.labels[i].is_valid() {
+                return Err(SbError::Label(i as u32));
+            }
         }
         if self
             .member_table()
@@ -437,9 +457,8 @@ impl Superblock {
         }
         if let Err(e) = self.options.validate(self.nr_members) {
             let opt = match e {
-                crate::shared::options::OptError::RequiredAboveReplicas { .. } => {
-                    Opt::MetadataReplicasRequired
-                }
+                OptError::RequiredAboveReplicas { .. } => Opt::MetadataReplicasRequired,
+                OptError::NoSuchMember { .. } | OptError::NotANumber => Opt::MetadataTarget,
                 _ => Opt::MetadataReplicas,
             };
             return Err(SbError::Option(opt));
@@ -460,6 +479,15 @@ impl Superblock {
         Ok(())
     }
 
+    /// Encodes into `buf` (at least [`SB_SIZE`] bytes), with the checksum, as member
+    /// `member_index`'s copy (no copy of `self` on the stack: superblock writes run deep).
+    pub fn encode_as(&self, member_index: u32, buf: &mut [u8]) {
+        self.encode(buf);
+        let b = &mut buf[..SB_SIZE];
+        member_index.write(&mut b[offset!(SbDisk, member_index)..]);
+        block_crc(b, OFF_CRC).write(&mut b[OFF_CRC..]);
+    }
+
     /// Encodes into `buf` (at least [`SB_SIZE`] bytes), with the checksum.
     pub fn encode(&self, buf: &mut [u8]) {
         let b = &mut buf[..SB_SIZE];
@@ -476,6 +504,8 @@ impl Superblock {
             root: self.root,
             journal_offset: self.journal_offset,
             members: self.members,
+            labels: self.labels,
+            metadata_target_label: self.options.target_label(),
         }
         .write(b);
         block_crc(b, OFF_CRC).write(&mut b[OFF_CRC..]);
@@ -487,28 +517,45 @@ impl Superblock {
             return Err(SbError::Short);
         }
         let b = &buf[..SB_SIZE];
-        let d = SbDisk::read(b);
-        if d.magic != MAGIC {
+        // Field by field where the declaration puts each (not a whole `SbDisk` first): a
+        // superblock is large, and decoding runs deep in the commit's call chain, so the
+        // decoder keeps one copy on the stack, the one it returns.
+        macro_rules! disk {
+            ($f:ident) => {
+                Field::read(&b[offset!(SbDisk, $f)..])
+            };
+        }
+        let magic: u64 = disk!(magic);
+        if magic != MAGIC {
             return Err(SbError::Magic);
         }
-        if d.version != VERSION {
-            return Err(SbError::Version(d.version));
+        let version: u32 = disk!(version);
+        if version != VERSION {
+            return Err(SbError::Version(version));
         }
-        if d.crc != block_crc(b, OFF_CRC) {
+        let crc: u32 = disk!(crc);
+        if crc != block_crc(b, OFF_CRC) {
             return Err(SbError::Checksum);
         }
-        let options = Options::from_slots(&d.options).map_err(SbError::Option)?;
-        let sb = Superblock {
-            uuid: d.uuid,
-            seq: d.seq,
-            member_index: d.member_index,
-            nr_members: d.nr_members,
+        let options = Options::from_disk(&disk!(options), &disk!(metadata_target_label))
+            .map_err(SbError::Option)?;
+        let mut sb = Superblock {
+            uuid: disk!(uuid),
+            seq: disk!(seq),
+            member_index: disk!(member_index),
+            nr_members: disk!(nr_members),
             options,
-            journal_seq: d.journal_seq,
-            journal_offset: d.journal_offset,
-            root: d.root,
-            members: d.members,
+            journal_seq: disk!(journal_seq),
+            journal_offset: disk!(journal_offset),
+            root: disk!(root),
+            members: disk!(members),
+            labels: disk!(labels),
         };
+        // Entries past the member table are not looked at, as the table's own are not.
+        let used = sb.nr_members as usize;
+        for l in sb.labels.iter_mut().skip(used) {
+            *l = Label::NONE;
+        }
         sb.validate()?;
         Ok(sb)
     }

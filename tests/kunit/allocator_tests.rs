@@ -114,6 +114,8 @@ impl Harness {
         LiveInputs {
             replicas,
             stuck_timeout_s: self.stuck_s.load(Ordering::Acquire),
+            target: 0,
+            fallback: false,
         }
     }
 
@@ -410,6 +412,8 @@ fn alloc_one(a: &Allocator, out: &mut KVec<NodeAlloc>) -> Option<u32> {
     let inputs = || LiveInputs {
         replicas: 1,
         stuck_timeout_s: 0,
+        target: 0,
+        fallback: false,
     };
     a.alloc_nodes(1, Watermark::Reclaim, inputs, out).ok()?;
     out.first().map(|n| n.ptrs[0].bucket)

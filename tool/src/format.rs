@@ -17,6 +17,7 @@ use bucketfs_core::bucket_table::{
 };
 use bucketfs_core::options::{Opt, Options};
 use bucketfs_core::superblock::*;
+use bucketfs_core::target::Label;
 
 /// Largest buffer the tool writes in one go: a bucket table is written this much at a time.
 pub const CHUNK_BYTES: usize = 1 << 20;
@@ -25,6 +26,8 @@ pub const CHUNK_BYTES: usize = 1 << 20;
 pub struct FormatSpec {
     pub options: Options,
     pub bucket_size: u32,
+    /// Each device's label, in device order (missing ones: none).
+    pub labels: Vec<Label>,
 }
 
 /// The layout chosen for a set of devices, before anything is written.
@@ -47,11 +50,23 @@ pub fn plan(devs: &[Device], spec: &FormatSpec) -> Result<Layout, String> {
         }
     }
     let nr = devs.len() as u32;
-    spec.options.validate(nr).map_err(|e| {
-        let mut msg = String::new();
-        let _ = e.describe(&mut msg);
-        format!("options: {msg}")
-    })?;
+    if spec.labels.len() > devs.len() {
+        return Err(format!(
+            "{} labels for {} device(s)",
+            spec.labels.len(),
+            devs.len()
+        ));
+    }
+    let mut labels = [Label::NONE; MAX_MEMBERS];
+    labels[..spec.labels.len()].copy_from_slice(&spec.labels);
+    spec.options
+        .validate(nr)
+        .and_then(|()| spec.options.check_target_members(&labels[..devs.len()]))
+        .map_err(|e| {
+            let mut msg = String::new();
+            let _ = e.describe(&mut msg);
+            format!("options: {msg}")
+        })?;
     let mut members = [Member::default(); MAX_MEMBERS];
     for (m, d) in members.iter_mut().zip(devs) {
         *m = Member::layout(d.size, spec.bucket_size, *uuid::Uuid::new_v4().as_bytes()).map_err(
@@ -95,6 +110,7 @@ pub fn plan(devs: &[Device], spec: &FormatSpec) -> Result<Layout, String> {
         journal_offset: 0,
         root,
         members,
+        labels,
     };
     sb.validate()
         .map_err(|e| format!("internal error: planned superblock invalid: {}", e.field()))?;

@@ -12,6 +12,7 @@ mod set_state;
 mod show;
 
 use bucketfs_core::options::{lookup, parse_value, Kind, Options, OPTIONS};
+use bucketfs_core::target::{Label, Target};
 use clap::{Arg, ArgAction, ArgMatches, Command};
 use device::Device;
 use std::path::PathBuf;
@@ -47,6 +48,16 @@ fn format_command() -> Command {
                 .help("bucket size (power of two, 4k..16M)"),
         )
         .arg(
+            Arg::new("label")
+                .long("label")
+                .action(ArgAction::Append)
+                .value_name("LABEL")
+                .help(
+                    "label of the device that follows (a-z, 0-9, '.', '_', '-'; up to 31 \
+                     bytes), e.g. --label ssd DEV1 --label hdd.hdd1 DEV2",
+                ),
+        )
+        .arg(
             Arg::new("devices")
                 .required(true)
                 .num_args(1..)
@@ -69,6 +80,12 @@ fn format_command() -> Command {
                         .conflicts_with(d.name),
                 ),
             Kind::U32 { .. } => cmd.arg(Arg::new(d.name).long(name).value_name("N").help(d.help)),
+            Kind::Target => cmd.arg(
+                Arg::new(d.name)
+                    .long(name)
+                    .value_name("TARGET")
+                    .help(d.help),
+            ),
         };
     }
     cmd
@@ -271,7 +288,7 @@ fn format_options(m: &ArgMatches) -> Result<Options, String> {
             Kind::Bool if m.get_flag(d.name) => Some(1),
             Kind::Bool if m.get_flag(&format!("no-{}", d.name)) => Some(0),
             Kind::Bool => None,
-            Kind::U32 { .. } => match m.get_one::<String>(d.name) {
+            Kind::U32 { .. } | Kind::Target => match m.get_one::<String>(d.name) {
                 Some(text) => Some(parse_value(d, text).map_err(|e| {
                     let mut msg = String::new();
                     let _ = e.describe(&mut msg);
@@ -280,12 +297,42 @@ fn format_options(m: &ArgMatches) -> Result<Options, String> {
                 None => None,
             },
         };
+        if d.kind == Kind::Target {
+            if let Some(text) = m.get_one::<String>(d.name) {
+                // Parsed above: a target whole, with its label.
+                let t =
+                    Target::parse(text).map_err(|e| format!("--{}: {}", d.name, e.describe()))?;
+                options = options.with_target(t);
+                continue;
+            }
+        }
         if let Some(v) = value {
             // Rules between options are checked once all are known, in format::plan.
             options = options.with_unchecked(opt, v);
         }
     }
     Ok(options)
+}
+
+/// Each device's label: a `--label` applies to the device that follows it (bcachefs's way).
+fn format_labels(m: &ArgMatches) -> Result<Vec<Label>, String> {
+    let devs: Vec<usize> = m.indices_of("devices").map_or(Vec::new(), |i| i.collect());
+    let given: Vec<(usize, &String)> = match (m.indices_of("label"), m.get_many::<String>("label"))
+    {
+        (Some(i), Some(v)) => i.zip(v).collect(),
+        _ => Vec::new(),
+    };
+    let mut labels = vec![Label::NONE; devs.len()];
+    for (at, text) in given {
+        let Some(d) = devs.iter().position(|&i| i > at) else {
+            return Err(format!("--label {text}: no device follows it"));
+        };
+        if !labels[d].is_none() {
+            return Err(format!("--label {text}: a device has one label"));
+        }
+        labels[d] = Label::parse(text).map_err(|e| format!("--label {text}: {}", e.describe()))?;
+    }
+    Ok(labels)
 }
 
 fn open_all(m: &ArgMatches, write: bool) -> Result<Vec<Device>, String> {
@@ -299,6 +346,7 @@ fn run(m: &ArgMatches) -> Result<(), String> {
     match m.subcommand() {
         Some(("format", m)) => {
             let options = format_options(m)?;
+            let labels = format_labels(m)?;
             let bucket_size = parse_size(m.get_one::<String>("bucket-size").unwrap())?;
             let devs = open_all(m, true)?;
             let layout = format::plan(
@@ -306,6 +354,7 @@ fn run(m: &ArgMatches) -> Result<(), String> {
                 &format::FormatSpec {
                     options,
                     bucket_size,
+                    labels,
                 },
             )?;
             format::write(&devs, &layout)?;

@@ -21,7 +21,10 @@
 //!                             # be neither discarded nor allocated before replay commits
 //! fill = false                # write a pattern into need_discard buckets, so discards
 //!                             # show as holes in a sparse image
+//! label = "ssd"               # the member's label; default none
 //! ```
+//!
+//! A target option is a string: `metadata_target = "ssd"` (or `"dev-0"`, `"none"`).
 //!
 //! Every device's allocatable buckets are laid out as: the root node (on the first
 //! `metadata_replicas` devices), a run of `free_pinned` buckets, a run of `need_discard`
@@ -48,6 +51,7 @@ use bucketfs_core::journal_format::{
 };
 use bucketfs_core::options::{lookup, parse_value, Kind, Options};
 use bucketfs_core::superblock::{UuidFmt, BLOCK_SIZE, MAX_MEMBERS};
+use bucketfs_core::target::{Label, Target};
 
 struct DeviceSpec {
     buckets: Option<u64>,
@@ -56,6 +60,7 @@ struct DeviceSpec {
     pinned: u64,
     free_pinned: u64,
     fill: bool,
+    label: Label,
 }
 
 /// A key generator: distinct 64-bit keys in no particular order.
@@ -101,6 +106,11 @@ pub fn scenario_quiet(spec_path: &str, devs: &mut [Device]) -> Result<String, St
     for (k, v) in &t {
         let Some(opt) = lookup(k) else { continue };
         let text = match (v, opt.desc().kind) {
+            (toml::Value::String(t), Kind::Target) => {
+                let t = Target::parse(t).map_err(|e| format!("{k}: {}", e.describe()))?;
+                options = options.with_target(t);
+                continue;
+            }
             (toml::Value::Boolean(b), Kind::Bool) => (*b as u32).to_string(),
             (toml::Value::Integer(i), _) => i.to_string(),
             _ => return Err(format!("{k}: bad value {v}")),
@@ -133,20 +143,27 @@ pub fn scenario_quiet(spec_path: &str, devs: &mut [Device]) -> Result<String, St
     let seed = get_u64(&t, "seed")?.unwrap_or(1);
     let journal_offset = get_u64(&t, "journal_offset")?.unwrap_or(0);
     let specs: Vec<DeviceSpec> = match t.get("device") {
-        Some(toml::Value::Array(a)) => a
-            .iter()
-            .map(|d| {
-                let d = d.as_table().ok_or("device: expected tables")?;
-                Ok(DeviceSpec {
-                    buckets: get_u64(d, "buckets")?,
-                    free: get_u64(d, "free")?.unwrap_or(0),
-                    need_discard: get_u64(d, "need_discard")?.unwrap_or(0),
-                    pinned: get_u64(d, "need_discard_pinned")?.unwrap_or(0),
-                    free_pinned: get_u64(d, "free_pinned")?.unwrap_or(0),
-                    fill: d.get("fill").and_then(|v| v.as_bool()).unwrap_or(false),
+        Some(toml::Value::Array(a)) => {
+            a.iter()
+                .map(|d| {
+                    let d = d.as_table().ok_or("device: expected tables")?;
+                    Ok(DeviceSpec {
+                        buckets: get_u64(d, "buckets")?,
+                        free: get_u64(d, "free")?.unwrap_or(0),
+                        need_discard: get_u64(d, "need_discard")?.unwrap_or(0),
+                        pinned: get_u64(d, "need_discard_pinned")?.unwrap_or(0),
+                        free_pinned: get_u64(d, "free_pinned")?.unwrap_or(0),
+                        fill: d.get("fill").and_then(|v| v.as_bool()).unwrap_or(false),
+                        label: match d.get("label") {
+                            None => Label::NONE,
+                            Some(toml::Value::String(t)) => Label::parse(t)
+                                .map_err(|e| format!("label {t:?}: {}", e.describe()))?,
+                            Some(v) => return Err(format!("label: expected a string, got {v}")),
+                        },
+                    })
                 })
-            })
-            .collect::<Result<_, String>>()?,
+                .collect::<Result<_, String>>()?
+        }
         _ => return Err(format!("{spec_path}: needs one [[device]] per device")),
     };
     if specs.len() != devs.len() || devs.len() > MAX_MEMBERS {
@@ -175,6 +192,7 @@ pub fn scenario_quiet(spec_path: &str, devs: &mut [Device]) -> Result<String, St
         &FormatSpec {
             options,
             bucket_size,
+            labels: specs.iter().map(|s| s.label).collect(),
         },
     )?;
     let mut sb = layout.sb;

@@ -35,7 +35,13 @@ pub fn show(dev: &Device, as_json: bool) -> Result<(), String> {
     let uuid = UuidFmt(&sb.uuid).to_string();
     let options: serde_json::Map<String, serde_json::Value> = Opt::ALL
         .iter()
-        .map(|&o| (o.desc().name.to_string(), json!(sb.options.get(o))))
+        .map(|&o| {
+            let v = match o.desc().kind {
+                bucketfs_core::options::Kind::Target => json!(sb.options.target().to_string()),
+                _ => json!(sb.options.get(o)),
+            };
+            (o.desc().name.to_string(), v)
+        })
         .collect();
     let root_ptrs: Vec<_> = sb.root.ptrs[..sb.root.nr_ptrs as usize]
         .iter()
@@ -51,7 +57,7 @@ pub fn show(dev: &Device, as_json: bool) -> Result<(), String> {
                 "bucket_size": m.bucket_size, "table_start": m.table_start,
                 "table_buckets": m.table_buckets, "journal_start": m.journal_start,
                 "journal_buckets": m.journal_buckets, "first_bucket": m.first_bucket,
-                "discard": m.discard(),
+                "discard": m.discard(), "label": sb.labels[i].as_str(),
             })
         })
         .collect();
@@ -84,13 +90,15 @@ pub fn show(dev: &Device, as_json: bool) -> Result<(), String> {
     println!("  options:");
     for d in OPTIONS.iter() {
         let o = bucketfs_core::options::lookup(d.name).unwrap();
-        println!("    {:<28} {}", d.name, sb.options.get(o));
+        let mut v = String::new();
+        let _ = sb.options.show(o, &mut v);
+        println!("    {:<28} {v}", d.name);
     }
     println!("  members:");
     for (i, m) in sb.member_table().iter().enumerate() {
         println!(
             "    {i}: {} {} buckets x {} B; table {}+{}, journal {}+{}, first bucket {}, discard \
-             {}",
+             {}, label '{}'",
             UuidFmt(&m.uuid),
             m.nbuckets,
             m.bucket_size,
@@ -99,7 +107,8 @@ pub fn show(dev: &Device, as_json: bool) -> Result<(), String> {
             m.journal_start,
             m.journal_buckets,
             m.first_bucket,
-            if m.discard() { "on" } else { "off" }
+            if m.discard() { "on" } else { "off" },
+            sb.labels[i].as_str()
         );
     }
     for n in notes {
