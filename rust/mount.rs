@@ -165,6 +165,14 @@ impl Fs {
             AssembleError::TooSmall(i) => {
                 mount_err!(source, EINVAL, "{}: smaller than its member", path_of(i))
             }
+            AssembleError::Conflict(a, b) => mount_err!(
+                source,
+                EINVAL,
+                "{} and {} carry different member tables at the same superblock seq (a member \
+                 add interrupted by a crash?): leave out the device that is not a member",
+                path_of(a),
+                path_of(b)
+            ),
         })?;
         let sb = probes[assembly.newest].sb;
         // One mount per uuid: a clone (every member copied) would collide with the mounted
