@@ -9,7 +9,8 @@
 
 use crate::allocator::Allocator;
 use crate::allocator::DeviceBuckets;
-use crate::bdev::{BlockDevice, IoBuf};
+use crate::append_vec::AppendVec;
+use crate::bdev::{BlockDevice, Holder, IoBuf};
 use crate::discard::Discard;
 use crate::fs::{describe_option_error, mount_err, Fs, FsState, Member, Progress};
 use crate::shared::assemble::{assemble, AssembleError, Probe};
@@ -20,13 +21,17 @@ use crate::shared::layout::Field;
 use crate::shared::mount_source::{self, SourceError};
 use crate::shared::options::{MountOptions, Opt};
 use crate::shared::superblock::{
-    Member as GeoMember, Superblock, UuidFmt, BLOCK_SIZE, SB_OFFSETS, SB_SIZE,
+    Member as GeoMember, Superblock, UuidFmt, BLOCK_SIZE, MAX_MEMBERS, SB_OFFSETS, SB_SIZE,
     TABLE_ENTRIES_PER_BLOCK,
 };
 use crate::sysfs::SysfsDir;
 use crate::text::Text;
 use crate::vfs::UuidClaim;
-use core::{cell::RefCell, fmt::Write};
+use core::{
+    cell::RefCell,
+    fmt::Write,
+    sync::atomic::{AtomicBool, Ordering},
+};
 use kernel::{
     alloc::{KBox, KVec},
     fmt, new_mutex,
@@ -112,17 +117,36 @@ fn describe_source_error(e: SourceError) -> &'static str {
 impl Fs {
     /// Opens the filesystem named by `source` with mount options `opts`.
     pub(crate) fn open(source: &str, opts: &MountOptions) -> Result<KBox<Mounted>> {
+        let mounted = Self::open_members(source, opts)?;
+        mounted.fs().read_bucket_tables(source)?;
+        mounted.fs().recover(source)?;
+        pr_info!(
+            "{}: mounted {} ({} member(s), metadata_replicas={})\n",
+            source,
+            UuidFmt(&mounted.fs().uuid),
+            mounted.fs().nr_members(),
+            mounted.fs().live().replicas
+        );
+        Ok(mounted)
+    }
+
+    /// The part of [`Fs::open`] before the bucket tables: opens and assembles the members,
+    /// claims the uuid, builds the filesystem and its sysfs directory. Not inlined, so its
+    /// large frame (superblocks, probes) is gone before recovery, whose commit is the deepest
+    /// stack of a mount, runs.
+    #[inline(never)]
+    fn open_members(source: &str, opts: &MountOptions) -> Result<KBox<Mounted>> {
         let nr = mount_source::check(source)
             .map_err(|e| mount_err!(source, EINVAL, "{}", describe_source_error(e)))?;
         let claim = KBox::new(0u8, GFP_KERNEL)?;
-        let holder = (&*claim as *const u8).cast_mut().cast();
+        let claim_holder = Holder::of(&claim);
 
         // Open every device and read its superblock.
         let mut devs = KVec::with_capacity(nr, GFP_KERNEL)?;
         let mut probes = KVec::with_capacity(nr, GFP_KERNEL)?;
         for path in source.split(':') {
             let cpath = CString::try_from_fmt(fmt!("{path}"))?;
-            let dev = BlockDevice::open(&cpath, holder)
+            let dev = BlockDevice::open(&cpath, claim_holder)
                 .map_err(|e| mount_err!(source, e, "{path}: cannot open the device"))?;
             let sb = read_superblock(source, path, &dev)?;
             probes.push(
@@ -209,22 +233,27 @@ impl Fs {
             );
         }
 
-        let mut members = KVec::with_capacity(sb.nr_members as usize, GFP_KERNEL)?;
-        let mut geometry = KVec::with_capacity(sb.nr_members as usize, GFP_KERNEL)?;
-        geometry.extend_from_slice(sb.member_table(), GFP_KERNEL)?;
+        // Room for every member a filesystem may have: members added while mounted are
+        // appended (`member_add.rs`), nothing is moved.
+        let members = AppendVec::new()?;
+        let geometry = AppendVec::new()?;
         for m in 0..sb.nr_members as usize {
             let dev = devs[assembly.device_of[m]].take().ok_or(EINVAL)?;
-            members.push(Member::new(dev), GFP_KERNEL)?;
+            members.push(Member::new(dev)).map_err(|_| EINVAL)?;
+            geometry.push(sb.members[m]).map_err(|_| EINVAL)?;
         }
         let fs = KBox::pin_init(
             try_pin_init!(Fs {
                 uuid: sb.uuid,
                 members,
                 geometry,
+                holder: claim_holder,
+                tables_ready: AtomicBool::new(false),
+                add_lock <- new_mutex!(()),
                 state <- new_mutex!(FsState { sb, live }),
                 alloc <- Allocator::new(sb.uuid, KVec::new()),
                 progress: Progress::default(),
-                discard <- Discard::new(sb.nr_members as usize),
+                discard <- Discard::new(MAX_MEMBERS),
                 table_lock <- new_mutex!(()),
             }? Error),
             GFP_KERNEL,
@@ -233,7 +262,7 @@ impl Fs {
         // sysfs goes up before any recovery step, so a stuck recovery can be inspected and
         // steered from it.
         let name = CString::try_from_fmt(fmt!("{}", UuidFmt(&sb.uuid)))?;
-        let sysfs = SysfsDir::add(&name, fs, sb.nr_members).map_err(|e| {
+        let sysfs = SysfsDir::add(&name, fs, sb.nr_members, MAX_MEMBERS as u32).map_err(|e| {
             mount_err!(
                 source,
                 e,
@@ -250,15 +279,6 @@ impl Fs {
             GFP_KERNEL,
         )?;
 
-        mounted.fs().read_bucket_tables(source)?;
-        mounted.fs().recover(source)?;
-        pr_info!(
-            "{}: mounted {} ({} member(s), metadata_replicas={})\n",
-            source,
-            UuidFmt(&sb.uuid),
-            sb.nr_members,
-            mounted.fs().live().replicas
-        );
         Ok(mounted)
     }
 
@@ -266,7 +286,9 @@ impl Fs {
     /// ([`TableReader`]): nothing the size of the table is held besides the allocator's own
     /// per-bucket state.
     fn read_bucket_tables(&self, source: &str) -> Result {
-        let mut devices = KVec::with_capacity(self.geometry.len(), GFP_KERNEL)?;
+        // Room for every member: a member added later (`member_add.rs`) is pushed without
+        // allocating.
+        let mut devices = KVec::with_capacity(MAX_MEMBERS, GFP_KERNEL)?;
         let mut reader = TableReader::new(self.uuid)?;
         // Members with refused table blocks, and how many.
         let mut bad_tables: KVec<(usize, u64)> = KVec::new();
@@ -325,6 +347,9 @@ impl Fs {
         }
         // Merges the `dev-N/writable` writes made so far.
         self.alloc.install_devices(devices);
+        // Members may be added from here on (`device_add`): the allocator has every member's
+        // device, and a new one is the next.
+        self.tables_ready.store(true, Ordering::Release);
         // Refused blocks are rewritten whole (with the states taken above) by the next table
         // write: every block of such a member is marked dirty (refusals are rare; the
         // blocks are not kept).

@@ -51,4 +51,89 @@ umount /mnt
 expect_fail off_refused_a_member "already a member" bucketfs device add --new /dev/vdb /dev/vda /dev/vdb /dev/vdc
 losetup -d $spare
 rm -f /tmp/da-spare
+
+# Online, while the mount is parked in replay (the #1105 shape): a write of the third device's
+# path to device_add; the parked request takes the new member at once and replay completes.
+da_scenario on
+mount -t bucketfs /dev/vda:/dev/vdb /mnt 2>/tmp/da-mount.err &
+pid=$!
+(sleep 60; kill -9 $pid 2>/dev/null) &
+t on_mount_parks wait_for 20 parked 1
+d=$(fs_dir)
+t on_device_add_root_write_only test "$(stat -c %a $d/device_add)" = 200
+# Refusals while parked: each with its errno and a dmesg line naming the filesystem; the
+# mount stays parked and the members' superblocks stay as they were.
+uuid=${d##*/}
+seq_before=$(cat $d/internal/superblock_seq)
+expect_fail on_refuse_member "Invalid argument" sysfs_write $d/device_add /dev/vdb
+t on_refuse_member_logged dmesg_has "$uuid: device_add /dev/vdb: vdb is member 1 already \(-22\)"
+expect_fail on_refuse_missing_path "No such file" sysfs_write $d/device_add /no/such/device
+t on_refuse_missing_path_logged dmesg_has "$uuid: device_add /no/such/device: cannot open the device \(-2\)"
+expect_fail on_refuse_garbage "Invalid argument" sysfs_write $d/device_add "   "
+t on_refuse_garbage_logged dmesg_has "$uuid: device_add : not a device path \(-22\)"
+: >/tmp/da-regular
+expect_fail on_refuse_regular_file "Invalid argument" sysfs_write $d/device_add /tmp/da-regular
+t on_refuse_regular_file_logged dmesg_has "$uuid: device_add /tmp/da-regular: not a block device \(-22\)"
+dd if=/dev/zero of=/tmp/da-small bs=1k count=256 2>/dev/null
+small=$(losetup -f)
+losetup $small /tmp/da-small
+expect_fail on_refuse_too_small "Invalid argument" sysfs_write $d/device_add $small
+t on_refuse_too_small_logged dmesg_has "$uuid: device_add $small: .*too small"
+t on_small_untouched sh -c "! bucketfs show-super $small"
+losetup -d $small
+# A device claimed by another mount: EBUSY.
+dd if=/dev/zero of=/tmp/da-other bs=1M count=8 2>/dev/null
+other=$(losetup -f)
+losetup $other /tmp/da-other
+bucketfs format --bucket-size 4k $other >/dev/null
+mkdir -p /mnt2
+t on_other_mount mount -t bucketfs $other /mnt2
+expect_fail on_refuse_busy "busy" sysfs_write $d/device_add $other
+t on_refuse_busy_logged dmesg_has "$uuid: device_add $other: the device is in use .*\(-16\)"
+umount /mnt2
+losetup -d $other
+t on_refusals_wrote_nothing test "$(cat $d/internal/superblock_seq)" = "$seq_before"
+t on_still_parked parked 1
+t on_no_dev2_yet test ! -e $d/dev-2
+start=$(now_ms)
+t on_device_add sysfs_write $d/device_add /dev/vdc
+wait $pid
+rc=$?
+took=$(( $(now_ms) - start ))
+echo "rescue by device_add took ${took} ms"
+t on_mount_completes test $rc = 0
+t on_mount_completes_within_a_second test $took -lt ${RESCUE_MS:-1000}
+t on_added_logged dmesg_has "$uuid: added /dev/vdc \(vdc\) as member 2"
+t on_dev2_dir test "$(cat $d/dev-2/device)" = vdc
+t on_dev2_geometry test "$(cat $d/dev-2/nbuckets)" = 16384
+t on_new_member_holds_copies test "$(cat $d/dev-2/btree)" -gt 0
+t on_superblocks_name_it sh -c "bucketfs show-super --json /dev/vda | grep -q '\"nr_members\": 3'"
+expect_fail on_refuse_member_after "Invalid argument" sysfs_write $d/device_add /dev/vdc
+da_keys_kept on
+
+# Sixteen members at most: loop devices fill the table of the mounted filesystem; the next
+# add is refused with ENOSPC.
+t full_mount mount -t bucketfs /dev/vda:/dev/vdb:/dev/vdc /mnt
+d=$(fs_dir)
+loops=""
+added=0
+for i in $(seq 3 15); do
+	dd if=/dev/zero of=/tmp/da-loop$i bs=1M count=1 2>/dev/null
+	l=$(losetup -f) && losetup $l /tmp/da-loop$i || break
+	loops="$loops $l"
+	sysfs_write $d/device_add $l || break
+	added=$((added + 1))
+done
+t full_thirteen_added test $added = 13
+t full_dev15_dir test -d $d/dev-15
+dd if=/dev/zero of=/tmp/da-loop16 bs=1M count=1 2>/dev/null
+l=$(losetup -f) && losetup $l /tmp/da-loop16
+loops="$loops $l"
+expect_fail full_refused_enospc "No space left" sysfs_write $d/device_add $l
+t full_refused_logged dmesg_has "device_add $l: the filesystem has 16 members already \(-28\)"
+t full_still_mounted test "$(btree_figures)" = "$expect"
+umount /mnt
+t full_no_sysfs_left test -z "$(fs_dir)"
+for l in $loops; do losetup -d $l; done
+rm -f /tmp/da-*
 t devadd_rmmod rmmod bucketfs
