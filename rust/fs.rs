@@ -16,9 +16,10 @@
 //! | `discard.rs`         | the discard worker and its own state (controller, counters, the  |
 //! |                      | rule's inputs: committed nodes and journal pins)                 |
 //! | `allocator.rs`       | bucket states and allocation requests, behind methods            |
+//! | `member_add.rs`      | a member added while mounted (`device_add`)                      |
 //!
-//! Imports (`use crate::…`; `shared` and the leaves `text`, `vec_ext`, `glue` left out), where
-//! `a -> b` reads "a imports b":
+//! Imports (`use crate::…`; `shared` and the leaves `text`, `vec_ext`, `append_vec`, `glue`
+//! left out), where `a -> b` reads "a imports b":
 //!
 //! ```text
 //! allocator        -> closure             (its child allocator/report.rs: the report text)
@@ -28,6 +29,7 @@
 //! commit           -> fs, bdev, btree
 //! recovery         -> fs, allocator, btree, journal
 //! runtime_options  -> fs
+//! member_add       -> fs, allocator, bdev, vfs
 //! sysfs            -> fs
 //! mount            -> fs, allocator, bdev, discard, sysfs, vfs
 //! vfs              -> fs, mount

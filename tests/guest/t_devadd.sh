@@ -111,6 +111,32 @@ t on_superblocks_name_it sh -c "bucketfs show-super --json /dev/vda | grep -q '\
 expect_fail on_refuse_member_after "Invalid argument" sysfs_write $d/device_add /dev/vdc
 da_keys_kept on
 
+# From the moment the file appears: device_add written again and again while the mount
+# starts (before its bucket tables are read it refuses with EAGAIN; after one add succeeds,
+# the device is a member and further writes are refused): the mount completes with vdc as
+# member 2, every key there.
+da_scenario early
+uuid=$(bucketfs show-super --json /dev/vda | sed -n 's/^  "uuid": "\([^"]*\)".*/\1/p')
+f=/sys/fs/bucketfs/$uuid/device_add
+rm -f /tmp/da-mounted /tmp/da-early.log
+(
+	until [ -e $f ] || [ -e /tmp/da-mounted ]; do :; done
+	until [ -e /tmp/da-mounted ]; do sh -c "echo /dev/vdc > $f" 2>>/tmp/da-early.log; done
+) &
+h=$!
+# The mount at the lowest priority, so the writer runs in its window.
+timeout -s KILL 60 sh -c 'renice -n 19 -p $$ >/dev/null && exec mount -t bucketfs /dev/vda:/dev/vdb /mnt'
+st=$?
+touch /tmp/da-mounted
+wait $h
+t early_mount_completes test $st = 0
+t early_added_once test "$(dmesg | grep -c "$uuid: added /dev/vdc")" = 1
+t early_only_expected_refusals sh -c "! grep -v -e 'Resource temporarily unavailable' -e 'Invalid argument' /tmp/da-early.log"
+echo "early device_add: $(grep -c 'temporarily' /tmp/da-early.log) EAGAIN, $(grep -c 'Invalid' /tmp/da-early.log) EINVAL"
+t early_three_members test "$(cat $(fs_dir)/dev-2/device)" = vdc
+t early_btree_has_every_key test "$(btree_figures)" = "$expect"
+umount /mnt
+
 # Sixteen members at most: loop devices fill the table of the mounted filesystem; the next
 # add is refused with ENOSPC.
 t full_mount mount -t bucketfs /dev/vda:/dev/vdb:/dev/vdc /mnt
