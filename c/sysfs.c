@@ -10,6 +10,7 @@
 
 #include <linux/fs.h>
 #include <linux/kobject.h>
+#include <linux/mutex.h>
 #include <linux/slab.h>
 #include <linux/sysfs.h>
 
@@ -22,8 +23,12 @@ struct bucketfs_attr {
 	unsigned int index;
 };
 
+struct bucketfs_sysfs;
+
 struct bucketfs_sysfs_dir {
 	struct kobject kobj;
+	/* The filesystem's directories this one belongs to. */
+	struct bucketfs_sysfs *sysfs;
 	const struct bucketfs_sysfs_ops *ops;
 	/* The Rust filesystem; valid while the directory is in sysfs. */
 	void *fs;
@@ -35,8 +40,17 @@ struct bucketfs_sysfs_dir {
 
 struct bucketfs_sysfs {
 	struct bucketfs_sysfs_dir *top;
-	unsigned int nr_dirs;
-	/* options, internal, then one per member: nr_members + 2 of them. */
+	const struct bucketfs_sysfs_ops *ops;
+	void *fs;
+	/*
+	 * Held while directories are added (at creation, and after a store to
+	 * the top directory adds a member) and while removal starts: no
+	 * directory is added once @dead is set.
+	 */
+	struct mutex lock;
+	bool dead;
+	unsigned int nr_dirs, max_dirs;
+	/* options, internal, then one per member: up to max_members + 2. */
 	struct bucketfs_sysfs_dir *dirs[];
 };
 
@@ -52,13 +66,25 @@ static ssize_t bucketfs_dir_show(struct kobject *kobj, struct attribute *attr,
 			    buf);
 }
 
+static void bucketfs_sysfs_add_devs(struct bucketfs_sysfs *s);
+
 static ssize_t bucketfs_dir_store(struct kobject *kobj, struct attribute *attr,
 				  const char *buf, size_t len)
 {
 	struct bucketfs_sysfs_dir *d = to_dir(kobj);
+	ssize_t ret;
 
-	return d->ops->store(d->fs, d->kind, d->member, to_attr(attr)->index,
-			     buf, len);
+	ret = d->ops->store(d->fs, d->kind, d->member, to_attr(attr)->index,
+			    buf, len);
+	/*
+	 * A store to the top directory may have added a member: its dev-N
+	 * directory goes up now. bucketfs_sysfs_remove() takes the lock and sets
+	 * dead before it removes anything, and removes the top directory (which
+	 * waits for this store) before it frees @s.
+	 */
+	if (ret >= 0 && d->kind == BUCKETFS_SYSFS_TOP)
+		bucketfs_sysfs_add_devs(d->sysfs);
+	return ret;
 }
 
 static void bucketfs_dir_release(struct kobject *kobj)
@@ -89,10 +115,12 @@ static void bucketfs_dir_remove(struct bucketfs_sysfs_dir *d)
 }
 
 static struct bucketfs_sysfs_dir *
-bucketfs_dir_add(struct kobject *parent, const char *name,
-		 const struct bucketfs_sysfs_ops *ops, void *fs,
-		 unsigned int kind, unsigned int member, int *err)
+bucketfs_dir_add(struct bucketfs_sysfs *s, struct kobject *parent,
+		 const char *name, unsigned int kind, unsigned int member,
+		 int *err)
 {
+	const struct bucketfs_sysfs_ops *ops = s->ops;
+	void *fs = s->fs;
 	struct bucketfs_sysfs_dir *d;
 	const char *attr_name;
 	unsigned int i, nr = 0;
@@ -106,6 +134,7 @@ bucketfs_dir_add(struct kobject *parent, const char *name,
 		*err = -ENOMEM;
 		return NULL;
 	}
+	d->sysfs = s;
 	d->ops = ops;
 	d->fs = fs;
 	d->kind = kind;
@@ -143,49 +172,91 @@ bucketfs_dir_add(struct kobject *parent, const char *name,
 	return d;
 }
 
+/* Adds the dev-N directories @s lacks; @s->lock held, @s not dead. */
+static int bucketfs_sysfs_add_devs_locked(struct bucketfs_sysfs *s,
+					  unsigned int nr_members)
+{
+	char dev[16];
+	int err = 0;
+
+	while (s->nr_dirs < s->max_dirs && s->nr_dirs - 2 < nr_members) {
+		unsigned int i = s->nr_dirs - 2;
+
+		snprintf(dev, sizeof(dev), "dev-%u", i);
+		s->dirs[s->nr_dirs] = bucketfs_dir_add(s, &s->top->kobj, dev,
+						       BUCKETFS_SYSFS_DEV, i,
+						       &err);
+		if (!s->dirs[s->nr_dirs])
+			return err;
+		s->nr_dirs++;
+	}
+	return 0;
+}
+
+static void bucketfs_sysfs_add_devs(struct bucketfs_sysfs *s)
+{
+	int err = 0;
+
+	mutex_lock(&s->lock);
+	if (!s->dead && s->nr_dirs >= 2)
+		err = bucketfs_sysfs_add_devs_locked(s, s->ops->nr_devs(s->fs));
+	mutex_unlock(&s->lock);
+	if (err)
+		pr_err("%s: cannot create a dev-N directory (%d)\n",
+		       kobject_name(&s->top->kobj), err);
+}
+
 /**
  * bucketfs_sysfs_add - create /sys/fs/bucketfs/@name/ for a filesystem
  * @name: the filesystem uuid
  * @ops: the Rust callbacks naming the files and reading or writing them
  * @fs: passed back to @ops' show/store callbacks
  * @nr_members: number of dev-N directories
+ * @max_members: most dev-N directories it may have (members added later)
  * @err: errno on failure
  */
 struct bucketfs_sysfs *bucketfs_sysfs_add(const char *name,
 					  const struct bucketfs_sysfs_ops *ops,
 					  void *fs, unsigned int nr_members,
-					  int *err)
+					  unsigned int max_members, int *err)
 {
 	struct bucketfs_sysfs *s;
-	unsigned int i;
-	char dev[16];
+	unsigned int max_dirs;
 
-	s = kzalloc(struct_size(s, dirs, size_add(nr_members, 2)), GFP_KERNEL);
+	if (nr_members > max_members) {
+		*err = -EINVAL;
+		return NULL;
+	}
+	max_dirs = size_add(max_members, 2);
+	s = kzalloc(struct_size(s, dirs, max_dirs), GFP_KERNEL);
 	if (!s) {
 		*err = -ENOMEM;
 		return NULL;
 	}
-	s->top = bucketfs_dir_add(NULL, name, ops, fs, BUCKETFS_SYSFS_TOP, 0, err);
+	s->ops = ops;
+	s->fs = fs;
+	s->max_dirs = max_dirs;
+	mutex_init(&s->lock);
+	/* A store to the top directory waits until every directory is up. */
+	mutex_lock(&s->lock);
+	s->top = bucketfs_dir_add(s, NULL, name, BUCKETFS_SYSFS_TOP, 0, err);
 	if (!s->top)
 		goto fail;
-	s->dirs[s->nr_dirs] = bucketfs_dir_add(&s->top->kobj, "options", ops,
-					       fs, BUCKETFS_SYSFS_OPTIONS, 0, err);
+	s->dirs[s->nr_dirs] = bucketfs_dir_add(s, &s->top->kobj, "options",
+					       BUCKETFS_SYSFS_OPTIONS, 0, err);
 	if (!s->dirs[s->nr_dirs++])
 		goto fail;
-	s->dirs[s->nr_dirs] = bucketfs_dir_add(&s->top->kobj, "internal", ops,
-					       fs, BUCKETFS_SYSFS_INTERNAL, 0, err);
+	s->dirs[s->nr_dirs] = bucketfs_dir_add(s, &s->top->kobj, "internal",
+					       BUCKETFS_SYSFS_INTERNAL, 0, err);
 	if (!s->dirs[s->nr_dirs++])
 		goto fail;
-	for (i = 0; i < nr_members; i++) {
-		snprintf(dev, sizeof(dev), "dev-%u", i);
-		s->dirs[s->nr_dirs] = bucketfs_dir_add(&s->top->kobj, dev, ops,
-						       fs, BUCKETFS_SYSFS_DEV, i,
-						       err);
-		if (!s->dirs[s->nr_dirs++])
-			goto fail;
-	}
+	*err = bucketfs_sysfs_add_devs_locked(s, nr_members);
+	if (*err)
+		goto fail;
+	mutex_unlock(&s->lock);
 	return s;
 fail:
+	mutex_unlock(&s->lock);
 	pr_err("%s: cannot create sysfs directory (%d)\n", name, *err);
 	bucketfs_sysfs_remove(s);
 	return NULL;
@@ -195,11 +266,17 @@ void bucketfs_sysfs_remove(struct bucketfs_sysfs *s)
 {
 	unsigned int i;
 
+	/* No directory is added from here on (a store in flight finds dead). */
+	mutex_lock(&s->lock);
+	s->dead = true;
+	mutex_unlock(&s->lock);
 	for (i = 0; i < s->nr_dirs; i++)
 		if (s->dirs[i])
 			bucketfs_dir_remove(s->dirs[i]);
+	/* Waits for stores to the top directory in flight; none uses @s after. */
 	if (s->top)
 		bucketfs_dir_remove(s->top);
+	mutex_destroy(&s->lock);
 	kfree(s);
 }
 

@@ -15,6 +15,7 @@
 #include <linux/slab.h>
 #include <linux/statfs.h>
 #include <linux/string.h>
+#include <linux/uuid.h>
 
 #include "bucketfs_glue.h"
 
@@ -253,4 +254,9 @@ void bucketfs_unregister_fs(void)
 {
 	unregister_filesystem(&bucketfs_fs_type);
 	bucketfs_ops = NULL;
+}
+
+void bucketfs_random_uuid(u8 *out)
+{
+	generate_random_uuid(out);
 }

@@ -135,6 +135,8 @@ struct bucketfs_uuid_claim *bucketfs_uuid_claim(const u8 *uuid,
 						char *holder, size_t holder_len,
 						int *err);
 void bucketfs_uuid_release(struct bucketfs_uuid_claim *c);
+/* c/vfs.c: a random (version 4) uuid, for a member added while mounted. */
+void bucketfs_random_uuid(u8 *out);
 
 /* c/sysfs.c: /sys/fs/bucketfs and its per-filesystem directories. */
 enum bucketfs_sysfs_kind {
@@ -157,6 +159,12 @@ struct bucketfs_sysfs_ops {
 			unsigned int index, char *buf);
 	ssize_t (*store)(void *fs, unsigned int kind, unsigned int member,
 			 unsigned int index, const char *buf, size_t len);
+	/*
+	 * The number of dev-N directories @fs wants now: after every successful
+	 * store to a file of the top directory (device_add), the glue creates
+	 * the missing ones, up to the max_members given to bucketfs_sysfs_add().
+	 */
+	unsigned int (*nr_devs)(void *fs);
 };
 
 struct bucketfs_sysfs;
@@ -165,7 +173,7 @@ void bucketfs_sysfs_exit(void);
 struct bucketfs_sysfs *bucketfs_sysfs_add(const char *name,
 					  const struct bucketfs_sysfs_ops *ops,
 					  void *fs, unsigned int nr_members,
-					  int *err);
+					  unsigned int max_members, int *err);
 void bucketfs_sysfs_remove(struct bucketfs_sysfs *s);
 
 /* tests/kunit/suites.c: report a failed expectation from Rust. */

@@ -667,6 +667,22 @@ impl Allocator {
         self.wake_after_state_change();
     }
 
+    /// Adds the device of a member added while mounted, as member `m`, and wakes parked
+    /// requests: they decide again with its buckets. `EBUSY` (and nothing added) unless the
+    /// devices are installed and `m` is the next member index.
+    pub(crate) fn add_device(&self, m: usize, mut device: DeviceBuckets) -> Result {
+        {
+            let mut st = self.state.lock();
+            if m >= MAX_MEMBERS || st.devices.len() != m {
+                return Err(EBUSY);
+            }
+            device.writable = st.not_writable & (1 << m) == 0;
+            st.devices.push(device, GFP_KERNEL)?;
+        }
+        self.wake_after_state_change();
+        Ok(())
+    }
+
     /// Gives back nodes allocated but never written (a request whose user failed): their
     /// buckets are free again at once, and parked requests are woken.
     pub(crate) fn release_nodes(&self, nodes: &[NodeAlloc]) {

@@ -57,6 +57,25 @@ impl core::ops::DerefMut for IoBuf {
     }
 }
 
+/// The holder of a mount's exclusive claim on its members: an address only compared by the
+/// block layer, never dereferenced. Devices opened with one holder (a mount's members, and a
+/// member it adds later) do not exclude each other; any other holder gets `EBUSY`.
+#[derive(Clone, Copy)]
+pub(crate) struct Holder(*mut c_void);
+
+// SAFETY: The address is only compared, never dereferenced.
+unsafe impl Send for Holder {}
+// SAFETY: As for `Send`.
+unsafe impl Sync for Holder {}
+
+impl Holder {
+    /// The holder whose claim is identified by the address of `cookie`, which must stay
+    /// allocated as long as devices claimed with it are open.
+    pub(crate) fn of(cookie: &u8) -> Holder {
+        Holder((cookie as *const u8).cast_mut().cast())
+    }
+}
+
 /// A block device opened read-write and exclusively.
 ///
 /// # Invariants
@@ -75,10 +94,13 @@ unsafe impl Sync for BlockDevice {}
 impl BlockDevice {
     /// Opens `path` read-write, claimed by `holder` (so a second mount or a `mkfs` gets
     /// `EBUSY`).
-    pub(crate) fn open(path: &CStr, holder: *mut c_void) -> Result<BlockDevice> {
+    pub(crate) fn open(path: &CStr, holder: Holder) -> Result<BlockDevice> {
         let mut file = core::ptr::null_mut();
-        // SAFETY: `path` is NUL-terminated; `file` is valid for writes.
-        to_result(unsafe { bindings::bucketfs_bdev_open(path.as_char_ptr(), holder, &mut file) })?;
+        // SAFETY: `path` is NUL-terminated; `file` is valid for writes; the holder is only
+        // compared.
+        to_result(unsafe {
+            bindings::bucketfs_bdev_open(path.as_char_ptr(), holder.0, &mut file)
+        })?;
         let file = NonNull::new(file).ok_or(EINVAL)?;
         Ok(BlockDevice { file })
     }

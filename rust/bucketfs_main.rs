@@ -6,6 +6,7 @@
 //! multi-device filesystems made by the `bucketfs` tool, and shows them in sysfs.
 
 mod allocator;
+mod append_vec;
 mod bdev;
 mod btree;
 mod closure;
@@ -16,6 +17,7 @@ mod fs_sysfs;
 mod fs_vfs;
 mod glue;
 mod journal;
+mod member_add;
 mod mount;
 mod recovery;
 mod runtime_options;

@@ -8,7 +8,7 @@
 use crate::allocator::LiveInputs;
 use crate::bdev::{BlockDevice, IoBatch, IoBuf, IoTicket};
 use crate::btree::{Btree, NodeIo};
-use crate::fs::{Fs, FsState};
+use crate::fs::{Fs, FsState, Member};
 use crate::journal::JournalPos;
 use crate::shared::bucket_table::{
     encode_block, entries_in_block, BucketEntry, BucketState, TableBlockId,
@@ -299,14 +299,33 @@ impl Fs {
     /// the commit's node writes, are durable on every member before any superblock points at
     /// them), then all primaries, durable (FUA), then all backups, so a crash leaves one good
     /// copy everywhere. Each step goes to all members at once and is waited for once.
-    fn write_superblocks(&self, sb: &Superblock) -> Result {
-        let n = self.members.len();
+    ///
+    /// The caller holds the state lock, under which members are added (`member_add.rs`): the
+    /// members published are the `nr_members` of `sb`.
+    pub(crate) fn write_superblocks(&self, sb: &Superblock) -> Result {
+        let n = sb.nr_members as usize;
+        let members = self.members.get(..n).ok_or(EINVAL)?;
+        let mut targets = KVec::with_capacity(n, GFP_KERNEL)?;
+        for (i, m) in members.iter().enumerate() {
+            targets.push((i as u32, m), GFP_KERNEL)?;
+        }
+        self.write_superblock_copies(sb, &targets)
+    }
+
+    /// Writes `sb` to `targets` (each with its member index), as [`Fs::write_superblocks`]
+    /// describes: a flush of each, then every primary, then every backup.
+    pub(crate) fn write_superblock_copies(
+        &self,
+        sb: &Superblock,
+        targets: &[(u32, &Member)],
+    ) -> Result {
+        let n = targets.len();
         let mut bufs = IoBuf::new(n * SB_SIZE)?;
         // Never write what the decoder would refuse: every copy is decoded before any is
         // written, and a refusal fails the write with nothing written.
-        for i in 0..n {
+        for (i, (index, _)) in targets.iter().enumerate() {
             let buf = &mut bufs[i * SB_SIZE..(i + 1) * SB_SIZE];
-            sb.encode_as(i as u32, buf);
+            sb.encode_as(*index, buf);
             if let Err(e) = Superblock::decode(buf) {
                 pr_err!(
                     "{}: refusing to write a superblock the decoder would refuse ({}; seq {}, \
@@ -321,34 +340,45 @@ impl Fs {
         }
         let mut tickets = KVec::with_capacity(n, GFP_KERNEL)?;
         let mut flush = IoBatch::with_capacity(n)?;
-        for m in self.members.iter() {
+        for (_, m) in targets.iter() {
             tickets.push(flush.flush(m.dev()?)?, GFP_KERNEL)?;
         }
-        self.check_batch(flush, &tickets, &"cache flush before the superblock write")?;
+        self.check_batch(
+            flush,
+            targets,
+            &tickets,
+            &"cache flush before the superblock write",
+        )?;
         for off in SB_OFFSETS {
             tickets.clear();
             let mut batch = IoBatch::with_capacity(n)?;
-            for (i, m) in self.members.iter().enumerate() {
+            for (i, (_, m)) in targets.iter().enumerate() {
                 let buf = bufs.slice(i * SB_SIZE, SB_SIZE).ok_or(EINVAL)?;
                 tickets.push(batch.write(m.dev()?, off, buf, true)?, GFP_KERNEL)?;
             }
             // All primaries are durable before any backup is written.
-            self.check_batch(batch, &tickets, &format_args!("superblock write at {off}"))?;
+            self.check_batch(
+                batch,
+                targets,
+                &tickets,
+                &format_args!("superblock write at {off}"),
+            )?;
         }
         Ok(())
     }
 
-    /// Runs `batch`, in which `tickets[i]` is member `i`'s request, and reports each member
+    /// Runs `batch`, in which `tickets[i]` is `targets[i]`'s request, and reports each member
     /// whose request failed (`what` failed); the error is the first failure's.
     fn check_batch(
         &self,
         mut batch: IoBatch<'_>,
+        targets: &[(u32, &Member)],
         tickets: &[IoTicket],
         what: &dyn core::fmt::Display,
     ) -> Result {
         batch.run()?;
         let mut first = Ok(());
-        for (m, t) in self.members.iter().zip(tickets) {
+        for ((_, m), t) in targets.iter().zip(tickets) {
             if let Err(e) = batch.status(*t) {
                 pr_err!(
                     "{}: {}: {what} failed ({})\n",
@@ -373,7 +403,9 @@ impl NodeIo for Fs {
     fn read_node(&self, ptr: NodePtr, buf: &mut IoBuf) -> Result {
         check_ptr(&self.geometry, ptr).map_err(|_| EINVAL)?;
         let m = self.geometry.get(ptr.member as usize).ok_or(EINVAL)?;
-        self.members[ptr.member as usize]
+        self.members
+            .get(ptr.member as usize)
+            .ok_or(EINVAL)?
             .dev()?
             .read(m.bucket_offset(ptr.bucket as u64), buf)
     }

@@ -16,9 +16,10 @@
 //! | `discard.rs`         | the discard worker and its own state (controller, counters, the  |
 //! |                      | rule's inputs: committed nodes and journal pins)                 |
 //! | `allocator.rs`       | bucket states and allocation requests, behind methods            |
+//! | `member_add.rs`      | a member added while mounted (`device_add`)                      |
 //!
-//! Imports (`use crate::…`; `shared` and the leaves `text`, `vec_ext`, `glue` left out), where
-//! `a -> b` reads "a imports b":
+//! Imports (`use crate::…`; `shared` and the leaves `text`, `vec_ext`, `append_vec`, `glue`
+//! left out), where `a -> b` reads "a imports b":
 //!
 //! ```text
 //! allocator        -> closure             (its child allocator/report.rs: the report text)
@@ -28,6 +29,7 @@
 //! commit           -> fs, bdev, btree
 //! recovery         -> fs, allocator, btree, journal
 //! runtime_options  -> fs
+//! member_add       -> fs, allocator, bdev, vfs
 //! sysfs            -> fs
 //! mount            -> fs, allocator, bdev, discard, sysfs, vfs
 //! vfs              -> fs, mount
@@ -42,17 +44,18 @@
 //! the other C boundary wrappers rather than in `vfs.rs`.
 
 use crate::allocator::{Allocator, LiveCell, LiveInputs};
-use crate::bdev::BlockDevice;
+use crate::append_vec::AppendVec;
+use crate::bdev::{BlockDevice, Holder};
 use crate::btree::BtreeStats;
 use crate::discard::{self, Discard, DiscardHost};
 use crate::shared::bucket_table::BucketState;
 use crate::shared::options::{OptError, Options};
-use crate::shared::superblock::{Member as MemberDesc, Superblock, BLOCK_SIZE};
+use crate::shared::superblock::{Member as MemberDesc, Superblock, BLOCK_SIZE, MAX_MEMBERS};
 use core::{
     pin::Pin,
-    sync::atomic::{AtomicU64, Ordering},
+    sync::atomic::{AtomicBool, AtomicU64, Ordering},
 };
-use kernel::{alloc::KVec, prelude::*, sync::Mutex};
+use kernel::{prelude::*, sync::Mutex};
 
 /// One member device of a mounted filesystem.
 pub(crate) struct Member {
@@ -166,10 +169,21 @@ impl Progress {
 pub(crate) struct Fs {
     /// Filesystem uuid.
     pub(crate) uuid: [u8; 16],
-    /// Members, by member index.
-    pub(crate) members: KVec<Member>,
-    /// The member table (fixed while mounted).
-    pub(crate) geometry: KVec<MemberDesc>,
+    /// Members, by member index. Grows while mounted (`device_add`, `member_add.rs`) and
+    /// never shrinks: an index below a length once read stays valid. A member is appended
+    /// here before its `geometry` entry, so every index below `geometry.len()` (the count
+    /// [`Fs::nr_members`] gives) has both.
+    pub(crate) members: AppendVec<Member, MAX_MEMBERS>,
+    /// The member table, as `members` (an entry never changes once appended).
+    pub(crate) geometry: AppendVec<MemberDesc, MAX_MEMBERS>,
+    /// The holder of the members' exclusive claim, to open a member added while mounted.
+    pub(crate) holder: Holder,
+    /// Set once the bucket tables are read into the allocator: a member may be added from then
+    /// on (before, `device_add` is refused with `EAGAIN`).
+    pub(crate) tables_ready: AtomicBool,
+    /// Serialises member adds.
+    #[pin]
+    pub(crate) add_lock: Mutex<()>,
     /// Mutable state.
     #[pin]
     pub(crate) state: Mutex<FsState>,
@@ -219,6 +233,11 @@ pub(crate) fn describe_option_error(
 }
 
 impl Fs {
+    /// Members whose device and geometry are both published (see [`Fs::members`]).
+    pub(crate) fn nr_members(&self) -> usize {
+        self.geometry.len()
+    }
+
     /// Asks the discard worker to look for `need_discard` buckets (see [`discard::kick`]).
     pub(crate) fn kick_discards(&self) {
         discard::kick(self);
@@ -273,7 +292,7 @@ unsafe impl DiscardHost for Fs {
     }
 
     fn nr_members(&self) -> usize {
-        self.members.len()
+        Fs::nr_members(self)
     }
 
     fn member(&self, m: usize) -> Option<(&MemberDesc, &BlockDevice, &str)> {

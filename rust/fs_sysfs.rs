@@ -27,7 +27,7 @@ use kernel::prelude::*;
 impl SysfsFiles for Fs {
     fn file(dir: Dir, index: usize) -> Option<File<Fs>> {
         match dir {
-            Dir::Top => None,
+            Dir::Top => TOP.get(index).copied(),
             Dir::Options => OPTIONS.get(index).map(|d| File {
                 name: d.name,
                 mode: if d.settable.runtime { 0o644 } else { 0o444 },
@@ -46,6 +46,25 @@ impl SysfsFiles for Fs {
             }),
         }
     }
+
+    fn nr_devs(&self) -> usize {
+        self.nr_members()
+    }
+}
+
+/// The top directory: `device_add`.
+const TOP: [File<Fs>; 1] = [write_only("device_add", store_device_add)];
+
+/// `device_add`: adds the block device at the path written as a new member (`member_add.rs`).
+fn store_device_add(fs: &Fs, _at: At, bytes: &[u8]) -> Result {
+    let Ok(text) = core::str::from_utf8(bytes) else {
+        pr_err!(
+            "{}: device_add: the path is not UTF-8 (-22)\n",
+            UuidFmt(&fs.uuid)
+        );
+        return Err(EINVAL);
+    };
+    fs.add_member(text.trim())
 }
 
 /// A read-only file showing one value: `|fs, at| value`.
@@ -68,8 +87,8 @@ macro_rules! value_file {
     };
 }
 
-/// A `dev-N/` file showing one value of a member: `|fs, m| value`, with `m < fs.members.len()`
-/// (a member out of range reads nothing).
+/// A `dev-N/` file showing one value of a member: `|fs, m| value`, with `m < fs.nr_members()`
+/// (a member out of range reads nothing; below it, `members` and `geometry` both have it).
 macro_rules! dev_file {
     ($name:literal, |$fs:ident, $m:ident| $value:expr) => {
         dev_file!($name, 0o444, |$fs, $m| $value, None)
@@ -81,7 +100,7 @@ macro_rules! dev_file {
             show: Some({
                 fn show($fs: &Fs, at: At, out: &mut PageWriter<'_>) -> core::fmt::Result {
                     let $m = at.member;
-                    if $m >= $fs.members.len() {
+                    if $m >= $fs.nr_members() {
                         return Ok(());
                     }
                     writeln!(out, "{}", $value)
@@ -220,7 +239,7 @@ fn show_bucket_count(fs: &Fs, at: At, out: &mut PageWriter<'_>) -> core::fmt::Re
     else {
         return Ok(());
     };
-    if at.member >= fs.members.len() {
+    if at.member >= fs.nr_members() {
         return Ok(());
     }
     writeln!(out, "{}", bucket_count(fs, at.member, *state))
@@ -327,7 +346,7 @@ fn store_trigger_discards(fs: &Fs, _at: At, bytes: &[u8]) -> Result {
 
 /// Parses a boolean written to `dev-N/<file>`, spelled as the `discard` option is.
 fn parse_dev_bool(fs: &Fs, at: At, file: &str, bytes: &[u8]) -> Result<bool> {
-    if at.member >= fs.members.len() {
+    if at.member >= fs.nr_members() {
         return Err(EINVAL);
     }
     let text = core::str::from_utf8(bytes).unwrap_or("");

@@ -8,7 +8,8 @@
 //! into the allocator, then runs recovery (`recovery.rs`).
 
 use crate::allocator::{Allocator, BucketsBuilder, DeviceBuckets};
-use crate::bdev::{BlockDevice, IoBuf, ReadAhead};
+use crate::append_vec::AppendVec;
+use crate::bdev::{BlockDevice, Holder, IoBuf, ReadAhead};
 use crate::closure::cond_resched;
 use crate::discard::Discard;
 use crate::fs::{describe_option_error, mount_err, Fs, FsState, Member, Progress};
@@ -20,12 +21,13 @@ use crate::shared::bucket_table::{
 use crate::shared::mount_source::{self, SourceError};
 use crate::shared::options::{MountFlag, MountOptions, Opt};
 use crate::shared::superblock::{
-    Member as GeoMember, Superblock, UuidFmt, BLOCK_SIZE, SB_OFFSETS, SB_SIZE,
+    Member as GeoMember, Superblock, UuidFmt, BLOCK_SIZE, MAX_MEMBERS, SB_OFFSETS, SB_SIZE,
     TABLE_ENTRIES_PER_BLOCK,
 };
 use crate::sysfs::SysfsDir;
 use crate::text::Text;
 use crate::vfs::UuidClaim;
+use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::{
     alloc::{KBox, KVec},
     fmt, new_mutex,
@@ -177,8 +179,8 @@ impl Fs {
             "{}: mounted {} ({} member(s){}, metadata_replicas={}){}\n",
             source,
             UuidFmt(&fs.uuid),
-            fs.members.len(),
-            if present < fs.members.len() {
+            fs.nr_members(),
+            if present < fs.nr_members() {
                 ", degraded"
             } else {
                 ""
@@ -212,14 +214,14 @@ impl Fs {
             }
         }
         let claim = KBox::new(0u8, GFP_KERNEL)?;
-        let holder = (&*claim as *const u8).cast_mut().cast();
+        let claim_holder = Holder::of(&claim);
 
         // Open every device and read its superblock.
         let mut devs = KVec::with_capacity(nr, GFP_KERNEL)?;
         let mut probes = KVec::with_capacity(nr, GFP_KERNEL)?;
         for path in source.split(':') {
             let cpath = CString::try_from_fmt(fmt!("{path}"))?;
-            let dev = BlockDevice::open(&cpath, holder)
+            let dev = BlockDevice::open(&cpath, claim_holder)
                 .map_err(|e| mount_err!(source, e, "{path}: cannot open the device"))?;
             let sb = read_superblock(source, path, &dev)?;
             probes.push(
@@ -262,6 +264,14 @@ impl Fs {
             AssembleError::TooSmall(i) => {
                 mount_err!(source, EINVAL, "{}: smaller than its member", path_of(i))
             }
+            AssembleError::Conflict(a, b) => mount_err!(
+                source,
+                EINVAL,
+                "{} and {} carry different member tables at the same superblock seq (a member \
+                 add interrupted by a crash?): leave out the device that is not a member",
+                path_of(a),
+                path_of(b)
+            ),
         })?;
         let sb = &probes[assembly.newest].sb;
         check_missing(source, sb, &assembly, degraded)?;
@@ -319,15 +329,17 @@ impl Fs {
                 .with_unchecked(required, live.get(required).min(present));
         }
 
-        let mut members = KVec::with_capacity(sb.nr_members as usize, GFP_KERNEL)?;
-        let mut geometry = KVec::with_capacity(sb.nr_members as usize, GFP_KERNEL)?;
-        geometry.extend_from_slice(sb.member_table(), GFP_KERNEL)?;
+        // Room for every member a filesystem may have: members added while mounted are
+        // appended (`member_add.rs`), nothing is moved.
+        let members = AppendVec::new()?;
+        let geometry = AppendVec::new()?;
         for m in 0..sb.nr_members as usize {
             let member = match devs.get_mut(assembly.device_of[m]) {
                 Some(dev) => Member::new(dev.take().ok_or(EINVAL)?),
                 None => Member::missing(),
             };
-            members.push(member, GFP_KERNEL)?;
+            members.push(member).map_err(|_| EINVAL)?;
+            geometry.push(sb.members[m]).map_err(|_| EINVAL)?;
         }
         // Why this mount cannot go read-write later, if it cannot.
         let rw_refused = if degraded && present < sb.nr_members {
@@ -342,6 +354,9 @@ impl Fs {
                 uuid: sb.uuid,
                 members,
                 geometry,
+                holder: claim_holder,
+                tables_ready: AtomicBool::new(false),
+                add_lock <- new_mutex!(()),
                 state <- new_mutex!(FsState {
                     sb: *sb,
                     live,
@@ -354,7 +369,7 @@ impl Fs {
                 )),
                 alloc <- Allocator::new(sb.uuid, KVec::new()),
                 progress: Progress::default(),
-                discard <- Discard::new(sb.nr_members as usize),
+                discard <- Discard::new(MAX_MEMBERS),
                 table_lock <- new_mutex!(()),
             }? Error),
             GFP_KERNEL,
@@ -363,7 +378,7 @@ impl Fs {
         // sysfs goes up before any recovery step, so a stuck recovery can be inspected and
         // steered from it.
         let name = CString::try_from_fmt(fmt!("{}", UuidFmt(&sb.uuid)))?;
-        let sysfs = SysfsDir::add(&name, fs, sb.nr_members).map_err(|e| {
+        let sysfs = SysfsDir::add(&name, fs, sb.nr_members, MAX_MEMBERS as u32).map_err(|e| {
             mount_err!(
                 source,
                 e,
@@ -385,7 +400,9 @@ impl Fs {
     /// windows in flight ([`TableReader`]): nothing the size of the table is held besides the
     /// allocator's own per-bucket state.
     fn read_bucket_tables(&self, source: &str) -> Result {
-        let mut devices = KVec::with_capacity(self.geometry.len(), GFP_KERNEL)?;
+        // Room for every member: a member added later (`member_add.rs`) is pushed without
+        // allocating.
+        let mut devices = KVec::with_capacity(MAX_MEMBERS, GFP_KERNEL)?;
         let mut reader = TableReader::new(self.uuid)?;
         // Members with refused table blocks, and how many.
         let mut bad_tables: KVec<(usize, u64)> = KVec::new();
@@ -462,6 +479,9 @@ impl Fs {
         {
             self.alloc.set_writable(i, false);
         }
+        // Members may be added from here on (`device_add`): the allocator has every member's
+        // device, and a new one is the next.
+        self.tables_ready.store(true, Ordering::Release);
         // Refused blocks are rewritten whole (with the states taken above) by the next table
         // write: every block of such a member is marked dirty (refusals are rare; the
         // blocks are not kept).

@@ -102,6 +102,10 @@ impl<T> Copy for File<T> {}
 pub(crate) trait SysfsFiles: Sized + Sync + 'static {
     /// Row `index` of directory `dir`'s table; `None` past the last one.
     fn file(dir: Dir, index: usize) -> Option<File<Self>>;
+
+    /// The number of `dev-N/` directories wanted now: after every successful write to a file
+    /// of the top directory, the missing ones are created (a member added while mounted).
+    fn nr_devs(&self) -> usize;
 }
 
 /// The `struct bucketfs_sysfs_ops` table for `T`, given to `bucketfs_sysfs_add()`.
@@ -209,10 +213,23 @@ impl<T: SysfsFiles> SysfsVTable<T> {
         }
     }
 
+    /// Called by the C glue after a successful store to the top directory: the number of
+    /// `dev-N/` directories the filesystem wants.
+    ///
+    /// # Safety
+    ///
+    /// `fs` is as for [`Self::show_callback`].
+    unsafe extern "C" fn nr_devs_callback(fs: *mut c_void) -> c_uint {
+        // SAFETY: `fs` points to a live `T` that is only shared.
+        let fs = unsafe { &*fs.cast::<T>() };
+        fs.nr_devs().try_into().unwrap_or(0)
+    }
+
     const VTABLE: bindings::bucketfs_sysfs_ops = bindings::bucketfs_sysfs_ops {
         attr: Some(Self::attr_callback),
         show: Some(Self::show_callback),
         store: Some(Self::store_callback),
+        nr_devs: Some(Self::nr_devs_callback),
     };
 
     /// The table, for `bucketfs_sysfs_add()`.
@@ -241,8 +258,14 @@ unsafe impl<T: SysfsFiles> Sync for SysfsDir<T> {}
 
 impl<T: SysfsFiles> SysfsDir<T> {
     /// Creates `/sys/fs/bucketfs/<name>/` for `owner`, with `nr_members` `dev-N/`
-    /// directories, and takes `owner` (dropped on failure).
-    pub(crate) fn add(name: &CStr, owner: Pin<KBox<T>>, nr_members: u32) -> Result<Self> {
+    /// directories (up to `max_members` later, see [`SysfsFiles::nr_devs`]), and takes
+    /// `owner` (dropped on failure).
+    pub(crate) fn add(
+        name: &CStr,
+        owner: Pin<KBox<T>>,
+        nr_members: u32,
+        max_members: u32,
+    ) -> Result<Self> {
         let mut err = 0;
         let fs_ptr = (&*owner as *const T).cast_mut().cast::<c_void>();
         // SAFETY: `name` is NUL-terminated; the ops table is static; `fs_ptr` points to the
@@ -255,6 +278,7 @@ impl<T: SysfsFiles> SysfsDir<T> {
                 SysfsVTable::<T>::build(),
                 fs_ptr,
                 nr_members,
+                max_members,
                 &mut err,
             )
         };

@@ -315,3 +315,11 @@ impl Drop for UuidClaim {
         unsafe { bindings::bucketfs_uuid_release(self.claim.as_ptr()) };
     }
 }
+
+/// A random (version 4) uuid: the member uuid of a member added while mounted.
+pub(crate) fn random_uuid() -> [u8; 16] {
+    let mut uuid = [0u8; 16];
+    // SAFETY: `uuid` is valid for writes of the 16 bytes the C function fills.
+    unsafe { bindings::bucketfs_random_uuid(uuid.as_mut_ptr()) };
+    uuid
+}

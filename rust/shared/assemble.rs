@@ -30,6 +30,10 @@ pub enum AssembleError {
     Missing(u32),
     /// Device `.0` is smaller than its member.
     TooSmall(usize),
+    /// Devices `.0` and `.1` both carry the newest `seq` but different member tables: one of
+    /// them was left by a member add that a crash interrupted, and the filesystem went on
+    /// without it (see `member_add.rs`). Refused rather than chosen by device order.
+    Conflict(usize, usize),
 }
 
 /// The assembled filesystem.
@@ -93,6 +97,14 @@ pub fn assemble_partial(probes: &[Probe]) -> Result<Assembly, AssembleError> {
             return Err(AssembleError::TooSmall(i));
         }
         device_of[idx] = i;
+    }
+    // Checked once every device is known to be a member of the newest table: a device the
+    // table does not name is reported as that.
+    if let Some(i) = probes.iter().position(|p| {
+        p.sb.seq == table.seq
+            && (p.sb.nr_members != table.nr_members || p.sb.member_table() != table.member_table())
+    }) {
+        return Err(AssembleError::Conflict(newest, i));
     }
     Ok(Assembly { newest, device_of })
 }

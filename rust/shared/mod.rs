@@ -13,6 +13,7 @@ pub mod crc32c;
 pub mod free_index;
 pub mod journal_format;
 pub mod layout;
+pub mod member_add;
 pub mod mount_source;
 pub mod options;
 pub mod superblock;

@@ -120,17 +120,14 @@ pub fn plan(devs: &[Device], spec: &FormatSpec) -> Result<Layout, String> {
 /// The state a new filesystem gives `bucket` of member `index`.
 pub fn initial_state(sb: &Superblock, index: u32, bucket: u64) -> BucketState {
     let m = &sb.members[index as usize];
-    if bucket < m.journal_start as u64 {
-        BucketState::Superblock
-    } else if bucket < m.first_bucket as u64 {
-        BucketState::Journal
-    } else if sb.root.ptrs[..sb.root.nr_ptrs as usize]
+    if sb.root.ptrs[..sb.root.nr_ptrs as usize]
         .iter()
         .any(|p| p.member == index && p.bucket as u64 == bucket)
     {
         BucketState::Btree
     } else {
-        BucketState::Free
+        // The metadata areas, and free: as for a member added later.
+        bucketfs_core::member_add::new_member_state(m, bucket)
     }
 }
 

@@ -4,6 +4,7 @@ mod bench;
 mod corrupt;
 mod damage;
 mod device;
+mod device_add;
 mod dump;
 mod fields;
 mod format;
@@ -96,6 +97,36 @@ fn cli() -> Command {
         .about("bucketfs userspace tool")
         .subcommand_required(true)
         .subcommand(format_command())
+        .subcommand(
+            Command::new("device")
+                .about("Change the members of an unmounted filesystem")
+                .subcommand_required(true)
+                .subcommand(
+                    Command::new("add")
+                        .about(
+                            "Add NEWDEV as a new member of the filesystem whose members are \
+                             DEV... (all of them)",
+                        )
+                        .arg(
+                            Arg::new("new")
+                                .long("new")
+                                .required(true)
+                                .value_name("NEWDEV")
+                                .value_parser(clap::value_parser!(PathBuf)),
+                        )
+                        .arg(
+                            Arg::new("bucket-size")
+                                .long("bucket-size")
+                                .help("bucket size of the new member (default: member 0's)"),
+                        )
+                        .arg(
+                            Arg::new("devices")
+                                .required(true)
+                                .num_args(1..)
+                                .value_parser(clap::value_parser!(PathBuf)),
+                        ),
+                ),
+        )
         .subcommand(
             Command::new("show-super")
                 .about("Print a member's superblock")
@@ -365,6 +396,28 @@ fn run(m: &ArgMatches) -> Result<(), String> {
             );
             Ok(())
         }
+        Some(("device", m)) => match m.subcommand() {
+            Some(("add", m)) => {
+                let bucket_size = m
+                    .get_one::<String>("bucket-size")
+                    .map(|s| parse_size(s))
+                    .transpose()?;
+                let new = m.get_one::<PathBuf>("new").unwrap();
+                // Before anything is opened: a block device opened twice O_EXCL looks busy.
+                let same = |p: &PathBuf| match (p.canonicalize(), new.canonicalize()) {
+                    (Ok(a), Ok(b)) => a == b,
+                    _ => p == new,
+                };
+                if m.get_many::<PathBuf>("devices").unwrap().any(same) {
+                    return Err(format!("{}: already a member", new.display()));
+                }
+                let devs = open_all(m, true)?;
+                let new = Device::open(new, true)?;
+                println!("{}", device_add::add(&devs, &new, bucket_size)?);
+                Ok(())
+            }
+            _ => unreachable!("clap requires a subcommand"),
+        },
         Some(("scenario", m)) => {
             let mut devs = open_all(m, true)?;
             scenario::scenario(m.get_one::<String>("spec").unwrap(), &mut devs)
