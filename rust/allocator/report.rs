@@ -48,8 +48,8 @@ impl Allocator {
         );
         if req.target != 0 {
             pr_warn!(
-                "{uuid}:   metadata_target members (bit per member) {:#x}, {}\n",
-                req.target,
+                "{uuid}:   metadata_target members {}, {}\n",
+                Members(req.target),
                 if req.fallback {
                     "fallback on"
                 } else {
@@ -110,8 +110,8 @@ impl Allocator {
             if p.inputs.target != 0 {
                 writeln!(
                     out,
-                    "    metadata_target members {:#x}{}",
-                    p.inputs.target,
+                    "    metadata_target members {}{}",
+                    Members(p.inputs.target),
                     if p.inputs.fallback { ", fallback" } else { "" }
                 )?;
             }
@@ -136,6 +136,23 @@ impl Allocator {
                 btree_reserve(s.allocatable),
                 held_back(s.allocatable, Watermark::Normal)
             )?;
+        }
+        Ok(())
+    }
+}
+
+/// A set of members (bit `i`: member `i`) shown as `dev-0,dev-2`.
+struct Members(u32);
+
+impl core::fmt::Display for Members {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let mut left = self.0;
+        let mut sep = "";
+        while left != 0 {
+            let i = left.trailing_zeros();
+            left &= left - 1;
+            write!(f, "{sep}dev-{i}")?;
+            sep = ",";
         }
         Ok(())
     }
