@@ -416,6 +416,15 @@ fn store_dev_label(fs: &Fs, at: At, bytes: &[u8]) -> Result {
 /// `dev-N/writable`: whether new metadata may go to the member.
 fn store_dev_writable(fs: &Fs, at: At, bytes: &[u8]) -> Result {
     let on = parse_dev_bool(fs, at, "writable", bytes)?;
+    // A member left out of a degraded mount has no device: never writable.
+    if on && fs.members.get(at.member).map_or(true, |m| m.is_missing()) {
+        pr_err!(
+            "{}: dev-{}/writable: the member is missing from this mount (-6)\n",
+            UuidFmt(&fs.uuid),
+            at.member
+        );
+        return Err(ENXIO);
+    }
     fs.alloc.set_writable(at.member, on);
     Ok(())
 }
