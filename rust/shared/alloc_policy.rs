@@ -263,3 +263,46 @@ fn refusals(devices: &[DeviceSnapshot], req: &RequestInputs) -> [Option<Refusal>
     }
     refused
 }
+
+/// Whether a blocked request may proceed with fewer copies than it asks for
+/// (`metadata_degraded_writes`): the option is on (`enabled`), the stuck timer is on
+/// (`stuck_timeout_s` > 0: with the timer off a request is never "stuck", so it never degrades)
+/// and the request has been parked for at least that long (`parked_ms`), and fewer copies are
+/// allowed at all (`required` < `replicas`).
+#[inline]
+pub fn may_degrade(
+    enabled: bool,
+    stuck_timeout_s: u32,
+    parked_ms: i64,
+    replicas: u32,
+    required: u32,
+) -> bool {
+    enabled
+        && stuck_timeout_s > 0
+        && parked_ms >= stuck_timeout_s as i64 * 1000
+        && required < replicas
+}
+
+/// A degraded decision for a request `decide` blocked: the most copies, fewer than
+/// `req.replicas` and at least `required` (and at least one), that the devices can serve now,
+/// placed as `decide` places them (target first). `None` if even `required` copies cannot be
+/// served now.
+pub fn decide_degraded(
+    devices: &[DeviceSnapshot],
+    req: &RequestInputs,
+    required: u32,
+) -> Option<Decision> {
+    let lowest = required.max(1);
+    let mut r = req.replicas;
+    while r > lowest {
+        r -= 1;
+        let fewer = RequestInputs {
+            replicas: r,
+            ..*req
+        };
+        if let d @ Decision::Allocate { .. } = decide(devices, &fewer) {
+            return Some(d);
+        }
+    }
+    None
+}
