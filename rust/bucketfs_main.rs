@@ -15,6 +15,7 @@ mod fs;
 mod fs_sysfs;
 mod fs_vfs;
 mod glue;
+mod heal;
 mod journal;
 mod mount;
 mod recovery;

@@ -15,6 +15,8 @@
 //! | `runtime_options.rs` | option writes while mounted (sysfs `options/`, remount)          |
 //! | `discard.rs`         | the discard worker and its own state (controller, counters, the  |
 //! |                      | rule's inputs: committed nodes and journal pins)                 |
+//! | `heal.rs`            | degraded btree nodes and their re-replication (a pass of the     |
+//! |                      | discard worker)                                                  |
 //! | `allocator.rs`       | bucket states and allocation requests, behind methods            |
 //!
 //! Imports (`use crate::…`; `shared` and the leaves `text`, `vec_ext`, `glue` left out), where
@@ -26,6 +28,7 @@
 //! discard          -> allocator, bdev, btree
 //! fs               -> allocator, bdev, btree, discard
 //! commit           -> fs, bdev, btree
+//! heal             -> fs, btree, journal
 //! recovery         -> fs, allocator, btree, journal
 //! runtime_options  -> fs
 //! sysfs            -> fs
@@ -45,6 +48,7 @@ use crate::allocator::{Allocator, LiveCell, LiveInputs};
 use crate::bdev::BlockDevice;
 use crate::btree::BtreeStats;
 use crate::discard::{self, Discard, DiscardHost};
+use crate::heal::Heal;
 use crate::shared::bucket_table::BucketState;
 use crate::shared::options::{OptError, Options};
 use crate::shared::superblock::{Member as MemberDesc, Superblock, BLOCK_SIZE};
@@ -187,6 +191,9 @@ pub(crate) struct Fs {
     /// Serialises bucket table writes (commits and the discard worker).
     #[pin]
     pub(crate) table_lock: Mutex<()>,
+    /// Degraded btree nodes and their re-replication (`heal.rs`).
+    #[pin]
+    pub(crate) heal: Heal,
 }
 
 #[pinned_drop]
@@ -289,5 +296,9 @@ unsafe impl DiscardHost for Fs {
 
     fn persist_table(&self, m: usize) -> Result<bool> {
         self.persist_bucket_table(m)
+    }
+
+    fn after_drain(&self) {
+        self.heal_pass();
     }
 }

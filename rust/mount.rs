@@ -356,6 +356,7 @@ impl Fs {
                 progress: Progress::default(),
                 discard <- Discard::new(sb.nr_members as usize),
                 table_lock <- new_mutex!(()),
+                heal <- crate::heal::Heal::new(),
             }? Error),
             GFP_KERNEL,
         )?;
