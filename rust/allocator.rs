@@ -510,6 +510,9 @@ pub(crate) struct Allocator {
     /// the node copies they went without.
     degraded_allocs: AtomicU64,
     degraded_copies_short: AtomicU64,
+    /// The last request that could not get its full copies degraded, and none got them since:
+    /// the next blocked one degrades at once (see `alloc_policy::may_degrade`).
+    degrading: AtomicBool,
     /// Test hook: holds woken requests before they park again (off unless a test arms it).
     #[pin]
     pub(crate) wake_hook: WakeHook,
@@ -549,6 +552,7 @@ impl Allocator {
             timeouts: AtomicU64::new(0),
             degraded_allocs: AtomicU64::new(0),
             degraded_copies_short: AtomicU64::new(0),
+            degrading: AtomicBool::new(false),
             wake_hook <- WakeHook::new(),
             state <- new_mutex!(AllocState {
                 devices,
@@ -741,7 +745,20 @@ impl Allocator {
             target: live.target,
             fallback: live.fallback,
         };
-        if self.try_alloc(&req, out, None, None)?.is_none() {
+        let degrade = may_degrade(
+            live.degrade,
+            live.stuck_timeout_s,
+            0,
+            live.replicas,
+            live.required,
+            self.degrading.load(Ordering::Relaxed),
+        )
+        .then_some(live.required);
+        let before = out.len();
+        if self.try_alloc(&req, out, None, degrade)?.is_none() {
+            if degrade.is_some() {
+                self.after_served(&req, &out[before..], 0);
+            }
             return Ok(());
         }
         // Blocked: the request's clock (its stuck report, `alloc_debug`) starts here, one
@@ -816,14 +833,12 @@ impl Allocator {
                     parked_ms,
                     live.replicas,
                     live.required,
+                    self.degrading.load(Ordering::Relaxed),
                 )
                 .then_some(live.required);
                 let before = out.len();
                 let Some(decision) = self.try_alloc(&req, out, Some(id), degrade)? else {
-                    let copies = out[before..].iter().map(|n| n.nr_ptrs).min().unwrap_or(0);
-                    if copies < live.replicas {
-                        self.note_degraded(id, &req, copies, parked_ms);
-                    }
+                    self.after_served(&req, &out[before..], parked_ms);
                     return Ok(());
                 };
                 let sleep = if live.stuck_timeout_s == 0 || reported {
@@ -971,10 +986,26 @@ impl Allocator {
         )
     }
 
-    /// Request `id` was served with `copies` copies of each node instead of `req.replicas`
+    /// A request that was parked or may have degraded got `nodes`: records whether it
+    /// degraded (the allocator is degrading until a request gets its full copies again) and
+    /// reports it.
+    fn after_served(&self, req: &RequestInputs, nodes: &[NodeAlloc], parked_ms: i64) {
+        let copies = nodes
+            .iter()
+            .map(|n| n.nr_ptrs)
+            .min()
+            .unwrap_or(req.replicas);
+        let degraded = copies < req.replicas;
+        self.degrading.store(degraded, Ordering::Relaxed);
+        if degraded {
+            self.note_degraded(req, copies, parked_ms);
+        }
+    }
+
+    /// A request was served with `copies` copies of each node instead of `req.replicas`
     /// after `parked_ms` parked: counted, and one dmesg line, at most one a second (the events
     /// in between are counted in the next line).
-    fn note_degraded(&self, id: u64, req: &RequestInputs, copies: u32, parked_ms: i64) {
+    fn note_degraded(&self, req: &RequestInputs, copies: u32, parked_ms: i64) {
         self.degraded_allocs.fetch_add(1, Ordering::Relaxed);
         self.degraded_copies_short.fetch_add(
             req.nodes as u64 * req.replicas.saturating_sub(copies) as u64,
@@ -994,10 +1025,9 @@ impl Allocator {
             core::mem::take(&mut st.degraded_unreported)
         };
         pr_warn!(
-            "{}: allocator: request {id} parked {parked_ms} ms: {} btree node(s) allocated \
-             degraded, {copies} of {} copies (metadata_degraded_writes); they are re-replicated \
-             when buckets allow ({suppressed} degraded allocation(s) not reported since the last \
-             line)\n",
+            "{}: allocator: {} btree node(s) allocated degraded, {copies} of {} copies, after \
+             {parked_ms} ms parked (metadata_degraded_writes); re-replicated when buckets allow \
+             ({suppressed} more degraded allocation(s) since the last line)\n",
             crate::shared::superblock::UuidFmt(&self.uuid),
             req.nodes,
             req.replicas

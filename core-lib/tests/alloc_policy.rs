@@ -382,16 +382,20 @@ fn fallback_still_needs_enough_devices_and_a_target_of_nobody_is_no_target() {
 #[test]
 fn a_request_degrades_only_when_on_parked_past_the_timeout_and_allowed_fewer() {
     // Off by default: never.
-    assert!(!may_degrade(false, 2, 60_000, 2, 1));
-    // On: only once parked for the stuck timeout.
-    assert!(!may_degrade(true, 2, 1_999, 2, 1));
-    assert!(may_degrade(true, 2, 2_000, 2, 1));
-    assert!(may_degrade(true, 2, 2_001, 3, 2));
+    assert!(!may_degrade(false, 2, 60_000, 2, 1, false));
+    assert!(!may_degrade(false, 2, 60_000, 2, 1, true));
+    // On: only once parked for the stuck timeout...
+    assert!(!may_degrade(true, 2, 1_999, 2, 1, false));
+    assert!(may_degrade(true, 2, 2_000, 2, 1, false));
+    assert!(may_degrade(true, 2, 2_001, 3, 2, false));
+    // ... or at once while the allocator is degrading already.
+    assert!(may_degrade(true, 2, 0, 2, 1, true));
     // The stuck timer off (0): never stuck, so never degraded.
-    assert!(!may_degrade(true, 0, 1_000_000, 2, 1));
+    assert!(!may_degrade(true, 0, 1_000_000, 2, 1, false));
+    assert!(!may_degrade(true, 0, 0, 2, 1, true));
     // metadata_replicas_required = metadata_replicas: no fewer copies allowed.
-    assert!(!may_degrade(true, 2, 60_000, 2, 2));
-    assert!(!may_degrade(true, 2, 60_000, 1, 1));
+    assert!(!may_degrade(true, 2, 60_000, 2, 2, false));
+    assert!(!may_degrade(true, 2, 60_000, 1, 1, true));
 }
 
 #[test]

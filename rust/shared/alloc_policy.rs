@@ -266,9 +266,12 @@ fn refusals(devices: &[DeviceSnapshot], req: &RequestInputs) -> [Option<Refusal>
 
 /// Whether a blocked request may proceed with fewer copies than it asks for
 /// (`metadata_degraded_writes`): the option is on (`enabled`), the stuck timer is on
-/// (`stuck_timeout_s` > 0: with the timer off a request is never "stuck", so it never degrades)
-/// and the request has been parked for at least that long (`parked_ms`), and fewer copies are
-/// allowed at all (`required` < `replicas`).
+/// (`stuck_timeout_s` > 0: with the timer off a request is never "stuck", so it never degrades),
+/// fewer copies are allowed at all (`required` < `replicas`), and either the request has been
+/// parked for at least the timeout (`parked_ms`) or the allocator is `degrading` already (the
+/// last request that could not get its full copies degraded and none got them since: the
+/// shortage that made one request wait the timeout does not make each of the next wait it
+/// again, so a replay that needs many allocations waits once).
 #[inline]
 pub fn may_degrade(
     enabled: bool,
@@ -276,11 +279,12 @@ pub fn may_degrade(
     parked_ms: i64,
     replicas: u32,
     required: u32,
+    degrading: bool,
 ) -> bool {
     enabled
         && stuck_timeout_s > 0
-        && parked_ms >= stuck_timeout_s as i64 * 1000
         && required < replicas
+        && (degrading || parked_ms >= stuck_timeout_s as i64 * 1000)
 }
 
 /// A degraded decision for a request `decide` blocked: the most copies, fewer than
