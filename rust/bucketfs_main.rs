@@ -16,6 +16,7 @@ mod fs;
 mod fs_sysfs;
 mod fs_vfs;
 mod glue;
+mod heal;
 mod journal;
 mod member_add;
 mod mount;

@@ -118,11 +118,14 @@ impl Allocator {
         }
         writeln!(
             out,
-            "parks: {}\nwakeups: {}\naborted: {}\ntimeouts: {}",
+            "parks: {}\nwakeups: {}\naborted: {}\ntimeouts: {}\ndegraded allocations: {} \
+             (node copies short: {})",
             self.parks.load(Ordering::Relaxed),
             self.wakeups.load(Ordering::Relaxed),
             self.aborted.load(Ordering::Relaxed),
-            self.timeouts.load(Ordering::Relaxed)
+            self.timeouts.load(Ordering::Relaxed),
+            self.degraded_allocs.load(Ordering::Relaxed),
+            self.degraded_copies_short.load(Ordering::Relaxed)
         )?;
         for (i, d) in st.devices.iter().enumerate() {
             let s = d.snapshot();
