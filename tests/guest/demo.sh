@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0
 # The demo (`make demo`): the #1108 stuck mount in bucketfs, and the four ways out; then the
 # ways out bcachefs users asked for since: a metadata_target write (bcachefs-tools #628) and a
-# device added while the mount is parked (#1105).
+# device added while the mount is parked (#1105); and, opt-in, a way out that needs nobody.
 # Exits non-zero if any step does not behave as described.
 . /root/tests/lib.sh
 set -u
@@ -117,6 +117,18 @@ dmesg | grep -E "device_add|replayed|mounted" | tail -n 3 | sed 's/^/    /'
 say "dev-2 ($(cat $(fs_dir)/dev-2/device)): $(cat $(fs_dir)/dev-2/btree) btree bucket(s)"
 devs=/dev/vda:/dev/vdb:/dev/vdc
 verify
+
+build $seed
+devs=/dev/vda:/dev/vdb
+step "rescue (g), nobody: mount -o metadata_degraded_writes (opt-in): past allocator_stuck_timeout the replay goes on with 1 copy, and a worker re-replicates"
+start=$(now_ms)
+timeout -s KILL 120 mount -t bucketfs -o metadata_degraded_writes $devs /mnt && say "mounted by itself in $(( $(now_ms) - start )) ms" || bad "mount failed"
+d=$(fs_dir)
+uuid=$(basename $d)
+dmesg | grep -E "$uuid: (allocator: .*degraded|.*fewer copies than|.*re-replicat)" | tail -n 3 | sed 's/^/    /'
+wait_for 30 grep -q "^degraded nodes: 0$" $d/internal/degraded_nodes && say "every node has 2 copies again: $(head -n 1 $d/internal/degraded_nodes)" || bad "not re-replicated: $(head -n 3 $d/internal/degraded_nodes)"
+verify
+say "on disk: $(bucketfs dump-btree /dev/vda /dev/vdb | grep -o 'copies per node.*')"
 
 rmmod bucketfs || bad "rmmod failed"
 if [ $failed = 0 ]; then step "demo done: every step behaved as described"; else step "demo FAILED"; fi
