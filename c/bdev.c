@@ -17,12 +17,14 @@
 
 #include "bucketfs_glue.h"
 
-int bucketfs_bdev_open(const char *path, void *holder, struct file **out)
+int bucketfs_bdev_open(const char *path, void *holder, bool write,
+		       struct file **out)
 {
 	struct file *f;
 
-	f = bdev_file_open_by_path(path, BLK_OPEN_READ | BLK_OPEN_WRITE, holder,
-				   NULL);
+	f = bdev_file_open_by_path(path,
+				   BLK_OPEN_READ | (write ? BLK_OPEN_WRITE : 0),
+				   holder, NULL);
 	if (IS_ERR(f))
 		return PTR_ERR(f);
 	*out = f;
@@ -32,6 +34,11 @@ int bucketfs_bdev_open(const char *path, void *holder, struct file **out)
 void bucketfs_bdev_close(struct file *f)
 {
 	bdev_fput(f);
+}
+
+bool bucketfs_bdev_read_only(struct file *f)
+{
+	return bdev_read_only(file_bdev(f));
 }
 
 u64 bucketfs_bdev_bytes(struct file *f)

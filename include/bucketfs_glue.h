@@ -31,7 +31,9 @@ void bucketfs_cond_resched(void);
 
 /* c/bdev.c: member block devices. Buffers are kmalloc or vmalloc memory. */
 struct file;
-int bucketfs_bdev_open(const char *path, void *holder, struct file **out);
+int bucketfs_bdev_open(const char *path, void *holder, bool write,
+		       struct file **out);
+bool bucketfs_bdev_read_only(struct file *f);
 void bucketfs_bdev_close(struct file *f);
 u64 bucketfs_bdev_bytes(struct file *f);
 u64 bucketfs_bdev_max_discard_bytes(struct file *f);

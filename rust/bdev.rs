@@ -95,14 +95,28 @@ impl BlockDevice {
     /// Opens `path` read-write, claimed by `holder` (so a second mount or a `mkfs` gets
     /// `EBUSY`).
     pub(crate) fn open(path: &CStr, holder: Holder) -> Result<BlockDevice> {
+        Self::open_mode(path, holder, true)
+    }
+
+    /// Opens the block device at `path` exclusively for `holder`, for reading only unless
+    /// `write`. The block layer refuses a write open of a read-only device with `EACCES`.
+    pub(crate) fn open_mode(path: &CStr, holder: Holder, write: bool) -> Result<BlockDevice> {
         let mut file = core::ptr::null_mut();
         // SAFETY: `path` is NUL-terminated; `file` is valid for writes; the holder is only
         // compared.
         to_result(unsafe {
-            bindings::bucketfs_bdev_open(path.as_char_ptr(), holder.0, &mut file)
+            bindings::bucketfs_bdev_open(path.as_char_ptr(), holder.0, write, &mut file)
         })?;
         let file = NonNull::new(file).ok_or(EINVAL)?;
         Ok(BlockDevice { file })
+    }
+
+    /// Whether the block device is read-only (write-protected, `blockdev --setro`; it may
+    /// become so after a write open). The block layer only warns about a write to such a
+    /// device, so callers must not write to it.
+    pub(crate) fn read_only(&self) -> bool {
+        // SAFETY: `file` is a live block device file by the type invariant.
+        unsafe { bindings::bucketfs_bdev_read_only(self.file.as_ptr()) }
     }
 
     /// Size in bytes.

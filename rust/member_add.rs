@@ -126,6 +126,9 @@ impl Fs {
                 add_err!(self, path, e, "cannot open the device")
             }
         })?;
+        if dev.read_only() {
+            return Err(add_err!(self, path, EROFS, "read-only block device"));
+        }
         let member = Member::new(dev);
         if let Some(i) = self.members.iter().position(|m| m.name() == member.name()) {
             return Err(add_err!(

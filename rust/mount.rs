@@ -219,10 +219,37 @@ impl Fs {
         // Open every device and read its superblock.
         let mut devs = KVec::with_capacity(nr, GFP_KERNEL)?;
         let mut probes = KVec::with_capacity(nr, GFP_KERNEL)?;
+        // A read-only block device (write-protected, `blockdev --setro`, a read-only snapshot)
+        // can be mounted read-only only; such a mount stays read-only.
+        let mut device_ro = false;
         for path in source.split(':') {
             let cpath = CString::try_from_fmt(fmt!("{path}"))?;
-            let dev = BlockDevice::open(&cpath, claim_holder)
-                .map_err(|e| mount_err!(source, e, "{path}: cannot open the device"))?;
+            let dev = match BlockDevice::open(&cpath, claim_holder) {
+                // A read-only device (the block layer refuses to open it for writing).
+                Err(e) if e == EACCES && read_only => {
+                    BlockDevice::open_mode(&cpath, claim_holder, false)
+                }
+                Err(e) if e == EACCES => {
+                    return Err(mount_err!(
+                        source,
+                        e,
+                        "{path}: cannot open the device for writing (a read-only block \
+                         device? mount -o ro)"
+                    ))
+                }
+                r => r,
+            }
+            .map_err(|e| mount_err!(source, e, "{path}: cannot open the device"))?;
+            if dev.read_only() {
+                if !read_only {
+                    return Err(mount_err!(
+                        source,
+                        EROFS,
+                        "{path}: read-only block device (mount -o ro)"
+                    ));
+                }
+                device_ro = true;
+            }
             let sb = read_superblock(source, path, &dev)?;
             probes.push(
                 Probe {
@@ -342,7 +369,9 @@ impl Fs {
             geometry.push(sb.members[m]).map_err(|_| EINVAL)?;
         }
         // Why this mount cannot go read-write later, if it cannot.
-        let rw_refused = if degraded && present < sb.nr_members {
+        let rw_refused = if device_ro {
+            Some("a member's block device is read-only")
+        } else if degraded && present < sb.nr_members {
             Some("a member is missing (degraded)")
         } else if norecovery {
             Some("the journal was not replayed (norecovery)")

@@ -124,6 +124,24 @@ t norecovery_with_value_logged dmesg_has "norecovery: takes no value"
 expect_fail degraded_without_ro "Invalid argument" mount -t bucketfs -o degraded /dev/vda:/dev/vdb /mnt
 t degraded_without_ro_logged dmesg_has "degraded: requires ro"
 t refusals_left_no_sysfs test -z "$(fs_dir)"
+# A read-only block device (blockdev --setro): a read-write mount is refused by the block
+# layer (mount -w: without it mount(8) retries read-only by itself, as util-linux does);
+# ro,norecovery opens it for reading only and inspects it; remount,rw is refused.
+t setro_devices blockdev --setro /dev/vda
+t setro_devices_b blockdev --setro /dev/vdb
+expect_fail setro_rw_mount_refused "Permission denied" mount -w -t bucketfs /dev/vda:/dev/vdb /mnt
+t setro_rw_mount_logged dmesg_has "/dev/vda: cannot open the device for writing \(a read-only block device\? mount -o ro\) \(-13\)"
+t setro_ro_mount timeout -s KILL 30 mount -t bucketfs -o ro,norecovery /dev/vda:/dev/vdb /mnt
+t setro_ro_mount_shows_journal grep -q "^journal_entries [1-9]" $(fs_dir)/internal/replay
+expect_fail setro_remount_rw_refused "Read-only file system" mount -o remount,rw /mnt
+t setro_remount_rw_logged dmesg_has "remount,rw refused: a member's block device is read-only"
+t setro_umount umount /mnt
+t setro_ro_replay_in_memory timeout -s KILL 60 mount -t bucketfs -o ro,metadata_replicas=1 /dev/vda:/dev/vdb /mnt
+t setro_ro_replay_every_key test "$(btree_figures)" = "$expect"
+t setro_ro_replay_umount umount /mnt
+t setro_devices_back blockdev --setrw /dev/vda
+t setro_devices_back_b blockdev --setrw /dev/vdb
+t setro_wrote_nothing test "$(sums /dev/vda /dev/vdb)" = "$before"
 # A later read-write mount with the rescue option replays every key (and writes: the
 # checksums above can tell).
 t rescue_after_norecovery timeout -s KILL 60 mount -t bucketfs -o metadata_replicas=1 /dev/vda:/dev/vdb /mnt
