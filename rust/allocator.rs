@@ -118,6 +118,7 @@ impl DeviceBuckets {
         dead_code,
         reason = "the mount uses the builder; the KUnit and bench crates this"
     )]
+    #[inline(never)]
     pub(crate) fn new(
         nbuckets: u32,
         first_bucket: u32,
@@ -131,7 +132,9 @@ impl DeviceBuckets {
     }
 
     /// Starts a device of `nbuckets` buckets, allocatable from `first_bucket`, whose states
-    /// are then given in bucket order, runs a word at a time ([`BucketsBuilder`]).
+    /// are then given in bucket order, runs a word at a time ([`BucketsBuilder`]). Not inlined
+    /// (nor `new`, `from_builder`): the index's temporaries stay off the mount's frame.
+    #[inline(never)]
     pub(crate) fn builder(nbuckets: u32, first_bucket: u32) -> Result<BucketsBuilder> {
         let words = FreeIndex::<KWords>::words_needed(nbuckets).ok_or(EINVAL)?;
         let b =
@@ -141,6 +144,7 @@ impl DeviceBuckets {
 
     /// The device `b` built, once every bucket has its state (`EINVAL` before). Its bucket
     /// table is taken to hold these states (no block dirty).
+    #[inline(never)]
     pub(crate) fn from_builder(b: BucketsBuilder, name: &str) -> Result<DeviceBuckets> {
         let index = b.0.finish().map_err(|_| EINVAL)?;
         Self::with_index(index, name)

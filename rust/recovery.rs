@@ -31,11 +31,18 @@ impl Fs {
     /// otherwise add to the commit's superblock writes deep under it.
     #[inline(never)]
     pub(crate) fn recover(&self, source: &str, norecovery: bool) -> Result {
-        let (sb, read_only) = {
+        // Only what recovery needs of the superblock (a whole copy is large, and the commit's
+        // superblock writes run deep under this frame).
+        let (root, journal_seq, journal_offset, read_only) = {
             let st = self.state.lock();
-            (st.sb, st.read_only)
+            (
+                st.sb.root,
+                st.sb.journal_seq,
+                st.sb.journal_offset,
+                st.read_only,
+            )
         };
-        let mut btree = Btree::load(self, &sb.root).map_err(|e| {
+        let mut btree = Btree::load(self, &root).map_err(|e| {
             if e == ENXIO {
                 self.report_missing_needed(source);
             }
@@ -61,23 +68,23 @@ impl Fs {
             )?;
         }
         let read_start = Ktime::ktime_get();
-        let journal =
-            match journal::read_entries(&self.uuid, &copies, sb.journal_seq, sb.journal_offset) {
-                Ok(j) => j,
-                // norecovery is for inspecting a filesystem that cannot recover: a journal that
-                // cannot be read does not stop it.
-                Err(e) if norecovery => {
-                    pr_warn!(
-                        "{source}: norecovery: cannot read the journal ({}); mounted without it\n",
-                        e.to_errno()
-                    );
-                    self.progress
-                        .replay_mode
-                        .store(REPLAY_SKIPPED, Ordering::Relaxed);
-                    return Ok(());
-                }
-                Err(e) => return Err(mount_err!(source, e, "cannot read the journal")),
-            };
+        let journal = match journal::read_entries(&self.uuid, &copies, journal_seq, journal_offset)
+        {
+            Ok(j) => j,
+            // norecovery is for inspecting a filesystem that cannot recover: a journal that
+            // cannot be read does not stop it.
+            Err(e) if norecovery => {
+                pr_warn!(
+                    "{source}: norecovery: cannot read the journal ({}); mounted without it\n",
+                    e.to_errno()
+                );
+                self.progress
+                    .replay_mode
+                    .store(REPLAY_SKIPPED, Ordering::Relaxed);
+                return Ok(());
+            }
+            Err(e) => return Err(mount_err!(source, e, "cannot read the journal")),
+        };
         let entries = &journal.entries;
         let read_us = us_since(read_start);
         self.progress.read_us.store(read_us, Ordering::Relaxed);
@@ -120,7 +127,7 @@ impl Fs {
             entries.len(),
             if entries.len() == 1 { "y" } else { "ies" },
             journal.bytes_read >> 10,
-            sb.journal_offset
+            journal_offset
         );
         self.progress.replay_total.store(total, Ordering::Relaxed);
         let start = Ktime::ktime_get();
