@@ -754,6 +754,9 @@ impl Allocator {
     /// The parked part of [`Allocator::alloc_nodes`], for request `id` (registered in the
     /// parked list). Returns `ECANCELED` as soon as a look finds the request marked by the
     /// abort knob; on success, the look that served it also took it off the parked list.
+    /// Not inlined: the parked path's state (its closure on the stack, the last decision)
+    /// stays off the frame of the fast path, which runs under the btree insert.
+    #[inline(never)]
     fn wait_for_nodes(
         &self,
         id: u64,
