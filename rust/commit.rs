@@ -302,7 +302,7 @@ impl Fs {
             st.sb.seq = sb.seq;
             return Err(e);
         }
-        st.sb = *sb;
+        st.sb = sb;
         // The members `metadata_target` names follow the labels this superblock holds.
         self.live_inputs
             .publish(LiveInputs::of(&st.live, st.sb.member_labels()));

@@ -10,6 +10,7 @@
 use crate::allocator::{Allocator, BucketsBuilder, DeviceBuckets};
 use crate::bdev::{BlockDevice, IoBuf, ReadAhead};
 use crate::closure::cond_resched;
+use crate::commit::boxed_copy;
 use crate::discard::Discard;
 use crate::fs::{describe_option_error, mount_err, Fs, FsState, Member, Progress};
 use crate::shared::assemble::{assemble_partial_of, AssembleError, Assembly, Probe};
@@ -343,13 +344,14 @@ impl Fs {
         } else {
             None
         };
+        let persisted = boxed_copy(sb)?;
         let fs = KBox::pin_init(
             try_pin_init!(Fs {
                 uuid: sb.uuid,
                 members,
                 geometry,
                 state <- new_mutex!(FsState {
-                    sb: *sb,
+                    sb: persisted,
                     live,
                     read_only,
                     rw_refused,
