@@ -10,7 +10,7 @@ use crate::fs::{mount_err, Fs, REPLAY_IN_MEMORY, REPLAY_SKIPPED};
 use crate::journal::{self, JournalPos};
 use crate::shared::alloc_policy::Watermark;
 use crate::shared::bucket_table::BucketState;
-use crate::shared::superblock::{check_ptr, NodePtr, UuidFmt, BLOCK_SIZE};
+use crate::shared::superblock::{check_ptr, BtreeRoot, NodePtr, UuidFmt, BLOCK_SIZE};
 use crate::vec_ext::VecExt;
 use core::cell::Cell;
 use core::sync::atomic::Ordering;
@@ -33,16 +33,16 @@ impl Fs {
     pub(crate) fn recover(&self, source: &str, norecovery: bool) -> Result {
         // Only what recovery needs of the superblock (a whole copy is large, and the commit's
         // superblock writes run deep under this frame).
-        let (root, journal_seq, journal_offset, read_only) = {
+        let (sb, read_only) = {
             let st = self.state.lock();
-            (
-                st.sb.root,
-                st.sb.journal_seq,
-                st.sb.journal_offset,
-                st.read_only,
-            )
+            let sb = RecoveryStart {
+                root: st.sb.root,
+                journal_seq: st.sb.journal_seq,
+                journal_offset: st.sb.journal_offset,
+            };
+            (sb, st.read_only)
         };
-        let mut btree = Btree::load(self, &root).map_err(|e| {
+        let mut btree = Btree::load(self, &sb.root).map_err(|e| {
             if e == ENXIO {
                 self.report_missing_needed(source);
             }
@@ -68,23 +68,23 @@ impl Fs {
             )?;
         }
         let read_start = Ktime::ktime_get();
-        let journal = match journal::read_entries(&self.uuid, &copies, journal_seq, journal_offset)
-        {
-            Ok(j) => j,
-            // norecovery is for inspecting a filesystem that cannot recover: a journal that
-            // cannot be read does not stop it.
-            Err(e) if norecovery => {
-                pr_warn!(
-                    "{source}: norecovery: cannot read the journal ({}); mounted without it\n",
-                    e.to_errno()
-                );
-                self.progress
-                    .replay_mode
-                    .store(REPLAY_SKIPPED, Ordering::Relaxed);
-                return Ok(());
-            }
-            Err(e) => return Err(mount_err!(source, e, "cannot read the journal")),
-        };
+        let journal =
+            match journal::read_entries(&self.uuid, &copies, sb.journal_seq, sb.journal_offset) {
+                Ok(j) => j,
+                // norecovery is for inspecting a filesystem that cannot recover: a journal that
+                // cannot be read does not stop it.
+                Err(e) if norecovery => {
+                    pr_warn!(
+                        "{source}: norecovery: cannot read the journal ({}); mounted without it\n",
+                        e.to_errno()
+                    );
+                    self.progress
+                        .replay_mode
+                        .store(REPLAY_SKIPPED, Ordering::Relaxed);
+                    return Ok(());
+                }
+                Err(e) => return Err(mount_err!(source, e, "cannot read the journal")),
+            };
         let entries = &journal.entries;
         let read_us = us_since(read_start);
         self.progress.read_us.store(read_us, Ordering::Relaxed);
@@ -127,7 +127,7 @@ impl Fs {
             entries.len(),
             if entries.len() == 1 { "y" } else { "ies" },
             journal.bytes_read >> 10,
-            journal_offset
+            sb.journal_offset
         );
         self.progress.replay_total.store(total, Ordering::Relaxed);
         let start = Ktime::ktime_get();
@@ -385,6 +385,13 @@ const PROGRESS_INTERVAL_MS: i64 = 1000;
 const PROGRESS_EVERY_KEYS: u64 = 16;
 
 /// `keys` in `ms` milliseconds as keys per second (`keys` when `ms` is 0).
+/// What recovery reads of the superblock.
+struct RecoveryStart {
+    root: BtreeRoot,
+    journal_seq: u64,
+    journal_offset: u64,
+}
+
 fn keys_per_s(keys: u64, ms: i64) -> u64 {
     match u64::try_from(ms) {
         Ok(ms) if ms > 0 => keys.saturating_mul(1000) / ms,
