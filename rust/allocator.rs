@@ -124,6 +124,7 @@ impl DeviceBuckets {
         dead_code,
         reason = "the mount uses the builder; the KUnit and bench crates this"
     )]
+    #[inline(never)]
     pub(crate) fn new(
         nbuckets: u32,
         first_bucket: u32,
@@ -137,7 +138,9 @@ impl DeviceBuckets {
     }
 
     /// Starts a device of `nbuckets` buckets, allocatable from `first_bucket`, whose states
-    /// are then given in bucket order, runs a word at a time ([`BucketsBuilder`]).
+    /// are then given in bucket order, runs a word at a time ([`BucketsBuilder`]). Not inlined
+    /// (nor `new`, `from_builder`): the index's temporaries stay off the mount's frame.
+    #[inline(never)]
     pub(crate) fn builder(nbuckets: u32, first_bucket: u32) -> Result<BucketsBuilder> {
         let words = FreeIndex::<KWords>::words_needed(nbuckets).ok_or(EINVAL)?;
         let b =
@@ -147,6 +150,7 @@ impl DeviceBuckets {
 
     /// The device `b` built, once every bucket has its state (`EINVAL` before). Its bucket
     /// table is taken to hold these states (no block dirty).
+    #[inline(never)]
     pub(crate) fn from_builder(b: BucketsBuilder, name: &str) -> Result<DeviceBuckets> {
         let index = b.0.finish().map_err(|_| EINVAL)?;
         Self::with_index(index, name)
@@ -811,6 +815,9 @@ impl Allocator {
     /// The parked part of [`Allocator::alloc_nodes`], for request `id` (registered in the
     /// parked list). Returns `ECANCELED` as soon as a look finds the request marked by the
     /// abort knob; on success, the look that served it also took it off the parked list.
+    /// Not inlined: the parked path's state (its closure on the stack, the last decision)
+    /// stays off the frame of the fast path, which runs under the btree insert.
+    #[inline(never)]
     fn wait_for_nodes(
         &self,
         id: u64,

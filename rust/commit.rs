@@ -19,7 +19,17 @@ use crate::shared::superblock::{
     TABLE_ENTRIES_PER_BLOCK,
 };
 use crate::vec_ext::VecExt;
-use kernel::{alloc::KVec, prelude::*};
+use kernel::{
+    alloc::{KBox, KVec},
+    prelude::*,
+};
+
+/// A copy of `sb` on the heap, to change and write: a superblock is large and the superblock
+/// writes run deep (under the mount's recovery, under sysfs writes), so the copies a change
+/// needs are kept off the stack. Written into the new box straight from `sb`.
+pub(crate) fn boxed_copy(sb: &Superblock) -> Result<KBox<Superblock>> {
+    Ok(KBox::<Superblock>::new_uninit(GFP_KERNEL)?.write(*sb))
+}
 
 /// Most bucket table blocks in one write (1 MiB): adjacent dirty blocks are coalesced up to
 /// this, and the writer's buffer is never larger.
@@ -48,7 +58,7 @@ impl Fs {
             }
             // The superblock this commit will write must be one the decoder accepts: check
             // its sequence numbers before any node is written.
-            let mut next = st.sb;
+            let mut next = boxed_copy(&st.sb)?;
             next.seq = st.sb.seq.saturating_add(2);
             next.journal_seq = journal_next.seq;
             next.journal_offset = journal_next.offset;
@@ -274,14 +284,18 @@ impl Fs {
         change: impl FnOnce(&mut Superblock) -> Result,
     ) -> Result {
         let mut st = self.state.lock();
-        let mut sb = st.sb;
+        let mut sb = boxed_copy(&st.sb)?;
         change(&mut sb)?;
         self.write_next_superblock(&mut st, sb)
     }
 
     /// Writes `sb` as the next superblock (its sequence number one past the current one) and,
     /// once every copy is written, makes it the current one.
-    pub(crate) fn write_next_superblock(&self, st: &mut FsState, mut sb: Superblock) -> Result {
+    pub(crate) fn write_next_superblock(
+        &self,
+        st: &mut FsState,
+        mut sb: KBox<Superblock>,
+    ) -> Result {
         // A read-only mount writes nothing (its callers do not get here; this is the guard).
         if st.read_only {
             return Err(EROFS);
@@ -326,12 +340,13 @@ impl Fs {
     ) -> Result {
         let n = targets.len();
         let mut bufs = IoBuf::new(n * SB_SIZE)?;
-        // Never write what the decoder would refuse: every copy is decoded before any is
-        // written, and a refusal fails the write with nothing written.
+        // Never write what the decoder would refuse: every copy is decoded (into a slot on the
+        // heap) before any is written, and a refusal fails the write with nothing written.
+        let mut decoded = boxed_copy(sb)?;
         for (i, (index, _)) in targets.iter().enumerate() {
             let buf = &mut bufs[i * SB_SIZE..(i + 1) * SB_SIZE];
             sb.encode_as(*index, buf);
-            if let Err(e) = Superblock::decode(buf) {
+            if let Err(e) = Superblock::decode_into(buf, &mut decoded) {
                 pr_err!(
                     "{}: refusing to write a superblock the decoder would refuse ({}; seq {}, \
                      journal_seq {})\n",

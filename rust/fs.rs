@@ -59,7 +59,7 @@ use core::{
     pin::Pin,
     sync::atomic::{AtomicBool, AtomicU64, Ordering},
 };
-use kernel::{prelude::*, sync::Mutex};
+use kernel::{alloc::KBox, prelude::*, sync::Mutex};
 
 /// One member device of a mounted filesystem.
 pub(crate) struct Member {
@@ -111,8 +111,9 @@ impl Member {
 
 /// What may change while mounted; guarded by [`Fs::state`].
 pub(crate) struct FsState {
-    /// The superblock as persisted (options here are the stored ones).
-    pub(crate) sb: Superblock,
+    /// The superblock as persisted (options here are the stored ones). On the heap: it is
+    /// large, and a new one is built there and swapped in (see `Fs::write_next_superblock`).
+    pub(crate) sb: KBox<Superblock>,
     /// The options in force: stored ones, overridden by mount options and runtime writes.
     pub(crate) live: Options,
     /// Mounted read-only (`SB_RDONLY`): nothing is written to any member; option writes

@@ -17,13 +17,17 @@
 
 use crate::allocator::DeviceBuckets;
 use crate::bdev::{BlockDevice, IoBuf};
+use crate::commit::boxed_copy;
 use crate::fs::{Fs, FsState, Member};
 use crate::shared::bucket_table::{
     encode_block, entries_in_block, table_blocks, BucketEntry, TableBlockId,
 };
-use crate::shared::member_add::{claims_member, new_member_state, plan_add, AddError, MemberAdd};
+use crate::shared::member_add::{
+    claims_member, new_member_state, plan_add_into, AddError, MemberAdd,
+};
 use crate::shared::superblock::{
-    Superblock, UuidFmt, BLOCK_SIZE, MAX_MEMBERS, SB_OFFSETS, SB_SIZE, TABLE_ENTRIES_PER_BLOCK,
+    Member as GeoMember, Superblock, UuidFmt, BLOCK_SIZE, MAX_MEMBERS, SB_OFFSETS, SB_SIZE,
+    TABLE_ENTRIES_PER_BLOCK,
 };
 use crate::text::{prefix, Text};
 use crate::vec_ext::VecExt;
@@ -54,22 +58,31 @@ macro_rules! add_err {
     }};
 }
 
-/// The newest valid superblock copy on `dev`, if it has one (on the heap).
+/// The newest valid superblock copy on `dev`, if it has one (decoded on the heap).
 #[inline(never)]
 fn read_any_superblock(dev: &BlockDevice) -> Result<Option<KBox<Superblock>>> {
     let mut buf = IoBuf::new(SB_SIZE)?;
     let mut best: Option<KBox<Superblock>> = None;
+    let mut slot = KBox::<Superblock>::new_uninit(GFP_KERNEL)?.write(Superblock::EMPTY);
     for off in SB_OFFSETS {
-        if dev.read(off, &mut buf).is_err() {
+        if dev.read(off, &mut buf).is_err() || Superblock::decode_into(&buf, &mut slot).is_err() {
             continue;
         }
-        if let Ok(sb) = Superblock::decode(&buf) {
-            if best.as_ref().map_or(true, |b| sb.seq > b.seq) {
-                best = Some(KBox::new(sb, GFP_KERNEL)?);
-            }
+        if best.as_ref().map_or(true, |b| slot.seq > b.seq) {
+            let next = KBox::<Superblock>::new_uninit(GFP_KERNEL)?.write(Superblock::EMPTY);
+            best = Some(core::mem::replace(&mut slot, next));
         }
     }
     Ok(best)
+}
+
+/// A plan slot on the heap, for [`plan_add_into`].
+fn empty_plan() -> Result<KBox<MemberAdd>> {
+    Ok(KBox::<MemberAdd>::new_uninit(GFP_KERNEL)?.write(MemberAdd {
+        index: 0,
+        member: GeoMember::ZERO,
+        sb: Superblock::EMPTY,
+    }))
 }
 
 impl Fs {
@@ -183,9 +196,16 @@ impl Fs {
             ));
         }
         let bucket_size = st.sb.members[0].bucket_size;
+        let mut plan = empty_plan()?;
         loop {
-            match plan_add(&st.sb, member.dev()?.bytes(), bucket_size, random_uuid()) {
-                Ok(p) => return Ok(KBox::new(p, GFP_KERNEL)?),
+            match plan_add_into(
+                &st.sb,
+                member.dev()?.bytes(),
+                bucket_size,
+                random_uuid(),
+                &mut plan,
+            ) {
+                Ok(()) => return Ok(plan),
                 Err(AddError::DuplicateUuid) => continue,
                 Err(e) => {
                     let err = if e == AddError::Full { ENOSPC } else { EINVAL };
@@ -228,15 +248,15 @@ impl Fs {
                 "the filesystem went read-only; not added"
             ));
         }
-        let plan = match plan_add(
+        let mut plan = empty_plan()?;
+        match plan_add_into(
             &st.sb,
             member.dev()?.bytes(),
             first.member.bucket_size,
             first.member.uuid,
+            &mut plan,
         ) {
-            Ok(p) if p.index == first.index && p.member == first.member => {
-                KBox::new(p, GFP_KERNEL)?
-            }
+            Ok(()) if plan.index == first.index && plan.member == first.member => {}
             _ => {
                 return Err(add_err!(
                     self,
@@ -245,7 +265,7 @@ impl Fs {
                     "the member table changed during the add; not added"
                 ))
             }
-        };
+        }
         if plan.sb.journal_offset != first.sb.journal_offset {
             // The journal moved on (a commit): the empty block goes where it is now.
             self.write_empty_journal_block(&member, &plan)
@@ -286,7 +306,7 @@ impl Fs {
                 }
             ));
         }
-        st.sb = plan.sb;
+        *st.sb = plan.sb;
         let desc = plan.member;
         let name = {
             let mut n = Text::<32>::new();
@@ -325,8 +345,8 @@ impl Fs {
     /// Writes the current superblock again as the next one (after a failed add).
     #[inline(never)]
     fn rewrite_superblock(&self, st: &mut FsState) -> Result {
-        let again = KBox::new(st.sb, GFP_KERNEL)?;
-        self.write_next_superblock(st, *again)
+        let again = boxed_copy(&st.sb)?;
+        self.write_next_superblock(st, again)
     }
 
     /// Writes one zero block at the journal position `plan` names on the new member, durable

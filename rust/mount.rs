@@ -11,9 +11,10 @@ use crate::allocator::{Allocator, BucketsBuilder, DeviceBuckets};
 use crate::append_vec::AppendVec;
 use crate::bdev::{BlockDevice, Holder, IoBuf, ReadAhead};
 use crate::closure::cond_resched;
+use crate::commit::boxed_copy;
 use crate::discard::Discard;
 use crate::fs::{describe_option_error, mount_err, Fs, FsState, Member, Progress};
-use crate::shared::assemble::{assemble_partial, AssembleError, Assembly, Probe};
+use crate::shared::assemble::{assemble_partial_of, AssembleError, Assembly, Probe};
 use crate::shared::bucket_table::{
     check_block, entries_in_block, table_blocks, BucketState, CheckedBlock, TableBlockId,
     TableError,
@@ -60,13 +61,13 @@ impl Mounted {
     }
 }
 
-/// Reads the newest valid superblock copy of `dev`; warns about a bad copy when the other
-/// one is good. Not inlined: its superblock copies stay off the stack frame of `Fs::open`,
-/// which is live under the whole recovery.
+/// Reads the newest valid superblock copy of `dev` into `sb` (a slot on the heap: a superblock
+/// is large, and none is kept on the stack of the mount, which is live under the whole
+/// recovery); warns about a bad copy when the other one is good. On an error `sb` holds no
+/// valid superblock. Not inlined: its buffers stay off the frame of the mount.
 #[inline(never)]
-fn read_superblock(source: &str, path: &str, dev: &BlockDevice) -> Result<Superblock> {
-    // Both copies are kept as bytes and only the newest good one is decoded again at the end:
-    // one decoded superblock on the stack at a time (they are large; mounting runs deep).
+fn read_superblock(source: &str, path: &str, dev: &BlockDevice, sb: &mut Superblock) -> Result {
+    // Both copies are kept as bytes and only the newest good one is decoded again at the end.
     let mut bufs = [IoBuf::new(SB_SIZE)?, IoBuf::new(SB_SIZE)?];
     // The newest good copy: its index in `bufs` and its sequence number.
     let mut best: Option<(usize, u64)> = None;
@@ -78,7 +79,7 @@ fn read_superblock(source: &str, path: &str, dev: &BlockDevice) -> Result<Superb
             bad = Some((off, "read error", Some(e)));
             continue;
         }
-        match Superblock::decode(buf).map(|sb| sb.seq) {
+        match Superblock::decode_into(buf, sb).map(|()| sb.seq) {
             Ok(seq) if best.map_or(true, |(_, b)| seq > b) => best = Some((i, seq)),
             Ok(_) => {}
             Err(e) => bad = Some((off, e.field(), None)),
@@ -89,9 +90,9 @@ fn read_superblock(source: &str, path: &str, dev: &BlockDevice) -> Result<Superb
             pr_warn!(
                 "{source}: {path}: superblock copy at {off} refused ({why}); using the other\n"
             );
-            Superblock::decode(&bufs[i]).map_err(|_| EINVAL)
+            Superblock::decode_into(&bufs[i], sb).map_err(|_| EINVAL)
         }
-        (Some((i, _)), None) => Superblock::decode(&bufs[i]).map_err(|_| EINVAL),
+        (Some((i, _)), None) => Superblock::decode_into(&bufs[i], sb).map_err(|_| EINVAL),
         (None, Some((off, _, Some(e)))) => Err(mount_err!(
             source,
             e,
@@ -216,9 +217,10 @@ impl Fs {
         let claim = KBox::new(0u8, GFP_KERNEL)?;
         let claim_holder = Holder::of(&claim);
 
-        // Open every device and read its superblock.
+        // Open every device and read its superblock, each decoded in place into a slot of its
+        // own on the heap (a superblock is large: none is kept on the stack).
         let mut devs = KVec::with_capacity(nr, GFP_KERNEL)?;
-        let mut probes = KVec::with_capacity(nr, GFP_KERNEL)?;
+        let mut sbs: KVec<KBox<Superblock>> = KVec::with_capacity(nr, GFP_KERNEL)?;
         // A read-only block device (write-protected, `blockdev --setro`, a read-only snapshot)
         // can be mounted read-only only; such a mount stays read-only.
         let mut device_ro = false;
@@ -250,18 +252,23 @@ impl Fs {
                 }
                 device_ro = true;
             }
-            let sb = read_superblock(source, path, &dev)?;
+            let mut sb = KBox::<Superblock>::new_uninit(GFP_KERNEL)?.write(Superblock::EMPTY);
+            read_superblock(source, path, &dev, &mut sb)?;
+            sbs.push(sb, GFP_KERNEL)?;
+            devs.push(Some(dev), GFP_KERNEL)?;
+        }
+        let mut probes = KVec::with_capacity(nr, GFP_KERNEL)?;
+        for (sb, dev) in sbs.iter().zip(devs.iter().flatten()) {
             probes.push(
                 Probe {
-                    sb,
+                    sb: &**sb,
                     bytes: dev.bytes(),
                 },
                 GFP_KERNEL,
             )?;
-            devs.push(Some(dev), GFP_KERNEL)?;
         }
         let path_of = |i: usize| source.split(':').nth(i).unwrap_or("?");
-        let assembly = assemble_partial(&probes).map_err(|e| match e {
+        let assembly = assemble_partial_of(&probes).map_err(|e| match e {
             AssembleError::Foreign(i) => {
                 mount_err!(
                     source,
@@ -300,7 +307,7 @@ impl Fs {
                 path_of(b)
             ),
         })?;
-        let sb = &probes[assembly.newest].sb;
+        let sb: &Superblock = probes[assembly.newest].sb;
         check_missing(source, sb, &assembly, degraded)?;
         // One mount per uuid: a clone (every member copied) would collide with the mounted
         // filesystem in sysfs, and is refused here, before anything is set up.
@@ -378,6 +385,7 @@ impl Fs {
         } else {
             None
         };
+        let persisted = boxed_copy(sb)?;
         let fs = KBox::pin_init(
             try_pin_init!(Fs {
                 uuid: sb.uuid,
@@ -387,7 +395,7 @@ impl Fs {
                 tables_ready: AtomicBool::new(false),
                 add_lock <- new_mutex!(()),
                 state <- new_mutex!(FsState {
-                    sb: *sb,
+                    sb: persisted,
                     live,
                     read_only,
                     rw_refused,
@@ -428,7 +436,9 @@ impl Fs {
 
     /// Reads every member's bucket table into the allocator, a window at a time with several
     /// windows in flight ([`TableReader`]): nothing the size of the table is held besides the
-    /// allocator's own per-bucket state.
+    /// allocator's own per-bucket state. Not inlined: its frame (index builders, the reader)
+    /// stays off the mount's, which is live under the whole recovery.
+    #[inline(never)]
     fn read_bucket_tables(&self, source: &str) -> Result {
         // Room for every member: a member added later (`member_add.rs`) is pushed without
         // allocating.
@@ -588,6 +598,8 @@ impl<'d> TableReader<'d> {
 
     /// Reads member `index`'s table (geometry `m`) on `dev` into `out`; on a fault, stops
     /// there (reads still in flight are waited for before their buffers are reused or freed).
+    /// Not inlined: its frame stays apart from the index building in `read_bucket_tables`.
+    #[inline(never)]
     fn read(
         &mut self,
         dev: &'d BlockDevice,

@@ -10,7 +10,7 @@ use crate::fs::{mount_err, Fs, REPLAY_IN_MEMORY, REPLAY_SKIPPED};
 use crate::journal::{self, JournalPos};
 use crate::shared::alloc_policy::Watermark;
 use crate::shared::bucket_table::BucketState;
-use crate::shared::superblock::{check_ptr, NodePtr, UuidFmt, BLOCK_SIZE};
+use crate::shared::superblock::{check_ptr, BtreeRoot, NodePtr, UuidFmt, BLOCK_SIZE};
 use crate::vec_ext::VecExt;
 use core::cell::Cell;
 use core::sync::atomic::Ordering;
@@ -31,9 +31,16 @@ impl Fs {
     /// otherwise add to the commit's superblock writes deep under it.
     #[inline(never)]
     pub(crate) fn recover(&self, source: &str, norecovery: bool) -> Result {
+        // Only what recovery needs of the superblock (a whole copy is large, and the commit's
+        // superblock writes run deep under this frame).
         let (sb, read_only) = {
             let st = self.state.lock();
-            (st.sb, st.read_only)
+            let sb = RecoveryStart {
+                root: st.sb.root,
+                journal_seq: st.sb.journal_seq,
+                journal_offset: st.sb.journal_offset,
+            };
+            (sb, st.read_only)
         };
         let mut btree = Btree::load(self, &sb.root).map_err(|e| {
             if e == ENXIO {
@@ -385,6 +392,13 @@ const PROGRESS_INTERVAL_MS: i64 = 1000;
 const PROGRESS_EVERY_KEYS: u64 = 16;
 
 /// `keys` in `ms` milliseconds as keys per second (`keys` when `ms` is 0).
+/// What recovery reads of the superblock.
+struct RecoveryStart {
+    root: BtreeRoot,
+    journal_seq: u64,
+    journal_offset: u64,
+}
+
 fn keys_per_s(keys: u64, ms: i64) -> u64 {
     match u64::try_from(ms) {
         Ok(ms) if ms > 0 => keys.saturating_mul(1000) / ms,

@@ -13,6 +13,7 @@
 //! between read-only and read-write (a remount) are here too.
 
 use crate::allocator::LiveInputs;
+use crate::commit::boxed_copy;
 use crate::fs::Fs;
 use crate::shared::options::{MountOptions, Opt, OptError};
 use crate::shared::superblock::{UuidFmt, MEMBER_DISCARD};
@@ -31,7 +32,6 @@ impl Fs {
         let mut st = self.state.lock();
         let members = st.sb.nr_members;
         let mut live = st.live;
-        let mut sb = st.sb;
         live.set_all(changes, members)
             .map_err(|e| (EINVAL, Some(e)))?;
         // A target being set must name a member (a stored one may name none, see
@@ -56,6 +56,7 @@ impl Fs {
             self.alloc.wake_all();
             return Ok(());
         }
+        let mut sb = boxed_copy(&st.sb).map_err(|e| (e, None))?;
         sb.options
             .set_all(changes, members)
             .map_err(|e| (EINVAL, Some(e)))?;

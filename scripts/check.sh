@@ -161,6 +161,9 @@ else
 fi
 
 if step "module build (-Werror, -Dwarnings)" build.log make modules; then
+	# Host side: every function's stack frame in bucketfs.ko at most 2048 bytes.
+	step "stack frames at most 2048 bytes (scripts/frame-check.sh)" frame-check.log \
+		scripts/frame-check.sh
 	guest_run guest "" "${guest_args[@]}"
 	guest_big
 

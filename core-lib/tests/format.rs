@@ -90,6 +90,51 @@ fn superblock_round_trips() {
     assert_eq!(Superblock::decode(&encoded(&sb)), Ok(sb));
 }
 
+/// The superblock encoder and decoder go field by field (no whole `SbDisk` value on the
+/// kernel's stack): the bytes are the ones the `SbDisk` layout writes (every field, padding
+/// zeroed), and decoding into a slot that held another superblock gives the superblock.
+#[test]
+fn superblock_codec_matches_the_sbdisk_layout() {
+    use bucketfs_core::layout::Field;
+    use bucketfs_core::target::Label;
+    let mut sb = two_member_sb();
+    sb.labels[1] = Label::parse("fast").unwrap();
+    sb.journal_offset = 3;
+    let mut got = vec![0xff; SB_SIZE];
+    sb.encode(&mut got);
+    let disk = SbDisk {
+        magic: MAGIC,
+        version: VERSION,
+        crc: 0,
+        uuid: sb.uuid,
+        seq: sb.seq,
+        member_index: sb.member_index,
+        nr_members: sb.nr_members,
+        options: sb.options.to_slots(),
+        journal_seq: sb.journal_seq,
+        root: sb.root,
+        journal_offset: sb.journal_offset,
+        members: sb.members,
+        labels: sb.labels,
+        metadata_target_label: sb.options.target_label(),
+    };
+    let mut want = vec![0xff; SB_SIZE];
+    disk.write(&mut want);
+    reseal(&mut want);
+    assert_eq!(got, want);
+    let mut back = SbDisk::read(&got);
+    back.crc = 0;
+    assert_eq!(back, disk);
+
+    let mut slot = two_member_sb();
+    slot.seq = 99;
+    slot.labels[0] = Label::parse("old").unwrap();
+    slot.labels[5] = Label::parse("stale").unwrap();
+    slot.members[7] = slot.members[0];
+    Superblock::decode_into(&got, &mut slot).unwrap();
+    assert_eq!(slot, sb);
+}
+
 #[test]
 fn superblock_corruption_of_each_field_is_refused() {
     let sb = two_member_sb();

@@ -20,7 +20,9 @@ use kernel::{
 impl Allocator {
     /// Prints the stuck report, unless another one went out less than
     /// [`REPORT_INTERVAL_MS`] ago. Returns `None` if it printed, else in how many milliseconds
-    /// (at least 1) a report may go out again.
+    /// (at least 1) a report may go out again. Not inlined: its text stays off the frame of
+    /// the parked allocation, which runs under the btree insert.
+    #[inline(never)]
     pub(super) fn report_stuck(
         &self,
         id: u64,

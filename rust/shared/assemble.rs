@@ -6,12 +6,14 @@
 //! must be given exactly once, and each device must be at least as large as its member.
 
 use crate::shared::superblock::{Superblock, MAX_MEMBERS};
+use core::borrow::Borrow;
 
-/// What was read off one device of the mount source.
+/// What was read off one device of the mount source. The superblock is held as `S`: by value
+/// (host tools), or by reference (the kernel keeps superblocks on the heap: they are large).
 #[derive(Clone, Copy, Debug)]
-pub struct Probe {
+pub struct Probe<S = Superblock> {
     /// Its newest valid superblock copy.
-    pub sb: Superblock,
+    pub sb: S,
     /// Its size in bytes.
     pub bytes: u64,
 }
@@ -70,24 +72,34 @@ impl Assembly {
 /// (`device_of` is `usize::MAX` for them): for a degraded mount, which decides what it can do
 /// without them. The newest superblock is the newest among the devices given.
 pub fn assemble_partial(probes: &[Probe]) -> Result<Assembly, AssembleError> {
+    assemble_partial_of(probes)
+}
+
+/// [`assemble_partial`] for probes holding their superblocks as `S` (the kernel's hold
+/// references to superblocks on the heap).
+pub fn assemble_partial_of<S: Borrow<Superblock>>(
+    probes: &[Probe<S>],
+) -> Result<Assembly, AssembleError> {
+    let sb = |i: usize| probes[i].sb.borrow();
     let Some(first) = probes.first() else {
         return Err(AssembleError::Missing(0));
     };
-    if let Some(i) = probes.iter().position(|p| p.sb.uuid != first.sb.uuid) {
+    let first = first.sb.borrow();
+    if let Some(i) = probes.iter().position(|p| p.sb.borrow().uuid != first.uuid) {
         return Err(AssembleError::Foreign(i));
     }
     let mut newest = 0;
-    for (i, p) in probes.iter().enumerate() {
-        if p.sb.seq > probes[newest].sb.seq {
+    for i in 0..probes.len() {
+        if sb(i).seq > sb(newest).seq {
             newest = i;
         }
     }
-    let table = &probes[newest].sb;
+    let table = sb(newest);
     let mut device_of = [usize::MAX; MAX_MEMBERS];
     for (i, p) in probes.iter().enumerate() {
-        let idx = p.sb.member_index as usize;
+        let idx = sb(i).member_index as usize;
         let known = table.member_table().get(idx);
-        if known.map(|m| m.uuid) != Some(p.sb.this_member().uuid) {
+        if known.map(|m| m.uuid) != Some(sb(i).this_member().uuid) {
             return Err(AssembleError::UnknownMember(i));
         }
         if device_of[idx] != usize::MAX {
@@ -101,8 +113,9 @@ pub fn assemble_partial(probes: &[Probe]) -> Result<Assembly, AssembleError> {
     // Checked once every device is known to be a member of the newest table: a device the
     // table does not name is reported as that.
     if let Some(i) = probes.iter().position(|p| {
-        p.sb.seq == table.seq
-            && (p.sb.nr_members != table.nr_members || p.sb.member_table() != table.member_table())
+        let sb = p.sb.borrow();
+        sb.seq == table.seq
+            && (sb.nr_members != table.nr_members || sb.member_table() != table.member_table())
     }) {
         return Err(AssembleError::Conflict(newest, i));
     }

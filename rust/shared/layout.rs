@@ -39,6 +39,14 @@ pub trait Field: Sized {
     /// Decodes from the first [`Field::SIZE`] bytes of `b`.
     fn read(b: &[u8]) -> Self;
 
+    /// Decodes from the first [`Field::SIZE`] bytes of `b` into `self`, in place: arrays and
+    /// structures decode element by element and field by field into their slot, so decoding a
+    /// large one into a slot on the heap keeps no copy of it on the stack (superblocks are
+    /// decoded deep in the kernel's call chains).
+    fn read_into(&mut self, b: &[u8]) {
+        *self = Self::read(b);
+    }
+
     /// Encodes into the first [`Field::SIZE`] bytes of `b`.
     fn write(&self, b: &mut [u8]);
 }
@@ -69,6 +77,12 @@ impl<T: Field, const N: usize> Field for [T; N] {
 
     fn read(b: &[u8]) -> Self {
         core::array::from_fn(|i| T::read(&b[i * T::SIZE..]))
+    }
+
+    fn read_into(&mut self, b: &[u8]) {
+        for (i, v) in self.iter_mut().enumerate() {
+            v.read_into(&b[i * T::SIZE..]);
+        }
     }
 
     fn write(&self, b: &mut [u8]) {
@@ -202,6 +216,10 @@ macro_rules! layout {
                 $name {
                     $($field: $crate::shared::layout::Field::read(&b[$off..]),)*
                 }
+            }
+
+            fn read_into(&mut self, b: &[u8]) {
+                $($crate::shared::layout::Field::read_into(&mut self.$field, &b[$off..]);)*
             }
 
             fn write(&self, b: &mut [u8]) {

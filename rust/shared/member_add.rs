@@ -103,6 +103,24 @@ pub fn plan_add(
     bucket_size: u32,
     member_uuid: [u8; 16],
 ) -> Result<MemberAdd, AddError> {
+    let mut out = MemberAdd {
+        index: 0,
+        member: Member::ZERO,
+        sb: *sb,
+    };
+    plan_add_into(sb, device_bytes, bucket_size, member_uuid, &mut out)?;
+    Ok(out)
+}
+
+/// [`plan_add`] into `out` (a slot the caller keeps, e.g. on the kernel heap: a plan holds a
+/// superblock, too big for a deep kernel stack). `out` is meaningful only on `Ok`.
+pub fn plan_add_into(
+    sb: &Superblock,
+    device_bytes: u64,
+    bucket_size: u32,
+    member_uuid: [u8; 16],
+    out: &mut MemberAdd,
+) -> Result<(), AddError> {
     let index = sb.nr_members;
     if index as usize >= MAX_MEMBERS {
         return Err(AddError::Full);
@@ -122,17 +140,15 @@ pub fn plan_add(
             offset: sb.journal_offset,
         });
     }
-    let mut next = *sb;
+    out.index = index;
+    out.member = member;
+    out.sb = *sb;
+    let next = &mut out.sb;
     next.seq = sb.seq + 1;
     next.nr_members = index + 1;
     next.members[index as usize] = member;
     next.member_index = index;
-    next.validate().map_err(AddError::Superblock)?;
-    Ok(MemberAdd {
-        index,
-        member,
-        sb: next,
-    })
+    next.validate().map_err(AddError::Superblock)
 }
 
 /// The state a newly added member's bucket table gives `bucket`: its metadata areas, and

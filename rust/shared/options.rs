@@ -408,18 +408,26 @@ fn show_value(
 
 impl Default for Options {
     fn default() -> Self {
+        Options::DEFAULT
+    }
+}
+
+impl Options {
+    /// Every option at its default (a constant, so a superblock slot can be set up from it
+    /// without building one on the stack).
+    pub const DEFAULT: Options = {
         let mut values = [0; NR_OPTIONS];
-        for (v, d) in values.iter_mut().zip(OPTIONS.iter()) {
-            *v = d.default;
+        let mut i = 0;
+        while i < NR_OPTIONS {
+            values[i] = OPTIONS[i].default;
+            i += 1;
         }
         Options {
             values,
             target_label: Label::NONE,
         }
-    }
-}
+    };
 
-impl Options {
     /// The value of `opt` (for a target, its slot code: see [`Options::target`]).
     pub fn get(&self, opt: Opt) -> u32 {
         self.values[opt as usize]

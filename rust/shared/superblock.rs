@@ -283,6 +283,9 @@ pub fn check_ptr(members: &[Member], p: NodePtr) -> Result<(), PtrError> {
 }
 
 /// The decoded superblock.
+///
+/// Large (about 1.5 KiB): the kernel keeps it on the heap and passes it by reference (see
+/// [`Superblock::decode_into`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Superblock {
     /// Filesystem uuid, the same on every member.
@@ -412,7 +415,45 @@ impl SbError {
     }
 }
 
+impl Member {
+    /// All zero (an unused entry of the member table).
+    pub const ZERO: Member = Member {
+        uuid: [0; 16],
+        nbuckets: 0,
+        bucket_size: 0,
+        table_start: 0,
+        table_buckets: 0,
+        journal_start: 0,
+        journal_buckets: 0,
+        first_bucket: 0,
+        flags: 0,
+    };
+}
+
 impl Superblock {
+    /// All zero, options at their defaults: not a valid superblock, only a slot to decode into
+    /// (a constant, so a slot on the heap is set up from it without a copy on the stack).
+    pub const EMPTY: Superblock = Superblock {
+        uuid: [0; 16],
+        seq: 0,
+        member_index: 0,
+        nr_members: 0,
+        options: Options::DEFAULT,
+        journal_seq: 0,
+        journal_offset: 0,
+        root: BtreeRoot {
+            level: 0,
+            nr_ptrs: 0,
+            node_seq: 0,
+            ptrs: [NodePtr {
+                member: 0,
+                bucket: 0,
+            }; MAX_REPLICAS as usize],
+        },
+        members: [Member::ZERO; MAX_MEMBERS],
+        labels: [Label::NONE; MAX_MEMBERS],
+    };
+
     /// The member this copy was read from.
     pub fn this_member(&self) -> &Member {
         &self.members[self.member_index as usize]
@@ -489,40 +530,59 @@ impl Superblock {
     }
 
     /// Encodes into `buf` (at least [`SB_SIZE`] bytes), with the checksum.
+    ///
+    /// Field by field where [`SbDisk`] puts each, straight from `self` (not through a whole
+    /// `SbDisk` value first): encoding runs deep in the kernel's superblock writes, where a
+    /// second copy of the superblock on the stack is too much.
     pub fn encode(&self, buf: &mut [u8]) {
         let b = &mut buf[..SB_SIZE];
-        SbDisk {
-            magic: MAGIC,
-            version: VERSION,
-            crc: 0,
-            uuid: self.uuid,
-            seq: self.seq,
-            member_index: self.member_index,
-            nr_members: self.nr_members,
-            options: self.options.to_slots(),
-            journal_seq: self.journal_seq,
-            root: self.root,
-            journal_offset: self.journal_offset,
-            members: self.members,
-            labels: self.labels,
-            metadata_target_label: self.options.target_label(),
+        macro_rules! disk {
+            ($f:ident, $v:expr) => {
+                Field::write($v, &mut b[offset!(SbDisk, $f)..])
+            };
         }
-        .write(b);
+        b.fill(0);
+        disk!(magic, &MAGIC);
+        disk!(version, &VERSION);
+        disk!(uuid, &self.uuid);
+        disk!(seq, &self.seq);
+        disk!(member_index, &self.member_index);
+        disk!(nr_members, &self.nr_members);
+        disk!(options, &self.options.to_slots());
+        disk!(journal_seq, &self.journal_seq);
+        disk!(root, &self.root);
+        disk!(journal_offset, &self.journal_offset);
+        disk!(members, &self.members);
+        disk!(labels, &self.labels);
+        disk!(metadata_target_label, &self.options.target_label());
         block_crc(b, OFF_CRC).write(&mut b[OFF_CRC..]);
     }
 
-    /// Decodes and validates a superblock.
+    /// Decodes and validates a superblock (into a value: host tools; the kernel decodes into
+    /// a slot of its own with [`Superblock::decode_into`]).
     pub fn decode(buf: &[u8]) -> Result<Superblock, SbError> {
+        let mut sb = Superblock::EMPTY;
+        Superblock::decode_into(buf, &mut sb)?;
+        Ok(sb)
+    }
+
+    /// Decodes and validates a superblock into `sb`, in place: no copy of the superblock on
+    /// the stack (decoding runs deep in the kernel's mount and commit call chains). On an
+    /// error `sb` holds part of the refused copy: the caller must not use it. Not inlined, so
+    /// that [`Superblock::decode`]'s frame holds the one copy it returns.
+    #[inline(never)]
+    pub fn decode_into(buf: &[u8], sb: &mut Superblock) -> Result<(), SbError> {
         if buf.len() < SB_SIZE {
             return Err(SbError::Short);
         }
         let b = &buf[..SB_SIZE];
-        // Field by field where the declaration puts each (not a whole `SbDisk` first): a
-        // superblock is large, and decoding runs deep in the commit's call chain, so the
-        // decoder keeps one copy on the stack, the one it returns.
+        // Field by field where the declaration puts each (not a whole `SbDisk` first).
         macro_rules! disk {
             ($f:ident) => {
                 Field::read(&b[offset!(SbDisk, $f)..])
+            };
+            ($f:ident, $into:expr) => {
+                Field::read_into($into, &b[offset!(SbDisk, $f)..])
             };
         }
         let magic: u64 = disk!(magic);
@@ -537,27 +597,23 @@ impl Superblock {
         if crc != block_crc(b, OFF_CRC) {
             return Err(SbError::Checksum);
         }
-        let options = Options::from_disk(&disk!(options), &disk!(metadata_target_label))
+        sb.options = Options::from_disk(&disk!(options), &disk!(metadata_target_label))
             .map_err(SbError::Option)?;
-        let mut sb = Superblock {
-            uuid: disk!(uuid),
-            seq: disk!(seq),
-            member_index: disk!(member_index),
-            nr_members: disk!(nr_members),
-            options,
-            journal_seq: disk!(journal_seq),
-            journal_offset: disk!(journal_offset),
-            root: disk!(root),
-            members: disk!(members),
-            labels: disk!(labels),
-        };
+        disk!(uuid, &mut sb.uuid);
+        disk!(seq, &mut sb.seq);
+        disk!(member_index, &mut sb.member_index);
+        disk!(nr_members, &mut sb.nr_members);
+        disk!(journal_seq, &mut sb.journal_seq);
+        disk!(journal_offset, &mut sb.journal_offset);
+        disk!(root, &mut sb.root);
+        disk!(members, &mut sb.members);
+        disk!(labels, &mut sb.labels);
         // Entries past the member table are not looked at, as the table's own are not.
         let used = sb.nr_members as usize;
         for l in sb.labels.iter_mut().skip(used) {
             *l = Label::NONE;
         }
-        sb.validate()?;
-        Ok(sb)
+        sb.validate()
     }
 }
 
