@@ -291,7 +291,10 @@ impl Fs {
         // One look at every device, so the three figures agree.
         self.alloc.inspect(|devices| {
             let members = self.members.iter().zip(self.geometry.iter());
-            for ((_, m), d) in members.zip(devices.iter()).filter(|((m, _), _)| !m.is_removed()) {
+            for ((_, m), d) in members
+                .zip(devices.iter())
+                .filter(|((m, _), _)| !m.is_removed())
+            {
                 let per = m.bucket_size as u64 / BLOCK_SIZE as u64;
                 let (f, nd) = (
                     d.count(BucketState::Free),

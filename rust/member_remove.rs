@@ -58,8 +58,7 @@ impl Fs {
     /// for `metadata_replicas` (`ENOSPC`), a `metadata_target` that places copies on the member
     /// with strict placement (`EBUSY`).
     fn check_member_removal(&self, m: usize, file: &str) -> Result {
-        if !self.tables_ready.load(Ordering::Acquire) || !self.recovered.load(Ordering::Acquire)
-        {
+        if !self.tables_ready.load(Ordering::Acquire) || !self.recovered.load(Ordering::Acquire) {
             return Err(member_err!(
                 self,
                 m,
@@ -82,7 +81,14 @@ impl Fs {
         if let Err(e) = check_removable(&st.sb, m as u32, live.replicas) {
             let mut msg = Text::<160>::new();
             let _ = e.describe(&mut msg);
-            return Err(member_err!(self, m, file, remove_errno(&e), "{}", msg.as_str()));
+            return Err(member_err!(
+                self,
+                m,
+                file,
+                remove_errno(&e),
+                "{}",
+                msg.as_str()
+            ));
         }
         if m < 32 && live.target & (1 << m) != 0 && !live.fallback {
             return Err(member_err!(

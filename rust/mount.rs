@@ -182,11 +182,7 @@ impl Fs {
             source,
             UuidFmt(&fs.uuid),
             live,
-            if present < live {
-                ", degraded"
-            } else {
-                ""
-            },
+            if present < live { ", degraded" } else { "" },
             fs.live().replicas,
             if read_only { " read-only" } else { "" }
         );

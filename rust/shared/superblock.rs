@@ -469,7 +469,10 @@ impl Superblock {
 
     /// Members of the table that are not removed: the devices the filesystem has.
     pub fn live_members(&self) -> u32 {
-        self.member_table().iter().filter(|m| !m.is_removed()).count() as u32
+        self.member_table()
+            .iter()
+            .filter(|m| !m.is_removed())
+            .count() as u32
     }
 
     /// The labels of the used part of the member table.
