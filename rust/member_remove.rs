@@ -17,7 +17,7 @@
 //! commit) borrow members' devices without a reference count, so none is closed while mounted.
 
 use crate::fs::Fs;
-use crate::shared::member_remove::{check_removable, plan_remove, RemoveError};
+use crate::shared::member_remove::{apply_remove, check_removable, RemoveError};
 use crate::shared::superblock::UuidFmt;
 use crate::text::Text;
 use core::sync::atomic::Ordering;
@@ -166,19 +166,35 @@ impl Fs {
         let copies = self
             .committed_copies(|p| p.member as usize == m)
             .map_err(|e| member_err!(self, m, "remove", e, "cannot load the btree"))?;
-        let mut st = self.state.lock();
-        let plan = plan_remove(&st.sb, m as u32, self.live().replicas, copies).map_err(|e| {
+        // Planned and written under the state lock (`update_superblock`), on its one copy of
+        // the superblock (superblocks stay off this deep stack).
+        let replicas = self.live().replicas;
+        let mut refused: Option<RemoveError> = None;
+        let mut uuid = [0u8; 16];
+        let written = self.update_superblock(|sb| {
+            uuid = sb.members.get(m).map_or([0; 16], |d| d.uuid);
+            apply_remove(sb, m as u32, replicas, copies).map_err(|e| {
+                refused = Some(e);
+                EINVAL
+            })
+        });
+        if let Some(e) = refused {
             let mut msg = Text::<160>::new();
             let _ = e.describe(&mut msg);
-            member_err!(self, m, "remove", remove_errno(&e), "{}", msg.as_str())
-        })?;
-        let uuid = st.sb.members[m].uuid;
-        if let Err(e) = self.write_next_superblock(&mut st, plan) {
+            return Err(member_err!(
+                self,
+                m,
+                "remove",
+                remove_errno(&e),
+                "{}",
+                msg.as_str()
+            ));
+        }
+        if let Err(e) = written {
             // Some members may carry the table without it: the old table again, with the next
             // seq, makes it not removed (a crash before this lands leaves it removed, and
             // empty).
-            let again = st.sb;
-            let settled = self.write_next_superblock(&mut st, again);
+            let settled = self.update_superblock(|_| Ok(()));
             return Err(member_err!(
                 self,
                 m,
@@ -192,10 +208,12 @@ impl Fs {
                 }
             ));
         }
+        // Between the write and this mark, nothing writes the member's table or superblock:
+        // the discard worker and superblock writes follow the table in force, which says
+        // removed already.
         if let Some(member) = self.members.get(m) {
             member.mark_removed();
         }
-        drop(st);
         pr_info!(
             "{}: removed member {m} ({}, uuid {}); its device stays open until the unmount\n",
             UuidFmt(&self.uuid),

@@ -52,24 +52,12 @@ fn removed_entry_is_the_flag_and_zeros() {
     let r = Member::removed();
     assert!(r.is_removed());
     assert_eq!(r.flags, MEMBER_REMOVED);
-    assert_eq!(
-        Member {
-            flags: 0,
-            ..r
-        },
-        Member::default()
-    );
+    assert_eq!(Member { flags: 0, ..r }, Member::default());
     assert_eq!(r.validate(), Ok(()));
     // Any other field or flag set with it is refused.
     for bad in [
-        Member {
-            nbuckets: 1,
-            ..r
-        },
-        Member {
-            uuid: [1; 16],
-            ..r
-        },
+        Member { nbuckets: 1, ..r },
+        Member { uuid: [1; 16], ..r },
         Member {
             flags: MEMBER_REMOVED | MEMBER_DISCARD,
             ..r
@@ -109,7 +97,12 @@ fn plan_removes_one_member_and_changes_nothing_else() {
     assert_eq!(&next.members[..2], &sb.members[..2]);
     assert_eq!(next.live_members(), 2);
     assert_eq!(
-        (next.root, next.journal_seq, next.journal_offset, next.options),
+        (
+            next.root,
+            next.journal_seq,
+            next.journal_offset,
+            next.options
+        ),
         (sb.root, sb.journal_seq, sb.journal_offset, sb.options)
     );
     // It decodes, as every remaining member's copy.
@@ -231,10 +224,7 @@ fn decoder_refuses_what_names_a_removed_member() {
     // More replicas than the members left.
     let mut bad = next;
     bad.options = bad.options.with_unchecked(Opt::MetadataReplicas, 3);
-    assert_eq!(
-        roundtrip(&bad),
-        Err(SbError::Option(Opt::MetadataReplicas))
-    );
+    assert_eq!(roundtrip(&bad), Err(SbError::Option(Opt::MetadataReplicas)));
     // Two removed entries (both without a uuid) are not duplicates.
     let two = plan_remove(&fs(4, 1), 3, 2, 0).unwrap();
     let two = plan_remove(&two, 2, 2, 0).unwrap();

@@ -115,19 +115,31 @@ pub fn plan_remove(
     replicas: u32,
     copies_on_member: u64,
 ) -> Result<Superblock, RemoveError> {
+    let mut next = *sb;
+    apply_remove(&mut next, index, replicas, copies_on_member)?;
+    Ok(next)
+}
+
+/// [`plan_remove`] in place: turns `sb` into the superblock without member `index` (on an
+/// error, `sb` is left part-changed: callers work on a copy). For callers that keep one
+/// superblock copy only (the module's superblock writes run deep).
+pub fn apply_remove(
+    sb: &mut Superblock,
+    index: u32,
+    replicas: u32,
+    copies_on_member: u64,
+) -> Result<(), RemoveError> {
     check_removable(sb, index, replicas)?;
     if copies_on_member > 0 {
         return Err(RemoveError::NotEmpty(copies_on_member));
     }
-    let mut next = *sb;
-    next.seq = sb.seq + 1;
-    next.members[index as usize] = Member::removed();
-    next.labels[index as usize] = Label::NONE;
-    next.member_index = next
+    sb.seq += 1;
+    sb.members[index as usize] = Member::removed();
+    sb.labels[index as usize] = Label::NONE;
+    sb.member_index = sb
         .member_table()
         .iter()
         .position(|m| !m.is_removed())
         .ok_or(RemoveError::NoSuchMember)? as u32;
-    next.validate().map_err(RemoveError::Superblock)?;
-    Ok(next)
+    sb.validate().map_err(RemoveError::Superblock)
 }

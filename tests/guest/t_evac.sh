@@ -42,6 +42,13 @@ expect_fail ev_refuse_ro "Read-only" sysfs_write $d/dev-2/evacuate 1
 t ev_refuse_ro_logged dmesg_has "$uuid: dev-2/evacuate \(vdc\): read-only mount.*\(-30\)"
 t ev_remount_rw mount -o remount,rw /mnt
 
+# metadata_target naming the member: EBUSY (its copies would wait for it).
+t ev_target_dev2 sysfs_write $d/options/metadata_target dev-2
+expect_fail ev_refuse_target "busy" sysfs_write $d/dev-2/evacuate 1
+t ev_refuse_target_logged dmesg_has "$uuid: dev-2/evacuate \(vdc\): metadata_target names this member.*\(-16\)"
+t ev_target_none sysfs_write $d/options/metadata_target none
+t ev_still_writable test "$(cat $d/dev-2/writable)" = 1
+
 # Discards drain the starved member.
 t ev_discard_on sysfs_write $d/options/discard 1
 t ev_starved_drained wait_for 20 sh -c "test \$(cat $d/dev-0/need_discard) = 0"
