@@ -160,9 +160,8 @@ impl Fs {
         let _members = self.add_lock.lock();
         let _serialised = self.rewrite_lock.lock();
         self.check_member_removal(m, "remove")?;
-        // Nothing is allocated on it from here on (allocations happen under `rewrite_lock`
-        // after the mount, so none is under way).
-        self.alloc.set_writable(m, false);
+        // Nothing is allocated while this runs: allocations after the mount happen under
+        // `rewrite_lock`. A refusal changes nothing (writable included).
         let copies = self
             .committed_copies(|p| p.member as usize == m)
             .map_err(|e| member_err!(self, m, "remove", e, "cannot load the btree"))?;
@@ -211,6 +210,7 @@ impl Fs {
         // Between the write and this mark, nothing writes the member's table or superblock:
         // the discard worker and superblock writes follow the table in force, which says
         // removed already.
+        self.alloc.set_writable(m, false);
         if let Some(member) = self.members.get(m) {
             member.mark_removed();
         }

@@ -35,6 +35,7 @@ seq_before=$(cat $d/internal/superblock_seq)
 expect_fail ev_refuse_not_empty "busy" sysfs_write $d/dev-2/remove 1
 t ev_refuse_not_empty_logged dmesg_has "$uuid: dev-2/remove \(vdc\): [0-9]+ btree node cop(y is|ies are) still on the member; evacuate it first \(-16\)"
 t ev_refuse_not_empty_wrote_nothing test "$(cat $d/internal/superblock_seq)" = "$seq_before"
+t ev_refuse_not_empty_still_writable test "$(cat $d/dev-2/writable)" = 1
 expect_fail ev_refuse_bad_value "Invalid argument" sysfs_write $d/dev-2/evacuate 2
 # Read-only: EROFS.
 t ev_remount_ro mount -o remount,ro /mnt
