@@ -17,6 +17,9 @@
 //! |                      | rule's inputs: committed nodes and journal pins)                 |
 //! | `allocator.rs`       | bucket states and allocation requests, behind methods            |
 //! | `member_add.rs`      | a member added while mounted (`device_add`)                      |
+//! | `member_remove.rs`   | a member emptied and removed while mounted (`dev-N/evacuate`,    |
+//! |                      | `dev-N/remove`)                                                  |
+//! | `node_move.rs`       | rewriting committed nodes' copies after the mount                |
 //!
 //! Imports (`use crate::…`; `shared` and the leaves `text`, `vec_ext`, `append_vec`, `glue`
 //! left out), where `a -> b` reads "a imports b":
@@ -30,6 +33,8 @@
 //! recovery         -> fs, allocator, btree, journal
 //! runtime_options  -> fs
 //! member_add       -> fs, allocator, bdev, vfs
+//! node_move        -> fs, btree, journal
+//! member_remove    -> fs, allocator (node_move's `Fs` methods)
 //! sysfs            -> fs
 //! mount            -> fs, allocator, bdev, discard, sysfs, vfs
 //! vfs              -> fs, mount
