@@ -536,7 +536,8 @@ impl Btree {
         Ok((key, self.nodes.len() - 1))
     }
 
-    /// Marks for rewriting every node with a copy that `moves` selects, and every node above
+    /// Marks for rewriting every node whose copies `moves` selects (a member's evacuation:
+    /// a copy on the member; re-replication: fewer copies than wanted), and every node above
     /// one (its pointer to the child changes), and moves each of them to new buckets,
     /// copy-on-write as an insert moves its path: the next commit writes them there and frees
     /// their old buckets. `alloc(n, out)` must give `n` new node locations (called once, before
@@ -547,14 +548,13 @@ impl Btree {
     /// a member's evacuation).
     pub(crate) fn rewrite_where(
         &mut self,
-        moves: impl Fn(NodePtr) -> bool,
+        moves: impl Fn(&[NodePtr]) -> bool,
         alloc: impl FnOnce(u32, &mut KVec<NodeAlloc>) -> Result,
         release: impl FnOnce(&[NodeAlloc]),
     ) -> Result<u32> {
         let mut marked: KVVec<bool> = KVVec::with_capacity(self.nodes.len(), GFP_KERNEL)?;
         for n in self.nodes.iter() {
-            let at = &n.at.ptrs[..n.at.nr_ptrs as usize];
-            marked.push(at.iter().any(|p| moves(*p)), GFP_KERNEL)?;
+            marked.push(moves(&n.at.ptrs[..n.at.nr_ptrs as usize]), GFP_KERNEL)?;
         }
         // A parent of a marked node is marked: one pass per level at most (no cycles: the
         // loader refused shared nodes).
@@ -592,6 +592,14 @@ impl Btree {
             release(&pool);
         }
         result
+    }
+
+    /// Nodes whose copies `select` selects (current locations).
+    pub(crate) fn count_nodes(&self, select: impl Fn(&[NodePtr]) -> bool) -> u64 {
+        self.nodes
+            .iter()
+            .filter(|n| select(&n.at.ptrs[..n.at.nr_ptrs as usize]))
+            .count() as u64
     }
 
     /// Copies of nodes that `select` selects (current locations).

@@ -112,7 +112,7 @@ impl Fs {
         let was_writable = self.alloc.writable(m);
         self.alloc.set_writable(m, false);
         let done = self
-            .rewrite_nodes(|p| p.member as usize == m)
+            .rewrite_nodes(|copies| copies.iter().any(|p| p.member as usize == m))
             .map_err(|e| {
                 if was_writable {
                     self.alloc.set_writable(m, true);
@@ -138,9 +138,8 @@ impl Fs {
                 m,
                 "evacuate",
                 EIO,
-                "{} btree node cop{} still on the member after the rewrite (a bug)",
-                done.left,
-                if done.left == 1 { "y" } else { "ies" }
+                "{} btree node(s) still on the member after the rewrite (a bug)",
+                done.left
             ));
         }
         pr_info!(

@@ -27,19 +27,19 @@ use kernel::prelude::*;
 
 /// What [`Fs::rewrite_nodes`] did.
 pub(crate) struct Rewritten {
-    /// Nodes written to new buckets (those with a selected copy and the nodes above them).
+    /// Nodes written to new buckets (those selected and the nodes above them).
     pub(crate) nodes: u32,
-    /// Selected copies left in the committed tree afterwards (0 when it worked).
+    /// Nodes the selection still selects in the committed tree afterwards (0 when it worked).
     pub(crate) left: u64,
 }
 
 impl Fs {
-    /// Rewrites every committed node with a copy that `moves` selects (and the nodes above
-    /// it) to new buckets, and commits; the caller holds [`Fs::rewrite_lock`]. `EAGAIN` until
+    /// Rewrites every committed node whose copies `moves` selects (and the nodes above it) to
+    /// new buckets, and commits; the caller holds [`Fs::rewrite_lock`]. `EAGAIN` until
     /// recovery has finished, `EROFS` on a read-only mount; allocation errors as
     /// [`crate::allocator::Allocator::alloc_nodes`] gives them (`ECANCELED` from the abort
     /// knob, `EINTR` on a fatal signal).
-    pub(crate) fn rewrite_nodes(&self, moves: impl Fn(NodePtr) -> bool) -> Result<Rewritten> {
+    pub(crate) fn rewrite_nodes(&self, moves: impl Fn(&[NodePtr]) -> bool) -> Result<Rewritten> {
         if !self.recovered.load(Ordering::Acquire) {
             return Err(EAGAIN);
         }
@@ -72,7 +72,7 @@ impl Fs {
         }
         Ok(Rewritten {
             nodes,
-            left: btree.count_copies(&moves),
+            left: btree.count_nodes(&moves),
         })
     }
 
