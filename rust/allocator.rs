@@ -33,7 +33,9 @@
 mod report;
 
 use crate::closure::{Interrupted, StackClosure, Timeout, WaitList};
-use crate::shared::alloc_policy::{decide, Decision, DeviceSnapshot, RequestInputs, Watermark};
+use crate::shared::alloc_policy::{
+    decide, decide_degraded, may_degrade, Decision, DeviceSnapshot, RequestInputs, Watermark,
+};
 use crate::shared::bucket_table::{BucketState, DirtyBlocks, NR_STATES};
 use crate::shared::free_index::{FreeIndex, IndexBuilder, Tracked, Words};
 use crate::shared::options::{Opt, Options, MAX_REPLICAS};
@@ -52,6 +54,10 @@ use kernel::{
 
 /// Smallest interval between two stuck reports of one filesystem, in milliseconds.
 const REPORT_INTERVAL_MS: i64 = 5000;
+
+/// Smallest interval between two degraded allocation lines of one filesystem, in
+/// milliseconds; the events in between are counted and the next line says how many.
+const DEGRADED_REPORT_INTERVAL_MS: i64 = 1000;
 
 /// Storage of a [`FreeIndex`] or [`DirtyBlocks`]: 64-bit words in a `KVVec` (vmalloc'd when
 /// large, so nothing sized by the device is one physically contiguous allocation).
@@ -396,6 +402,9 @@ struct AllocState {
     /// Where every attempt snapshots the devices (rewritten for the installed devices at each
     /// attempt; kept here so an attempt does not build a `MAX_MEMBERS` array).
     snaps: [DeviceSnapshot; MAX_MEMBERS],
+    /// When the last degraded allocation line went out, and the events since not reported.
+    last_degraded_report: Option<Ktime>,
+    degraded_unreported: u64,
 }
 
 /// What a request's caller reads afresh at every attempt.
@@ -410,6 +419,10 @@ pub(crate) struct LiveInputs {
     pub(crate) target: u32,
     /// The live `metadata_target_fallback`.
     pub(crate) fallback: bool,
+    /// The live `metadata_replicas_required`: the fewest copies a degraded request may take.
+    pub(crate) required: u32,
+    /// The live `metadata_degraded_writes`.
+    pub(crate) degrade: bool,
 }
 
 // `LiveInputs::pack` keeps the target's members in 16 bits.
@@ -424,18 +437,23 @@ impl LiveInputs {
             stuck_timeout_s: o.get(Opt::AllocatorStuckTimeout),
             target: o.target().members(labels),
             fallback: o.get(Opt::MetadataTargetFallback) != 0,
+            required: o.get(Opt::MetadataReplicasRequired),
+            degrade: o.get(Opt::MetadataDegradedWrites) != 0,
         }
     }
 
     // One word: `replicas` in bits 0..8, `stuck_timeout_s` in 8..32, `target` (one bit per
-    // member, at most `MAX_MEMBERS` = 16) in 32..48, `fallback` in bit 48. The option table's
-    // ranges (`metadata_replicas` <= 4, `allocator_stuck_timeout` <= 3600) make every field
+    // member, at most `MAX_MEMBERS` = 16) in 32..48, `fallback` in bit 48, `required` in
+    // 49..57, `degrade` in bit 57. The option table's ranges (`metadata_replicas` and
+    // `metadata_replicas_required` <= 4, `allocator_stuck_timeout` <= 3600) make every field
     // fit; a value that did not would be saturated, never wrapped into another field.
     fn pack(self) -> u64 {
         (self.replicas.min(0xff) as u64)
             | (self.stuck_timeout_s.min(0xff_ffff) as u64) << 8
             | ((self.target & 0xffff) as u64) << 32
             | (self.fallback as u64) << 48
+            | (self.required.min(0xff) as u64) << 49
+            | (self.degrade as u64) << 57
     }
 
     fn unpack(v: u64) -> LiveInputs {
@@ -444,6 +462,8 @@ impl LiveInputs {
             stuck_timeout_s: ((v >> 8) & 0xff_ffff) as u32,
             target: ((v >> 32) & 0xffff) as u32,
             fallback: (v >> 48) & 1 != 0,
+            required: ((v >> 49) & 0xff) as u32,
+            degrade: (v >> 57) & 1 != 0,
         }
     }
 }
@@ -486,6 +506,13 @@ pub(crate) struct Allocator {
     parks: AtomicU64,
     /// Sleeps of parked requests that ended by their timeout (the stuck report's clock).
     timeouts: AtomicU64,
+    /// Parked requests served with fewer copies than asked (`metadata_degraded_writes`), and
+    /// the node copies they went without.
+    degraded_allocs: AtomicU64,
+    degraded_copies_short: AtomicU64,
+    /// The last request that could not get its full copies degraded, and none got them since:
+    /// the next blocked one degrades at once (see `alloc_policy::may_degrade`).
+    degrading: AtomicBool,
     /// Test hook: holds woken requests before they park again (off unless a test arms it).
     #[pin]
     pub(crate) wake_hook: WakeHook,
@@ -523,6 +550,9 @@ impl Allocator {
             wakeups: AtomicU64::new(0),
             parks: AtomicU64::new(0),
             timeouts: AtomicU64::new(0),
+            degraded_allocs: AtomicU64::new(0),
+            degraded_copies_short: AtomicU64::new(0),
+            degrading: AtomicBool::new(false),
             wake_hook <- WakeHook::new(),
             state <- new_mutex!(AllocState {
                 devices,
@@ -532,6 +562,8 @@ impl Allocator {
                 starved: 0,
                 not_writable: 0,
                 snaps: [DeviceSnapshot::default(); MAX_MEMBERS],
+                last_degraded_report: None,
+                degraded_unreported: 0,
             }),
         })
     }
@@ -729,7 +761,20 @@ impl Allocator {
             target: live.target,
             fallback: live.fallback,
         };
-        if self.try_alloc(&req, out, None)?.is_none() {
+        let degrade = may_degrade(
+            live.degrade,
+            live.stuck_timeout_s,
+            0,
+            live.replicas,
+            live.required,
+            self.degrading.load(Ordering::Relaxed),
+        )
+        .then_some(live.required);
+        let before = out.len();
+        if self.try_alloc(&req, out, None, degrade)?.is_none() {
+            if degrade.is_some() {
+                self.after_served(&req, &out[before..], 0);
+            }
             return Ok(());
         }
         // Blocked: the request's clock (its stuck report, `alloc_debug`) starts here, one
@@ -795,7 +840,21 @@ impl Allocator {
                     target: live.target,
                     fallback: live.fallback,
                 };
-                let Some(decision) = self.try_alloc(&req, out, Some(id))? else {
+                // Parked past the stuck timeout with `metadata_degraded_writes` on: fewer
+                // copies (at least `metadata_replicas_required`) will do.
+                let parked_ms = ktime_ms_delta(Ktime::ktime_get(), start);
+                let degrade = may_degrade(
+                    live.degrade,
+                    live.stuck_timeout_s,
+                    parked_ms,
+                    live.replicas,
+                    live.required,
+                    self.degrading.load(Ordering::Relaxed),
+                )
+                .then_some(live.required);
+                let before = out.len();
+                let Some(decision) = self.try_alloc(&req, out, Some(id), degrade)? else {
+                    self.after_served(&req, &out[before..], parked_ms);
                     return Ok(());
                 };
                 let sleep = if live.stuck_timeout_s == 0 || reported {
@@ -846,12 +905,14 @@ impl Allocator {
     /// For parked request `parked` (registered in the parked list), under the one lock: fails
     /// with `ECANCELED` if the abort knob marked it, records its inputs, and takes it off the
     /// parked list if it is served, so an abort either comes first and fails it or comes after
-    /// and does not count it.
+    /// and does not count it. With `degrade` (the fewest copies allowed), a request the full
+    /// replica count blocks takes as many copies as the devices can serve, at least that many.
     fn try_alloc(
         &self,
         req: &RequestInputs,
         out: &mut KVec<NodeAlloc>,
         parked: Option<u64>,
+        degrade: Option<u32>,
     ) -> Result<Option<Decision>> {
         let mut guard = self.state.lock();
         let st = &mut *guard;
@@ -871,7 +932,13 @@ impl Allocator {
         for (s, d) in st.snaps.iter_mut().zip(st.devices.iter()) {
             *s = d.snapshot();
         }
-        match decide(&st.snaps[..n], req) {
+        let mut decision = decide(&st.snaps[..n], req);
+        if let (Decision::Blocked { .. }, Some(required)) = (&decision, degrade) {
+            if let Some(d) = decide_degraded(&st.snaps[..n], req, required) {
+                decision = d;
+            }
+        }
+        match decision {
             Decision::Allocate { devices, count } => {
                 out.reserve(req.nodes as usize, GFP_KERNEL)?;
                 let count = (count as usize).min(devices.len());
@@ -905,6 +972,82 @@ impl Allocator {
                 Ok(Some(Decision::Blocked { refused, usable }))
             }
         }
+    }
+
+    /// Allocates `nodes` btree nodes with `live.replicas` copies at `watermark` if the devices
+    /// can serve them now; never parks and never takes fewer copies. Returns whether `out` got
+    /// them (`EINVAL`: a request that can never be served). The re-replication worker's try.
+    pub(crate) fn try_alloc_now(
+        &self,
+        nodes: u32,
+        watermark: Watermark,
+        live: &LiveInputs,
+        out: &mut KVec<NodeAlloc>,
+    ) -> Result<bool> {
+        let req = RequestInputs {
+            nodes,
+            replicas: live.replicas,
+            watermark,
+            target: live.target,
+            fallback: live.fallback,
+        };
+        Ok(self.try_alloc(&req, out, None, None)?.is_none())
+    }
+
+    /// Parked requests served with fewer copies, and the node copies they went without.
+    pub(crate) fn degraded_counts(&self) -> (u64, u64) {
+        (
+            self.degraded_allocs.load(Ordering::Relaxed),
+            self.degraded_copies_short.load(Ordering::Relaxed),
+        )
+    }
+
+    /// A request that was parked or may have degraded got `nodes`: records whether it
+    /// degraded (the allocator is degrading until a request gets its full copies again) and
+    /// reports it.
+    fn after_served(&self, req: &RequestInputs, nodes: &[NodeAlloc], parked_ms: i64) {
+        let copies = nodes
+            .iter()
+            .map(|n| n.nr_ptrs)
+            .min()
+            .unwrap_or(req.replicas);
+        let degraded = copies < req.replicas;
+        self.degrading.store(degraded, Ordering::Relaxed);
+        if degraded {
+            self.note_degraded(req, copies, parked_ms);
+        }
+    }
+
+    /// A request was served with `copies` copies of each node instead of `req.replicas`
+    /// after `parked_ms` parked: counted, and one dmesg line, at most one a second (the events
+    /// in between are counted in the next line).
+    fn note_degraded(&self, req: &RequestInputs, copies: u32, parked_ms: i64) {
+        self.degraded_allocs.fetch_add(1, Ordering::Relaxed);
+        self.degraded_copies_short.fetch_add(
+            req.nodes as u64 * req.replicas.saturating_sub(copies) as u64,
+            Ordering::Relaxed,
+        );
+        let now = Ktime::ktime_get();
+        let suppressed = {
+            let mut st = self.state.lock();
+            let due = st.last_degraded_report.map_or(true, |t| {
+                ktime_ms_delta(now, t) >= DEGRADED_REPORT_INTERVAL_MS
+            });
+            if !due {
+                st.degraded_unreported += 1;
+                return;
+            }
+            st.last_degraded_report = Some(now);
+            core::mem::take(&mut st.degraded_unreported)
+        };
+        pr_warn!(
+            "{}: allocator: {} btree node(s) allocated degraded, {copies} of {} copies, after \
+             {parked_ms} ms parked (metadata_degraded_writes); re-replicated when buckets allow \
+             ({suppressed} more degraded allocation(s) since the last line)\n",
+            crate::shared::superblock::UuidFmt(&self.uuid),
+            req.nodes,
+            req.replicas
+        );
     }
 
     fn note_wakeup(&self, id: u64) {

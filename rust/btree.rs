@@ -49,6 +49,8 @@ struct Node {
     /// For a dirty node that existed on disk, where it was read from: freed by the commit.
     old: Option<NodeAlloc>,
     dirty: bool,
+    /// Write sequence number of the copies on disk (0 for a node not written yet).
+    seq: u64,
 }
 
 impl Node {
@@ -350,6 +352,7 @@ impl Btree {
                 at,
                 old: None,
                 dirty: false,
+                seq: chosen_seq,
             },
             GFP_KERNEL,
         )?;
@@ -475,6 +478,7 @@ impl Btree {
                         at,
                         old: None,
                         dirty: true,
+                        seq: 0,
                     },
                     GFP_KERNEL,
                 )?;
@@ -517,6 +521,7 @@ impl Btree {
             at,
             old: None,
             dirty: true,
+            seq: 0,
         };
         let half = self.nodes[n].len() / 2;
         let key = if level == 0 {
@@ -708,6 +713,7 @@ impl Btree {
                     return Err(EIO);
                 }
                 self.nodes[i].at = kept;
+                self.nodes[i].seq = seq;
             }
         }
         let root = &self.nodes[self.root];
@@ -733,6 +739,65 @@ impl Btree {
             }
             n.dirty = false;
         }
+    }
+
+    /// Calls `visit(level, seq, copies)` for every node with fewer than `replicas` copies
+    /// (a degraded node: see `Documentation/on-disk-format.md`), and returns how many.
+    pub(crate) fn degraded(
+        &self,
+        replicas: u32,
+        mut visit: impl FnMut(u8, u64, &NodeAlloc),
+    ) -> u64 {
+        let mut n = 0;
+        for node in self.nodes.iter().filter(|x| x.at.nr_ptrs < replicas) {
+            visit(node.level, node.seq, &node.at);
+            n += 1;
+        }
+        n
+    }
+
+    /// Re-replication: every node with fewer than `replicas` copies, and every node on its
+    /// path to the root, moves (copy-on-write, as an insert moves a path) to new locations that
+    /// `alloc(n)` returns, all at once before anything changes; the next commit writes them
+    /// and frees the old copies. Returns the nodes moved (0: nothing degraded, `alloc` not
+    /// called). Locations not used (on an error) go back through `release`.
+    pub(crate) fn rereplicate(
+        &mut self,
+        replicas: u32,
+        alloc: impl FnOnce(u32, &mut KVec<NodeAlloc>) -> Result,
+        release: impl FnOnce(&[NodeAlloc]),
+    ) -> Result<u32> {
+        // Which nodes move: a level at a time from the leaves up, a node moves if it is
+        // degraded or one of its children moves (children are one level down, decided before).
+        let mut moves: KVVec<bool> = KVVec::from_elem(false, self.nodes.len(), GFP_KERNEL)?;
+        for level in 0..=self.nodes[self.root].level {
+            for (i, n) in self.nodes.iter().enumerate() {
+                if n.level != level || n.dirty {
+                    continue;
+                }
+                let child_moves = n.children.iter().any(|c| moves.get(c.node) == Some(&true));
+                moves[i] = n.at.nr_ptrs < replicas || child_moves;
+            }
+        }
+        let needed = moves.iter().filter(|&&m| m).count() as u32;
+        if needed == 0 {
+            return Ok(0);
+        }
+        let mut pool = KVec::new();
+        let result = (|| {
+            alloc(needed, &mut pool)?;
+            if pool.len() < needed as usize {
+                return Err(ENOSPC);
+            }
+            for (i, _) in moves.iter().enumerate().filter(|(_, &m)| m) {
+                self.make_dirty(i, &mut pool);
+            }
+            Ok(needed)
+        })();
+        if !pool.is_empty() {
+            release(&pool);
+        }
+        result
     }
 
     /// Figures for `internal/btree_stats`.

@@ -5,6 +5,9 @@
 //! This module registers the `bucketfs` filesystem type and `/sys/fs/bucketfs/`, mounts
 //! multi-device filesystems made by the `bucketfs` tool, and shows them in sysfs.
 
+// `try_pin_init!` of `Fs` (one field per concept) expands past the default limit.
+#![recursion_limit = "256"]
+
 mod allocator;
 mod append_vec;
 mod bdev;
@@ -16,6 +19,7 @@ mod fs;
 mod fs_sysfs;
 mod fs_vfs;
 mod glue;
+mod heal;
 mod journal;
 mod member_add;
 mod member_remove;

@@ -185,7 +185,12 @@ impl Fs {
                     refused = true;
                     return Ok(None);
                 }
-                let mut view = view.ok_or(EINVAL)?;
+                // A member being added is published before the allocator takes it (under the
+                // state lock, `member_add.rs`): nothing to write yet, its table was written
+                // whole by the add.
+                let Some(mut view) = view else {
+                    return Ok(None);
+                };
                 let Some((first, n)) = view.dirty_run(from, TABLE_WRITE_BLOCKS) else {
                     return Ok(None);
                 };

@@ -317,6 +317,10 @@ pub(crate) unsafe trait DiscardHost: Sync + 'static {
     /// Persists member `m`'s bucket table unless a replay's states are not committed yet;
     /// returns whether it wrote.
     fn persist_table(&self, m: usize) -> Result<bool>;
+    /// Runs after every drain, on the worker (buckets may have been freed): the
+    /// re-replication pass of degraded btree nodes (`heal.rs`). Stopped and waited for with
+    /// the drain.
+    fn after_drain(&self);
 }
 
 /// The filesystem, handed to the worker.
@@ -379,6 +383,9 @@ fn spawn_worker<H: DiscardHost>(host: &H) {
                 st.pending = false;
             }
             drain_need_discard(host, &worker_ctl);
+            if !worker_ctl.stopping() {
+                host.after_drain();
+            }
         }
     });
     if spawned.is_err() {

@@ -15,6 +15,8 @@
 //! | `runtime_options.rs` | option writes while mounted (sysfs `options/`, remount)          |
 //! | `discard.rs`         | the discard worker and its own state (controller, counters, the  |
 //! |                      | rule's inputs: committed nodes and journal pins)                 |
+//! | `heal.rs`            | degraded btree nodes and their re-replication (a pass of the     |
+//! |                      | discard worker)                                                  |
 //! | `allocator.rs`       | bucket states and allocation requests, behind methods            |
 //! | `member_add.rs`      | a member added while mounted (`device_add`)                      |
 //! | `member_remove.rs`   | a member emptied and removed while mounted (`dev-N/evacuate`,    |
@@ -30,6 +32,7 @@
 //! discard          -> allocator, bdev, btree
 //! fs               -> allocator, bdev, btree, discard
 //! commit           -> fs, bdev, btree
+//! heal             -> fs, btree, journal
 //! recovery         -> fs, allocator, btree, journal
 //! runtime_options  -> fs
 //! member_add       -> fs, allocator, bdev, vfs
@@ -53,6 +56,7 @@ use crate::append_vec::AppendVec;
 use crate::bdev::{BlockDevice, Holder};
 use crate::btree::BtreeStats;
 use crate::discard::{self, Discard, DiscardHost};
+use crate::heal::Heal;
 use crate::shared::bucket_table::BucketState;
 use crate::shared::options::{OptError, Options};
 use crate::shared::superblock::{Member as MemberDesc, Superblock, BLOCK_SIZE, MAX_MEMBERS};
@@ -241,6 +245,9 @@ pub(crate) struct Fs {
     /// Serialises bucket table writes (commits and the discard worker).
     #[pin]
     pub(crate) table_lock: Mutex<()>,
+    /// Degraded btree nodes and their re-replication (`heal.rs`).
+    #[pin]
+    pub(crate) heal: Heal,
 }
 
 #[pinned_drop]
@@ -352,5 +359,9 @@ unsafe impl DiscardHost for Fs {
 
     fn persist_table(&self, m: usize) -> Result<bool> {
         self.persist_bucket_table(m)
+    }
+
+    fn after_drain(&self) {
+        self.heal_pass();
     }
 }

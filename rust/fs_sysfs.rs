@@ -123,7 +123,7 @@ const fn write_only(name: &'static str, store: fn(&Fs, At, &[u8]) -> Result) -> 
 }
 
 /// `internal/`.
-const INTERNAL: [File<Fs>; 6] = [
+const INTERNAL: [File<Fs>; 7] = [
     value_file!("superblock_seq", |fs, _at| fs.state.lock().sb.seq),
     File {
         name: "alloc_debug",
@@ -177,6 +177,12 @@ const INTERNAL: [File<Fs>; 6] = [
                 }
             )
         }),
+        store: None,
+    },
+    File {
+        name: "degraded_nodes",
+        mode: 0o444,
+        show: Some(|fs, _, out| fs.show_degraded(out)),
         store: None,
     },
     write_only("abort_stuck_allocations", store_abort),
@@ -461,6 +467,17 @@ fn store_dev_label(fs: &Fs, at: At, bytes: &[u8]) -> Result {
 fn store_dev_writable(fs: &Fs, at: At, bytes: &[u8]) -> Result {
     let on = parse_dev_bool(fs, at, "writable", bytes)?;
     refuse_removed(fs, at, "writable")?;
+    // A member left out of a degraded mount has no device: never writable.
+    if on && fs.members.get(at.member).map_or(true, |m| m.is_missing()) {
+        pr_err!(
+            "{}: dev-{}/writable: the member is missing from this mount (-6)\n",
+            UuidFmt(&fs.uuid),
+            at.member
+        );
+        return Err(ENXIO);
+    }
     fs.alloc.set_writable(at.member, on);
+    // A member that takes allocations again may let the re-replication pass go on.
+    fs.kick_discards();
     Ok(())
 }

@@ -17,7 +17,7 @@
 
 use crate::allocator::DeviceBuckets;
 use crate::bdev::{BlockDevice, IoBuf};
-use crate::fs::{Fs, Member};
+use crate::fs::{Fs, FsState, Member};
 use crate::shared::bucket_table::{
     encode_block, entries_in_block, table_blocks, BucketEntry, TableBlockId,
 };
@@ -29,7 +29,12 @@ use crate::text::{prefix, Text};
 use crate::vec_ext::VecExt;
 use crate::vfs::random_uuid;
 use core::{fmt::Write, sync::atomic::Ordering};
-use kernel::{alloc::KVec, fmt, prelude::*, str::CString};
+use kernel::{
+    alloc::{KBox, KVec},
+    fmt,
+    prelude::*,
+    str::CString,
+};
 
 /// Most bucket table blocks written at once (1 MiB).
 const TABLE_WRITE_BLOCKS: u64 = 256;
@@ -49,17 +54,18 @@ macro_rules! add_err {
     }};
 }
 
-/// The newest valid superblock copy on `dev`, if it has one.
-fn read_any_superblock(dev: &BlockDevice) -> Result<Option<Superblock>> {
+/// The newest valid superblock copy on `dev`, if it has one (on the heap).
+#[inline(never)]
+fn read_any_superblock(dev: &BlockDevice) -> Result<Option<KBox<Superblock>>> {
     let mut buf = IoBuf::new(SB_SIZE)?;
-    let mut best: Option<Superblock> = None;
+    let mut best: Option<KBox<Superblock>> = None;
     for off in SB_OFFSETS {
         if dev.read(off, &mut buf).is_err() {
             continue;
         }
         if let Ok(sb) = Superblock::decode(&buf) {
-            if best.map_or(true, |b| sb.seq > b.seq) {
-                best = Some(sb);
+            if best.as_ref().map_or(true, |b| sb.seq > b.seq) {
+                best = Some(KBox::new(sb, GFP_KERNEL)?);
             }
         }
     }
@@ -70,12 +76,15 @@ impl Fs {
     /// Adds the block device at `path` as a new member (the `device_add` file).
     ///
     /// Errors, each with one dmesg line naming the filesystem: `EROFS` on a read-only mount
-    /// (a degraded one included); `EAGAIN` before the bucket tables are read (the file exists from early in the mount); `ENOSPC` with 16 members;
-    /// `EINVAL` for a path that is not a block device, a device too small, or one that is a
-    /// member already (or a copy of one); `EBUSY` for a device opened exclusively elsewhere
-    /// (mounted, or a member of another filesystem); `ENOENT` and other open errors as the
-    /// block layer gives them. On every error the device is closed; it is left as it was, or
-    /// (a write failed) with a new member's metadata that no member table names.
+    /// (a degraded one included, or one remounted read-only during the add); `EAGAIN` before
+    /// the bucket tables are read (the file exists from early in the mount), or when the
+    /// member table changed while the new member's table was written; `ENOSPC` with 16
+    /// members; `EFBIG` for more buckets than one member can account for; `EINVAL` for a path
+    /// that is not a block device, a device too small, or one that is a member already (or a
+    /// copy of one); `EBUSY` for a device opened exclusively elsewhere (mounted, or a member of
+    /// another filesystem); `ENOENT` and other open errors as the block layer gives them. On
+    /// every error the device is closed; it is left as it was, or (a write failed) with a new
+    /// member's metadata that no member table names.
     pub(crate) fn add_member(&self, path: &str) -> Result {
         if path.is_empty() || path.len() > 255 {
             return Err(add_err!(self, path, EINVAL, "not a device path"));
@@ -127,22 +136,53 @@ impl Fs {
                 member.name()
             ));
         }
+        // Planned on the superblock as it is now, to size and write the new member's table
+        // without the state lock (a table write may take seconds on a big device, and every
+        // reader of the filesystem's state would wait); planned again under the lock below.
+        let plan = self.plan_member(path, &member)?;
+        let m = &plan.member;
+        if !DeviceBuckets::supported(m.nbuckets as u32) {
+            return Err(add_err!(
+                self,
+                path,
+                EFBIG,
+                "{} buckets are more than bucketfs can account for in one member",
+                m.nbuckets
+            ));
+        }
+        // Everything that can fail for want of memory, before anything is written.
+        let buckets = DeviceBuckets::new(m.nbuckets as u32, m.first_bucket, member.name(), |b| {
+            new_member_state(m, b as u64)
+        })?;
+        // 1. Its bucket table and an empty journal block at the journal position.
+        self.write_new_member_table(&member, &plan)
+            .map_err(|e| add_err!(self, path, e, "cannot write the new member's bucket table"))?;
+        self.publish_member(path, member, &plan, buckets)
+    }
+
+    /// Checks that `member`'s device is not a member already (a copy of one) and plans its
+    /// addition on the current superblock. On the heap: a plan holds a superblock.
+    #[inline(never)]
+    fn plan_member(&self, path: &str, member: &Member) -> Result<KBox<MemberAdd>> {
         let found = read_any_superblock(member.dev()?)?;
-        let mut st = self.state.lock();
-        if let Some(found) = found.filter(|f| claims_member(&st.sb, f)) {
+        let st = self.state.lock();
+        if let Some(index) = found
+            .as_deref()
+            .filter(|f| claims_member(&st.sb, f))
+            .map(|f| f.member_index)
+        {
             return Err(add_err!(
                 self,
                 path,
                 EINVAL,
-                "{} carries member {} of this filesystem (a copy of a member?)",
-                member.name(),
-                found.member_index
+                "{} carries member {index} of this filesystem (a copy of a member?)",
+                member.name()
             ));
         }
         let bucket_size = st.sb.members[0].bucket_size;
-        let plan = loop {
+        loop {
             match plan_add(&st.sb, member.dev()?.bytes(), bucket_size, random_uuid()) {
-                Ok(p) => break p,
+                Ok(p) => return Ok(KBox::new(p, GFP_KERNEL)?),
                 Err(AddError::DuplicateUuid) => continue,
                 Err(e) => {
                     let err = if e == AddError::Full { ENOSPC } else { EINVAL };
@@ -159,24 +199,55 @@ impl Fs {
                     ));
                 }
             }
-        };
-        let m = &plan.member;
-        if !DeviceBuckets::supported(m.nbuckets as u32) {
+        }
+    }
+
+    /// Steps 2 to 4 of an add, under the state lock (no other superblock write in between,
+    /// and a remount read-only waits for it or comes first): the plan made again on the
+    /// superblock now current (an option or label write or a commit may have come in since
+    /// the table was written; the new member's geometry cannot change), the new member's
+    /// superblocks, every old member's primary, then every backup; then the member is
+    /// published and its buckets join the allocator.
+    #[inline(never)]
+    fn publish_member(
+        &self,
+        path: &str,
+        member: Member,
+        first: &MemberAdd,
+        buckets: DeviceBuckets,
+    ) -> Result {
+        let mut st = self.state.lock();
+        if st.read_only {
             return Err(add_err!(
                 self,
                 path,
-                EFBIG,
-                "{} buckets are more than bucketfs can account for in one member",
-                m.nbuckets
+                EROFS,
+                "the filesystem went read-only; not added"
             ));
         }
-        // Everything that can fail for want of memory, before anything is written.
-        let buckets = DeviceBuckets::new(m.nbuckets as u32, m.first_bucket, member.name(), |b| {
-            new_member_state(m, b as u64)
-        })?;
-        // 1. Its bucket table and an empty journal at the journal position.
-        self.write_new_member_table(&member, &plan)
-            .map_err(|e| add_err!(self, path, e, "cannot write the new member's bucket table"))?;
+        let plan = match plan_add(
+            &st.sb,
+            member.dev()?.bytes(),
+            first.member.bucket_size,
+            first.member.uuid,
+        ) {
+            Ok(p) if p.index == first.index && p.member == first.member => {
+                KBox::new(p, GFP_KERNEL)?
+            }
+            _ => {
+                return Err(add_err!(
+                    self,
+                    path,
+                    EAGAIN,
+                    "the member table changed during the add; not added"
+                ))
+            }
+        };
+        if plan.sb.journal_offset != first.sb.journal_offset {
+            // The journal moved on (a commit): the empty block goes where it is now.
+            self.write_empty_journal_block(&member, &plan)
+                .map_err(|e| add_err!(self, path, e, "cannot write the new member's journal"))?;
+        }
         // 2. Its superblocks. From their first byte on, the new seq must not be reused with
         // another table (a left-over device would tie with it).
         let index = plan.index;
@@ -202,8 +273,7 @@ impl Fs {
             st.sb.seq = plan.sb.seq;
             // Some members may name the new member now: the old table again, with the next
             // seq, makes it not added (a crash before this lands leaves it added, complete).
-            let again = st.sb;
-            let settled = self.write_next_superblock(&mut st, again);
+            let settled = self.rewrite_superblock(&mut st);
             return Err(add_err!(
                 self,
                 path,
@@ -233,11 +303,13 @@ impl Fs {
                 "no room for the member (a bug)"
             ));
         }
-        drop(st);
-        // Its buckets join the allocator, and parked requests decide again.
+        // Its buckets join the allocator (still under the state lock: lock order state, then
+        // allocator, as nowhere the other way), and parked requests decide again. Until
+        // then a table write skips the member: its table was written whole above.
         self.alloc
             .add_device(index as usize, buckets)
             .map_err(|e| add_err!(self, path, e, "the allocator did not take the device"))?;
+        drop(st);
         pr_info!(
             "{}: added {} ({}) as member {index}: {} buckets of {} bytes, {} allocatable\n",
             UuidFmt(&self.uuid),
@@ -250,16 +322,30 @@ impl Fs {
         Ok(())
     }
 
+    /// Writes the current superblock again as the next one (after a failed add).
+    #[inline(never)]
+    fn rewrite_superblock(&self, st: &mut FsState) -> Result {
+        let again = KBox::new(st.sb, GFP_KERNEL)?;
+        self.write_next_superblock(st, *again)
+    }
+
+    /// Writes one zero block at the journal position `plan` names on the new member, durable
+    /// (PREFLUSH|FUA) when this returns.
+    fn write_empty_journal_block(&self, member: &Member, plan: &MemberAdd) -> Result {
+        let m = &plan.member;
+        let zero = IoBuf::new(BLOCK_SIZE)?;
+        let journal =
+            m.bucket_offset(m.journal_start as u64) + plan.sb.journal_offset * BLOCK_SIZE as u64;
+        member.dev()?.write(journal, &zero, true)
+    }
+
     /// Writes the new member's bucket table (every bucket by [`new_member_state`]) and one
     /// zero block at the journal position, durable when this returns (the last write is
     /// PREFLUSH|FUA).
     fn write_new_member_table(&self, member: &Member, plan: &MemberAdd) -> Result {
         let m = &plan.member;
         let dev = member.dev()?;
-        let zero = IoBuf::new(BLOCK_SIZE)?;
-        let journal =
-            m.bucket_offset(m.journal_start as u64) + plan.sb.journal_offset * BLOCK_SIZE as u64;
-        dev.write(journal, &zero, false)?;
+        self.write_empty_journal_block(member, plan)?;
         let blocks = table_blocks(m.nbuckets);
         let table = m.bucket_offset(m.table_start as u64);
         let mut entries = KVec::with_capacity(TABLE_ENTRIES_PER_BLOCK as usize, GFP_KERNEL)?;

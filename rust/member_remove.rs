@@ -123,10 +123,9 @@ impl Fs {
                     "evacuate",
                     e,
                     "btree nodes not moved off the member{}",
-                    if e == crate::allocator::ecanceled() {
-                        " (allocation aborted)"
-                    } else if e == EINTR {
-                        " (interrupted)"
+                    if e == ENOSPC {
+                        ": the other members cannot take their copies now (free buckets, e.g. \
+                         with discards, or add a member, and write again)"
                     } else {
                         ""
                     }

@@ -372,6 +372,7 @@ impl Fs {
                 progress: Progress::default(),
                 discard <- Discard::new(MAX_MEMBERS),
                 table_lock <- new_mutex!(()),
+                heal <- crate::heal::Heal::new(),
             }? Error),
             GFP_KERNEL,
         )?;

@@ -7,7 +7,9 @@
 //! The committed tree is loaded from the current root (every copy checked, as at mount), the
 //! nodes with a selected copy and every node above them move copy-on-write to buckets from
 //! the normal allocator (`metadata_replicas` copies on distinct writable members, the
-//! `metadata_target` rules, parked while the members cannot serve it), and the commit
+//! `metadata_target` rules; never parked: `ENOSPC` when the members cannot serve it now, so
+//! [`Fs::rewrite_lock`] is never held across a wait that the discard worker, which takes it
+//! for its re-replication pass, would have to end), and the commit
 //! (`commit.rs`) writes them, flushes, points every superblock at the new root, and only then
 //! makes the old buckets `need_discard`. Until the superblock write the old tree is intact on
 //! disk and every superblock points at it, so a crash at any point leaves a tree whose every
@@ -36,9 +38,8 @@ pub(crate) struct Rewritten {
 impl Fs {
     /// Rewrites every committed node whose copies `moves` selects (and the nodes above it) to
     /// new buckets, and commits; the caller holds [`Fs::rewrite_lock`]. `EAGAIN` until
-    /// recovery has finished, `EROFS` on a read-only mount; allocation errors as
-    /// [`crate::allocator::Allocator::alloc_nodes`] gives them (`ECANCELED` from the abort
-    /// knob, `EINTR` on a fatal signal).
+    /// recovery has finished, `EROFS` on a read-only mount, `ENOSPC` when the writable members
+    /// cannot take the copies now, `EINVAL` for a request that can never be served.
     pub(crate) fn rewrite_nodes(&self, moves: impl Fn(&[NodePtr]) -> bool) -> Result<Rewritten> {
         if !self.recovered.load(Ordering::Acquire) {
             return Err(EAGAIN);
@@ -59,9 +60,12 @@ impl Fs {
         let mut btree = Btree::load(self, &root)?;
         let nodes = btree.rewrite_where(
             &moves,
-            |n, out| {
-                self.alloc
-                    .alloc_nodes(n, Watermark::Btree, || self.live(), out)
+            |n, out| match self
+                .alloc
+                .try_alloc_now(n, Watermark::Btree, &self.live(), out)?
+            {
+                true => Ok(()),
+                false => Err(ENOSPC),
             },
             |unused| self.alloc.release_nodes(unused),
         )?;

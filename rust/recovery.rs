@@ -74,6 +74,7 @@ impl Fs {
                     self.progress
                         .replay_mode
                         .store(REPLAY_SKIPPED, Ordering::Relaxed);
+                    self.degraded_after_recovery(&btree);
                     return Ok(());
                 }
                 Err(e) => return Err(mount_err!(source, e, "cannot read the journal")),
@@ -105,11 +106,13 @@ impl Fs {
                 self.progress.journal_first_seq.load(Ordering::Relaxed),
                 self.progress.journal_last_seq.load(Ordering::Relaxed)
             );
+            self.degraded_after_recovery(&btree);
             return Ok(());
         }
         if entries.is_empty() {
             // The discard rule has its inputs now: kicks made so far are served.
             self.discard_rule_ready();
+            self.degraded_after_recovery(&btree);
             return Ok(());
         }
         let (first, last) = (entries[0].seq, entries[entries.len() - 1].seq);
@@ -256,6 +259,7 @@ impl Fs {
                 stats.keys,
                 stats.nodes
             );
+            self.degraded_after_recovery(&btree);
             return Ok(());
         }
         // `last` is at most `MAX_ENTRY_SEQ` (the journal reader refuses entries above it), so
@@ -294,6 +298,9 @@ impl Fs {
             stats.nodes,
             stats.depth
         );
+        // The committed tree's degraded nodes (a degraded replay's among them) are listed, and
+        // the worker's re-replication pass may run.
+        self.degraded_after_recovery(&btree);
         Ok(())
     }
 

@@ -66,8 +66,10 @@ impl Fs {
             .publish(LiveInputs::of(&live, st.sb.member_labels()));
         drop(st);
         // Parked allocations rebuild their inputs from the new value; a change of `discard`
-        // may have made discards possible.
+        // may have made discards possible; the worker's re-replication pass looks again (a
+        // failed one too), after the drain.
         self.alloc.wake_all();
+        self.heal.retry();
         self.kick_discards();
         Ok(())
     }
@@ -124,8 +126,9 @@ impl Fs {
     /// read-write again. Nothing else is pending: every change is written when it is made (the
     /// commit at mount, option writes at once). Cannot fail.
     pub(crate) fn set_read_only(&self) {
-        self.state.lock().read_only = true;
+        // The worker first: a re-replication commit in flight finishes before writes stop.
         self.discard.pause();
+        self.state.lock().read_only = true;
     }
 
     /// Goes read-write (a remount): refused (`EROFS`, with the reason) when this mount cannot

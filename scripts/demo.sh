@@ -6,5 +6,5 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 bash scripts/deps.sh
 make modules tool
-exec scripts/vm.sh --disk 48M --disk 192M --timeout 900 \
+exec scripts/vm.sh --disk 48M --disk 192M --disk 64M --timeout 900 \
 	--file tests/guest:/root/tests --file tests/scenarios:/root/scenarios tests/guest/demo.sh

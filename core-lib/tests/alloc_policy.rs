@@ -378,3 +378,85 @@ fn fallback_still_needs_enough_devices_and_a_target_of_nobody_is_no_target() {
         Decision::Impossible
     );
 }
+
+#[test]
+fn a_request_degrades_only_when_on_parked_past_the_timeout_and_allowed_fewer() {
+    // Off by default: never.
+    assert!(!may_degrade(false, 2, 60_000, 2, 1, false));
+    assert!(!may_degrade(false, 2, 60_000, 2, 1, true));
+    // On: only once parked for the stuck timeout...
+    assert!(!may_degrade(true, 2, 1_999, 2, 1, false));
+    assert!(may_degrade(true, 2, 2_000, 2, 1, false));
+    assert!(may_degrade(true, 2, 2_001, 3, 2, false));
+    // ... or at once while the allocator is degrading already.
+    assert!(may_degrade(true, 2, 0, 2, 1, true));
+    // The stuck timer off (0): never stuck, so never degraded.
+    assert!(!may_degrade(true, 0, 1_000_000, 2, 1, false));
+    assert!(!may_degrade(true, 0, 0, 2, 1, true));
+    // metadata_replicas_required = metadata_replicas: no fewer copies allowed.
+    assert!(!may_degrade(true, 2, 60_000, 2, 2, false));
+    assert!(!may_degrade(true, 2, 60_000, 1, 1, true));
+}
+
+#[test]
+fn a_degraded_decision_takes_as_many_copies_as_the_devices_allow() {
+    // The seed state: device 0 starved, device 1 with room; two replicas wanted, one required.
+    let starved = dev(16_000, 1);
+    let roomy = dev(16_000, 5_000);
+    let devs = [starved, roomy];
+    assert!(matches!(
+        decide(&devs, &req(3, 2)),
+        Decision::Blocked { .. }
+    ));
+    match decide_degraded(&devs, &req(3, 2), 1) {
+        Some(Decision::Allocate { devices, count }) => {
+            assert_eq!(count, 1);
+            assert_eq!(devices[0], 1, "the copy goes to the device with room");
+        }
+        d => panic!("expected one copy, got {d:?}"),
+    }
+    // Required 2 of 2: nothing fewer.
+    assert_eq!(decide_degraded(&devs, &req(3, 2), 2), None);
+    // Four wanted, two required, three devices with room of four: three copies, not two.
+    let devs = [roomy, roomy, starved, roomy];
+    match decide_degraded(&devs, &req(1, 4), 2) {
+        Some(Decision::Allocate { devices, count }) => {
+            assert_eq!(count, 3);
+            let mut d = devices[..3].to_vec();
+            d.sort();
+            assert_eq!(d, [0, 1, 3]);
+        }
+        d => panic!("expected three copies, got {d:?}"),
+    }
+    // Only one device with room, two required: still blocked.
+    let devs = [starved, roomy, starved];
+    assert_eq!(decide_degraded(&devs, &req(1, 3), 2), None);
+    // Nothing at all: blocked.
+    assert_eq!(decide_degraded(&[starved, starved], &req(1, 2), 1), None);
+    // required 0 is taken as 1 (a node has at least one copy).
+    assert!(matches!(
+        decide_degraded(&devs, &req(1, 3), 0),
+        Some(Decision::Allocate { count: 1, .. })
+    ));
+}
+
+#[test]
+fn a_degraded_decision_keeps_a_strict_target() {
+    // Target dev-0 (starved), strict: one copy must be on the target; fewer copies do not
+    // move it elsewhere.
+    let devs = [dev(16_000, 1), dev(16_000, 5_000), dev(16_000, 5_000)];
+    let r = RequestInputs {
+        target: 1,
+        ..req(1, 2)
+    };
+    assert_eq!(decide_degraded(&devs, &r, 1), None);
+    // With fallback the copies go elsewhere without degrading: decide serves it.
+    let r = RequestInputs {
+        fallback: true,
+        ..r
+    };
+    assert!(matches!(
+        decide(&devs, &r),
+        Decision::Allocate { count: 2, .. }
+    ));
+}

@@ -48,8 +48,8 @@ impl Allocator {
         );
         if req.target != 0 {
             pr_warn!(
-                "{uuid}:   metadata_target members (bit per member) {:#x}, {}\n",
-                req.target,
+                "{uuid}:   metadata_target members {}, {}\n",
+                Members(req.target),
                 if req.fallback {
                     "fallback on"
                 } else {
@@ -110,19 +110,22 @@ impl Allocator {
             if p.inputs.target != 0 {
                 writeln!(
                     out,
-                    "    metadata_target members {:#x}{}",
-                    p.inputs.target,
+                    "    metadata_target members {}{}",
+                    Members(p.inputs.target),
                     if p.inputs.fallback { ", fallback" } else { "" }
                 )?;
             }
         }
         writeln!(
             out,
-            "parks: {}\nwakeups: {}\naborted: {}\ntimeouts: {}",
+            "parks: {}\nwakeups: {}\naborted: {}\ntimeouts: {}\ndegraded allocations: {} \
+             (node copies short: {})",
             self.parks.load(Ordering::Relaxed),
             self.wakeups.load(Ordering::Relaxed),
             self.aborted.load(Ordering::Relaxed),
-            self.timeouts.load(Ordering::Relaxed)
+            self.timeouts.load(Ordering::Relaxed),
+            self.degraded_allocs.load(Ordering::Relaxed),
+            self.degraded_copies_short.load(Ordering::Relaxed)
         )?;
         for (i, d) in st.devices.iter().enumerate() {
             let s = d.snapshot();
@@ -136,6 +139,23 @@ impl Allocator {
                 btree_reserve(s.allocatable),
                 held_back(s.allocatable, Watermark::Normal)
             )?;
+        }
+        Ok(())
+    }
+}
+
+/// A set of members (bit `i`: member `i`) shown as `dev-0,dev-2`.
+struct Members(u32);
+
+impl core::fmt::Display for Members {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let mut left = self.0;
+        let mut sep = "";
+        while left != 0 {
+            let i = left.trailing_zeros();
+            left &= left - 1;
+            write!(f, "{sep}dev-{i}")?;
+            sep = ",";
         }
         Ok(())
     }

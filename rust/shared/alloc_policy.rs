@@ -263,3 +263,50 @@ fn refusals(devices: &[DeviceSnapshot], req: &RequestInputs) -> [Option<Refusal>
     }
     refused
 }
+
+/// Whether a blocked request may proceed with fewer copies than it asks for
+/// (`metadata_degraded_writes`): the option is on (`enabled`), the stuck timer is on
+/// (`stuck_timeout_s` > 0: with the timer off a request is never "stuck", so it never degrades),
+/// fewer copies are allowed at all (`required` < `replicas`), and either the request has been
+/// parked for at least the timeout (`parked_ms`) or the allocator is `degrading` already (the
+/// last request that could not get its full copies degraded and none got them since: the
+/// shortage that made one request wait the timeout does not make each of the next wait it
+/// again, so a replay that needs many allocations waits once).
+#[inline]
+pub fn may_degrade(
+    enabled: bool,
+    stuck_timeout_s: u32,
+    parked_ms: i64,
+    replicas: u32,
+    required: u32,
+    degrading: bool,
+) -> bool {
+    enabled
+        && stuck_timeout_s > 0
+        && required < replicas
+        && (degrading || parked_ms >= stuck_timeout_s as i64 * 1000)
+}
+
+/// A degraded decision for a request `decide` blocked: the most copies, fewer than
+/// `req.replicas` and at least `required` (and at least one), that the devices can serve now,
+/// placed as `decide` places them (target first). `None` if even `required` copies cannot be
+/// served now.
+pub fn decide_degraded(
+    devices: &[DeviceSnapshot],
+    req: &RequestInputs,
+    required: u32,
+) -> Option<Decision> {
+    let lowest = required.max(1);
+    let mut r = req.replicas;
+    while r > lowest {
+        r -= 1;
+        let fewer = RequestInputs {
+            replicas: r,
+            ..*req
+        };
+        if let d @ Decision::Allocate { .. } = decide(devices, &fewer) {
+            return Some(d);
+        }
+    }
+    None
+}

@@ -189,6 +189,15 @@ options! {
         help: "copies the target's members cannot take now go to other members instead of \
                waiting",
     },
+    MetadataDegradedWrites {
+        name: "metadata_degraded_writes",
+        kind: Kind::Bool,
+        default: 0,
+        settable: ALL,
+        sb_slot: 6,
+        help: "a btree node allocation parked past allocator_stuck_timeout takes fewer copies \
+               (at least metadata_replicas_required), re-replicated later by the worker",
+    },
 }
 
 const fn same_name(a: &str, b: &str) -> bool {

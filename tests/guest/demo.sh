@@ -1,5 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0
-# The demo (`make demo`): the #1108 stuck mount in bucketfs, and the four ways out.
+# The demo (`make demo`): the #1108 stuck mount in bucketfs, and the four ways out; then the
+# ways out bcachefs users asked for since: a metadata_target write (bcachefs-tools #628) and a
+# device added while the mount is parked (#1105); and, opt-in, a way out that needs nobody.
 # Exits non-zero if any step does not behave as described.
 . /root/tests/lib.sh
 set -u
@@ -10,9 +12,13 @@ bad() { say "UNEXPECTED: $*"; failed=1; }
 seed=/root/scenarios/seed.toml
 devs=/dev/vda:/dev/vdb
 
+# build SPEC [DEV...]: write a crash state (default: the two-device #1108 state on vda, vdb).
 build() {
-	step "build a two-device filesystem in the #1108 crash state ($1)"
-	out=$(bucketfs scenario "$1" /dev/vda /dev/vdb) || { bad "scenario failed"; return 1; }
+	spec=$1
+	shift
+	[ $# -gt 0 ] || set -- /dev/vda /dev/vdb
+	step "build a $#-device filesystem in a crash state ($spec)"
+	out=$(bucketfs scenario "$spec" "$@") || { bad "scenario failed"; return 1; }
 	echo "$out"
 	expect=$(echo "$out" | sed -n 's/^scenario: expect //p')
 }
@@ -86,6 +92,43 @@ step "retry with mount -o metadata_replicas=1"
 start=$(now_ms)
 mount -t bucketfs -o metadata_replicas=1 $devs /mnt && say "mounted in $(( $(now_ms) - start )) ms" || bad "retry failed"
 verify
+
+build /root/scenarios/target-628.toml /dev/vda /dev/vdb /dev/vdc
+devs=/dev/vda:/dev/vdb:/dev/vdc
+say "labels: dev-0 ssd (starved), dev-1 hdd.hdd1, dev-2 hdd.hdd2; metadata_target=ssd"
+park
+say "the stuck report names the target:"
+dmesg | grep "$uuid:   metadata_target" | tail -n 1 | sed 's/^/    /'
+step "rescue (e), bcachefs-tools #628: echo hdd > $d/options/metadata_target"
+start=$(now_ms)
+echo hdd >$d/options/metadata_target
+wait $pid && say "the parked mount completed, $(( $(now_ms) - start )) ms after the write" || bad "mount failed: $(cat /tmp/mount.err)"
+dmesg | grep -E "replay progress|replayed|mounted" | tail -n 2 | sed 's/^/    /'
+verify
+
+build $seed
+devs=/dev/vda:/dev/vdb
+park
+step "rescue (f), bcachefs #1105: add a third device while the mount is parked: echo /dev/vdc > $d/device_add"
+start=$(now_ms)
+echo /dev/vdc >$d/device_add || bad "device_add refused"
+wait $pid && say "the parked mount completed, $(( $(now_ms) - start )) ms after the write" || bad "mount failed: $(cat /tmp/mount.err)"
+dmesg | grep -E "device_add|replayed|mounted" | tail -n 3 | sed 's/^/    /'
+say "dev-2 ($(cat $(fs_dir)/dev-2/device)): $(cat $(fs_dir)/dev-2/btree) btree bucket(s)"
+devs=/dev/vda:/dev/vdb:/dev/vdc
+verify
+
+build $seed
+devs=/dev/vda:/dev/vdb
+step "rescue (g), nobody: mount -o metadata_degraded_writes (opt-in): past allocator_stuck_timeout the replay goes on with 1 copy, and a worker re-replicates"
+start=$(now_ms)
+timeout -s KILL 120 mount -t bucketfs -o metadata_degraded_writes $devs /mnt && say "mounted by itself in $(( $(now_ms) - start )) ms" || bad "mount failed"
+d=$(fs_dir)
+uuid=$(basename $d)
+dmesg | grep -E "$uuid: (allocator: .*degraded|.*fewer copies than|.*re-replicat)" | tail -n 3 | sed 's/^/    /'
+wait_for 30 grep -q "^degraded nodes: 0$" $d/internal/degraded_nodes && say "every node has 2 copies again: $(head -n 1 $d/internal/degraded_nodes)" || bad "not re-replicated: $(head -n 3 $d/internal/degraded_nodes)"
+verify
+say "on disk: $(bucketfs dump-btree /dev/vda /dev/vdb | grep -o 'copies per node.*')"
 
 rmmod bucketfs || bad "rmmod failed"
 if [ $failed = 0 ]; then step "demo done: every step behaved as described"; else step "demo FAILED"; fi

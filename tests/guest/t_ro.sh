@@ -179,6 +179,9 @@ t degraded_replay_mount timeout -s KILL 60 mount -t bucketfs -o ro,degraded /dev
 t degraded_replay_every_key test "$(btree_figures)" = "$expect"
 t degraded_logged dmesg_has "member 2 is missing from the source \(uuid $uuid_c\): mounting degraded, read-only"
 t degraded_missing_dev_named test "$(cat $(fs_dir)/dev-2/device)" = missing
+expect_fail degraded_missing_not_writable "No such device or address" sysfs_write $(fs_dir)/dev-2/writable 1
+t degraded_missing_not_writable_logged dmesg_has "dev-2/writable: the member is missing from this mount \(-6\)"
+t degraded_missing_still_not_writable test "$(cat $(fs_dir)/dev-2/writable)" = 0
 umount /mnt
 t degraded_replay_wrote_nothing test "$(sums /dev/vda /dev/vdb)" = "$before"
 # Two members left out: the replay in memory caps metadata_replicas to the one present (the

@@ -44,6 +44,10 @@ kunit_case!(
     bucketfs_kunit_alloc_rate_limited_report_does_not_poll,
     rate_limited_report_does_not_poll
 );
+kunit_case!(
+    bucketfs_kunit_alloc_degraded_after_the_stuck_timeout,
+    degraded_after_the_stuck_timeout
+);
 
 const BUCKETS: u32 = 1000;
 
@@ -58,6 +62,8 @@ struct Harness {
     stuck_s: AtomicU32,
     /// Nodes each request asks for.
     nodes: AtomicU32,
+    /// The live `metadata_degraded_writes` (`metadata_replicas_required` is 1).
+    degrade: AtomicBool,
     /// Sum of what `abort_parked` returned: the requests it counted as failed.
     abort_counted: AtomicUsize,
     /// Set by the inputs function on its first call, to simulate a racing option write.
@@ -90,6 +96,7 @@ fn harness(free0: u32, replicas: u32) -> Result<Arc<Harness>> {
             replicas: AtomicU32::new(replicas),
             stuck_s: AtomicU32::new(0),
             nodes: AtomicU32::new(1),
+            degrade: AtomicBool::new(false),
             abort_counted: AtomicUsize::new(0),
             race_on_first_read: AtomicBool::new(false),
             ok: AtomicUsize::new(0),
@@ -116,6 +123,8 @@ impl Harness {
             stuck_timeout_s: self.stuck_s.load(Ordering::Acquire),
             target: 0,
             fallback: false,
+            required: 1,
+            degrade: self.degrade.load(Ordering::Acquire),
         }
     }
 
@@ -414,6 +423,8 @@ fn alloc_one(a: &Allocator, out: &mut KVec<NodeAlloc>) -> Option<u32> {
         stuck_timeout_s: 0,
         target: 0,
         fallback: false,
+        required: 1,
+        degrade: false,
     };
     a.alloc_nodes(1, Watermark::Reclaim, inputs, out).ok()?;
     out.first().map(|n| n.ptrs[0].bucket)
@@ -538,4 +549,49 @@ fn index_16m_nearly_full(t: &Test) {
     // Flat from 16k to 16M buckets, with a wide margin for noise on shared CPUs (the figures
     // printed above are what the report uses).
     check!(t, means[1] <= 4 * means[0].max(1000));
+}
+
+/// `metadata_degraded_writes`: a request parked past the stuck timeout that one copy could
+/// serve proceeds with one copy (on the device with room) by itself when the option is on;
+/// with it off it stays parked past the timeout, and turning it on (a wake) releases it at
+/// once with one copy. Each event is counted.
+fn degraded_after_the_stuck_timeout(t: &Test) {
+    // On: served by itself after the one-second timeout.
+    let Ok(h) = harness(0, 2) else {
+        return check!(t, false);
+    };
+    h.stuck_s.store(1, Ordering::Release);
+    // Three nodes, so neither the stuck report nor the degraded line is one the guest tests
+    // wait for (theirs are for one node).
+    h.nodes.store(3, Ordering::Release);
+    h.degrade.store(true, Ordering::Release);
+    let start = Ktime::ktime_get();
+    check!(t, h.spawn(1) == 1);
+    check!(t, wait_until(5000, || h.done.load(Ordering::Acquire) == 1));
+    let ms = kernel::time::ktime_ms_delta(Ktime::ktime_get(), start);
+    check!(t, h.ok.load(Ordering::Relaxed) == 1);
+    check!(t, ms >= 1000);
+    check!(t, h.last_copies.load(Ordering::Relaxed) == 1);
+    check!(t, h.last_member.load(Ordering::Relaxed) == 1);
+    check!(t, h.alloc.degraded_counts() == (1, 3));
+    check!(t, h.alloc.parked() == 0);
+
+    // Off: still parked well past the timeout; on, and a wake: served with one copy.
+    let Ok(h) = harness(0, 2) else {
+        return check!(t, false);
+    };
+    h.stuck_s.store(1, Ordering::Release);
+    h.nodes.store(3, Ordering::Release);
+    check!(t, h.spawn(1) == 1);
+    check!(t, wait_until(5000, || h.alloc.timeouts() >= 1));
+    crate::test::msleep(300);
+    check!(t, h.alloc.parked() == 1);
+    check!(t, h.done.load(Ordering::Acquire) == 0);
+    check!(t, h.alloc.degraded_counts() == (0, 0));
+    h.degrade.store(true, Ordering::Release);
+    h.alloc.wake_all();
+    check!(t, h.finish(1));
+    check!(t, h.ok.load(Ordering::Relaxed) == 1);
+    check!(t, h.last_copies.load(Ordering::Relaxed) == 1);
+    check!(t, h.alloc.degraded_counts() == (1, 3));
 }

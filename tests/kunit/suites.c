@@ -58,6 +58,7 @@ BUCKETFS_CASE(alloc_free_path_and_reserves)
 BUCKETFS_CASE(alloc_races)
 BUCKETFS_CASE(alloc_abort_between_wake_and_park)
 BUCKETFS_CASE(alloc_rate_limited_report_does_not_poll)
+BUCKETFS_CASE(alloc_degraded_after_the_stuck_timeout)
 BUCKETFS_CASE(alloc_index_16m_nearly_full)
 
 static struct kunit_case bucketfs_closure_cases[] = {
@@ -87,6 +88,7 @@ static struct kunit_case bucketfs_allocator_cases[] = {
 	KUNIT_CASE(alloc_races),
 	KUNIT_CASE(alloc_abort_between_wake_and_park),
 	KUNIT_CASE_SLOW(alloc_rate_limited_report_does_not_poll),
+	KUNIT_CASE_SLOW(alloc_degraded_after_the_stuck_timeout),
 	KUNIT_CASE_SLOW(alloc_index_16m_nearly_full),
 	{}
 };

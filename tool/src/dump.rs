@@ -13,6 +13,8 @@ struct Walk<'a> {
     nodes: u64,
     /// Every copy of every node: (member, bucket).
     locations: Vec<(u32, u32)>,
+    /// Nodes by the number of copies their pointer names (index: copies).
+    by_copies: [u64; 5],
 }
 
 impl Walk<'_> {
@@ -45,6 +47,9 @@ impl Walk<'_> {
             ) {
                 Ok(_) => {
                     self.nodes += 1;
+                    if let Some(c) = self.by_copies.get_mut(ptrs.len()) {
+                        *c += 1;
+                    }
                     self.locations
                         .extend(ptrs.iter().map(|p| (p.member, p.bucket)));
                     self.keys.extend(keys);
@@ -67,6 +72,8 @@ pub struct Tree {
     pub keys: Vec<Key>,
     pub nodes: u64,
     pub locations: Vec<(u32, u32)>,
+    /// Nodes by the number of copies their pointer names (index: copies).
+    pub by_copies: [u64; 5],
 }
 
 /// Walks the btree of the filesystem of `devs`, as [`dump`] prints it.
@@ -90,6 +97,7 @@ pub fn walk(devs: &[Device]) -> Result<Tree, String> {
         keys: Vec::new(),
         nodes: 0,
         locations: Vec::new(),
+        by_copies: [0; 5],
     };
     w.node(&sb.root.ptrs[..sb.root.nr_ptrs as usize], sb.root.level)?;
     if w.keys.windows(2).any(|p| p[0].key >= p[1].key) {
@@ -100,6 +108,7 @@ pub fn walk(devs: &[Device]) -> Result<Tree, String> {
         keys: w.keys,
         nodes: w.nodes,
         locations: w.locations,
+        by_copies: w.by_copies,
     })
 }
 
@@ -116,6 +125,19 @@ pub fn dump(devs: &[Device], print_keys: bool, print_nodes: bool) -> Result<(), 
         w.nodes,
         sb.root.level + 1,
         sb.journal_seq
+    );
+    // Degraded nodes: fewer copies than the stored metadata_replicas (on-disk-format.md).
+    let replicas = sb
+        .options
+        .get(bucketfs_core::options::Opt::MetadataReplicas) as usize;
+    let copies: Vec<String> = (1..w.by_copies.len())
+        .filter(|&c| w.by_copies[c] > 0)
+        .map(|c| format!("{c}:{}", w.by_copies[c]))
+        .collect();
+    let degraded: u64 = w.by_copies[..replicas.min(w.by_copies.len())].iter().sum();
+    println!(
+        "copies per node: {} (metadata_replicas {replicas}, degraded nodes {degraded})",
+        copies.join(" ")
     );
     if print_nodes {
         for (m, b) in &w.locations {
