@@ -541,6 +541,79 @@ impl Btree {
         Ok((key, self.nodes.len() - 1))
     }
 
+    /// Marks for rewriting every node whose copies `moves` selects (a member's evacuation:
+    /// a copy on the member; re-replication: fewer copies than wanted), and every node above
+    /// one (its pointer to the child changes), and moves each of them to new buckets,
+    /// copy-on-write as an insert moves its path: the next commit writes them there and frees
+    /// their old buckets. `alloc(n, out)` must give `n` new node locations (called once, before
+    /// anything changes; it may park); locations left unused go back through `release`.
+    /// Returns the nodes that move (0: nothing selected, nothing allocated).
+    ///
+    /// This is the one step that moves committed nodes' copies after the mount (`node_move.rs`:
+    /// a member's evacuation).
+    pub(crate) fn rewrite_where(
+        &mut self,
+        moves: impl Fn(&[NodePtr]) -> bool,
+        alloc: impl FnOnce(u32, &mut KVec<NodeAlloc>) -> Result,
+        release: impl FnOnce(&[NodeAlloc]),
+    ) -> Result<u32> {
+        let mut marked: KVVec<bool> = KVVec::with_capacity(self.nodes.len(), GFP_KERNEL)?;
+        for n in self.nodes.iter() {
+            marked.push(moves(&n.at.ptrs[..n.at.nr_ptrs as usize]), GFP_KERNEL)?;
+        }
+        // A parent of a marked node is marked: one pass per level at most (no cycles: the
+        // loader refused shared nodes).
+        for _ in 0..=MAX_BTREE_LEVEL {
+            let mut changed = false;
+            for i in 0..self.nodes.len() {
+                if !marked[i] && self.nodes[i].children.iter().any(|c| marked[c.node]) {
+                    marked[i] = true;
+                    changed = true;
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+        let needed = (0..self.nodes.len())
+            .filter(|&i| marked[i] && !self.nodes[i].dirty)
+            .count() as u32;
+        if needed == 0 {
+            return Ok(0);
+        }
+        let mut pool = KVec::new();
+        let result = alloc(needed, &mut pool).and_then(|()| {
+            if pool.len() < needed as usize {
+                return Err(ENOSPC);
+            }
+            for i in 0..self.nodes.len() {
+                if marked[i] {
+                    self.make_dirty(i, &mut pool);
+                }
+            }
+            Ok(needed)
+        });
+        if !pool.is_empty() {
+            release(&pool);
+        }
+        result
+    }
+
+    /// Nodes whose copies `select` selects (current locations).
+    pub(crate) fn count_nodes(&self, select: impl Fn(&[NodePtr]) -> bool) -> u64 {
+        self.nodes
+            .iter()
+            .filter(|n| select(&n.at.ptrs[..n.at.nr_ptrs as usize]))
+            .count() as u64
+    }
+
+    /// Copies of nodes that `select` selects (current locations).
+    pub(crate) fn count_copies(&self, select: impl Fn(NodePtr) -> bool) -> u64 {
+        let mut n = 0;
+        self.for_each_bucket(|p| n += select(p) as u64);
+        n
+    }
+
     /// Writes every changed node to all of its copies; a node needs at least `required` good
     /// copies. Returns the root to put in the superblock.
     ///

@@ -5,6 +5,9 @@
 //! This module registers the `bucketfs` filesystem type and `/sys/fs/bucketfs/`, mounts
 //! multi-device filesystems made by the `bucketfs` tool, and shows them in sysfs.
 
+// `try_pin_init!` of `Fs` (one field per concept) expands past the default limit.
+#![recursion_limit = "256"]
+
 mod allocator;
 mod append_vec;
 mod bdev;
@@ -19,7 +22,9 @@ mod glue;
 mod heal;
 mod journal;
 mod member_add;
+mod member_remove;
 mod mount;
+mod node_move;
 mod recovery;
 mod runtime_options;
 pub mod shared;

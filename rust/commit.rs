@@ -141,7 +141,10 @@ impl Fs {
     fn persist_bucket_tables(&self) -> Result {
         let _serialised = self.table_lock.lock();
         let seq = self.state.lock().sb.seq;
-        (0..self.geometry.len()).try_for_each(|m| self.write_bucket_table(m, seq, true).map(|_| ()))
+        // A removed member's table is not written any more.
+        (0..self.geometry.len())
+            .filter(|&m| !self.members.get(m).is_some_and(|m| m.is_removed()))
+            .try_for_each(|m| self.write_bucket_table(m, seq, true).map(|_| ()))
     }
 
     /// Persists member `m`'s bucket table only (the discard worker), unless a replay has
@@ -325,8 +328,11 @@ impl Fs {
         let n = sb.nr_members as usize;
         let members = self.members.get(..n).ok_or(EINVAL)?;
         let mut targets = KVec::with_capacity(n, GFP_KERNEL)?;
+        // Not to a removed member (`sb` says which): its device keeps its last superblock.
         for (i, m) in members.iter().enumerate() {
-            targets.push((i as u32, m), GFP_KERNEL)?;
+            if !sb.members[i].is_removed() {
+                targets.push((i as u32, m), GFP_KERNEL)?;
+            }
         }
         self.write_superblock_copies(sb, &targets)
     }
@@ -415,13 +421,25 @@ impl Fs {
     }
 }
 
+impl Fs {
+    /// [`check_ptr`] against the member table in force, where a member removed while mounted
+    /// keeps its geometry: its pointers are refused too.
+    fn check_member_ptr(&self, ptr: NodePtr) -> core::result::Result<(), PtrError> {
+        check_ptr(&self.geometry, ptr)?;
+        match self.members.get(ptr.member as usize) {
+            Some(m) if m.is_removed() => Err(PtrError::Removed),
+            _ => Ok(()),
+        }
+    }
+}
+
 impl NodeIo for Fs {
     fn check_ptr(&self, ptr: NodePtr) -> core::result::Result<(), PtrError> {
-        check_ptr(&self.geometry, ptr)
+        self.check_member_ptr(ptr)
     }
 
     fn read_node(&self, ptr: NodePtr, buf: &mut IoBuf) -> Result {
-        check_ptr(&self.geometry, ptr).map_err(|_| EINVAL)?;
+        self.check_member_ptr(ptr).map_err(|_| EINVAL)?;
         let m = self.geometry.get(ptr.member as usize).ok_or(EINVAL)?;
         self.members
             .get(ptr.member as usize)
@@ -437,8 +455,8 @@ impl NodeIo for Fs {
     }
 
     fn node_target(&self, ptr: NodePtr) -> Result<(&BlockDevice, u64)> {
-        // Never a node into a metadata area or past the device.
-        check_ptr(&self.geometry, ptr).map_err(|_| EINVAL)?;
+        // Never a node into a metadata area, past the device, or on a removed member.
+        self.check_member_ptr(ptr).map_err(|_| EINVAL)?;
         let m = self.geometry.get(ptr.member as usize).ok_or(EINVAL)?;
         let dev = self.members.get(ptr.member as usize).ok_or(EINVAL)?.dev()?;
         Ok((dev, m.bucket_offset(ptr.bucket as u64)))

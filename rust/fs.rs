@@ -19,6 +19,9 @@
 //! |                      | discard worker)                                                  |
 //! | `allocator.rs`       | bucket states and allocation requests, behind methods            |
 //! | `member_add.rs`      | a member added while mounted (`device_add`)                      |
+//! | `member_remove.rs`   | a member emptied and removed while mounted (`dev-N/evacuate`,    |
+//! |                      | `dev-N/remove`)                                                  |
+//! | `node_move.rs`       | rewriting committed nodes' copies after the mount                |
 //!
 //! Imports (`use crate::…`; `shared` and the leaves `text`, `vec_ext`, `append_vec`, `glue`
 //! left out), where `a -> b` reads "a imports b":
@@ -33,6 +36,8 @@
 //! recovery         -> fs, allocator, btree, journal
 //! runtime_options  -> fs
 //! member_add       -> fs, allocator, bdev, vfs
+//! node_move        -> fs, btree, journal
+//! member_remove    -> fs, allocator (node_move's `Fs` methods)
 //! sysfs            -> fs
 //! mount            -> fs, allocator, bdev, discard, sysfs, vfs
 //! vfs              -> fs, mount
@@ -68,6 +73,10 @@ pub(crate) struct Member {
     /// Its name (`vda`), for sysfs and messages.
     name: [u8; 32],
     name_len: usize,
+    /// Removed (`member_remove.rs`): nothing is read from it, written to it or allocated on
+    /// it any more. Set once, never cleared; a device removed while mounted stays open (and
+    /// claimed) until the unmount, since readers borrow it without a reference count.
+    removed: AtomicBool,
 }
 
 impl Member {
@@ -79,6 +88,7 @@ impl Member {
             device: Some(dev),
             name,
             name_len,
+            removed: AtomicBool::new(false),
         }
     }
 
@@ -90,7 +100,30 @@ impl Member {
             device: None,
             name,
             name_len: 7,
+            removed: AtomicBool::new(false),
         }
+    }
+
+    /// A member removed before this mount (its table entry is [`MemberDesc::removed`]).
+    pub(crate) fn removed() -> Member {
+        let mut name = [0u8; 32];
+        name[..7].copy_from_slice(b"removed");
+        Member {
+            device: None,
+            name,
+            name_len: 7,
+            removed: AtomicBool::new(true),
+        }
+    }
+
+    /// Whether the member is removed (before this mount, or while mounted).
+    pub(crate) fn is_removed(&self) -> bool {
+        self.removed.load(Ordering::Acquire)
+    }
+
+    /// Marks the member removed (once its removal is in every remaining superblock).
+    pub(crate) fn mark_removed(&self) {
+        self.removed.store(true, Ordering::Release);
     }
 
     /// The open device; `ENXIO` for a missing member.
@@ -98,9 +131,9 @@ impl Member {
         self.device.as_ref().ok_or(ENXIO)
     }
 
-    /// Whether the member is missing (a degraded mount).
+    /// Whether the member is missing (a degraded mount; a removed member is not missing).
     pub(crate) fn is_missing(&self) -> bool {
-        self.device.is_none()
+        self.device.is_none() && !self.is_removed()
     }
 
     /// The device name.
@@ -186,9 +219,16 @@ pub(crate) struct Fs {
     /// Set once the bucket tables are read into the allocator: a member may be added from then
     /// on (before, `device_add` is refused with `EAGAIN`).
     pub(crate) tables_ready: AtomicBool,
-    /// Serialises member adds.
+    /// Serialises member adds and removals.
     #[pin]
     pub(crate) add_lock: Mutex<()>,
+    /// Set once recovery has finished (the journal replayed and committed, or the mount is
+    /// read-only): the btree on disk is the whole tree, and may be rewritten after the mount.
+    pub(crate) recovered: AtomicBool,
+    /// Serialises btree rewrites after the mount (`node_move.rs`: evacuation; the removal's
+    /// emptiness check).
+    #[pin]
+    pub(crate) rewrite_lock: Mutex<()>,
     /// Mutable state.
     #[pin]
     pub(crate) state: Mutex<FsState>,
@@ -263,7 +303,11 @@ impl Fs {
         let (mut total, mut empty, mut free) = (0, 0, 0);
         // One look at every device, so the three figures agree.
         self.alloc.inspect(|devices| {
-            for (m, d) in self.geometry.iter().zip(devices.iter()) {
+            let members = self.members.iter().zip(self.geometry.iter());
+            for ((_, m), d) in members
+                .zip(devices.iter())
+                .filter(|((m, _), _)| !m.is_removed())
+            {
                 let per = m.bucket_size as u64 / BLOCK_SIZE as u64;
                 let (f, nd) = (
                     d.count(BucketState::Free),

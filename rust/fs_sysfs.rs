@@ -190,7 +190,7 @@ const INTERNAL: [File<Fs>; 7] = [
 ];
 
 /// `dev-N/`, before the per-state bucket counts.
-const DEV: [File<Fs>; 14] = [
+const DEV: [File<Fs>; 17] = [
     dev_file!("device", |fs, m| fs.members[m].name()),
     dev_file!("nbuckets", |fs, m| fs.geometry[m].nbuckets),
     dev_file!("bucket_size", |fs, m| fs.geometry[m].bucket_size),
@@ -234,7 +234,49 @@ const DEV: [File<Fs>; 14] = [
         show: Some(show_dev_label),
         store: Some(store_dev_label),
     },
+    dev_file!("state", |fs, m| {
+        let member = &fs.members[m];
+        if member.is_removed() {
+            "removed"
+        } else if member.is_missing() {
+            "missing"
+        } else {
+            "member"
+        }
+    }),
+    write_only("evacuate", store_dev_evacuate),
+    write_only("remove", store_dev_remove),
 ];
+
+/// Refuses a write to `dev-N/<file>` of a removed member (`EINVAL`, naming it).
+fn refuse_removed(fs: &Fs, at: At, file: &str) -> Result {
+    if fs.members.get(at.member).is_some_and(|m| m.is_removed()) {
+        pr_err!(
+            "{}: dev-{}/{file}: member {} was removed (-22)\n",
+            UuidFmt(&fs.uuid),
+            at.member,
+            at.member
+        );
+        return Err(EINVAL);
+    }
+    Ok(())
+}
+
+/// `dev-N/evacuate`: "1" moves every btree node copy off the member (`member_remove.rs`).
+fn store_dev_evacuate(fs: &Fs, at: At, bytes: &[u8]) -> Result {
+    if !parse_dev_bool(fs, at, "evacuate", bytes)? {
+        return Err(EINVAL);
+    }
+    fs.evacuate_member(at.member)
+}
+
+/// `dev-N/remove`: "1" removes the member, which must be empty (`member_remove.rs`).
+fn store_dev_remove(fs: &Fs, at: At, bytes: &[u8]) -> Result {
+    if !parse_dev_bool(fs, at, "remove", bytes)? {
+        return Err(EINVAL);
+    }
+    fs.remove_member(at.member)
+}
 
 /// `dev-N/<state>`: the member's buckets in the state of row `at.index - DEV.len()`.
 fn show_bucket_count(fs: &Fs, at: At, out: &mut PageWriter<'_>) -> core::fmt::Result {
@@ -373,6 +415,7 @@ fn parse_dev_bool(fs: &Fs, at: At, file: &str, bytes: &[u8]) -> Result<bool> {
 /// `dev-N/discard`: discards on the member on or off, persisted in the member table.
 fn store_dev_discard(fs: &Fs, at: At, bytes: &[u8]) -> Result {
     let on = parse_dev_bool(fs, at, "discard", bytes)?;
+    refuse_removed(fs, at, "discard")?;
     fs.set_member_discard(at.member, on)
 }
 
@@ -391,6 +434,7 @@ fn store_dev_label(fs: &Fs, at: At, bytes: &[u8]) -> Result {
     if at.member >= fs.members.len() {
         return Err(EINVAL);
     }
+    refuse_removed(fs, at, "label")?;
     let text = core::str::from_utf8(bytes).unwrap_or("\u{fffd}");
     let label = Label::parse(text).map_err(|e| {
         pr_err!(
@@ -422,6 +466,7 @@ fn store_dev_label(fs: &Fs, at: At, bytes: &[u8]) -> Result {
 /// `dev-N/writable`: whether new metadata may go to the member.
 fn store_dev_writable(fs: &Fs, at: At, bytes: &[u8]) -> Result {
     let on = parse_dev_bool(fs, at, "writable", bytes)?;
+    refuse_removed(fs, at, "writable")?;
     // A member left out of a degraded mount has no device: never writable.
     if on && fs.members.get(at.member).map_or(true, |m| m.is_missing()) {
         pr_err!(

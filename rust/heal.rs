@@ -182,6 +182,9 @@ impl Fs {
     /// recovery has finished, on a read-only mount, after a failure (until an option write),
     /// or when the last look found nothing degraded against the `metadata_replicas` in force.
     pub(crate) fn heal_pass(&self) {
+        // One rewrite of the committed tree at a time (a member's evacuation, `node_move.rs`,
+        // never parks while it holds this, so the worker waits for I/O at most).
+        let _serialised = self.rewrite_lock.lock();
         let (root, journal, replicas, enabled, read_only) = {
             let st = self.state.lock();
             (

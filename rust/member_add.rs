@@ -286,8 +286,11 @@ impl Fs {
         // 3, 4. Every old member's primary, then every backup.
         let old = self.members.get(..index as usize).ok_or(EINVAL)?;
         let mut targets = KVec::with_capacity(old.len(), GFP_KERNEL)?;
+        // Not to a removed member: it keeps its last superblock.
         for (i, o) in old.iter().enumerate() {
-            targets.push((i as u32, o), GFP_KERNEL)?;
+            if !plan.sb.members[i].is_removed() {
+                targets.push((i as u32, o), GFP_KERNEL)?;
+            }
         }
         if let Err(e) = self.write_superblock_copies(&plan.sb, &targets) {
             st.sb.seq = plan.sb.seq;

@@ -175,17 +175,15 @@ impl Fs {
         }
         fs.read_bucket_tables(source)?;
         fs.recover(source, opts.flag(MountFlag::NoRecovery))?;
-        let present = fs.members.iter().filter(|m| !m.is_missing()).count();
+        fs.recovered.store(true, Ordering::Release);
+        let present = fs.members.iter().filter(|m| m.dev().is_ok()).count();
+        let live = fs.members.iter().filter(|m| !m.is_removed()).count();
         pr_info!(
             "{}: mounted {} ({} member(s){}, metadata_replicas={}){}\n",
             source,
             UuidFmt(&fs.uuid),
-            fs.nr_members(),
-            if present < fs.nr_members() {
-                ", degraded"
-            } else {
-                ""
-            },
+            live,
+            if present < live { ", degraded" } else { "" },
             fs.live().replicas,
             if read_only { " read-only" } else { "" }
         );
@@ -350,7 +348,7 @@ impl Fs {
         // A degraded mount allocates nothing on a missing member, so a replay in memory
         // cannot place more copies than there are members present.
         let present = (0..sb.nr_members)
-            .filter(|&m| !assembly.is_missing(m as usize))
+            .filter(|&m| !assembly.is_missing(m as usize) && !assembly.is_removed(m as usize))
             .count() as u32;
         let replicas = Opt::MetadataReplicas;
         if live.get(replicas) > present {
@@ -370,6 +368,7 @@ impl Fs {
         for m in 0..sb.nr_members as usize {
             let member = match devs.get_mut(assembly.device_of[m]) {
                 Some(dev) => Member::new(dev.take().ok_or(EINVAL)?),
+                None if assembly.is_removed(m) => Member::removed(),
                 None => Member::missing(),
             };
             members.push(member).map_err(|_| EINVAL)?;
@@ -378,7 +377,7 @@ impl Fs {
         // Why this mount cannot go read-write later, if it cannot.
         let rw_refused = if device_ro {
             Some("a member's block device is read-only")
-        } else if degraded && present < sb.nr_members {
+        } else if degraded && present < sb.live_members() {
             Some("a member is missing (degraded)")
         } else if norecovery {
             Some("the journal was not replayed (norecovery)")
@@ -394,6 +393,8 @@ impl Fs {
                 holder: claim_holder,
                 tables_ready: AtomicBool::new(false),
                 add_lock <- new_mutex!(()),
+                recovered: AtomicBool::new(false),
+                rewrite_lock <- new_mutex!(()),
                 state <- new_mutex!(FsState {
                     sb: persisted,
                     live,
@@ -450,7 +451,8 @@ impl Fs {
             let name = self.members[i].name();
             let Ok(member_dev) = self.members[i].dev() else {
                 // A missing member (degraded, read-only): its table is not read; its buckets
-                // are taken from the layout, or as in use, and none is ever allocated.
+                // are taken from the layout, or as in use, and none is ever allocated. A
+                // removed one has no bucket (its entry is all zero).
                 devices.push(
                     DeviceBuckets::new(m.nbuckets as u32, m.first_bucket, name, |b| {
                         if b < m.journal_start {
@@ -515,7 +517,7 @@ impl Fs {
             .members
             .iter()
             .enumerate()
-            .filter(|(_, m)| m.is_missing())
+            .filter(|(_, m)| m.dev().is_err())
         {
             self.alloc.set_writable(i, false);
         }

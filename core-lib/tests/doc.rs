@@ -156,3 +156,28 @@ fn sequence_limits_match() {
     );
     assert_eq!(seq_rows("layout: TableHeaderDisk"), "not checked");
 }
+
+#[test]
+fn member_flags_match() {
+    use bucketfs_core::superblock::{MEMBER_DISCARD, MEMBER_REMOVED};
+    let flags = table("layout: Member")
+        .into_iter()
+        .find(|r| unquote(&r[3]) == "flags")
+        .expect("no flags row");
+    for (bit, name, value) in [
+        (0, "MEMBER_DISCARD", MEMBER_DISCARD),
+        (1, "MEMBER_REMOVED", MEMBER_REMOVED),
+    ] {
+        assert_eq!(value, 1 << bit, "{name}");
+        assert!(
+            flags[4].contains(&format!("bit {bit} (`{name}`)")),
+            "{name}: {:?}",
+            flags[4]
+        );
+    }
+    // The removed entry is described as the code builds it.
+    let r = Member::removed();
+    assert_eq!(r.flags, 2);
+    assert!(DOC.contains("is 64 zero bytes but `flags` =\n`0x2`"));
+    assert!(flags[5].contains("with bit 1, exactly `0x2`"));
+}

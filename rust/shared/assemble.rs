@@ -43,8 +43,11 @@ pub enum AssembleError {
 pub struct Assembly {
     /// Device whose superblock is the newest: its copy describes the filesystem.
     pub newest: usize,
-    /// Device of each member, for members `0..nr_members`.
+    /// Device of each member, for members `0..nr_members` (`usize::MAX`: none).
     pub device_of: [usize; MAX_MEMBERS],
+    /// Removed members of the newest table (bit per member): no device gives them, and none
+    /// is needed.
+    pub removed: u32,
 }
 
 /// Assembles `probes` (one per device, in mount source order); every member must be given.
@@ -57,9 +60,15 @@ pub fn assemble(probes: &[Probe]) -> Result<Assembly, AssembleError> {
 }
 
 impl Assembly {
-    /// Whether member `m` has no device (see [`assemble_partial`]).
+    /// Whether member `m` has no device (see [`assemble_partial`]) and needs one: a removed
+    /// member is not missing.
     pub fn is_missing(&self, m: usize) -> bool {
-        self.device_of.get(m).map_or(true, |&d| d == usize::MAX)
+        self.device_of.get(m).map_or(true, |&d| d == usize::MAX) && !self.is_removed(m)
+    }
+
+    /// Whether member `m` is removed in the newest table.
+    pub fn is_removed(&self, m: usize) -> bool {
+        m < MAX_MEMBERS && self.removed & (1 << m) != 0
     }
 
     /// The first of members `0..nr_members` that has no device.
@@ -96,9 +105,16 @@ pub fn assemble_partial_of<S: Borrow<Superblock>>(
     }
     let table = sb(newest);
     let mut device_of = [usize::MAX; MAX_MEMBERS];
+    let removed = table
+        .member_table()
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| m.is_removed())
+        .fold(0u32, |mask, (i, _)| mask | 1 << i);
     for (i, p) in probes.iter().enumerate() {
         let idx = sb(i).member_index as usize;
-        let known = table.member_table().get(idx);
+        // A removed entry has no uuid, and the device that was that member is no member.
+        let known = table.member_table().get(idx).filter(|m| !m.is_removed());
         if known.map(|m| m.uuid) != Some(sb(i).this_member().uuid) {
             return Err(AssembleError::UnknownMember(i));
         }
@@ -119,5 +135,9 @@ pub fn assemble_partial_of<S: Borrow<Superblock>>(
     }) {
         return Err(AssembleError::Conflict(newest, i));
     }
-    Ok(Assembly { newest, device_of })
+    Ok(Assembly {
+        newest,
+        device_of,
+        removed,
+    })
 }

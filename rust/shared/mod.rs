@@ -14,6 +14,7 @@ pub mod free_index;
 pub mod journal_format;
 pub mod layout;
 pub mod member_add;
+pub mod member_remove;
 pub mod mount_source;
 pub mod options;
 pub mod superblock;

@@ -10,7 +10,7 @@
 use crate::shared::crc32c::block_crc;
 use crate::shared::layout::{layout, offset, Field};
 use crate::shared::options::{Opt, OptError, Options, MAX_REPLICAS, SB_OPTION_SLOTS};
-use crate::shared::target::Label;
+use crate::shared::target::{Label, Target};
 
 /// Bytes in a superblock.
 pub const SB_SIZE: usize = 4096;
@@ -34,6 +34,11 @@ pub const MIN_DATA_BUCKETS: u64 = 16;
 pub const BLOCK_SIZE: usize = 4096;
 /// Member flag: issue discards on this member.
 pub const MEMBER_DISCARD: u32 = 1;
+/// Member flag: the member was removed (`bucketfs device remove`, `dev-N/remove`). Its table
+/// entry is [`Member::removed`]: every other field zero, so the index stays taken (node
+/// pointers name members by index, and indices are never renumbered) while no device is
+/// required, read, written or allocated on, and no node pointer may name it.
+pub const MEMBER_REMOVED: u32 = 2;
 
 /// Journal size bounds (see [`Member::layout`]): at least this many bytes...
 pub const MIN_JOURNAL_BYTES: u64 = 256 << 10;
@@ -85,6 +90,8 @@ pub enum MemberField {
     FirstBucket,
     /// Unknown flag bits.
     Flags,
+    /// A removed entry ([`MEMBER_REMOVED`]) with another field or flag set.
+    Removed,
 }
 
 impl MemberField {
@@ -97,6 +104,7 @@ impl MemberField {
             MemberField::Journal => "journal",
             MemberField::FirstBucket => "first_bucket",
             MemberField::Flags => "flags",
+            MemberField::Removed => "removed member entry",
         }
     }
 }
@@ -162,8 +170,38 @@ impl Member {
         })
     }
 
-    /// Checks the member's fields against each other.
+    /// The table entry of a removed member: [`MEMBER_REMOVED`] and nothing else (no uuid: a
+    /// device that was this member is no member of the filesystem any more, and may be added
+    /// again).
+    pub const fn removed() -> Member {
+        Member {
+            uuid: [0; 16],
+            nbuckets: 0,
+            bucket_size: 0,
+            table_start: 0,
+            table_buckets: 0,
+            journal_start: 0,
+            journal_buckets: 0,
+            first_bucket: 0,
+            flags: MEMBER_REMOVED,
+        }
+    }
+
+    /// Whether this entry is a removed member's ([`MEMBER_REMOVED`]).
+    pub fn is_removed(&self) -> bool {
+        self.flags & MEMBER_REMOVED != 0
+    }
+
+    /// Checks the member's fields against each other. A removed entry must be exactly
+    /// [`Member::removed`].
     pub fn validate(&self) -> Result<(), MemberField> {
+        if self.is_removed() {
+            return if *self == Member::removed() {
+                Ok(())
+            } else {
+                Err(MemberField::Removed)
+            };
+        }
         let bs = self.bucket_size;
         if !bs.is_power_of_two() || !(MIN_BUCKET_SIZE..=MAX_BUCKET_SIZE).contains(&bs) {
             return Err(MemberField::BucketSize);
@@ -256,6 +294,8 @@ pub enum PtrError {
     Metadata,
     /// The bucket lies beyond the member's last bucket.
     Beyond,
+    /// The member was removed ([`MEMBER_REMOVED`]).
+    Removed,
 }
 
 impl PtrError {
@@ -265,15 +305,19 @@ impl PtrError {
             PtrError::Member => "no such member",
             PtrError::Metadata => "in the metadata area",
             PtrError::Beyond => "beyond the end of the member",
+            PtrError::Removed => "on a removed member",
         }
     }
 }
 
 /// Checks that `p` points into the allocatable buckets (`first_bucket..nbuckets`) of one of
-/// `members`: every node pointer read from disk goes through this before it is used.
+/// `members`, not a removed one: every node pointer read from disk goes through this before it
+/// is used.
 pub fn check_ptr(members: &[Member], p: NodePtr) -> Result<(), PtrError> {
     let m = members.get(p.member as usize).ok_or(PtrError::Member)?;
-    if p.bucket < m.first_bucket {
+    if m.is_removed() {
+        Err(PtrError::Removed)
+    } else if p.bucket < m.first_bucket {
         Err(PtrError::Metadata)
     } else if p.bucket as u64 >= m.nbuckets {
         Err(PtrError::Beyond)
@@ -464,6 +508,14 @@ impl Superblock {
         &self.members[..self.nr_members as usize]
     }
 
+    /// Members of the table that are not removed: the devices the filesystem has.
+    pub fn live_members(&self) -> u32 {
+        self.member_table()
+            .iter()
+            .filter(|m| !m.is_removed())
+            .count() as u32
+    }
+
     /// The labels of the used part of the member table.
     pub fn member_labels(&self) -> &[Label] {
         &self.labels[..(self.nr_members as usize).min(MAX_MEMBERS)]
@@ -477,11 +529,21 @@ impl Superblock {
         if self.nr_members == 0 || self.nr_members as usize > MAX_MEMBERS {
             return Err(SbError::NrMembers(self.nr_members));
         }
-        if self.member_index >= self.nr_members {
+        // A copy is written only to a member that is not removed (so at least one is not).
+        if self.member_index >= self.nr_members
+            || self.members[self.member_index as usize].is_removed()
+        {
             return Err(SbError::MemberIndex(self.member_index));
         }
         for (i, m) in self.member_table().iter().enumerate() {
             m.validate().map_err(|f| SbError::Member(i as u32, f))?;
+            if m.is_removed() {
+                // No label: nothing may place copies on it.
+                if !self.labels[i].is_none() {
+                    return Err(SbError::Label(i as u32));
+                }
+                continue;
+            }
             if self.members[..i].iter().any(|o| o.uuid == m.uuid) {
                 return Err(SbError::DuplicateMember(i as u32));
             }
@@ -492,9 +554,19 @@ impl Superblock {
         if self
             .member_table()
             .iter()
-            .any(|m| self.journal_offset >= m.journal_blocks())
+            .any(|m| !m.is_removed() && self.journal_offset >= m.journal_blocks())
         {
             return Err(SbError::JournalOffset(self.journal_offset));
+        }
+        // Copies go to members that are there: no more replicas than those, and no `dev-N`
+        // target naming a removed one.
+        if self.options.get(Opt::MetadataReplicas) > self.live_members() {
+            return Err(SbError::Option(Opt::MetadataReplicas));
+        }
+        if let Target::Member(m) = self.options.target() {
+            if self.members.get(m as usize).is_some_and(|m| m.is_removed()) {
+                return Err(SbError::Option(Opt::MetadataTarget));
+            }
         }
         if let Err(e) = self.options.validate(self.nr_members) {
             let opt = match e {

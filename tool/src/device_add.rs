@@ -89,6 +89,10 @@ pub fn add(devs: &[Device], new: &Device, bucket_size: Option<u32>) -> Result<St
     let mut buf = vec![0u8; SB_SIZE];
     for off in SB_OFFSETS {
         for (m, &d) in device_of.iter().enumerate() {
+            // A removed member has no device (and gets nothing).
+            if next.members[m].is_removed() {
+                continue;
+            }
             let mut copy = *next;
             copy.member_index = m as u32;
             copy.encode(&mut buf);

@@ -65,7 +65,19 @@ impl Walk<'_> {
     }
 }
 
-pub fn dump(devs: &[Device], print_keys: bool, print_nodes: bool) -> Result<(), String> {
+/// The tree of the filesystem of `devs` (the newest superblock among them): its keys in order,
+/// how many nodes, and every copy of every node as (member, bucket).
+pub struct Tree {
+    pub sb: Superblock,
+    pub keys: Vec<Key>,
+    pub nodes: u64,
+    pub locations: Vec<(u32, u32)>,
+    /// Nodes by the number of copies their pointer names (index: copies).
+    pub by_copies: [u64; 5],
+}
+
+/// Walks the btree of the filesystem of `devs`, as [`dump`] prints it.
+pub fn walk(devs: &[Device]) -> Result<Tree, String> {
     let mut sbs = Vec::new();
     for d in devs {
         sbs.push(read_super(d)?.0);
@@ -91,6 +103,18 @@ pub fn dump(devs: &[Device], print_keys: bool, print_nodes: bool) -> Result<(), 
     if w.keys.windows(2).any(|p| p[0].key >= p[1].key) {
         return Err("keys are not in order across leaves".into());
     }
+    Ok(Tree {
+        sb,
+        keys: w.keys,
+        nodes: w.nodes,
+        locations: w.locations,
+        by_copies: w.by_copies,
+    })
+}
+
+pub fn dump(devs: &[Device], print_keys: bool, print_nodes: bool) -> Result<(), String> {
+    let w = walk(devs)?;
+    let sb = w.sb;
     let digest = w
         .keys
         .iter()

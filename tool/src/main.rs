@@ -5,6 +5,7 @@ mod corrupt;
 mod damage;
 mod device;
 mod device_add;
+mod device_remove;
 mod dump;
 mod fields;
 mod format;
@@ -125,6 +126,27 @@ fn cli() -> Command {
                                 .num_args(1..)
                                 .value_parser(clap::value_parser!(PathBuf)),
                         ),
+                )
+                .subcommand(
+                    Command::new("remove")
+                        .about(
+                            "Remove member N, which must hold no btree node copy (evacuate it \
+                             while mounted: dev-N/evacuate), from the filesystem whose members \
+                             are DEV... (every other member; N's device may be left out)",
+                        )
+                        .arg(
+                            Arg::new("member")
+                                .long("member")
+                                .required(true)
+                                .value_name("N")
+                                .value_parser(clap::value_parser!(u32)),
+                        )
+                        .arg(
+                            Arg::new("devices")
+                                .required(true)
+                                .num_args(1..)
+                                .value_parser(clap::value_parser!(PathBuf)),
+                        ),
                 ),
         )
         .subcommand(
@@ -238,6 +260,27 @@ fn cli() -> Command {
                     Command::new("replay")
                         .arg(Arg::new("label").long("label").default_value(""))
                         .arg(Arg::new("spec").required(true))
+                        .arg(
+                            Arg::new("devices")
+                                .required(true)
+                                .num_args(1..)
+                                .value_parser(clap::value_parser!(PathBuf)),
+                        ),
+                )
+                .subcommand(
+                    Command::new("remove")
+                        .about(
+                            "Remove member N, which must hold no btree node copy (evacuate it \
+                             while mounted: dev-N/evacuate), from the filesystem whose members \
+                             are DEV... (every other member; N's device may be left out)",
+                        )
+                        .arg(
+                            Arg::new("member")
+                                .long("member")
+                                .required(true)
+                                .value_name("N")
+                                .value_parser(clap::value_parser!(u32)),
+                        )
                         .arg(
                             Arg::new("devices")
                                 .required(true)
@@ -414,6 +457,12 @@ fn run(m: &ArgMatches) -> Result<(), String> {
                 let devs = open_all(m, true)?;
                 let new = Device::open(new, true)?;
                 println!("{}", device_add::add(&devs, &new, bucket_size)?);
+                Ok(())
+            }
+            Some(("remove", m)) => {
+                let devs = open_all(m, true)?;
+                let member = *m.get_one::<u32>("member").unwrap();
+                println!("{}", device_remove::remove(&devs, member)?);
                 Ok(())
             }
             _ => unreachable!("clap requires a subcommand"),

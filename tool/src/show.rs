@@ -52,6 +52,9 @@ pub fn show(dev: &Device, as_json: bool) -> Result<(), String> {
         .iter()
         .enumerate()
         .map(|(i, m)| {
+            if m.is_removed() {
+                return json!({"index": i, "removed": true});
+            }
             json!({
                 "index": i, "uuid": UuidFmt(&m.uuid).to_string(), "nbuckets": m.nbuckets,
                 "bucket_size": m.bucket_size, "table_start": m.table_start,
@@ -96,6 +99,10 @@ pub fn show(dev: &Device, as_json: bool) -> Result<(), String> {
     }
     println!("  members:");
     for (i, m) in sb.member_table().iter().enumerate() {
+        if m.is_removed() {
+            println!("    member {i}: removed");
+            continue;
+        }
         println!(
             "    {i}: {} {} buckets x {} B; table {}+{}, journal {}+{}, first bucket {}, discard \
              {}, label '{}'",
