@@ -117,6 +117,15 @@ dmesg | grep -E "device_add|replayed|mounted" | tail -n 3 | sed 's/^/    /'
 say "dev-2 ($(cat $(fs_dir)/dev-2/device)): $(cat $(fs_dir)/dev-2/btree) btree bucket(s)"
 devs=/dev/vda:/dev/vdb:/dev/vdc
 verify
+step "then the temporary member goes: discards drain the starved dev-0, dev-2 is evacuated and removed"
+mount -t bucketfs -o discard=1 $devs /mnt || bad "mount failed"
+d=$(fs_dir)
+wait_for 60 sh -c "test \$(cat $d/dev-0/need_discard) = 0" || bad "dev-0 did not drain"
+say "dev-0: $(cat $d/dev-0/free) free buckets now"
+echo 1 >$d/dev-2/evacuate && say "evacuated: $(dmesg | grep -o 'dev-2 (vdc) evacuated.*' | tail -n 1)" || bad "evacuate refused"
+echo 1 >$d/dev-2/remove && say "$(dmesg | grep -o 'removed member 2 .*' | tail -n 1); dev-2/state: $(cat $d/dev-2/state)" || bad "remove refused"
+devs=/dev/vda:/dev/vdb
+verify
 
 build $seed
 devs=/dev/vda:/dev/vdb
