@@ -451,6 +451,18 @@ impl LiveInputs {
     // 49..57, `degrade` in bit 57. The option table's ranges (`metadata_replicas` and
     // `metadata_replicas_required` <= 4, `allocator_stuck_timeout` <= 3600) make every field
     // fit; a value that did not would be saturated, never wrapped into another field.
+    /// A request for `nodes` nodes at `watermark` with these inputs.
+    #[inline]
+    pub(crate) fn request(&self, nodes: u32, watermark: Watermark) -> RequestInputs {
+        RequestInputs {
+            nodes,
+            replicas: self.replicas,
+            watermark,
+            target: self.target,
+            fallback: self.fallback,
+        }
+    }
+
     fn pack(self) -> u64 {
         (self.replicas.min(0xff) as u64)
             | (self.stuck_timeout_s.min(0xff_ffff) as u64) << 8
@@ -758,13 +770,7 @@ impl Allocator {
     ) -> Result {
         // The fast path: served at once, no closure to set up and no clock read.
         let live = inputs();
-        let req = RequestInputs {
-            nodes,
-            replicas: live.replicas,
-            watermark,
-            target: live.target,
-            fallback: live.fallback,
-        };
+        let req = live.request(nodes, watermark);
         let degrade = may_degrade(
             live.degrade,
             live.stuck_timeout_s,
@@ -840,13 +846,7 @@ impl Allocator {
             let mut parked = cl.as_mut().park();
             loop {
                 let live = inputs();
-                let req = RequestInputs {
-                    nodes,
-                    replicas: live.replicas,
-                    watermark,
-                    target: live.target,
-                    fallback: live.fallback,
-                };
+                let req = live.request(nodes, watermark);
                 // Parked past the stuck timeout with `metadata_degraded_writes` on: fewer
                 // copies (at least `metadata_replicas_required`) will do.
                 let parked_ms = ktime_ms_delta(Ktime::ktime_get(), start);
@@ -991,13 +991,7 @@ impl Allocator {
         live: &LiveInputs,
         out: &mut KVec<NodeAlloc>,
     ) -> Result<bool> {
-        let req = RequestInputs {
-            nodes,
-            replicas: live.replicas,
-            watermark,
-            target: live.target,
-            fallback: live.fallback,
-        };
+        let req = live.request(nodes, watermark);
         Ok(self.try_alloc(&req, out, None, None)?.is_none())
     }
 

@@ -266,27 +266,6 @@ fn cli() -> Command {
                                 .num_args(1..)
                                 .value_parser(clap::value_parser!(PathBuf)),
                         ),
-                )
-                .subcommand(
-                    Command::new("remove")
-                        .about(
-                            "Remove member N, which must hold no btree node copy (evacuate it \
-                             while mounted: dev-N/evacuate), from the filesystem whose members \
-                             are DEV... (every other member; N's device may be left out)",
-                        )
-                        .arg(
-                            Arg::new("member")
-                                .long("member")
-                                .required(true)
-                                .value_name("N")
-                                .value_parser(clap::value_parser!(u32)),
-                        )
-                        .arg(
-                            Arg::new("devices")
-                                .required(true)
-                                .num_args(1..)
-                                .value_parser(clap::value_parser!(PathBuf)),
-                        ),
                 ),
         )
         .subcommand(
