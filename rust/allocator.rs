@@ -403,6 +403,8 @@ struct AllocState {
     /// `devices`, which mounting replaces once the bucket tables are read, so a write made
     /// before that is not lost: [`Allocator::install_devices`] applies it to the new devices.
     not_writable: u32,
+    /// Members removed while mounted (bit per member): never writable again.
+    retired: u32,
     /// Where every attempt snapshots the devices (rewritten for the installed devices at each
     /// attempt; kept here so an attempt does not build a `MAX_MEMBERS` array).
     snaps: [DeviceSnapshot; MAX_MEMBERS],
@@ -577,6 +579,7 @@ impl Allocator {
                 last_report: None,
                 starved: 0,
                 not_writable: 0,
+                retired: 0,
                 snaps: [DeviceSnapshot::default(); MAX_MEMBERS],
                 last_degraded_report: None,
                 degraded_unreported: 0,
@@ -675,15 +678,27 @@ impl Allocator {
         self.wake_after_state_change();
     }
 
+    /// Takes member `m` out of allocation for good (it was removed while mounted).
+    pub(crate) fn retire(&self, m: usize) {
+        if m < MAX_MEMBERS {
+            self.state.lock().retired |= 1 << m;
+        }
+        self.set_writable(m, false);
+    }
+
     /// Lets member `m` take allocations, or not (a device state change): parked requests
     /// are woken to decide again with the new device set. Recorded per member, so it also
-    /// holds for devices installed later ([`Allocator::install_devices`]).
+    /// holds for devices installed later ([`Allocator::install_devices`]). A retired member
+    /// stays out.
     pub(crate) fn set_writable(&self, m: usize, writable: bool) {
         if m >= MAX_MEMBERS {
             return;
         }
         {
             let mut st = self.state.lock();
+            // A removed member stays out, whatever a `dev-N/writable` write racing the removal
+            // asks (decided under this lock, as the removal's `retire` is).
+            let writable = writable && st.retired & (1 << m) == 0;
             if writable {
                 st.not_writable &= !(1 << m);
             } else {

@@ -153,6 +153,10 @@ impl Fs {
     /// a crash would let the next mount discard it before replaying that entry. Returns
     /// whether it wrote; when it did not, the commit writes the table.
     pub(crate) fn persist_bucket_table(&self, m: usize) -> Result<bool> {
+        // Nothing is written to a removed member (its device stays open until the unmount).
+        if self.members.get(m).map_or(true, |mm| mm.is_removed()) {
+            return Ok(true);
+        }
         let _serialised = self.table_lock.lock();
         let seq = self.state.lock().sb.seq;
         self.write_bucket_table(m, seq, false)

@@ -349,6 +349,10 @@ unsafe impl DiscardHost for Fs {
 
     fn member(&self, m: usize) -> Option<(&MemberDesc, &BlockDevice, &str)> {
         let member = self.members.get(m)?;
+        // A removed member is not discarded (nothing is written to it).
+        if member.is_removed() {
+            return None;
+        }
         Some((self.geometry.get(m)?, member.dev().ok()?, member.name()))
     }
 

@@ -12,7 +12,8 @@
 //! At the end of recovery the committed tree's degraded nodes are listed
 //! (`internal/degraded_nodes`) and, with the option off, reported once. The re-replication
 //! pass runs on the background worker of `discard.rs` (the module's workqueue), after each of
-//! its drains: it is kicked by every commit and option write, by `dev-N/writable` and
+//! its drains: it is kicked by every commit and option write, by `dev-N/writable`,
+//! `dev-N/label` and `device_add`, and
 //! whenever buckets are freed, so it tries again exactly when buckets may have become
 //! available; the filesystem stops it (and waits for it) before it goes, on every path, and a
 //! read-only mount pauses it. A pass loads the committed tree from disk, moves every degraded
@@ -108,7 +109,7 @@ impl Heal {
     }
 
     /// Takes the figures of `btree` against `replicas`; returns the degraded nodes.
-    fn record(&self, btree: &Btree, replicas: u32) -> u64 {
+    pub(crate) fn record(&self, btree: &Btree, replicas: u32) -> u64 {
         let mut st = self.state.lock();
         let st = &mut *st;
         st.listed.clear();
@@ -277,6 +278,18 @@ impl Fs {
             .fetch_add(moved as u64, Ordering::Relaxed);
         self.progress.set_stats(&btree.stats());
         let left = self.heal.record(&btree, replicas);
+        if left >= total {
+            // Nothing got better (a member takes new buckets but its copy writes fail, and
+            // the commit drops them): another pass now would do the same again, with a
+            // commit each time.
+            pr_err!(
+                "{uuid}: re-replication made no progress ({left} of {total} node(s) still \
+                 degraded after a commit: copy writes failing?); not tried again until an \
+                 option write\n"
+            );
+            self.heal.set_status(Status::Failed);
+            return;
+        }
         self.heal.set_status(Status::Idle);
         pr_info!(
             "{uuid}: re-replicated {total} degraded btree node(s) to metadata_replicas={replicas} \

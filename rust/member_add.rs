@@ -124,7 +124,7 @@ impl Fs {
                 self,
                 path,
                 ENOSPC,
-                "the filesystem has {MAX_MEMBERS} members already"
+                "the member table has {MAX_MEMBERS} entries already (removed members keep theirs)"
             ));
         }
         let cpath = CString::try_from_fmt(fmt!("{path}"))?;
@@ -195,7 +195,7 @@ impl Fs {
                 member.name()
             ));
         }
-        let bucket_size = st.sb.members[0].bucket_size;
+        let bucket_size = st.sb.default_bucket_size();
         let mut plan = empty_plan()?;
         loop {
             match plan_add_into(
@@ -333,6 +333,8 @@ impl Fs {
             .add_device(index as usize, buckets)
             .map_err(|e| add_err!(self, path, e, "the allocator did not take the device"))?;
         drop(st);
+        // Room for degraded nodes' missing copies: the re-replication pass looks again.
+        self.kick_discards();
         pr_info!(
             "{}: added {} ({}) as member {index}: {} buckets of {} bytes, {} allocatable\n",
             UuidFmt(&self.uuid),

@@ -208,7 +208,7 @@ impl Fs {
         // Between the write and this mark, nothing writes the member's table or superblock:
         // the discard worker and superblock writes follow the table in force, which says
         // removed already.
-        self.alloc.set_writable(m, false);
+        self.alloc.retire(m);
         if let Some(member) = self.members.get(m) {
             member.mark_removed();
         }

@@ -23,6 +23,7 @@ use crate::btree::Btree;
 use crate::fs::Fs;
 use crate::journal::JournalPos;
 use crate::shared::alloc_policy::Watermark;
+use crate::shared::options::Opt;
 use crate::shared::superblock::NodePtr;
 use core::sync::atomic::Ordering;
 use kernel::prelude::*;
@@ -73,6 +74,11 @@ impl Fs {
             // The journal position stays: nothing was replayed.
             self.commit(&mut btree, at, &[])?;
             self.progress.set_stats(&btree.stats());
+            // A copy write the commit dropped leaves a node degraded: recorded, so
+            // `internal/degraded_nodes` lists it and the re-replication pass (kicked by the
+            // commit) takes it.
+            self.heal
+                .record(&btree, self.state.lock().live.get(Opt::MetadataReplicas));
         }
         Ok(Rewritten {
             nodes,

@@ -30,7 +30,8 @@ impl Fs {
         changes: &MountOptions,
     ) -> Result<(), (Error, Option<(Opt, OptError)>)> {
         let mut st = self.state.lock();
-        let members = st.sb.nr_members;
+        // Removed members hold no copies: the rules count the members the filesystem has.
+        let members = st.sb.live_members();
         let mut live = st.live;
         live.set_all(changes, members)
             .map_err(|e| (EINVAL, Some(e)))?;
@@ -117,6 +118,8 @@ impl Fs {
             Ok(())
         })?;
         self.alloc.wake_all();
+        // The target's members may have changed: the re-replication pass looks again.
+        self.kick_discards();
         Ok(())
     }
 }
@@ -127,8 +130,13 @@ impl Fs {
     /// read-write again. Nothing else is pending: every change is written when it is made (the
     /// commit at mount, option writes at once). Cannot fail.
     pub(crate) fn set_read_only(&self) {
-        // The worker first: a re-replication commit in flight finishes before writes stop.
+        // The worker first: a re-replication commit in flight finishes before writes stop
+        // (the worker takes `rewrite_lock`, so it is paused before that lock is taken here).
         self.discard.pause();
+        // Then an evacuation or removal in flight (they hold `rewrite_lock` across their
+        // commit and superblock writes, and never wait for the worker): it finishes first,
+        // and the next one sees the mount read-only.
+        let _rewrites = self.rewrite_lock.lock();
         self.state.lock().read_only = true;
     }
 

@@ -64,7 +64,10 @@ impl AddError {
     /// What is wrong, for messages.
     pub fn describe(&self, out: &mut dyn core::fmt::Write) -> core::fmt::Result {
         match self {
-            AddError::Full => write!(out, "the filesystem has {MAX_MEMBERS} members already"),
+            AddError::Full => write!(
+                out,
+                "the member table has {MAX_MEMBERS} entries already (removed members keep theirs)"
+            ),
             AddError::Layout(MemberField::BucketSize) => write!(out, "bad bucket size"),
             AddError::Layout(_) => write!(
                 out,

@@ -508,6 +508,15 @@ impl Superblock {
         &self.members[..self.nr_members as usize]
     }
 
+    /// The bucket size of the first member not removed (a new member's default: the
+    /// decoder accepts no superblock whose members are all removed).
+    pub fn default_bucket_size(&self) -> u32 {
+        self.member_table()
+            .iter()
+            .find(|m| !m.is_removed())
+            .map_or(0, |m| m.bucket_size)
+    }
+
     /// Members of the table that are not removed: the devices the filesystem has.
     pub fn live_members(&self) -> u32 {
         self.member_table()

@@ -156,7 +156,7 @@ dd if=/dev/zero of=/tmp/da-loop16 bs=1M count=1 2>/dev/null
 l=$(losetup -f) && losetup $l /tmp/da-loop16
 loops="$loops $l"
 expect_fail full_refused_enospc "No space left" sysfs_write $d/device_add $l
-t full_refused_logged dmesg_has "device_add $l: the filesystem has 16 members already \(-28\)"
+t full_refused_logged dmesg_has "device_add $l: the member table has 16 entries already \(removed members keep theirs\) \(-28\)"
 t full_still_mounted test "$(btree_figures)" = "$expect"
 umount /mnt
 t full_no_sysfs_left test -z "$(fs_dir)"

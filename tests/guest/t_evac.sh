@@ -106,5 +106,19 @@ t off_mount_two mount -t bucketfs /dev/vda:/dev/vdb /mnt
 t off_keys_two test "$(btree_figures)" = "$expect"
 t off_dev3_removed test "$(cat $(fs_dir)/dev-3/state)" = removed
 umount /mnt
+
+# An unreplayed journal: replay would refuse its entries' bucket updates on a removed member,
+# so the offline remove is refused until a read-write mount has replayed the journal.
+bucketfs scenario $spec /dev/vda /dev/vdb >/dev/null
+t off_add_pending bucketfs device add --new /dev/vdc /dev/vda /dev/vdb
+expect_fail off_refuse_pending_journal "not replayed yet" bucketfs device remove --member 2 /dev/vda /dev/vdb /dev/vdc
+t off_pending_mount timeout -s KILL 60 mount -t bucketfs /dev/vda:/dev/vdb:/dev/vdc /mnt
+t off_pending_every_key test "$(btree_figures)" = "$expect"
+umount /mnt
+if out=$(bucketfs device remove --member 2 /dev/vda /dev/vdb /dev/vdc 2>&1); then
+	pass off_pending_replayed_then_removable
+else
+	t off_pending_replayed_then_refused_for_copies_only sh -c "echo '$out' | grep -q 'evacuate it first'"
+fi
 rm -f /tmp/ev-*
 t evac_rmmod rmmod bucketfs

@@ -64,7 +64,7 @@ pub fn add(devs: &[Device], new: &Device, bucket_size: Option<u32>) -> Result<St
             ));
         }
     }
-    let bucket_size = bucket_size.unwrap_or(sb.members[0].bucket_size);
+    let bucket_size = bucket_size.unwrap_or(sb.default_bucket_size());
     let plan = loop {
         match plan_add(&sb, new.size, bucket_size, *uuid::Uuid::new_v4().as_bytes()) {
             Err(AddError::DuplicateUuid) => continue,

@@ -11,8 +11,9 @@ use crate::device::Device;
 use crate::dump::walk;
 use crate::show::read_super;
 use bucketfs_core::assemble::{assemble_partial, Probe};
+use bucketfs_core::journal_format::decode_header;
 use bucketfs_core::member_remove::plan_remove;
-use bucketfs_core::superblock::{UuidFmt, SB_OFFSETS, SB_SIZE};
+use bucketfs_core::superblock::{Superblock, UuidFmt, BLOCK_SIZE, SB_OFFSETS, SB_SIZE};
 
 /// Removes member `member` from the filesystem of `devs` (every member but it; its own device
 /// may be given, and is not written).
@@ -33,6 +34,21 @@ pub fn remove(devs: &[Device], member: u32) -> Result<String, String> {
         return Err(format!(
             "member {m} is missing: give every member but {member}"
         ));
+    }
+    // Replay refuses a journal entry that changes a removed member's bucket: an unreplayed
+    // journal (a filesystem not mounted read-write since it was written) must be replayed
+    // by a mount first. Every member holds a whole copy of the journal: any copy with the
+    // next entry at the journal position is enough to refuse.
+    for (m, d) in a.device_of[..sb.nr_members as usize].iter().enumerate() {
+        let (Some(dev), false) = (devs.get(*d), sb.members[m].is_removed()) else {
+            continue;
+        };
+        if let Some(seq) = pending_entry(dev, &sb, m)? {
+            return Err(format!(
+                "the journal holds entries not replayed yet (seq {seq} on member {m}): mount \
+                 the filesystem read-write once to replay them, then remove member {member}"
+            ));
+        }
     }
     let tree = walk(devs)?;
     if tree.sb.seq != sb.seq {
@@ -69,4 +85,20 @@ pub fn remove(devs: &[Device], member: u32) -> Result<String, String> {
         next.live_members(),
         next.seq
     ))
+}
+
+/// The sequence number of the entry at member `m`'s journal position, if a valid entry header
+/// of this filesystem with the next sequence number (`journal_seq`) is there.
+fn pending_entry(dev: &Device, sb: &Superblock, m: usize) -> Result<Option<u64>, String> {
+    let geo = &sb.members[m];
+    if sb.journal_offset >= geo.journal_blocks() {
+        return Ok(None);
+    }
+    let at = geo.bucket_offset(geo.journal_start as u64) + sb.journal_offset * BLOCK_SIZE as u64;
+    let mut block = vec![0u8; BLOCK_SIZE];
+    dev.read_at(at, &mut block)?;
+    Ok(decode_header(&sb.uuid, &block)
+        .ok()
+        .filter(|h| h.seq == sb.journal_seq)
+        .map(|h| h.seq))
 }

@@ -115,11 +115,9 @@ fn cli() -> Command {
                                 .value_name("NEWDEV")
                                 .value_parser(clap::value_parser!(PathBuf)),
                         )
-                        .arg(
-                            Arg::new("bucket-size")
-                                .long("bucket-size")
-                                .help("bucket size of the new member (default: member 0's)"),
-                        )
+                        .arg(Arg::new("bucket-size").long("bucket-size").help(
+                            "bucket size of the new member (default: the first member not removed)",
+                        ))
                         .arg(
                             Arg::new("devices")
                                 .required(true)

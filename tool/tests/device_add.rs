@@ -141,5 +141,5 @@ fn sixteen_members_is_the_limit() {
     assert!(ok, "{text}");
     devs.push(d.image("m16", 2 * MIB));
     let (ok, text) = add(&devs[16], &devs[..16]);
-    assert!(!ok && text.contains("16 members already"), "{text}");
+    assert!(!ok && text.contains("16 entries already"), "{text}");
 }
