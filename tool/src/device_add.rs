@@ -4,8 +4,9 @@
 //! module's `device_add` sysfs file; the write order and why a crash at any point leaves the
 //! member added or not added is in `rust/shared/member_add.rs`.
 
+use crate::crash_point::{copy_name, CrashPoint};
 use crate::device::Device;
-use crate::format::{end_journal_at, write_superblocks, write_table};
+use crate::format::{end_journal_at, write_table};
 use crate::show::read_super;
 use bucketfs_core::assemble::{assemble, AssembleError, Probe};
 use bucketfs_core::member_add::{claims_member, new_member_state, plan_add, AddError};
@@ -78,16 +79,29 @@ pub fn add(devs: &[Device], new: &Device, bucket_size: Option<u32>) -> Result<St
     };
     let next = &plan.sb;
     let index = plan.index;
+    let mut crash = CrashPoint::from_env()?;
+    let all: Vec<&Device> = devs.iter().chain([new]).collect();
     // 1. The new member's table and an empty journal at the journal position, durable.
+    crash.before("the new member's journal block", &all)?;
     end_journal_at(new, next, index, next.journal_offset)?;
+    crash.before("the new member's bucket table", &all)?;
     write_table(new, next, index, |b| new_member_state(&plan.member, b))?;
     new.sync()?;
     // 2. Its superblocks: from here a mount given it finds it added.
-    write_superblocks(new, next, index)?;
+    let mut buf = vec![0u8; SB_SIZE];
+    let mut copy = *next;
+    copy.member_index = index;
+    copy.encode(&mut buf);
+    for (i, off) in SB_OFFSETS.into_iter().enumerate() {
+        crash.before(
+            &format!("the new member's {} superblock", copy_name(i)),
+            &all,
+        )?;
+        new.write_at(off, &buf)?;
+    }
     new.sync()?;
     // 3, 4. Every old member's primary, then every backup, each durable before the next.
-    let mut buf = vec![0u8; SB_SIZE];
-    for off in SB_OFFSETS {
+    for (i, off) in SB_OFFSETS.into_iter().enumerate() {
         for (m, &d) in device_of.iter().enumerate() {
             // A removed member has no device (and gets nothing).
             if next.members[m].is_removed() {
@@ -96,10 +110,12 @@ pub fn add(devs: &[Device], new: &Device, bucket_size: Option<u32>) -> Result<St
             let mut copy = *next;
             copy.member_index = m as u32;
             copy.encode(&mut buf);
+            crash.before(&format!("member {m}'s {} superblock", copy_name(i)), &all)?;
             devs[d].write_at(off, &buf)?;
             devs[d].sync()?;
         }
     }
+    crash.finish();
     Ok(format!(
         "added {} as member {index} of {} ({} members, superblock seq {})",
         new.path.display(),

@@ -7,6 +7,7 @@
 //! its btree node copies) needs the allocator and the commit: it is done while mounted
 //! (`dev-N/evacuate`); this tool refuses a member that still holds a copy.
 
+use crate::crash_point::{copy_name, CrashPoint};
 use crate::device::Device;
 use crate::dump::walk;
 use crate::show::read_super;
@@ -62,8 +63,10 @@ pub fn remove(devs: &[Device], member: u32) -> Result<String, String> {
     })?;
     // Every remaining member's primary, then every backup, each durable before the next;
     // nothing to the removed member.
+    let mut crash = CrashPoint::from_env()?;
+    let all: Vec<&Device> = devs.iter().collect();
     let mut buf = vec![0u8; SB_SIZE];
-    for off in SB_OFFSETS {
+    for (i, off) in SB_OFFSETS.into_iter().enumerate() {
         for (m, d) in a.device_of[..sb.nr_members as usize].iter().enumerate() {
             if m as u32 == member || next.members[m].is_removed() {
                 continue;
@@ -74,11 +77,13 @@ pub fn remove(devs: &[Device], member: u32) -> Result<String, String> {
             let mut copy = next;
             copy.member_index = m as u32;
             copy.encode(&mut buf);
+            crash.before(&format!("member {m}'s {} superblock", copy_name(i)), &all)?;
             dev.write_at(off, &buf)
                 .map_err(|e| format!("{e} (writing {})", path(*d)))?;
             dev.sync()?;
         }
     }
+    crash.finish();
     Ok(format!(
         "removed member {member} of {} ({} member(s) left, superblock seq {})",
         UuidFmt(&sb.uuid),

@@ -2,6 +2,7 @@
 
 mod bench;
 mod corrupt;
+mod crash_point;
 mod damage;
 mod device;
 mod device_add;
