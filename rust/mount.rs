@@ -44,6 +44,9 @@ pub(crate) struct Mounted {
     _claim: KBox<u8>,
     /// The uuid, claimed until everything above is gone (its sysfs directory included).
     _uuid: UuidClaim,
+    /// Members whose superblock was older than the one assembled from (`Assembly::behind`),
+    /// and that one's `seq`: a read-write mount writes the superblock again once recovered.
+    behind: (u32, u64),
 }
 
 impl Drop for Mounted {
@@ -175,6 +178,9 @@ impl Fs {
         }
         fs.read_bucket_tables(source)?;
         fs.recover(source, opts.flag(MountFlag::NoRecovery))?;
+        if !read_only {
+            fs.settle_superblocks(source, mounted.behind)?;
+        }
         fs.recovered.store(true, Ordering::Release);
         let present = fs.members.iter().filter(|m| m.dev().is_ok()).count();
         let live = fs.members.iter().filter(|m| !m.is_removed()).count();
@@ -188,6 +194,41 @@ impl Fs {
             if read_only { " read-only" } else { "" }
         );
         Ok(mounted)
+    }
+
+    /// After recovery of a read-write mount: when members carried an older superblock than
+    /// the one the mount was assembled from (`behind`: the members and that `seq`), left by a
+    /// superblock write a crash interrupted (a member add or removal, a commit), and nothing
+    /// has written the superblock since, writes it again to every member. From then on every
+    /// member carries the member table this mount used: the interrupted change is settled, and
+    /// a later mount of any subset of the members (degraded) finds the same table.
+    fn settle_superblocks(&self, source: &str, behind: (u32, u64)) -> Result {
+        let (mask, seq) = behind;
+        if mask == 0 || self.state.lock().sb.seq != seq {
+            return Ok(());
+        }
+        self.update_superblock(|_| Ok(())).map_err(|e| {
+            mount_err!(
+                source,
+                e,
+                "cannot write the superblock again to the members left behind (mask {mask:#x})"
+            )
+        })?;
+        let mut list = Text::<64>::new();
+        for (i, m) in (0..MAX_MEMBERS)
+            .filter(|m| mask & (1 << m) != 0)
+            .enumerate()
+        {
+            let sep = if i == 0 { "" } else { "," };
+            let _ = core::fmt::Write::write_fmt(&mut list, format_args!("{sep}{m}"));
+        }
+        pr_info!(
+            "{source}: member(s) {} carried an older superblock than seq {seq} (a superblock \
+             write interrupted by a crash); written again to every member (seq {})\n",
+            list.as_str(),
+            self.state.lock().sb.seq
+        );
+        Ok(())
     }
 
     /// [`Fs::open`] up to the sysfs directory: the members opened and assembled, the uuid
@@ -307,6 +348,7 @@ impl Fs {
         })?;
         let sb: &Superblock = probes[assembly.newest].sb;
         check_missing(source, sb, &assembly, degraded)?;
+        let behind = (assembly.behind(&probes), sb.seq);
         // One mount per uuid: a clone (every member copied) would collide with the mounted
         // filesystem in sysfs, and is refused here, before anything is set up.
         let mut holder = [0u8; 128];
@@ -430,6 +472,7 @@ impl Fs {
                 sysfs,
                 _claim: claim,
                 _uuid: uuid_claim,
+                behind,
             },
             GFP_KERNEL,
         )?)

@@ -85,3 +85,20 @@ fn partial_assembly_leaves_missing_members_out() {
     assert_eq!(assemble_partial(&[]), Err(AssembleError::Missing(0)));
     assert_eq!(assemble(&p), Err(AssembleError::Missing(1)));
 }
+
+#[test]
+fn members_behind_the_newest_superblock_are_named() {
+    // Every member at one seq: none behind.
+    let p = fs(7, 3, 4);
+    let a = assemble(&p).unwrap();
+    assert_eq!(a.behind(&p), 0);
+    // An interrupted superblock write: member 1 (given first) got seq 5, members 0 and 2 not.
+    let mut p = fs(7, 3, 4);
+    p.swap(0, 1);
+    p[0].sb.seq = 5;
+    let a = assemble(&p).unwrap();
+    assert_eq!(a.behind(&p), 0b101);
+    // A partial (degraded) assembly names only the members given.
+    let a = assemble_partial(&p[..2]).unwrap();
+    assert_eq!(a.behind(&p[..2]), 0b001);
+}

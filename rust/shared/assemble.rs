@@ -71,6 +71,23 @@ impl Assembly {
         m < MAX_MEMBERS && self.removed & (1 << m) != 0
     }
 
+    /// The members (bit per member) whose device's newest valid superblock copy is older than
+    /// the one the filesystem was assembled from: a superblock write that a crash interrupted
+    /// (a commit, a member add or removal) reached some members and not these. A read-write
+    /// mount writes the superblock again to every member, so that every member carries the
+    /// table it used (see `Documentation/on-disk-format.md`).
+    pub fn behind<S: Borrow<Superblock>>(&self, probes: &[Probe<S>]) -> u32 {
+        let Some(newest) = probes.get(self.newest) else {
+            return 0;
+        };
+        let seq = newest.sb.borrow().seq;
+        self.device_of
+            .iter()
+            .enumerate()
+            .filter(|&(_, &d)| probes.get(d).is_some_and(|p| p.sb.borrow().seq < seq))
+            .fold(0u32, |mask, (m, _)| mask | 1 << m)
+    }
+
     /// The first of members `0..nr_members` that has no device.
     pub fn first_missing(&self, nr_members: u32) -> Option<u32> {
         (0..nr_members).find(|&m| self.is_missing(m as usize))

@@ -78,6 +78,21 @@ ac_check() {
 		t "$1_table_no_removed" sh -c "for v in $devs; do bucketfs show-super \$v | grep -q 'member [0-9]*: removed' && exit 1; done; exit 0"
 	fi
 	t "$1_offline_walk" sh -c "bucketfs dump-btree $devs | grep -q '$expect'"
+	# Settled by that mount: the other outcome is gone for good. With member 2 a member, the
+	# two old devices alone are refused for it; with member 2 removed, so is its device
+	# beside member 1 (a degraded mount of those two must not find a table naming it).
+	case $2 in
+	member)
+		expect_fail "$1_settled_old_set_refused" "No such device" mount -t bucketfs -o metadata_replicas=1 $ab /mnt
+		t "$1_settled_member_2_missing" dmesg_has "$ab: member 2 is missing from the source"
+		;;
+	removed)
+		expect_fail "$1_settled_degraded_refused" "Invalid argument" mount -t bucketfs -o ro,degraded /dev/vdb:/dev/vdc /mnt
+		t "$1_settled_vdc_no_member" sh -c "dmesg | tail -n 2 | grep -q '/dev/vdb:/dev/vdc: /dev/vdc: not a member of this filesystem'"
+		;;
+	esac
+	# (Unmounted if one was wrongly accepted, so the next K starts clean.)
+	umount /mnt 2>/dev/null
 }
 
 # The add, K = 0, 1, ... until the sequence completes.
