@@ -175,15 +175,8 @@ impl Member {
     /// again).
     pub const fn removed() -> Member {
         Member {
-            uuid: [0; 16],
-            nbuckets: 0,
-            bucket_size: 0,
-            table_start: 0,
-            table_buckets: 0,
-            journal_start: 0,
-            journal_buckets: 0,
-            first_bucket: 0,
             flags: MEMBER_REMOVED,
+            ..Member::ZERO
         }
     }
 

@@ -35,6 +35,14 @@ pub(crate) fn parse_size(s: &str) -> Result<u32, String> {
         .ok_or_else(|| format!("bad size {s:?}"))
 }
 
+/// The `DEV...` argument: one or more block devices or image files.
+fn devices_arg() -> Arg {
+    Arg::new("devices")
+        .required(true)
+        .num_args(1..)
+        .value_parser(clap::value_parser!(PathBuf))
+}
+
 fn flag_name(option: &str) -> String {
     option.replace('_', "-")
 }
@@ -60,12 +68,7 @@ fn format_command() -> Command {
                      bytes), e.g. --label ssd DEV1 --label hdd.hdd1 DEV2",
                 ),
         )
-        .arg(
-            Arg::new("devices")
-                .required(true)
-                .num_args(1..)
-                .value_parser(clap::value_parser!(PathBuf)),
-        );
+        .arg(devices_arg());
     for d in OPTIONS.iter().filter(|d| d.settable.format) {
         let name = flag_name(d.name);
         cmd = match d.kind {
@@ -119,12 +122,7 @@ fn cli() -> Command {
                         .arg(Arg::new("bucket-size").long("bucket-size").help(
                             "bucket size of the new member (default: the first member not removed)",
                         ))
-                        .arg(
-                            Arg::new("devices")
-                                .required(true)
-                                .num_args(1..)
-                                .value_parser(clap::value_parser!(PathBuf)),
-                        ),
+                        .arg(devices_arg()),
                 )
                 .subcommand(
                     Command::new("remove")
@@ -140,12 +138,7 @@ fn cli() -> Command {
                                 .value_name("N")
                                 .value_parser(clap::value_parser!(u32)),
                         )
-                        .arg(
-                            Arg::new("devices")
-                                .required(true)
-                                .num_args(1..)
-                                .value_parser(clap::value_parser!(PathBuf)),
-                        ),
+                        .arg(devices_arg()),
                 ),
         )
         .subcommand(
@@ -165,12 +158,7 @@ fn cli() -> Command {
                      scenario.rs)",
                 )
                 .arg(Arg::new("spec").required(true))
-                .arg(
-                    Arg::new("devices")
-                        .required(true)
-                        .num_args(1..)
-                        .value_parser(clap::value_parser!(PathBuf)),
-                ),
+                .arg(devices_arg()),
         )
         .subcommand(
             Command::new("dump-btree")
@@ -187,12 +175,7 @@ fn cli() -> Command {
                         .action(ArgAction::SetTrue)
                         .help("print the bucket of every node copy"),
                 )
-                .arg(
-                    Arg::new("devices")
-                        .required(true)
-                        .num_args(1..)
-                        .value_parser(clap::value_parser!(PathBuf)),
-                ),
+                .arg(devices_arg()),
         )
         .subcommand(
             Command::new("bench")
@@ -207,22 +190,12 @@ fn cli() -> Command {
                                 .value_parser(clap::value_parser!(usize)),
                         )
                         .arg(Arg::new("spec").required(true))
-                        .arg(
-                            Arg::new("devices")
-                                .required(true)
-                                .num_args(1..)
-                                .value_parser(clap::value_parser!(PathBuf)),
-                        ),
+                        .arg(devices_arg()),
                 )
                 .subcommand(
                     Command::new("drain")
                         .arg(Arg::new("spec").required(true))
-                        .arg(
-                            Arg::new("devices")
-                                .required(true)
-                                .num_args(1..)
-                                .value_parser(clap::value_parser!(PathBuf)),
-                        ),
+                        .arg(devices_arg()),
                 )
                 .subcommand(
                     Command::new("scale")
@@ -259,12 +232,7 @@ fn cli() -> Command {
                     Command::new("replay")
                         .arg(Arg::new("label").long("label").default_value(""))
                         .arg(Arg::new("spec").required(true))
-                        .arg(
-                            Arg::new("devices")
-                                .required(true)
-                                .num_args(1..)
-                                .value_parser(clap::value_parser!(PathBuf)),
-                        ),
+                        .arg(devices_arg()),
                 ),
         )
         .subcommand(
