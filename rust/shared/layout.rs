@@ -118,7 +118,8 @@ pub const fn fields_fit(fields: &[FieldDesc], size: usize) -> bool {
     end <= size
 }
 
-const fn same_name(a: &str, b: &str) -> bool {
+/// Whether two names are equal (a `const` string comparison, for compile-time table checks).
+pub(crate) const fn same_name(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
     if a.len() != b.len() {
         return false;

@@ -10,6 +10,7 @@
 //! member label) is a slot code ([`Target::code`]) plus, for a label target, the label's text,
 //! which [`Options`] and [`MountOptions`] keep beside the slots (and the superblock on disk).
 
+use crate::shared::layout::same_name;
 use crate::shared::target::{Label, LabelError, Target};
 
 /// Where an option may be set.
@@ -198,21 +199,6 @@ options! {
         help: "a btree node allocation parked past allocator_stuck_timeout takes fewer copies \
                (at least metadata_replicas_required), re-replicated later by the worker",
     },
-}
-
-const fn same_name(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() != b.len() {
-        return false;
-    }
-    let mut i = 0;
-    while i < a.len() {
-        if a[i] != b[i] {
-            return false;
-        }
-        i += 1;
-    }
-    true
 }
 
 /// Whether every option has its own name and its own superblock slot, within the slots.

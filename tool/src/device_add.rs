@@ -7,21 +7,15 @@
 use crate::crash_point::{copy_name, CrashPoint};
 use crate::device::Device;
 use crate::format::{end_journal_at, write_table};
-use crate::show::read_super;
-use bucketfs_core::assemble::{assemble, AssembleError, Probe};
+use crate::show::{read_probes, read_super};
+use bucketfs_core::assemble::{assemble, AssembleError};
 use bucketfs_core::member_add::{claims_member, new_member_state, plan_add, AddError};
 use bucketfs_core::superblock::{Superblock, UuidFmt, SB_OFFSETS, SB_SIZE};
 
 /// Reads the members' superblocks and assembles them as a mount would: every member of the
 /// newest table must be given, once.
 fn current(devs: &[Device]) -> Result<(Superblock, Vec<usize>), String> {
-    let mut probes = Vec::new();
-    for d in devs {
-        probes.push(Probe {
-            sb: read_super(d)?.0,
-            bytes: d.size,
-        });
-    }
+    let probes = read_probes(devs)?;
     let path = |i: usize| devs[i].path.display().to_string();
     let a = assemble(&probes).map_err(|e| match e {
         AssembleError::Foreign(i) => format!("{}: belongs to another filesystem", path(i)),

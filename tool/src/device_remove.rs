@@ -10,8 +10,8 @@
 use crate::crash_point::{copy_name, CrashPoint};
 use crate::device::Device;
 use crate::dump::walk;
-use crate::show::read_super;
-use bucketfs_core::assemble::{assemble_partial, Probe};
+use crate::show::read_probes;
+use bucketfs_core::assemble::assemble_partial;
 use bucketfs_core::journal_format::decode_header;
 use bucketfs_core::member_remove::plan_remove;
 use bucketfs_core::superblock::{Superblock, UuidFmt, BLOCK_SIZE, SB_OFFSETS, SB_SIZE};
@@ -19,13 +19,7 @@ use bucketfs_core::superblock::{Superblock, UuidFmt, BLOCK_SIZE, SB_OFFSETS, SB_
 /// Removes member `member` from the filesystem of `devs` (every member but it; its own device
 /// may be given, and is not written).
 pub fn remove(devs: &[Device], member: u32) -> Result<String, String> {
-    let mut probes = Vec::new();
-    for d in devs {
-        probes.push(Probe {
-            sb: read_super(d)?.0,
-            bytes: d.size,
-        });
-    }
+    let probes = read_probes(devs)?;
     let path = |i: usize| devs[i].path.display().to_string();
     let a = assemble_partial(&probes).map_err(|e| {
         format!("the devices do not make one filesystem ({e:?}); give every member")

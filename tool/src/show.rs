@@ -1,9 +1,22 @@
 //! `show-super`: print a member's superblock.
 
 use crate::device::Device;
+use bucketfs_core::assemble::Probe;
 use bucketfs_core::options::{Opt, OPTIONS};
 use bucketfs_core::superblock::*;
 use serde_json::json;
+
+/// The superblock (the newest valid copy) and size of each device, for assembly.
+pub fn read_probes(devs: &[Device]) -> Result<Vec<Probe>, String> {
+    devs.iter()
+        .map(|d| {
+            Ok(Probe {
+                sb: read_super(d)?.0,
+                bytes: d.size,
+            })
+        })
+        .collect()
+}
 
 /// Reads the newest valid superblock copy of `dev`, with a note for each copy refused.
 pub fn read_super(dev: &Device) -> Result<(Superblock, Vec<String>), String> {
