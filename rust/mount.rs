@@ -498,13 +498,7 @@ impl Fs {
                 // removed one has no bucket (its entry is all zero).
                 devices.push(
                     DeviceBuckets::new(m.nbuckets as u32, m.first_bucket, name, |b| {
-                        if b < m.journal_start {
-                            BucketState::Superblock
-                        } else if b < m.first_bucket {
-                            BucketState::Journal
-                        } else {
-                            BucketState::Data
-                        }
+                        layout_state(m, b as u64)
                     })?,
                     GFP_KERNEL,
                 )?;
@@ -714,8 +708,9 @@ fn take_block(
     Ok(())
 }
 
-/// The state the layout gives bucket `b` of member `m` when its table block is refused:
-/// superblocks and table, journal, or in use (`data`) for the rest.
+/// The state the layout gives bucket `b` of member `m` when its table is not read (a refused
+/// block, a member missing from a degraded mount): superblocks and table, journal, or in use
+/// (`data`) for the rest.
 fn layout_state(m: &GeoMember, b: u64) -> BucketState {
     if b < m.journal_start as u64 {
         BucketState::Superblock
