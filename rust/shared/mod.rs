@@ -7,6 +7,7 @@
 
 pub mod alloc_policy;
 pub mod assemble;
+pub mod bkey;
 pub mod btree_format;
 pub mod bucket_table;
 pub mod crc32c;
@@ -16,6 +17,7 @@ pub mod layout;
 pub mod member_add;
 pub mod member_remove;
 pub mod mount_source;
+pub mod namespace_format;
 pub mod options;
 pub mod superblock;
 pub mod target;
