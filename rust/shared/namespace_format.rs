@@ -237,3 +237,24 @@ pub const fn dirent_pos(dir: u64, slot: u64) -> Pos {
 pub const fn symlink_pos(ino: u64, piece: u64) -> Pos {
     Pos::new(Kind::Symlink, ino, piece)
 }
+
+/// An inode: its number and attributes (what the VFS glue hands over, and an inode key holds).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Inode {
+    /// Inode number, 1 to [`MAX_INO`].
+    pub ino: u64,
+    /// Its attributes.
+    pub attr: InodeDisk,
+}
+
+impl Inode {
+    /// Whether it is a directory.
+    pub fn is_dir(&self) -> bool {
+        self.attr.mode & S_IFMT == S_IFDIR
+    }
+
+    /// Whether it is a symbolic link.
+    pub fn is_symlink(&self) -> bool {
+        self.attr.mode & S_IFMT == S_IFLNK
+    }
+}
