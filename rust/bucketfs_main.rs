@@ -21,6 +21,7 @@ mod fs_vfs;
 mod glue;
 mod heal;
 mod journal;
+mod journal_writer;
 mod member_add;
 mod member_remove;
 mod mount;
@@ -30,6 +31,7 @@ mod runtime_options;
 pub mod shared;
 mod sysfs;
 mod text;
+mod transaction;
 mod vec_ext;
 mod vfs;
 

@@ -60,6 +60,7 @@ use crate::heal::Heal;
 use crate::shared::bucket_table::BucketState;
 use crate::shared::options::{OptError, Options};
 use crate::shared::superblock::{Member as MemberDesc, Superblock, BLOCK_SIZE, MAX_MEMBERS};
+use crate::transaction::Tree;
 use core::{
     pin::Pin,
     sync::atomic::{AtomicBool, AtomicU64, Ordering},
@@ -184,6 +185,8 @@ pub(crate) struct Progress {
     pub(crate) nodes: AtomicU64,
     pub(crate) depth: AtomicU64,
     pub(crate) digest: AtomicU64,
+    /// Namespace keys in the btree.
+    pub(crate) namespace_keys: AtomicU64,
 }
 
 /// [`Progress::replay_mode`]: the journal was replayed and committed (or was empty).
@@ -199,6 +202,8 @@ impl Progress {
         self.nodes.store(s.nodes, Ordering::Relaxed);
         self.depth.store(s.depth, Ordering::Relaxed);
         self.digest.store(s.digest, Ordering::Relaxed);
+        self.namespace_keys
+            .store(s.namespace_keys, Ordering::Relaxed);
     }
 }
 
@@ -249,6 +254,12 @@ pub(crate) struct Fs {
     /// Degraded btree nodes and their re-replication (`heal.rs`).
     #[pin]
     pub(crate) heal: Heal,
+    /// The btree and the runtime journal, once recovery has loaded them (`transaction.rs`).
+    /// Lock order: `rewrite_lock`, then this, then `state`.
+    #[pin]
+    pub(crate) tree: Mutex<Option<Tree>>,
+    /// The next inode number to give (`Fs::new_ino`).
+    pub(crate) next_ino: AtomicU64,
 }
 
 #[pinned_drop]
