@@ -7,8 +7,8 @@
 //! packed after the header; an interior node holds sorted children, each the smallest position
 //! it covers and pointers to the copies of the child node.
 
-use crate::shared::crc32c::block_crc;
 use crate::shared::bkey::{decode_at, KeyError, KeyRef, Pos};
+use crate::shared::crc32c::block_crc;
 use crate::shared::layout::{layout, offset, Field};
 use crate::shared::options::MAX_REPLICAS;
 use crate::shared::superblock::{NodePtr, BLOCK_SIZE, MAX_BTREE_LEVEL, MAX_SEQ};
@@ -136,8 +136,7 @@ fn seal(b: &mut [u8]) {
 /// [`LEAF_BYTES`] or not `nr` valid sorted records: what the decoder would refuse is never
 /// written.
 pub fn encode_leaf(uuid: &[u8; 16], seq: u64, nr: usize, records: &[u8], buf: &mut [u8]) -> bool {
-    if records.len() > LEAF_BYTES || nr > u16::MAX as usize || check_records(nr, records).is_err()
-    {
+    if records.len() > LEAF_BYTES || nr > u16::MAX as usize || check_records(nr, records).is_err() {
         return false;
     }
     let b = &mut buf[..BLOCK_SIZE];
