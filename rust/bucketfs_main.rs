@@ -31,6 +31,7 @@ mod runtime_options;
 pub mod shared;
 mod sysfs;
 mod text;
+mod timer;
 mod transaction;
 mod vec_ext;
 mod vfs;
