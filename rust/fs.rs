@@ -275,7 +275,10 @@ impl PinnedDrop for Fs {
         // that drops it (a mount failing before `Mounted` exists included).
         self.discard.stop();
         // The same for the journal flush timer (its drop waits for a running flush).
-        drop(self.flusher.lock().take());
+        // Out of the lock before it is dropped: a transaction arms the timer under the tree
+        // lock, and the drop waits for a running flush, which takes the tree lock.
+        let timer = self.flusher.lock().take();
+        drop(timer);
     }
 }
 

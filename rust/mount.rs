@@ -53,7 +53,10 @@ impl Drop for Mounted {
     fn drop(&mut self) {
         // No flush runs from here on (a running one is waited for); then what is not
         // committed yet is, before anything stops (the commit kicks the worker).
-        drop(self.fs().flusher.lock().take());
+        // Out of the lock before it is dropped: a transaction arms the timer under the tree
+        // lock, and the drop waits for a running flush, which takes the tree lock.
+        let timer = self.fs().flusher.lock().take();
+        drop(timer);
         if let Err(e) = self.fs().commit_for_shutdown() {
             pr_err!(
                 "{}: unmount: cannot commit the btree ({}); the journal holds what was synced\n",

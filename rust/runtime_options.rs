@@ -139,7 +139,10 @@ impl Fs {
         let _rewrites = self.rewrite_lock.lock();
         // Then the journal: no flush runs from here on, and what is not committed yet is,
         // with the tree held so no transaction slips in before the mount is read-only.
-        drop(self.flusher.lock().take());
+        // Out of the lock before it is dropped: a transaction arms the timer under the tree
+        // lock, and the drop waits for a running flush, which takes the tree lock.
+        let timer = self.flusher.lock().take();
+        drop(timer);
         let mut tree = self.tree.lock();
         if let Some(t) = tree.as_mut() {
             if let Err(e) = self.commit_pending(t) {
