@@ -162,12 +162,18 @@ fn cli() -> Command {
         )
         .subcommand(
             Command::new("dump-btree")
-                .about("Walk the btree of an unmounted filesystem: key count, digest, nodes")
+                .about(
+                    "Walk the btree of an unmounted filesystem: map keys and their digest (as \
+                     internal/btree_stats), namespace keys, nodes",
+                )
                 .arg(
                     Arg::new("keys")
                         .long("keys")
                         .action(ArgAction::SetTrue)
-                        .help("print every key"),
+                        .help(
+                            "print every key: a map key as KEY VALUE, any other as KIND INO OFF \
+                             and its value",
+                        ),
                 )
                 .arg(
                     Arg::new("nodes")
