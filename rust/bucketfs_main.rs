@@ -25,6 +25,7 @@ mod journal_writer;
 mod member_add;
 mod member_remove;
 mod mount;
+mod namespace;
 mod node_move;
 mod recovery;
 mod runtime_options;

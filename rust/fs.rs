@@ -355,7 +355,7 @@ impl Fs {
 // before any field goes.
 unsafe impl TimerTarget for Fs {
     fn fire(&self) {
-        if let Err(e) = self.sync_journal() {
+        if let Err(e) = self.sync_journal(true) {
             pr_err!(
                 "{}: journal flush failed ({}); tried again after the next change\n",
                 crate::shared::superblock::UuidFmt(&self.uuid),

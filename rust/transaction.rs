@@ -13,9 +13,6 @@
 //! operation holds nothing another operation, the discard worker, the re-replication pass or a
 //! sync needs, and a failed wait leaves nothing half done.
 
-// Used by the namespace operations, which come with the VFS glue.
-#![allow(dead_code)]
-
 use crate::allocator::NodeAlloc;
 use crate::btree::Btree;
 use crate::fs::Fs;
@@ -255,6 +252,7 @@ impl Fs {
 
     /// A new inode number (never one an inode key has: numbers only grow while mounted, and
     /// start above the largest at mount); `ENOSPC` past [`MAX_INO`].
+    #[allow(dead_code)] // The VFS glue's create, next.
     pub(crate) fn new_ino(&self) -> Result<u64> {
         let ino = self.next_ino.fetch_add(1, Ordering::Relaxed);
         if ino > MAX_INO {
@@ -270,7 +268,7 @@ impl Fs {
     /// the module documentation) and runs `f` again; the wait's error (`ECANCELED` from
     /// `abort_stuck_allocations`, `EINTR` from a fatal signal) is the transaction's, with
     /// nothing done. `ENOSPC` when no member has an empty bucket left.
-    pub(crate) fn transact<T>(&self, mut f: impl FnMut(&mut Tx<'_>) -> Result<T>) -> Result<T> {
+    pub(crate) fn transact_tx<T>(&self, mut f: impl FnMut(&mut Tx<'_>) -> Result<T>) -> Result<T> {
         let mut prealloc = KVec::new();
         let result = loop {
             let want;
@@ -352,8 +350,9 @@ impl Fs {
     }
 
     /// Makes every transaction so far durable: writes the open journal entry (`fsync`,
-    /// `sync`). Nothing on a read-only mount.
-    pub(crate) fn sync_journal(&self) -> Result {
+    /// `sync`; every write is waited for, so `_wait` changes nothing). Nothing on a read-only
+    /// mount.
+    pub(crate) fn sync_journal(&self, _wait: bool) -> Result {
         let mut guard = self.tree.lock();
         let Some(tree) = guard.as_mut() else {
             return Ok(());
