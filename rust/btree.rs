@@ -593,7 +593,6 @@ impl Btree {
     }
 
     /// The value of the key at `pos`, if there is one.
-    #[allow(dead_code)]
     pub(crate) fn get(&self, pos: Pos) -> Option<&[u8]> {
         let mut path_buf = [(0usize, 0usize); MAX_PATH];
         let (_, leaf) = self.path_to(pos, &mut path_buf).ok()?;

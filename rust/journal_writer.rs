@@ -12,9 +12,6 @@
 //! makes every entry obsolete, and the journal starts again at block 0. So a full journal waits
 //! for that commit and never overwrites a live entry.
 
-// Used by the namespace operations, which come with the VFS glue.
-#![allow(dead_code)]
-
 use crate::bdev::{IoBatch, IoBuf};
 use crate::fs::Fs;
 use crate::shared::journal_format::{encode_entry, entry_blocks, MAX_KEY_BYTES};

@@ -13,9 +13,6 @@
 //! operation holds nothing another operation, the discard worker, the re-replication pass or a
 //! sync needs, and a failed wait leaves nothing half done.
 
-// Used by the namespace operations, which come with the VFS glue.
-#![allow(dead_code)]
-
 use crate::allocator::NodeAlloc;
 use crate::btree::Btree;
 use crate::fs::Fs;
@@ -26,12 +23,17 @@ use crate::shared::bkey::{self, Kind, Pos, MAX_RECORD, MAX_VAL};
 use crate::shared::bucket_table::BucketState;
 use crate::shared::namespace_format::MAX_INO;
 use crate::shared::superblock::UuidFmt;
+use crate::timer::Timer;
 use crate::vec_ext::VecExt;
 use core::sync::atomic::Ordering;
 use kernel::{
     alloc::{KVVec, KVec},
     prelude::*,
 };
+
+/// The open journal entry is written at most this long after a transaction put the first
+/// records in it (unless a `sync` or an `fsync` wrote it before).
+pub(crate) const JOURNAL_FLUSH_MS: u32 = 1000;
 
 /// The mounted filesystem's btree and journal, guarded by [`Fs::tree`].
 pub(crate) struct Tree {
@@ -187,7 +189,14 @@ impl Tx<'_> {
         if !self.tree.jw.fits(self.recs.len()) {
             self.fs.flush_entry(self.tree)?;
         }
-        self.tree.jw.append(&self.recs, self.nr)
+        let was_empty = self.tree.jw.is_empty();
+        self.tree.jw.append(&self.recs, self.nr)?;
+        if was_empty {
+            if let Some(t) = self.fs.flusher.lock().as_ref() {
+                t.arm(JOURNAL_FLUSH_MS);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -217,10 +226,33 @@ impl Fs {
             btree,
             jw: JournalWriter::new(seq, pos),
         });
+        // The flush interval's timer (none on a read-only mount: nothing is written there; a
+        // remount read-write makes it).
+        self.start_flusher();
+    }
+
+    /// Makes the journal flush timer if there is none (a read-write mount once the tree is
+    /// installed, a remount read-write).
+    pub(crate) fn start_flusher(&self) {
+        if self.state.lock().read_only {
+            return;
+        }
+        let mut f = self.flusher.lock();
+        if f.is_none() {
+            match Timer::new(self) {
+                Ok(t) => *f = Some(t),
+                Err(_) => pr_warn!(
+                    "{}: no journal flush timer (-12): only sync, fsync and the unmount write \
+                     the journal\n",
+                    UuidFmt(&self.uuid)
+                ),
+            }
+        }
     }
 
     /// A new inode number (never one an inode key has: numbers only grow while mounted, and
     /// start above the largest at mount); `ENOSPC` past [`MAX_INO`].
+    #[allow(dead_code)] // The VFS glue's create, next.
     pub(crate) fn new_ino(&self) -> Result<u64> {
         let ino = self.next_ino.fetch_add(1, Ordering::Relaxed);
         if ino > MAX_INO {
@@ -236,7 +268,7 @@ impl Fs {
     /// the module documentation) and runs `f` again; the wait's error (`ECANCELED` from
     /// `abort_stuck_allocations`, `EINTR` from a fatal signal) is the transaction's, with
     /// nothing done. `ENOSPC` when no member has an empty bucket left.
-    pub(crate) fn transact<T>(&self, mut f: impl FnMut(&mut Tx<'_>) -> Result<T>) -> Result<T> {
+    pub(crate) fn transact_tx<T>(&self, mut f: impl FnMut(&mut Tx<'_>) -> Result<T>) -> Result<T> {
         let mut prealloc = KVec::new();
         let result = loop {
             let want;
@@ -318,8 +350,9 @@ impl Fs {
     }
 
     /// Makes every transaction so far durable: writes the open journal entry (`fsync`,
-    /// `sync`). Nothing on a read-only mount.
-    pub(crate) fn sync_journal(&self) -> Result {
+    /// `sync`; every write is waited for, so `_wait` changes nothing). Nothing on a read-only
+    /// mount.
+    pub(crate) fn sync_journal(&self, _wait: bool) -> Result {
         let mut guard = self.tree.lock();
         let Some(tree) = guard.as_mut() else {
             return Ok(());
@@ -352,9 +385,14 @@ impl Fs {
     /// starting the journal again at block 0 when more than half of it is used.
     pub(crate) fn commit_for_shutdown(&self) -> Result {
         let mut guard = self.tree.lock();
-        let Some(tree) = guard.as_mut() else {
-            return Ok(());
-        };
+        match guard.as_mut() {
+            Some(tree) => self.commit_pending(tree),
+            None => Ok(()),
+        }
+    }
+
+    /// Commits `tree` if anything is not committed yet (nothing on a read-only mount).
+    pub(crate) fn commit_pending(&self, tree: &mut Tree) -> Result {
         if self.state.lock().read_only {
             return Ok(());
         }
