@@ -18,9 +18,8 @@ use crate::btree::Btree;
 use crate::fs::Fs;
 use crate::journal::JournalPos;
 use crate::journal_writer::{JournalWriter, Written};
-use crate::shared::alloc_policy::Watermark;
+use crate::shared::alloc_policy::{held_back, Watermark};
 use crate::shared::bkey::{self, Kind, Pos, MAX_RECORD, MAX_VAL};
-use crate::shared::bucket_table::BucketState;
 use crate::shared::namespace_format::MAX_INO;
 use crate::shared::superblock::UuidFmt;
 use crate::timer::Timer;
@@ -34,6 +33,16 @@ use kernel::{
 /// The open journal entry is written at most this long after a transaction put the first
 /// records in it (unless a `sync` or an `fsync` wrote it before).
 pub(crate) const JOURNAL_FLUSH_MS: u32 = 1000;
+
+/// Most bytes of records one transaction writes (a symbolic link with the longest target, or a
+/// rename, is well below): the open entry is written before a transaction starts when less room
+/// is left in it, so the records of a transaction that ran always fit, and a transaction never
+/// commits anything while it runs.
+pub(crate) const TX_MAX_BYTES: usize = 8192;
+
+/// The watermark of the namespace's node allocations: metadata digs into the btree reserve
+/// that data (a lower watermark) leaves alone.
+const WATERMARK: Watermark = Watermark::Btree;
 
 /// The mounted filesystem's btree and journal, guarded by [`Fs::tree`].
 pub(crate) struct Tree {
@@ -122,11 +131,7 @@ impl Tx<'_> {
                     out.push(a, GFP_KERNEL)?;
                     left -= 1;
                 }
-                if left == 0
-                    || fs
-                        .alloc
-                        .try_alloc_now(left, Watermark::Normal, &fs.live(), out)?
-                {
+                if left == 0 || fs.alloc.try_alloc_now(left, WATERMARK, &fs.live(), out)? {
                     return Ok(());
                 }
                 // Wait for all of them, without the tree (the caller runs the transaction again).
@@ -157,7 +162,7 @@ impl Tx<'_> {
                 old,
                 |n, out| match fs
                     .alloc
-                    .try_alloc_now(n, Watermark::Btree, &fs.live(), out)?
+                    .try_alloc_now(n, Watermark::Reclaim, &fs.live(), out)?
                 {
                     true => Ok(()),
                     false => Err(ENOSPC),
@@ -180,14 +185,14 @@ impl Tx<'_> {
         self.nr = 0;
     }
 
-    /// The transaction ends well: its records join the open journal entry (the entry is
-    /// written first if they do not fit in it).
+    /// The transaction ends well: its records join the open journal entry, which has room for
+    /// them (see [`TX_MAX_BYTES`]).
     fn finish(&mut self) -> Result {
         if self.nr == 0 {
             return Ok(());
         }
-        if !self.tree.jw.fits(self.recs.len()) {
-            self.fs.flush_entry(self.tree)?;
+        if self.recs.len() > TX_MAX_BYTES || !self.tree.jw.fits(self.recs.len()) {
+            return Err(E2BIG);
         }
         let was_empty = self.tree.jw.is_empty();
         self.tree.jw.append(&self.recs, self.nr)?;
@@ -280,6 +285,12 @@ impl Fs {
                 if self.state.lock().read_only {
                     break Err(EROFS);
                 }
+                // Room for the transaction's records in the open entry, before anything changes.
+                if !tree.jw.fits(TX_MAX_BYTES) {
+                    if let Err(e) = self.flush_entry(tree) {
+                        break Err(e);
+                    }
+                }
                 let mut tx = Tx {
                     fs: self,
                     tree,
@@ -302,12 +313,9 @@ impl Fs {
                     if self.out_of_space() {
                         break Err(ENOSPC);
                     }
-                    let got = self.alloc.alloc_nodes(
-                        want,
-                        Watermark::Normal,
-                        || self.live(),
-                        &mut prealloc,
-                    );
+                    let got =
+                        self.alloc
+                            .alloc_nodes(want, WATERMARK, || self.live(), &mut prealloc);
                     if let Err(e) = got {
                         break Err(e);
                     }
@@ -328,16 +336,25 @@ impl Fs {
         f(&tree.btree)
     }
 
-    /// Whether no member has an empty bucket (free, or waiting for discard) left: a metadata
-    /// change that needs a node then fails with `ENOSPC` instead of waiting.
+    /// Whether fewer members than `metadata_replicas` have an empty bucket (free, or waiting
+    /// for discard) beyond what the metadata watermark holds back: a metadata change that needs
+    /// a node then fails with `ENOSPC` instead of waiting. A member starved while its
+    /// `need_discard` buckets wait for the discard worker (the #1108 shape) still counts: a
+    /// change parks there, and an option write, a discard or the abort knob releases it.
     fn out_of_space(&self) -> bool {
-        self.alloc.inspect(|devices| {
+        let replicas = self.live().replicas as usize;
+        let usable = self.alloc.inspect(|devices| {
             devices
                 .iter()
                 .zip(self.members.iter())
                 .filter(|(_, m)| !m.is_removed())
-                .all(|(d, _)| d.count(BucketState::Free) + d.count(BucketState::NeedDiscard) == 0)
-        })
+                .filter(|(d, _)| {
+                    let s = d.snapshot();
+                    s.writable && s.free + s.need_discard > held_back(s.allocatable, WATERMARK)
+                })
+                .count()
+        });
+        usable < replicas
     }
 
     /// Writes the open journal entry; a journal area too full for it is reclaimed by a commit
