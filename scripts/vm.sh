@@ -4,6 +4,7 @@
 # Run a script in a QEMU guest on the bucketfs test kernel.
 #
 #   scripts/vm.sh [--disk SIZE]... [--keep-disks DIR] [--file SRC[:DEST]]...
+#                 [--bin NAME_OR_PATH]...
 #                 [--timeout SECS] [--interactive] GUEST_SCRIPT [ARGS...]
 #
 # The guest is the cached test kernel (scripts/kernel.sh) with a busybox
@@ -16,6 +17,13 @@
 #                   already there is reused as it is, so a later run can
 #                   remount what an earlier one wrote.
 # --interactive     give the guest a shell on this terminal after the script.
+# --bin NAME_OR_PATH  copy a host binary (found with `command -v` when NAME has no
+#                   slash) into the initramfs at its host path, with every shared
+#                   library ldd lists for it (the dynamic loader too), symlinks
+#                   followed, so Debian binaries (stress-ng, fio, mkfs.ext4) run in
+#                   the busybox guest. /usr/sbin and /usr/bin come first on the
+#                   guest's PATH, so a --bin binary wins over a busybox applet.
+#                   Libraries a binary opens with dlopen are not seen by ldd.
 # --fault N:RULES   put disk N (0 for vda) behind QEMU's blkdebug driver with the
 #                   rules file RULES (inject-error on reads, writes or discards).
 # --throttle N:BPS  put disk N behind QEMU's throttle filter: writes and
@@ -44,6 +52,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 disks=()
 keep=
 files=()
+bins=()
 faults=()
 throttles=()
 timeout=600
@@ -56,7 +65,8 @@ while [ $# -gt 0 ]; do
 	case "$1" in
 	--disk) disks+=("$2"); shift 2 ;;
 	--keep-disks) keep=$2; shift 2 ;;
-		--file) files+=("$2"); shift 2 ;;
+	--file) files+=("$2"); shift 2 ;;
+	--bin) bins+=("$2"); shift 2 ;;
 	--fault) faults+=("$2"); shift 2 ;;
 	--throttle) throttles+=("$2"); shift 2 ;;
 	--timeout) timeout=$2; shift 2 ;;
@@ -103,10 +113,35 @@ for f in "${files[@]}"; do
 	mkdir -p "$root$(dirname "$dest")"
 	cp -r "$src" "$root$dest"
 done
+# --bin: each binary and its shared libraries, at their host paths.
+copy_host_file() { # copy_host_file PATH: PATH's content (symlinks followed) to the same path
+	mkdir -p "$root$(dirname "$1")"
+	cp -L "$1" "$root$1"
+}
+for b in "${bins[@]}"; do
+	case "$b" in
+	*/*) path=$b ;;
+	*) path=$(command -v "$b") || { echo "vm.sh: --bin $b: not found on PATH" >&2; exit 2; } ;;
+	esac
+	[ -f "$path" ] && [ -x "$path" ] || { echo "vm.sh: --bin $b: $path is not an executable file" >&2; exit 2; }
+	path=$(realpath -s "$path")
+	copy_host_file "$path"
+	# ldd lines: "libX.so => /path (0x...)", "/lib64/ld-linux-x86-64.so.2 (0x...)", and
+	# "linux-vdso.so.1 (0x...)" (in the kernel, nothing to copy). A "not found" is an error.
+	libs=$(ldd "$path" 2>&1) || libs=
+	if echo "$libs" | grep -q 'not found'; then
+		echo "vm.sh: --bin $b: ldd cannot resolve every library:" >&2
+		echo "$libs" | grep 'not found' >&2
+		exit 2
+	fi
+	for lib in $(echo "$libs" | sed -n -e 's/.*=> \(\/[^ ]*\) (0x.*/\1/p' -e 's/^[[:space:]]*\(\/[^ ]*\) (0x.*/\1/p'); do
+		[ -e "$root$lib" ] || copy_host_file "$lib"
+	done
+done
 cat >"$root/init" <<'EOF'
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
-export PATH=/bin:/sbin
+export PATH=/usr/sbin:/usr/bin:/bin:/sbin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
