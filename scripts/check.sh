@@ -170,6 +170,8 @@ if step "module build (-Werror, -Dwarnings)" build.log make modules; then
 	host_suite discard "discard holes and crash consistency" tests/host/discard.sh
 	grep -E '^(holes|dev-[0-9]|CRASH)' "$out/discard.log" | sed 's/^/check:   /' | tee -a "$out/figures.part"
 	host_suite faults "I/O faults" tests/host/faults.sh
+	host_suite kill "power cuts from the host (vm.sh --kill-at)" tests/host/kill.sh
+	grep -E '^kill: seed' "$out/kill.log" | sed 's/^/check:   /' | tee -a "$out/figures.part"
 fi
 
 # The same guest tests on the debug kernel (KASAN, lockdep, atomic-sleep checks, kmemleak).
