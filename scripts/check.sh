@@ -86,7 +86,7 @@ guest_run() {
 	local log=$out/console$variant.log
 	echo "check: ... $label guest boot (KUnit and guest tests; console in $log)"
 	BUCKETFS_VARIANT=$variant BUCKETFS_VM_LOG=$log scripts/vm.sh --disk 64M --disk 64M \
-		--disk 64M --timeout 1800 --file tests/guest:/root/tests \
+		--disk 64M --timeout 1800 --bin stress-ng --bin fio --file tests/guest:/root/tests \
 		--file tests/scenarios:/root/scenarios tests/guest/check.sh "$@" >"$out/vm$variant.log" 2>&1
 	record_boot "$label" $? "$out/vm$variant.log"
 
