@@ -25,6 +25,7 @@ mod member_add;
 mod member_remove;
 mod mount;
 mod node_move;
+mod ns_memory;
 mod recovery;
 mod runtime_options;
 pub mod shared;

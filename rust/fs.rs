@@ -249,6 +249,10 @@ pub(crate) struct Fs {
     /// Degraded btree nodes and their re-replication (`heal.rs`).
     #[pin]
     pub(crate) heal: Heal,
+    /// TEMPORARY: the namespace's keys in memory (`ns_memory.rs`, the test double the
+    /// btree-backed store replaces).
+    #[pin]
+    pub(crate) ns: Mutex<crate::ns_memory::NsMemory>,
 }
 
 #[pinned_drop]

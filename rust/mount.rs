@@ -452,6 +452,7 @@ impl Fs {
                 discard <- Discard::new(MAX_MEMBERS),
                 table_lock <- new_mutex!(()),
                 heal <- crate::heal::Heal::new(),
+                ns <- new_mutex!(crate::ns_memory::NsMemory::new()),
             }? Error),
             GFP_KERNEL,
         )?;
