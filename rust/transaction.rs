@@ -269,7 +269,6 @@ impl Fs {
 
     /// A new inode number (never one an inode key has: numbers only grow while mounted, and
     /// start above the largest at mount); `ENOSPC` past [`MAX_INO`].
-    #[allow(dead_code)] // The VFS glue's create, next.
     pub(crate) fn new_ino(&self) -> Result<u64> {
         let ino = self.next_ino.fetch_add(1, Ordering::Relaxed);
         if ino > MAX_INO {
