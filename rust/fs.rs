@@ -57,11 +57,11 @@ use crate::bdev::{BlockDevice, Holder};
 use crate::btree::BtreeStats;
 use crate::discard::{self, Discard, DiscardHost};
 use crate::heal::Heal;
+use crate::journal_writer::Tree;
 use crate::shared::bucket_table::BucketState;
 use crate::shared::options::{OptError, Options};
 use crate::shared::superblock::{Member as MemberDesc, Superblock, BLOCK_SIZE, MAX_MEMBERS};
 use crate::timer::{Timer, TimerTarget};
-use crate::transaction::Tree;
 use core::{
     pin::Pin,
     sync::atomic::{AtomicBool, AtomicU64, Ordering},
