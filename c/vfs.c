@@ -250,6 +250,11 @@ int bucketfs_register_fs(const struct bucketfs_fs_ops *ops)
 void bucketfs_unregister_fs(void)
 {
 	unregister_filesystem(&bucketfs_fs_type);
+	/*
+	 * Inodes are freed by RCU callbacks (.free_inode) queued at eviction:
+	 * every one of them has run before the module's code goes.
+	 */
+	rcu_barrier();
 	bucketfs_ops = NULL;
 }
 
