@@ -846,7 +846,15 @@ impl Btree {
                             GFP_KERNEL,
                         )?;
                     }
-                    encode_interior(&uuid, seq, n.level, &children, buf);
+                    if !encode_interior(&uuid, seq, n.level, &children, buf) {
+                        pr_err!(
+                            "{}: level {} btree node of {} children cannot be encoded\n",
+                            crate::shared::superblock::UuidFmt(&uuid),
+                            n.level,
+                            children.len()
+                        );
+                        return Err(EIO);
+                    }
                 }
             }
             let copies = level_nodes

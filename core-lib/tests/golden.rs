@@ -617,7 +617,7 @@ fn btree_interior_encodes_to_known_bytes_and_back() {
         .collect();
     let id = uuid(0x60);
     let mut b = vec![0xee; BLOCK_SIZE];
-    encode_interior(&id, 0x8182_8384, 3, &children, &mut b);
+    assert!(encode_interior(&id, 0x8182_8384, 3, &children, &mut b));
     check("interior", &b, INTERIOR);
     let mut got = Vec::new();
     let h = decode_node(&id, 3, &b, |_| panic!(), |c| got.push(c)).unwrap();
