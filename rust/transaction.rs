@@ -74,6 +74,8 @@ pub(crate) struct Tx<'a> {
     prealloc: &'a mut KVec<NodeAlloc>,
     /// Set when an update needed nodes that could not be had without waiting: how many.
     want: u32,
+    /// Inode keys the transaction added less those it deleted.
+    inodes: i64,
 }
 
 impl Tx<'_> {
@@ -147,6 +149,10 @@ impl Tx<'_> {
         }
         self.recs.extend_from_slice(&rec[..len], GFP_KERNEL)?;
         self.nr += 1;
+        if pos.kind == Kind::Inode as u8 {
+            let had = self.undo.last().is_some_and(|u| u.old.is_some());
+            self.inodes += val.is_some() as i64 - had as i64;
+        }
         Ok(())
     }
 
@@ -196,6 +202,10 @@ impl Tx<'_> {
         }
         let was_empty = self.tree.jw.is_empty();
         self.tree.jw.append(&self.recs, self.nr)?;
+        let n = self.fs.inodes.load(Ordering::Relaxed);
+        self.fs
+            .inodes
+            .store(n.saturating_add_signed(self.inodes), Ordering::Relaxed);
         if was_empty {
             if let Some(t) = self.fs.flusher.lock().as_ref() {
                 t.arm(JOURNAL_FLUSH_MS);
@@ -214,15 +224,17 @@ impl Fs {
             let st = self.state.lock();
             (st.sb.journal_seq, st.sb.journal_offset)
         };
-        let mut largest = 0;
+        let (mut largest, mut count) = (0, 0);
         btree.scan(
             Pos::new(Kind::Inode, 0, 0),
             Pos::new(Kind::Dirent, 0, 0),
             &mut |p, _| {
                 largest = largest.max(p.ino);
+                count += 1;
                 true
             },
         );
+        self.inodes.store(count, Ordering::Relaxed);
         self.next_ino.store(
             largest.max(crate::shared::namespace_format::ROOT_INO) + 1,
             Ordering::Relaxed,
@@ -257,7 +269,6 @@ impl Fs {
 
     /// A new inode number (never one an inode key has: numbers only grow while mounted, and
     /// start above the largest at mount); `ENOSPC` past [`MAX_INO`].
-    #[allow(dead_code)] // The VFS glue's create, next.
     pub(crate) fn new_ino(&self) -> Result<u64> {
         let ino = self.next_ino.fetch_add(1, Ordering::Relaxed);
         if ino > MAX_INO {
@@ -300,6 +311,7 @@ impl Fs {
                     nr: 0,
                     prealloc: &mut prealloc,
                     want: 0,
+                    inodes: 0,
                 };
                 let r = f(&mut tx).and_then(|v| tx.finish().map(|()| v));
                 if r.is_err() {
