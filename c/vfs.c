@@ -121,6 +121,12 @@ static int bucketfs_fill_super(struct super_block *sb, struct fs_context *fc)
 	sb->s_maxbytes = MAX_LFS_FILESIZE;
 	sb->s_time_gran = 1;
 	sb->s_max_links = BUCKETFS_LINK_MAX;
+	/*
+	 * Access times are not kept: an inode's atime is what its creation or
+	 * its last change wrote (a read would change it in the inode cache
+	 * only, and lose it at eviction).
+	 */
+	sb->s_flags |= SB_NOATIME | SB_NODIRATIME;
 	return bucketfs_fill_root(sb);
 }
 

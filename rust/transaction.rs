@@ -17,10 +17,11 @@ use crate::allocator::NodeAlloc;
 use crate::btree::Btree;
 use crate::fs::Fs;
 use crate::journal::JournalPos;
-use crate::journal_writer::{JournalWriter, Written};
+use crate::journal_writer::{self, area_blocks, JournalCopy, JournalWriter, Tree, Written};
 use crate::shared::alloc_policy::{held_back, Watermark};
 use crate::shared::bkey::{self, Kind, Pos, MAX_RECORD, MAX_VAL};
 use crate::shared::namespace_format::MAX_INO;
+use crate::shared::options::Opt;
 use crate::shared::superblock::UuidFmt;
 use crate::timer::Timer;
 use crate::vec_ext::VecExt;
@@ -43,14 +44,6 @@ pub(crate) const TX_MAX_BYTES: usize = 8192;
 /// The watermark of the namespace's node allocations: metadata digs into the btree reserve
 /// that data (a lower watermark) leaves alone.
 const WATERMARK: Watermark = Watermark::Btree;
-
-/// The mounted filesystem's btree and journal, guarded by [`Fs::tree`].
-pub(crate) struct Tree {
-    /// The whole btree, with the changes not committed yet.
-    pub(crate) btree: Btree,
-    /// The open journal entry and the journal position.
-    pub(crate) jw: JournalWriter,
-}
 
 /// One update a transaction made, to undo it: the key, and where its value before is in
 /// [`Tx::old`] (`None`: it was absent).
@@ -369,10 +362,33 @@ impl Fs {
         usable < replicas
     }
 
+    /// The members the journal is written to (not removed, not missing).
+    fn journal_copies(&self) -> Result<KVec<JournalCopy<'_>>> {
+        let mut v = KVec::with_capacity(self.members.len(), GFP_KERNEL)?;
+        for (m, g) in self.members.iter().zip(self.geometry.iter()) {
+            if m.is_removed() {
+                continue;
+            }
+            if let Ok(dev) = m.dev() {
+                v.push((dev, g), GFP_KERNEL)?;
+            }
+        }
+        Ok(v)
+    }
+
+    /// Half of the smallest journal area, in blocks.
+    fn journal_half(&self) -> u64 {
+        self.journal_copies()
+            .map(|c| area_blocks(&c) / 2)
+            .unwrap_or(0)
+    }
+
     /// Writes the open journal entry; a journal area too full for it is reclaimed by a commit
     /// first (which also makes the entry's records durable).
     pub(crate) fn flush_entry(&self, tree: &mut Tree) -> Result {
-        match self.write_entry(&mut tree.jw)? {
+        let copies = self.journal_copies()?;
+        let required = self.state.lock().live.get(Opt::MetadataReplicasRequired) as usize;
+        match tree.jw.write(&self.uuid, &copies, required)? {
             Written::Done => Ok(()),
             Written::AreaFull => self.commit_tree(tree, true),
         }
@@ -404,7 +420,9 @@ impl Fs {
         self.commit(&mut tree.btree, next, &[], true)?;
         tree.jw.committed(pos);
         if restart {
-            self.clear_journal_start();
+            if let Ok(copies) = self.journal_copies() {
+                journal_writer::clear_start(&copies);
+            }
         }
         self.progress.set_stats(&tree.btree.stats());
         Ok(())
