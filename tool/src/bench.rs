@@ -1084,7 +1084,8 @@ fn meta_timed(work: MetaWork, dev: &PathBuf) -> Result<MetaRun, String> {
     })
 }
 
-/// Makes the filesystem, mounts it on /mnt, runs the timed work, unmounts.
+/// Makes the filesystem, mounts it on /mnt, runs the timed work, unmounts; on bucketfs, then
+/// runs `bucketfs fsck` (untimed).
 fn meta_once(side: MetaSide, work: MetaWork, dev: &PathBuf) -> Result<MetaRun, String> {
     side.make(dev)?;
     sync_all();
@@ -1120,6 +1121,18 @@ fn meta_once(side: MetaSide, work: MetaWork, dev: &PathBuf) -> Result<MetaRun, S
     if u != 0 {
         return Err(format!("umount: {}", std::io::Error::last_os_error()));
     }
+    // Every operation returned success; the checker says whether what bucketfs left on the
+    // disk is consistent too (an empty root: the work removes all it made).
+    if side == MetaSide::Bucketfs {
+        flush_bdev(dev)?;
+        let report = crate::fsck::fsck(&[Device::open(dev, false)?])?;
+        if let Some(p) = report.problems.first() {
+            return Err(format!(
+                "bucketfs fsck after the run: {} problem(s), the first: {p}",
+                report.problems.len()
+            ));
+        }
+    }
     Ok(run)
 }
 
@@ -1153,7 +1166,8 @@ fn meta_figures(runs: &[MetaRun]) -> MetaFigures {
 /// disk, `runs` times each, alternating (the side that goes first alternates too). The time
 /// is that of the whole work with its final sync; the row gives operations per second and
 /// bucketfs's rate over ext4's, with each side's disk writes, flushes and discards during the
-/// timed part (the disk's own counters).
+/// timed part (the disk's own counters). Each bucketfs run is checked by `bucketfs fsck` after
+/// its unmount: a run that leaves an inconsistent filesystem is a failure, not a figure.
 pub fn meta(dev: &PathBuf, work: MetaWork, runs: usize) -> Result<(), String> {
     let clock = Clock::probe();
     let (mut b_runs, mut e_runs) = (Vec::new(), Vec::new());
@@ -1227,7 +1241,8 @@ pub fn meta(dev: &PathBuf, work: MetaWork, runs: usize) -> Result<(), String> {
     };
     println!(
         "| {label} | {} vs {} | {ratio} | {ops} ops ({} mkdir, {} each of create, rename, unlink, \
-         {} rmdir), timed as one run ending in one sync(2); mkfs.ext4 {}, default mount options; \
+         {} rmdir), timed as one run ending in one sync(2), each bucketfs run checked by bucketfs fsck after its \
+         unmount; mkfs.ext4 {}, default mount options; \
          phases create / rename / unlink+sync and disk I/O in the timed part: {}; {} | {} |",
         side_cell("bucketfs", &b_err, &b),
         side_cell("ext4", &e_err, &e),
