@@ -238,6 +238,11 @@ pub(crate) struct Fs {
     /// Set once recovery has finished (the journal replayed and committed, or the mount is
     /// read-only): the btree on disk is the whole tree, and may be rewritten after the mount.
     pub(crate) recovered: AtomicBool,
+    /// Set when a journal write, a commit of the mounted tree or a change of the tree in memory
+    /// failed half-way (`transaction.rs`): nothing is written any more (metadata changes and
+    /// `sync` fail with `EIO`), so the disk keeps the last durable state, which the next mount
+    /// recovers.
+    pub(crate) shut_down: AtomicBool,
     /// Serialises btree rewrites after the mount (`node_move.rs`: evacuation; the removal's
     /// emptiness check).
     #[pin]
@@ -365,11 +370,18 @@ impl Fs {
 unsafe impl TimerTarget for Fs {
     fn fire(&self) {
         if let Err(e) = self.sync_journal(true) {
+            if self.shut_down.load(Ordering::Acquire) {
+                return;
+            }
             pr_err!(
-                "{}: journal flush failed ({}); tried again after the next change\n",
+                "{}: journal flush failed ({}); tried again in {} ms\n",
                 crate::shared::superblock::UuidFmt(&self.uuid),
-                e.to_errno()
+                e.to_errno(),
+                crate::transaction::JOURNAL_FLUSH_MS
             );
+            if let Some(t) = self.flusher.lock().as_ref() {
+                t.arm(crate::transaction::JOURNAL_FLUSH_MS);
+            }
         }
     }
 }

@@ -123,6 +123,15 @@ impl Tx<'_> {
                 let mut left = n;
                 while left > 0 {
                     let Some(a) = prealloc.pop() else { break };
+                    // Set aside before a member's removal: not used, given back.
+                    if a.ptrs[..a.nr_ptrs as usize].iter().any(|p| {
+                        fs.members
+                            .get(p.member as usize)
+                            .is_none_or(|m| m.is_removed())
+                    }) {
+                        fs.alloc.release_nodes(&[a]);
+                        continue;
+                    }
                     out.push(a, GFP_KERNEL)?;
                     left -= 1;
                 }
@@ -151,8 +160,9 @@ impl Tx<'_> {
 
     /// Undoes every update, the last first: each node gets back the records it had, so none
     /// grows past what it held and no undo needs a node allocation (the nodes are already the
-    /// transaction's copies).
-    fn rollback(&mut self) {
+    /// transaction's copies). Returns whether every update was undone.
+    fn rollback(&mut self) -> bool {
+        let mut all = true;
         let fs = self.fs;
         while let Some(u) = self.undo.pop() {
             let old = u.old.map(|(at, len)| &self.old[at..at + len]);
@@ -169,6 +179,7 @@ impl Tx<'_> {
                 |unused| fs.alloc.release_nodes(unused),
             );
             if let Err(e) = r {
+                all = false;
                 pr_err!(
                     "{}: cannot undo a failed transaction's update of ({}, {}, {}) ({}); the \
                      tree in memory keeps it\n",
@@ -182,6 +193,7 @@ impl Tx<'_> {
         }
         self.recs.clear();
         self.nr = 0;
+        all
     }
 
     /// The transaction ends well: its records join the open journal entry, which has room for
@@ -209,6 +221,33 @@ impl Tx<'_> {
 }
 
 impl Fs {
+    /// Stops every write of the mounted filesystem after a failure that leaves what is in
+    /// memory out of step with what may be on disk: a journal entry written to fewer members
+    /// than needed (its block may hold it on some: written again or followed by a commit, it
+    /// could be replayed onto a newer root), a commit that failed after it began writing, a
+    /// change of the tree in memory that failed half-way. As XFS does: metadata changes,
+    /// `sync` and the unmount's commit then fail with `EIO` or do nothing, and the next mount
+    /// recovers the last durable state.
+    pub(crate) fn shut_down(&self, why: &str, e: Error) -> Error {
+        if !self.shut_down.swap(true, Ordering::AcqRel) {
+            pr_err!(
+                "{}: shut down: {why} ({}); nothing more is written: metadata changes and sync \
+                 fail with EIO; unmount and mount again to recover what was synced\n",
+                UuidFmt(&self.uuid),
+                e.to_errno()
+            );
+        }
+        EIO
+    }
+
+    /// `EIO` once the filesystem is shut down.
+    fn check_shut_down(&self) -> Result {
+        if self.shut_down.load(Ordering::Acquire) {
+            return Err(EIO);
+        }
+        Ok(())
+    }
+
     /// Keeps the btree recovery loaded (and replayed) as the mounted filesystem's tree; the
     /// journal goes on where the superblock says, and new inodes are numbered from one more
     /// than the largest.
@@ -242,8 +281,20 @@ impl Fs {
     }
 
     /// Makes the journal flush timer if there is none (a read-write mount once the tree is
-    /// installed, a remount read-write).
+    /// installed, a remount read-write), and arms it if the open entry holds records (left by a
+    /// remount read-only whose commit failed).
     pub(crate) fn start_flusher(&self) {
+        self.make_flusher();
+        if let Some(t) = self.tree.lock().as_ref() {
+            if !t.jw.is_empty() {
+                if let Some(f) = self.flusher.lock().as_ref() {
+                    f.arm(JOURNAL_FLUSH_MS);
+                }
+            }
+        }
+    }
+
+    fn make_flusher(&self) {
         if self.state.lock().read_only {
             return;
         }
@@ -289,6 +340,9 @@ impl Fs {
                 if self.state.lock().read_only {
                     break Err(EROFS);
                 }
+                if let Err(e) = self.check_shut_down() {
+                    break Err(e);
+                }
                 // Room for the transaction's records in the open entry, before anything changes.
                 if !tree.jw.fits(TX_MAX_BYTES) {
                     if let Err(e) = self.flush_entry(tree) {
@@ -307,15 +361,24 @@ impl Fs {
                     inodes: 0,
                 };
                 let r = f(&mut tx).and_then(|v| tx.finish().map(|()| v));
-                if r.is_err() {
-                    tx.rollback();
-                }
+                let r = match r {
+                    Err(e) if !tx.rollback() => {
+                        Err(self.shut_down("a failed metadata change could not be undone", e))
+                    }
+                    r => r,
+                };
+                let r = match r {
+                    Err(e) if tx.tree.btree.torn() => {
+                        Err(self.shut_down("the btree in memory was left half changed", e))
+                    }
+                    r => r,
+                };
                 want = tx.want;
                 r
             };
             match r {
                 Err(e) if e == EAGAIN && want > 0 => {
-                    if self.out_of_space() {
+                    if self.out_of_space(want) {
                         break Err(ENOSPC);
                     }
                     let got =
@@ -341,13 +404,19 @@ impl Fs {
         f(&tree.btree)
     }
 
-    /// Whether fewer members than `metadata_replicas` have an empty bucket (free, or waiting
-    /// for discard) beyond what the metadata watermark holds back: a metadata change that needs
-    /// a node then fails with `ENOSPC` instead of waiting. A member starved while its
+    /// Whether fewer members than a request for `want` nodes needs (`metadata_replicas`, or
+    /// `metadata_replicas_required` with `metadata_degraded_writes`) have `want` empty buckets
+    /// (free, or waiting for discard) beyond what the metadata watermark holds back: the
+    /// change then fails with `ENOSPC` instead of waiting. A member starved while its
     /// `need_discard` buckets wait for the discard worker (the #1108 shape) still counts: a
     /// change parks there, and an option write, a discard or the abort knob releases it.
-    fn out_of_space(&self) -> bool {
-        let replicas = self.live().replicas as usize;
+    fn out_of_space(&self, want: u32) -> bool {
+        let live = self.live();
+        let needs = if live.degrade {
+            live.required.min(live.replicas)
+        } else {
+            live.replicas
+        } as usize;
         let usable = self.alloc.inspect(|devices| {
             devices
                 .iter()
@@ -355,11 +424,14 @@ impl Fs {
                 .filter(|(_, m)| !m.is_removed())
                 .filter(|(d, _)| {
                     let s = d.snapshot();
-                    s.writable && s.free + s.need_discard > held_back(s.allocatable, WATERMARK)
+                    s.writable
+                        && (s.free + s.need_discard)
+                            .saturating_sub(held_back(s.allocatable, WATERMARK))
+                            >= want as u64
                 })
                 .count()
         });
-        usable < replicas
+        usable < needs
     }
 
     /// The members the journal is written to (not removed, not missing).
@@ -388,7 +460,12 @@ impl Fs {
     pub(crate) fn flush_entry(&self, tree: &mut Tree) -> Result {
         let copies = self.journal_copies()?;
         let required = self.state.lock().live.get(Opt::MetadataReplicasRequired) as usize;
-        match tree.jw.write(&self.uuid, &copies, required)? {
+        self.check_shut_down()?;
+        let written = tree
+            .jw
+            .write(&self.uuid, &copies, required)
+            .map_err(|e| self.shut_down("a journal entry could not be written", e))?;
+        match written {
             Written::Done => Ok(()),
             Written::AreaFull => self.commit_tree(tree, true),
         }
@@ -405,6 +482,7 @@ impl Fs {
         if self.state.lock().read_only {
             return Ok(());
         }
+        self.check_shut_down()?;
         self.flush_entry(tree)
     }
 
@@ -412,12 +490,17 @@ impl Fs {
     /// with the journal position past every record (`restart`: at block 0 of the areas), the
     /// bucket tables; the open entry's records are in the tree now and are dropped.
     pub(crate) fn commit_tree(&self, tree: &mut Tree, restart: bool) -> Result {
+        self.check_shut_down()?;
+        // At the end of the smallest area the journal goes on at block 0 (as the mount's
+        // reader has it), which is also the only offset the superblock accepts there.
+        let restart = restart || tree.jw.pos >= area_blocks(&self.journal_copies()?);
         let pos = if restart { 0 } else { tree.jw.pos };
         let next = JournalPos {
             seq: tree.jw.seq,
             offset: pos,
         };
-        self.commit(&mut tree.btree, next, &[], true)?;
+        self.commit(&mut tree.btree, next, &[], true)
+            .map_err(|e| self.shut_down("a commit of the btree failed", e))?;
         tree.jw.committed(pos);
         if restart {
             if let Ok(copies) = self.journal_copies() {
@@ -440,6 +523,7 @@ impl Fs {
 
     /// Commits `tree` if anything is not committed yet (nothing on a read-only mount).
     pub(crate) fn commit_pending(&self, tree: &mut Tree) -> Result {
+        self.check_shut_down()?;
         if self.state.lock().read_only {
             return Ok(());
         }
