@@ -141,6 +141,8 @@ pub(crate) struct Btree {
     /// An update failed after it began to change the tree (out of memory in a split): the tree
     /// in memory may have lost or misplaced records, and must not be written.
     torn: bool,
+    /// Where [`Btree::update`] encodes its record ([`bkey::MAX_RECORD`] bytes once used).
+    scratch: KVec<u8>,
     /// Committed locations of nodes taken out of the tree since the last commit
     /// ([`Btree::prune_empty`]): freed by the commit, as rewritten nodes' old locations are.
     pruned: KVec<NodeAlloc>,
@@ -186,6 +188,7 @@ impl Btree {
             root: 0,
             seq: root.node_seq,
             torn: false,
+            scratch: KVec::new(),
             pruned: KVec::new(),
         };
         let mut bufs = [IoBuf::new(BLOCK_SIZE)?, IoBuf::new(BLOCK_SIZE)?];
@@ -456,8 +459,42 @@ impl Btree {
         alloc: impl FnOnce(u32, &mut KVec<NodeAlloc>) -> Result,
         release: impl FnOnce(&[NodeAlloc]),
     ) -> Result {
+        // The record, encoded before anything changes (a value the decoder would refuse is
+        // refused here, never written), into the tree's scratch buffer.
+        let mut rec = core::mem::replace(&mut self.scratch, KVec::new());
+        if rec.len() < bkey::MAX_RECORD {
+            rec = KVec::from_elem(0u8, bkey::MAX_RECORD, GFP_KERNEL)?;
+        }
+        let r = match val {
+            Some(v) => match bkey::encode(pos, false, v, &mut rec) {
+                Some(len) => self.update_rec(pos, Some(&rec[..len]), alloc, release),
+                None => Err(EINVAL),
+            },
+            None => self.update_rec(pos, None, alloc, release),
+        };
+        self.scratch = rec;
+        r
+    }
+
+    /// [`Btree::update`] with the record already encoded: `rec` is a record
+    /// [`bkey::encode`] made for `pos` (not a deletion), or `None` to delete the key at `pos`.
+    pub(crate) fn update_rec(
+        &mut self,
+        pos: Pos,
+        rec: Option<&[u8]>,
+        alloc: impl FnOnce(u32, &mut KVec<NodeAlloc>) -> Result,
+        release: impl FnOnce(&[NodeAlloc]),
+    ) -> Result {
+        if let Some(r) = rec {
+            // One record, of this position: what goes into a leaf is checked as a leaf's
+            // records are when decoded.
+            match bkey::decode_at(r, 0) {
+                Ok((k, end)) if k.pos == pos && !k.deleted && end == r.len() => {}
+                _ => return Err(EINVAL),
+            }
+        }
         let mut pool = KVec::new();
-        let result = self.update_with(pos, val, alloc, &mut pool);
+        let result = self.update_with(pos, rec, alloc, &mut pool);
         if !pool.is_empty() {
             release(&pool);
         }
@@ -488,17 +525,12 @@ impl Btree {
     fn update_with(
         &mut self,
         pos: Pos,
-        val: Option<&[u8]>,
+        rec: Option<&[u8]>,
         alloc: impl FnOnce(u32, &mut KVec<NodeAlloc>) -> Result,
         pool: &mut KVec<NodeAlloc>,
     ) -> Result {
-        // The record, encoded before anything changes (a value the decoder would refuse is
-        // refused here, never written). On the heap: a frame stays small.
-        let mut rec = KVec::from_elem(0u8, bkey::MAX_RECORD, GFP_KERNEL)?;
-        let rec_len = match val {
-            Some(v) => bkey::encode(pos, false, v, &mut rec).ok_or(EINVAL)?,
-            None => 0,
-        };
+        let val = rec;
+        let rec_len = rec.map_or(0, |r| r.len());
         let mut path_buf = [(0usize, 0usize); MAX_PATH];
         let (depth, leaf) = self.path_to(pos, &mut path_buf)?;
         let path = &path_buf[..depth];
@@ -555,12 +587,9 @@ impl Btree {
             Err(at) => at,
         };
         // From here on the tree is changing: a failure leaves it torn (see `Btree::torn`).
-        let r = if val.is_some() {
-            node.recs
-                .insert_slice(at, &rec[..rec_len])
-                .map_err(Error::from)
-        } else {
-            Ok(())
+        let r = match rec {
+            Some(r) => node.recs.insert_slice(at, r).map_err(Error::from),
+            None => Ok(()),
         };
         let r = r.and_then(|()| {
             if val.is_some() {

@@ -41,6 +41,9 @@ pub(crate) const JOURNAL_FLUSH_MS: u32 = 1000;
 /// commits anything while it runs.
 pub(crate) const TX_MAX_BYTES: usize = 8192;
 
+/// Zeros to make room for a record in a transaction's records.
+static ZERO_RECORD: [u8; MAX_RECORD] = [0; MAX_RECORD];
+
 /// The watermark of the namespace's node allocations: metadata digs into the btree reserve
 /// that data (a lower watermark) leaves alone.
 const WATERMARK: Watermark = Watermark::Btree;
@@ -99,26 +102,42 @@ impl Tx<'_> {
     }
 
     fn update(&mut self, pos: Pos, val: Option<&[u8]>) -> Result {
-        // The record first: a value the decoder would refuse is refused before anything
-        // changes.
-        let mut rec = KVec::from_elem(0u8, MAX_RECORD, GFP_KERNEL)?;
-        let len = bkey::encode(pos, val.is_none(), val.unwrap_or(&[]), &mut rec).ok_or(EINVAL)?;
+        // The record first, at the end of the transaction's records (taken back if the update
+        // fails): a value the decoder would refuse is refused before anything changes.
+        let at = self.recs.len();
+        let size = bkey::record_size(val.map_or(0, |v| v.len()));
+        if size > MAX_RECORD {
+            return Err(EINVAL);
+        }
+        self.recs
+            .extend_from_slice(&ZERO_RECORD[..size], GFP_KERNEL)?;
+        let encoded = bkey::encode(pos, val.is_none(), val.unwrap_or(&[]), &mut self.recs[at..]);
+        if encoded != Some(size) {
+            self.recs.truncate(at);
+            return Err(EINVAL);
+        }
         let old = match self.tree.btree.get(pos) {
             Some(v) => {
-                let at = self.old.len();
-                self.old.extend_from_slice(v, GFP_KERNEL)?;
-                Some((at, v.len()))
+                let o = self.old.len();
+                if let Err(e) = self.old.extend_from_slice(v, GFP_KERNEL) {
+                    self.recs.truncate(at);
+                    return Err(e.into());
+                }
+                Some((o, v.len()))
             }
             None => None,
         };
-        self.undo.push(Undo { pos, old }, GFP_KERNEL)?;
-        self.recs.reserve(len, GFP_KERNEL)?;
+        if let Err(e) = self.undo.push(Undo { pos, old }, GFP_KERNEL) {
+            self.recs.truncate(at);
+            return Err(e.into());
+        }
         let fs = self.fs;
         let prealloc = &mut *self.prealloc;
         let want = &mut self.want;
-        let r = self.tree.btree.update(
+        let rec = val.map(|_| &self.recs[at..at + size]);
+        let r = self.tree.btree.update_rec(
             pos,
-            val,
+            rec,
             |n, out| {
                 let mut left = n;
                 while left > 0 {
@@ -145,11 +164,11 @@ impl Tx<'_> {
             |unused| fs.alloc.release_nodes(unused),
         );
         if let Err(e) = r {
-            // Nothing changed: this update has no undo.
+            // Nothing changed: this update has no undo, and no record.
             let _ = self.undo.pop();
+            self.recs.truncate(at);
             return Err(e);
         }
-        self.recs.extend_from_slice(&rec[..len], GFP_KERNEL)?;
         self.nr += 1;
         if pos.kind == Kind::Inode as u8 {
             let had = self.undo.last().is_some_and(|u| u.old.is_some());
