@@ -253,7 +253,10 @@ impl FileSystem for BucketFsType {
     ) -> Result {
         let fs = mounted.fs();
         let names = fs.names();
-        let r = fs.transact(|s| namespace::unlink(s, &names, dir_after, name, inode_after, rmdir));
+        // An unlink frees space: it may take the last buckets (a full filesystem is emptied so).
+        let r = fs.transact_freeing(|s| {
+            namespace::unlink(s, &names, dir_after, name, inode_after, rmdir)
+        });
         logged(fs, "unlink", r)
     }
 

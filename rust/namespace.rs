@@ -109,7 +109,16 @@ impl Fs {
         &self,
         mut f: impl FnMut(&mut dyn Store) -> core::result::Result<T, NsError>,
     ) -> Result<T> {
-        self.transact_tx(|tx| f(tx).map_err(|e| self.ns_error(e)))
+        self.transact_tx(false, |tx| f(tx).map_err(|e| self.ns_error(e)))
+    }
+
+    /// [`Fs::transact`] for a change that frees space (an unlink, an rmdir): its node
+    /// allocations may take the last buckets, so a full filesystem can be emptied.
+    pub(crate) fn transact_freeing<T>(
+        &self,
+        mut f: impl FnMut(&mut dyn Store) -> core::result::Result<T, NsError>,
+    ) -> Result<T> {
+        self.transact_tx(true, |tx| f(tx).map_err(|e| self.ns_error(e)))
     }
 
     /// Runs `f` on the namespace as it is.

@@ -48,6 +48,11 @@ static ZERO_RECORD: [u8; MAX_RECORD] = [0; MAX_RECORD];
 /// that data (a lower watermark) leaves alone.
 const WATERMARK: Watermark = Watermark::Btree;
 
+/// The watermark of a change that frees space (an unlink, an rmdir): it may take the last
+/// buckets, so a full filesystem can still be emptied (its nodes' old copies are freed by the
+/// next commit).
+const FREEING_WATERMARK: Watermark = Watermark::Reclaim;
+
 /// One update a transaction made, to undo it: the key, and where its value before is in
 /// [`Tx::old`] (`None`: it was absent).
 #[derive(Clone, Copy)]
@@ -70,6 +75,8 @@ pub(crate) struct Tx<'a> {
     prealloc: &'a mut KVec<NodeAlloc>,
     /// Set when an update needed nodes that could not be had without waiting: how many.
     want: u32,
+    /// The watermark of the transaction's node allocations.
+    watermark: Watermark,
     /// Inode keys the transaction added less those it deleted.
     inodes: i64,
 }
@@ -132,6 +139,7 @@ impl Tx<'_> {
             return Err(e.into());
         }
         let fs = self.fs;
+        let watermark = self.watermark;
         let prealloc = &mut *self.prealloc;
         let want = &mut self.want;
         let rec = val.map(|_| &self.recs[at..at + size]);
@@ -154,7 +162,7 @@ impl Tx<'_> {
                     out.push(a, GFP_KERNEL)?;
                     left -= 1;
                 }
-                if left == 0 || fs.alloc.try_alloc_now(left, WATERMARK, &fs.live(), out)? {
+                if left == 0 || fs.alloc.try_alloc_now(left, watermark, &fs.live(), out)? {
                     return Ok(());
                 }
                 // Wait for all of them, without the tree (the caller runs the transaction again).
@@ -347,8 +355,19 @@ impl Fs {
     /// the module documentation) and runs `f` again; the wait's error (`ECANCELED` from
     /// `abort_stuck_allocations`, `EINTR` from a fatal signal) is the transaction's, with
     /// nothing done. `ENOSPC` when no member has an empty bucket left.
-    pub(crate) fn transact_tx<T>(&self, mut f: impl FnMut(&mut Tx<'_>) -> Result<T>) -> Result<T> {
+    pub(crate) fn transact_tx<T>(
+        &self,
+        freeing: bool,
+        mut f: impl FnMut(&mut Tx<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let watermark = if freeing {
+            FREEING_WATERMARK
+        } else {
+            WATERMARK
+        };
         let mut prealloc = KVec::new();
+        // Whether a commit was made to give back the old copies of changed nodes.
+        let mut reclaimed = false;
         let result = loop {
             let want;
             let r = {
@@ -377,6 +396,7 @@ impl Fs {
                     nr: 0,
                     prealloc: &mut prealloc,
                     want: 0,
+                    watermark,
                     inodes: 0,
                 };
                 let r = f(&mut tx).and_then(|v| tx.finish().map(|()| v));
@@ -397,12 +417,25 @@ impl Fs {
             };
             match r {
                 Err(e) if e == EAGAIN && want > 0 => {
-                    if self.out_of_space(want) {
+                    if self.out_of_space(want, watermark) {
+                        // The old copies of the nodes changed since the last commit are the
+                        // space a commit gives back (to `need_discard`, which the discard
+                        // worker frees): once, before `ENOSPC`.
+                        if !reclaimed {
+                            reclaimed = true;
+                            let mut guard = self.tree.lock();
+                            if let Some(t) = guard.as_mut().filter(|t| t.btree.is_dirty()) {
+                                if let Err(e) = self.commit_tree(t, false) {
+                                    break Err(e);
+                                }
+                                continue;
+                            }
+                        }
                         break Err(ENOSPC);
                     }
                     let got =
                         self.alloc
-                            .alloc_nodes(want, WATERMARK, || self.live(), &mut prealloc);
+                            .alloc_nodes(want, watermark, || self.live(), &mut prealloc);
                     if let Err(e) = got {
                         break Err(e);
                     }
@@ -429,7 +462,7 @@ impl Fs {
     /// change then fails with `ENOSPC` instead of waiting. A member starved while its
     /// `need_discard` buckets wait for the discard worker (the #1108 shape) still counts: a
     /// change parks there, and an option write, a discard or the abort knob releases it.
-    fn out_of_space(&self, want: u32) -> bool {
+    fn out_of_space(&self, want: u32, watermark: Watermark) -> bool {
         let live = self.live();
         let needs = if live.degrade {
             live.required.min(live.replicas)
@@ -445,7 +478,7 @@ impl Fs {
                     let s = d.snapshot();
                     s.writable
                         && (s.free + s.need_discard)
-                            .saturating_sub(held_back(s.allocatable, WATERMARK))
+                            .saturating_sub(held_back(s.allocatable, watermark))
                             >= want as u64
                 })
                 .count()
