@@ -325,3 +325,44 @@ void *bucketfs_discard_wq_get(void)
 {
 	return bucketfs_discard_wq;
 }
+
+struct bucketfs_timer {
+	struct delayed_work dw;
+	void (*fn)(void *ctx);
+	void *ctx;
+};
+
+static void bucketfs_timer_fn(struct work_struct *ws)
+{
+	struct bucketfs_timer *t = container_of(to_delayed_work(ws),
+						struct bucketfs_timer, dw);
+
+	t->fn(t->ctx);
+}
+
+struct bucketfs_timer *bucketfs_timer_new(void (*fn)(void *ctx), void *ctx)
+{
+	struct bucketfs_timer *t = kzalloc(sizeof(*t), GFP_KERNEL);
+
+	if (!t)
+		return NULL;
+	INIT_DELAYED_WORK(&t->dw, bucketfs_timer_fn);
+	t->fn = fn;
+	t->ctx = ctx;
+	return t;
+}
+
+/* Queues the call @ms milliseconds from now, unless one is already queued. */
+void bucketfs_timer_arm(struct bucketfs_timer *t, unsigned int ms)
+{
+	queue_delayed_work(bucketfs_discard_wq, &t->dw, msecs_to_jiffies(ms));
+}
+
+/* Cancels a queued call and waits for a running one; then frees @t. */
+void bucketfs_timer_free(struct bucketfs_timer *t)
+{
+	if (!t)
+		return;
+	cancel_delayed_work_sync(&t->dw);
+	kfree(t);
+}

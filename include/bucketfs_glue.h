@@ -93,6 +93,16 @@ void bucketfs_discard_wq_exit(void);
 void *bucketfs_discard_wq_get(void);
 
 /*
+ * A delayed call of @fn(@ctx) on the module's workqueue (c/bdev.c): armed
+ * again and again, cancelled and waited for by bucketfs_timer_free(), after
+ * which @fn is not running and will not run. The journal's flush interval.
+ */
+struct bucketfs_timer;
+struct bucketfs_timer *bucketfs_timer_new(void (*fn)(void *ctx), void *ctx);
+void bucketfs_timer_arm(struct bucketfs_timer *t, unsigned int ms);
+void bucketfs_timer_free(struct bucketfs_timer *t);
+
+/*
  * The Rust side of the boundary: C calls into Rust only through the two ops
  * tables below, filled by rust/vfs.rs and rust/sysfs.rs with `unsafe extern
  * "C" fn` callbacks whose `# Safety` sections state what this glue

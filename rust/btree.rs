@@ -12,10 +12,11 @@
 
 use crate::allocator::NodeAlloc;
 use crate::bdev::{BlockDevice, IoBatch, IoBuf, IoTicket};
+use crate::shared::bkey::{self, key_digest, KeyHeaderDisk, Kind, Pos, KEY_HEADER};
 use crate::shared::btree_format::{
-    decode_node, encode_interior, encode_leaf, Child, INTERIOR_CAPACITY, LEAF_CAPACITY,
+    decode_node, encode_interior, encode_leaf, leaf_body, Child, INTERIOR_CAPACITY, LEAF_BYTES,
 };
-use crate::shared::journal_format::{key_digest, Key};
+use crate::shared::layout::Field;
 use crate::shared::superblock::{BtreeRoot, NodePtr, PtrError, BLOCK_SIZE, MAX_BTREE_LEVEL};
 use crate::vec_ext::VecExt;
 use core::cell::Cell;
@@ -31,8 +32,8 @@ const MAX_PATH: usize = MAX_BTREE_LEVEL as usize;
 /// A child of an interior node, in memory.
 #[derive(Clone, Copy)]
 struct ChildRef {
-    /// Smallest key the child covers.
-    key: u64,
+    /// Smallest position the child covers.
+    key: Pos,
     /// Index of the child in [`Btree::nodes`].
     node: usize,
 }
@@ -40,8 +41,11 @@ struct ChildRef {
 /// A node in memory.
 struct Node {
     level: u8,
-    /// Sorted keys (leaves).
-    keys: KVec<Key>,
+    /// A leaf's records, sorted, packed as on disk (checked when decoded, or made by
+    /// [`bkey::encode`]); at most [`LEAF_BYTES`] but during an insert that splits.
+    recs: KVec<u8>,
+    /// Records in `recs`.
+    nr: usize,
     /// Sorted children (interior nodes).
     children: KVec<ChildRef>,
     /// Where the node lives; for a dirty node, the new buckets it will be written to.
@@ -53,20 +57,42 @@ struct Node {
     seq: u64,
 }
 
-impl Node {
-    fn len(&self) -> usize {
-        if self.level == 0 {
-            self.keys.len()
-        } else {
-            self.children.len()
+/// Position and value length of the record at `at` of a leaf's records (which are valid).
+fn rec_at(recs: &[u8], at: usize) -> (Pos, usize) {
+    let h = KeyHeaderDisk::read(&recs[at..]);
+    (
+        Pos {
+            kind: h.kind,
+            ino: h.ino,
+            off: h.off,
+        },
+        h.len as usize,
+    )
+}
+
+/// Where `pos` is in a leaf's records: `Ok((offset, record size))` of its record, or
+/// `Err(offset)` where it would go.
+fn find_rec(recs: &[u8], pos: Pos) -> core::result::Result<(usize, usize), usize> {
+    let mut at = 0;
+    while at < recs.len() {
+        let (p, len) = rec_at(recs, at);
+        let size = bkey::record_size(len);
+        match p.cmp(&pos) {
+            core::cmp::Ordering::Less => at += size,
+            core::cmp::Ordering::Equal => return Ok((at, size)),
+            core::cmp::Ordering::Greater => return Err(at),
         }
     }
+    Err(at)
+}
 
-    fn capacity(&self) -> usize {
+impl Node {
+    /// Whether the node holds more than a node may (it must split).
+    fn over(&self) -> bool {
         if self.level == 0 {
-            LEAF_CAPACITY
+            self.recs.len() > LEAF_BYTES
         } else {
-            INTERIOR_CAPACITY
+            self.children.len() > INTERIOR_CAPACITY
         }
     }
 }
@@ -90,13 +116,15 @@ pub(crate) trait NodeIo {
 /// Figures for `internal/btree_stats`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct BtreeStats {
-    /// Keys in the tree.
+    /// Map keys in the tree (the journal replay's test keys).
     pub(crate) keys: u64,
+    /// Namespace keys (inodes, directory entries, symbolic link pieces).
+    pub(crate) namespace_keys: u64,
     /// Nodes in the tree.
     pub(crate) nodes: u64,
     /// Levels (1 for a lone leaf).
     pub(crate) depth: u64,
-    /// Order-independent digest of all keys and values.
+    /// Order-independent digest of the map keys and their values.
     pub(crate) digest: u64,
 }
 
@@ -155,6 +183,7 @@ impl Btree {
             root.level,
             0,
             root.node_seq,
+            (Pos::MIN, None),
         )?;
         t.seen = KVVec::new();
         Ok(t)
@@ -168,6 +197,7 @@ impl Btree {
         level: u8,
         depth: u32,
         max_seq: u64,
+        range: (Pos, Option<Pos>),
     ) -> Result<usize> {
         if depth > MAX_BTREE_LEVEL as u32 {
             return Err(EINVAL);
@@ -187,9 +217,13 @@ impl Btree {
         let mut unreadable = false;
         // Copies on missing members (a degraded mount), kept as unreadable ones are.
         let mut on_missing = 0;
-        let mut keys = KVec::new();
+        let mut recs = KVec::new();
+        let mut nr = 0;
         let mut children = KVec::new();
         let mut have = false;
+        // Every key of the node lies in the range its parent gives it: [first key, next
+        // sibling's first key).
+        let in_range = |p: Pos| p >= range.0 && range.1.is_none_or(|hi| p < hi);
         for (i, ptr) in ptrs.ptrs[..ptrs.nr_ptrs as usize].iter().enumerate() {
             let drop_copy = |why: &dyn core::fmt::Display| {
                 pr_warn!(
@@ -237,15 +271,17 @@ impl Btree {
                     continue;
                 }
             } else {
-                keys.clear();
+                recs.clear();
                 children.clear();
                 let alloc_failed = Cell::new(false);
+                let outside = Cell::new(false);
                 let decoded = decode_node(
                     &uuid,
                     level,
                     buf,
-                    |k| alloc_failed.set(alloc_failed.get() | keys.push(k, GFP_KERNEL).is_err()),
+                    |k| outside.set(outside.get() | !in_range(k.pos)),
                     |c| {
+                        outside.set(outside.get() | !in_range(c.pos()));
                         alloc_failed.set(alloc_failed.get() | children.push(c, GFP_KERNEL).is_err())
                     },
                 );
@@ -259,12 +295,20 @@ impl Btree {
                         continue;
                     }
                 };
+                if outside.get() {
+                    drop_copy(&"a key lies outside the range its parent gives the node");
+                    continue;
+                }
                 if h.seq > max_seq {
                     drop_copy(&format_args!(
                         "sequence {} is newer than what points at it ({max_seq})",
                         h.seq
                     ));
                     continue;
+                }
+                if level == 0 {
+                    recs.extend_from_slice(leaf_body(buf, &h), GFP_KERNEL)?;
+                    nr = h.nr as usize;
                 }
                 chosen[..BLOCK_SIZE].copy_from_slice(&buf[..BLOCK_SIZE]);
                 chosen_seq = h.seq;
@@ -329,11 +373,12 @@ impl Btree {
             }
         }
         let mut refs = KVec::with_capacity(children.len(), GFP_KERNEL)?;
-        for c in children.iter() {
+        for (i, c) in children.iter().enumerate() {
             let c: &Child = c;
             if level == 0 {
                 break;
             }
+            let next = children.get(i + 1).map(|n| n.pos()).or(range.1);
             let node = self.load_node(
                 io,
                 bufs,
@@ -341,13 +386,15 @@ impl Btree {
                 level - 1,
                 depth + 1,
                 chosen_seq,
+                (c.pos(), next),
             )?;
-            refs.push(ChildRef { key: c.key, node }, GFP_KERNEL)?;
+            refs.push(ChildRef { key: c.pos(), node }, GFP_KERNEL)?;
         }
         self.nodes.push(
             Node {
                 level,
-                keys,
+                recs,
+                nr,
                 children: refs,
                 at,
                 old: None,
@@ -359,6 +406,11 @@ impl Btree {
         Ok(self.nodes.len() - 1)
     }
 
+    /// Whether a node changed since the last commit.
+    pub(crate) fn is_dirty(&self) -> bool {
+        self.nodes.iter().any(|n| n.dirty)
+    }
+
     /// Calls `visit` with every bucket that holds a copy of a node (current locations).
     pub(crate) fn for_each_bucket(&self, mut visit: impl FnMut(NodePtr)) {
         for n in self.nodes.iter() {
@@ -368,69 +420,88 @@ impl Btree {
         }
     }
 
-    /// Inserts or updates `k`. `alloc(n)` must return `n` new node locations; it is called at
-    /// most once, before anything changes, and may park.
+    /// Sets the key at `pos` to `val` (a value [`bkey::check_value`] accepts), or deletes it
+    /// (`val` is `None`; deleting a key that is not there changes nothing). `alloc(n)` must
+    /// return `n` new node locations; it is called at most once, before anything changes, and
+    /// may park.
     ///
-    /// Locations the insert did not use (on an error) go back through `release`.
-    pub(crate) fn insert(
+    /// Locations the update did not use (on an error) go back through `release`.
+    pub(crate) fn update(
         &mut self,
-        k: Key,
+        pos: Pos,
+        val: Option<&[u8]>,
         alloc: impl FnOnce(u32, &mut KVec<NodeAlloc>) -> Result,
         release: impl FnOnce(&[NodeAlloc]),
     ) -> Result {
         let mut pool = KVec::new();
-        let result = self.insert_with(k, alloc, &mut pool);
+        let result = self.update_with(pos, val, alloc, &mut pool);
         if !pool.is_empty() {
             release(&pool);
         }
         result
     }
 
-    fn insert_with(
-        &mut self,
-        k: Key,
-        alloc: impl FnOnce(u32, &mut KVec<NodeAlloc>) -> Result,
-        pool: &mut KVec<NodeAlloc>,
-    ) -> Result {
-        // The path from the root to the leaf for `k`: (node, index of the child taken), on the
-        // stack (no allocation per key). A tree deeper than the format allows cannot be
-        // written, so it is refused before anything changes.
-        let mut path_buf = [(0usize, 0usize); MAX_PATH];
+    /// The path from the root to the leaf for `pos`: (node, index of the child taken) into
+    /// `path_buf`, on the stack (no allocation per key); returns its length and the leaf. A tree
+    /// deeper than the format allows cannot be written: `EFBIG`.
+    fn path_to(
+        &self,
+        pos: Pos,
+        path_buf: &mut [(usize, usize); MAX_PATH],
+    ) -> Result<(usize, usize)> {
         let mut depth = 0;
         let mut n = self.root;
         while self.nodes[n].level > 0 {
             let children = &self.nodes[n].children;
-            // The last child whose first key is at most `k` (children are sorted by key).
-            let pos = children
-                .partition_point(|c| c.key <= k.key)
-                .saturating_sub(1);
-            *path_buf.get_mut(depth).ok_or(EFBIG)? = (n, pos);
+            // The last child whose first key is at most `pos` (children are sorted by key).
+            let i = children.partition_point(|c| c.key <= pos).saturating_sub(1);
+            *path_buf.get_mut(depth).ok_or(EFBIG)? = (n, i);
             depth += 1;
-            n = children[pos].node;
+            n = children[i].node;
         }
+        Ok((depth, n))
+    }
+
+    fn update_with(
+        &mut self,
+        pos: Pos,
+        val: Option<&[u8]>,
+        alloc: impl FnOnce(u32, &mut KVec<NodeAlloc>) -> Result,
+        pool: &mut KVec<NodeAlloc>,
+    ) -> Result {
+        // The record, encoded before anything changes (a value the decoder would refuse is
+        // refused here, never written). On the heap: a frame stays small.
+        let mut rec = KVec::from_elem(0u8, bkey::MAX_RECORD, GFP_KERNEL)?;
+        let rec_len = match val {
+            Some(v) => bkey::encode(pos, false, v, &mut rec).ok_or(EINVAL)?,
+            None => 0,
+        };
+        let mut path_buf = [(0usize, 0usize); MAX_PATH];
+        let (depth, leaf) = self.path_to(pos, &mut path_buf)?;
         let path = &path_buf[..depth];
-        let leaf = n;
-        let found = self.nodes[leaf]
-            .keys
-            .binary_search_by(|x| x.key.cmp(&k.key));
+        let found = find_rec(&self.nodes[leaf].recs, pos);
+        if val.is_none() && found.is_err() {
+            return Ok(());
+        }
 
         // How many new locations: every clean node on the path moves, and each full node on
-        // the way up splits into one more (a root split adds a new root).
+        // the way up splits into one more (a root split adds a new root). A leaf over its bytes
+        // splits once: each half holds at most half of them plus one record.
         let mut needed = path.iter().filter(|(p, _)| !self.nodes[*p].dirty).count() as u32
             + !self.nodes[leaf].dirty as u32;
-        if found.is_err() {
-            let mut grows = self.nodes[leaf].len() + 1 > self.nodes[leaf].capacity();
-            let mut up = path.len();
-            while grows {
-                needed += 1;
-                if up == 0 {
-                    needed += 1; // new root
-                    break;
-                }
-                up -= 1;
-                let parent = &self.nodes[path[up].0];
-                grows = parent.len() + 1 > parent.capacity();
+        let old_size = found.map_or(0, |(_, size)| size);
+        let new_bytes = self.nodes[leaf].recs.len() - old_size + rec_len;
+        let mut grows = new_bytes > LEAF_BYTES;
+        let mut up = path.len();
+        while grows {
+            needed += 1;
+            if up == 0 {
+                needed += 1; // new root
+                break;
             }
+            up -= 1;
+            let parent = &self.nodes[path[up].0];
+            grows = parent.children.len() + 1 > INTERIOR_CAPACITY;
         }
         if needed > 0 {
             alloc(needed, pool)?;
@@ -438,6 +509,8 @@ impl Btree {
                 return Err(ENOSPC);
             }
         }
+        // Room for the record before anything changes.
+        self.nodes[leaf].recs.reserve(rec_len, GFP_KERNEL)?;
 
         // Copy-on-write the path.
         for &(p, _) in path.iter() {
@@ -445,24 +518,43 @@ impl Btree {
         }
         self.make_dirty(leaf, pool);
 
-        match found {
-            Ok(i) => {
-                self.nodes[leaf].keys[i].val = k.val;
-                return Ok(());
+        let node = &mut self.nodes[leaf];
+        let at = match found {
+            Ok((at, size)) => {
+                node.recs.drain_range(at, at + size);
+                node.nr -= 1;
+                at
             }
-            Err(i) => self.nodes[leaf].keys.insert(i, k)?,
+            Err(at) => at,
+        };
+        if val.is_some() {
+            node.recs.insert_slice(at, &rec[..rec_len])?;
+            node.nr += 1;
         }
+        self.split_up(leaf, path, pool)
+    }
 
-        // Split upwards while a node is over capacity.
-        let mut node = leaf;
+    /// Splits `node` and its ancestors on `path` while one holds more than a node may.
+    fn split_up(
+        &mut self,
+        mut node: usize,
+        path: &[(usize, usize)],
+        pool: &mut KVec<NodeAlloc>,
+    ) -> Result {
         let mut up = path.len();
-        while self.nodes[node].len() > self.nodes[node].capacity() {
+        while self.nodes[node].over() {
             let (right_key, right) = self.split(node, pool)?;
             if up == 0 {
                 let at = pool.pop().ok_or(ENOSPC)?;
                 let level = self.nodes[node].level + 1;
                 let mut children = KVec::with_capacity(2, GFP_KERNEL)?;
-                children.push(ChildRef { key: 0, node }, GFP_KERNEL)?;
+                children.push(
+                    ChildRef {
+                        key: Pos::MIN,
+                        node,
+                    },
+                    GFP_KERNEL,
+                )?;
                 children.push(
                     ChildRef {
                         key: right_key,
@@ -473,7 +565,8 @@ impl Btree {
                 self.nodes.push(
                     Node {
                         level,
-                        keys: KVec::new(),
+                        recs: KVec::new(),
+                        nr: 0,
                         children,
                         at,
                         old: None,
@@ -486,9 +579,9 @@ impl Btree {
                 break;
             }
             up -= 1;
-            let (parent, pos) = path[up];
+            let (parent, i) = path[up];
             self.nodes[parent].children.insert(
-                pos + 1,
+                i + 1,
                 ChildRef {
                     key: right_key,
                     node: right,
@@ -497,6 +590,62 @@ impl Btree {
             node = parent;
         }
         Ok(())
+    }
+
+    /// The value of the key at `pos`, if there is one.
+    pub(crate) fn get(&self, pos: Pos) -> Option<&[u8]> {
+        let mut path_buf = [(0usize, 0usize); MAX_PATH];
+        let (_, leaf) = self.path_to(pos, &mut path_buf).ok()?;
+        let recs = &self.nodes[leaf].recs;
+        let (at, _) = find_rec(recs, pos).ok()?;
+        let (_, len) = rec_at(recs, at);
+        Some(&recs[at + KEY_HEADER..at + KEY_HEADER + len])
+    }
+
+    /// Calls `f` for every key in `[from, to)`, in order, until it returns `false`.
+    pub(crate) fn scan(&self, from: Pos, to: Pos, f: &mut dyn FnMut(Pos, &[u8]) -> bool) {
+        self.scan_node(self.root, from, to, f);
+    }
+
+    /// [`Btree::scan`] under node `n`; `false` once `f` said stop.
+    fn scan_node(
+        &self,
+        n: usize,
+        from: Pos,
+        to: Pos,
+        f: &mut dyn FnMut(Pos, &[u8]) -> bool,
+    ) -> bool {
+        let node = &self.nodes[n];
+        if node.level == 0 {
+            let recs = &node.recs;
+            let mut at = 0;
+            while at < recs.len() {
+                let (p, len) = rec_at(recs, at);
+                if p >= to {
+                    return true;
+                }
+                if p >= from && !f(p, &recs[at + KEY_HEADER..at + KEY_HEADER + len]) {
+                    return false;
+                }
+                at += bkey::record_size(len);
+            }
+            return true;
+        }
+        // Children from the last one starting at or before `from` to the last one starting
+        // before `to`.
+        let first = node
+            .children
+            .partition_point(|c| c.key <= from)
+            .saturating_sub(1);
+        for c in node.children[first..].iter() {
+            if c.key >= to {
+                break;
+            }
+            if !self.scan_node(c.node, from, to, f) {
+                return false;
+            }
+        }
+        true
     }
 
     fn make_dirty(&mut self, n: usize, pool: &mut KVec<NodeAlloc>) {
@@ -510,27 +659,41 @@ impl Btree {
         }
     }
 
-    /// Moves the upper half of `n` into a new node; returns its first key and index.
-    fn split(&mut self, n: usize, pool: &mut KVec<NodeAlloc>) -> Result<(u64, usize)> {
+    /// Moves the upper half of `n` (by bytes for a leaf, by children for an interior node)
+    /// into a new node; returns its first key and index.
+    fn split(&mut self, n: usize, pool: &mut KVec<NodeAlloc>) -> Result<(Pos, usize)> {
         let at = pool.pop().ok_or(ENOSPC)?;
         let level = self.nodes[n].level;
         let mut right = Node {
             level,
-            keys: KVec::new(),
+            recs: KVec::new(),
+            nr: 0,
             children: KVec::new(),
             at,
             old: None,
             dirty: true,
             seq: 0,
         };
-        let half = self.nodes[n].len() / 2;
         let key = if level == 0 {
-            let left = &mut self.nodes[n].keys;
-            right.keys.extend_from_slice(&left[half..], GFP_KERNEL)?;
-            left.truncate(half);
-            right.keys[0].key
+            let left = &mut self.nodes[n];
+            // The first record boundary at or past half the bytes: the left half holds at most
+            // half plus one record, the right one at most half.
+            let half = left.recs.len() / 2;
+            let (mut cut, mut nr) = (0, 0);
+            while cut < half {
+                cut += bkey::record_size(rec_at(&left.recs, cut).1);
+                nr += 1;
+            }
+            right
+                .recs
+                .extend_from_slice(&left.recs[cut..], GFP_KERNEL)?;
+            right.nr = left.nr - nr;
+            left.recs.truncate(cut);
+            left.nr = nr;
+            rec_at(&right.recs, 0).0
         } else {
             let left = &mut self.nodes[n].children;
+            let half = left.len() / 2;
             right
                 .children
                 .extend_from_slice(&left[half..], GFP_KERNEL)?;
@@ -657,14 +820,26 @@ impl Btree {
                 let n = &self.nodes[i];
                 let buf = &mut bufs[k * BLOCK_SIZE..(k + 1) * BLOCK_SIZE];
                 if n.level == 0 {
-                    encode_leaf(&uuid, seq, &n.keys, buf);
+                    // The records were checked when decoded or encoded; a leaf the decoder
+                    // would refuse is never written.
+                    if !encode_leaf(&uuid, seq, n.nr, &n.recs, buf) {
+                        pr_err!(
+                            "{}: btree leaf of {} record(s), {} bytes, cannot be encoded\n",
+                            crate::shared::superblock::UuidFmt(&uuid),
+                            n.nr,
+                            n.recs.len()
+                        );
+                        return Err(EIO);
+                    }
                 } else {
                     children.clear();
                     for c in n.children.iter() {
                         let at = self.nodes[c.node].at;
                         children.push(
                             Child {
-                                key: c.key,
+                                kind: c.key.kind,
+                                ino: c.key.ino,
+                                off: c.key.off,
                                 nr_ptrs: at.nr_ptrs,
                                 ptrs: at.ptrs,
                             },
@@ -808,9 +983,17 @@ impl Btree {
             ..Default::default()
         };
         for n in self.nodes.iter().filter(|n| n.level == 0) {
-            s.keys += n.keys.len() as u64;
-            for k in n.keys.iter() {
-                s.digest = s.digest.wrapping_add(key_digest(k));
+            let mut at = 0;
+            while at < n.recs.len() {
+                let (p, len) = rec_at(&n.recs, at);
+                if p.kind == Kind::Map as u8 {
+                    s.keys += 1;
+                    let val = &n.recs[at + KEY_HEADER..at + KEY_HEADER + len];
+                    s.digest = s.digest.wrapping_add(key_digest(p, val));
+                } else {
+                    s.namespace_keys += 1;
+                }
+                at += bkey::record_size(len);
             }
         }
         s

@@ -45,11 +45,19 @@ impl Fs {
     /// the journal until the tables hold them: a crash before the second write replays the
     /// journal again onto the new root (keys and bucket updates are idempotent), and no crash
     /// can leave a journal position past entries whose bucket updates are not durable.
+    ///
+    /// A commit of the mounted filesystem's tree (`with_root`: the runtime journal's entries
+    /// hold no bucket updates) moves the journal position in the same superblock write as the
+    /// root: the new root holds every change, also those of records not written to the journal
+    /// yet, so no entry may be replayed onto it (a replay of older entries could undo a later
+    /// change that only the root holds). The bucket tables follow; a crash before they are
+    /// durable is mended by the next mount's reconciliation with the btree.
     pub(crate) fn commit(
         &self,
         btree: &mut Btree,
         journal_next: JournalPos,
         frees: &[(NodePtr, bool)],
+        with_root: bool,
     ) -> Result {
         let required = {
             let st = self.state.lock();
@@ -96,6 +104,10 @@ impl Fs {
         let root = written?;
         self.update_superblock(|sb| {
             sb.root = root;
+            if with_root {
+                sb.journal_seq = journal_next.seq;
+                sb.journal_offset = journal_next.offset;
+            }
             Ok(())
         })?;
         // The new tree's nodes are the committed ones before the old nodes become
@@ -124,11 +136,13 @@ impl Fs {
             }
         });
         self.persist_bucket_tables()?;
-        self.update_superblock(|sb| {
-            sb.journal_seq = journal_next.seq;
-            sb.journal_offset = journal_next.offset;
-            Ok(())
-        })?;
+        if !with_root {
+            self.update_superblock(|sb| {
+                sb.journal_seq = journal_next.seq;
+                sb.journal_offset = journal_next.offset;
+                Ok(())
+            })?;
+        }
         // The entries that freed pinned buckets are in the btree and the tables now.
         self.discard.rule.clear_journal_pins();
         // The old nodes' buckets wait for discard now.

@@ -60,6 +60,8 @@ use crate::heal::Heal;
 use crate::shared::bucket_table::BucketState;
 use crate::shared::options::{OptError, Options};
 use crate::shared::superblock::{Member as MemberDesc, Superblock, BLOCK_SIZE, MAX_MEMBERS};
+use crate::timer::{Timer, TimerTarget};
+use crate::transaction::Tree;
 use core::{
     pin::Pin,
     sync::atomic::{AtomicBool, AtomicU64, Ordering},
@@ -184,6 +186,8 @@ pub(crate) struct Progress {
     pub(crate) nodes: AtomicU64,
     pub(crate) depth: AtomicU64,
     pub(crate) digest: AtomicU64,
+    /// Namespace keys in the btree.
+    pub(crate) namespace_keys: AtomicU64,
 }
 
 /// [`Progress::replay_mode`]: the journal was replayed and committed (or was empty).
@@ -199,6 +203,8 @@ impl Progress {
         self.nodes.store(s.nodes, Ordering::Relaxed);
         self.depth.store(s.depth, Ordering::Relaxed);
         self.digest.store(s.digest, Ordering::Relaxed);
+        self.namespace_keys
+            .store(s.namespace_keys, Ordering::Relaxed);
     }
 }
 
@@ -249,10 +255,19 @@ pub(crate) struct Fs {
     /// Degraded btree nodes and their re-replication (`heal.rs`).
     #[pin]
     pub(crate) heal: Heal,
-    /// TEMPORARY: the namespace's keys in memory (`ns_memory.rs`, the test double the
-    /// btree-backed store replaces).
+    /// The btree and the runtime journal, once recovery has loaded them (`transaction.rs`).
+    /// Lock order: `rewrite_lock`, then this, then `state`.
     #[pin]
-    pub(crate) ns: Mutex<crate::ns_memory::NsMemory>,
+    pub(crate) tree: Mutex<Option<Tree>>,
+    /// The next inode number to give (`Fs::new_ino`).
+    pub(crate) next_ino: AtomicU64,
+    /// Inode keys in the tree (changed by transactions that end well, under the tree lock).
+    pub(crate) inodes: AtomicU64,
+    /// Writes the open journal entry a while after a transaction filled it
+    /// ([`crate::transaction::JOURNAL_FLUSH_MS`]); made with the tree, dropped before the
+    /// filesystem goes.
+    #[pin]
+    pub(crate) flusher: Mutex<Option<Timer>>,
 }
 
 #[pinned_drop]
@@ -261,6 +276,11 @@ impl PinnedDrop for Fs {
         // The worker must be done with the filesystem before any of it goes, on every path
         // that drops it (a mount failing before `Mounted` exists included).
         self.discard.stop();
+        // The same for the journal flush timer (its drop waits for a running flush).
+        // Out of the lock before it is dropped: a transaction arms the timer under the tree
+        // lock, and the drop waits for a running flush, which takes the tree lock.
+        let timer = self.flusher.lock().take();
+        drop(timer);
     }
 }
 
@@ -329,6 +349,21 @@ impl Fs {
     /// as last published in [`Fs::live_inputs`] (one atomic load, no lock).
     pub(crate) fn live(&self) -> LiveInputs {
         self.live_inputs.read()
+    }
+}
+
+// SAFETY: An `Fs` is pinned (it only exists as `Pin<KBox<Fs>>`, built by `Fs::open`), and its
+// `PinnedDrop` drops the timer in `flusher` (the only one made for it, by `Fs::install_tree`)
+// before any field goes.
+unsafe impl TimerTarget for Fs {
+    fn fire(&self) {
+        if let Err(e) = self.sync_journal(true) {
+            pr_err!(
+                "{}: journal flush failed ({}); tried again after the next change\n",
+                crate::shared::superblock::UuidFmt(&self.uuid),
+                e.to_errno()
+            );
+        }
     }
 }
 

@@ -138,11 +138,12 @@ const INTERNAL: [File<Fs>; 7] = [
             let p = &fs.progress;
             writeln!(
                 out,
-                "keys {}\nnodes {}\ndepth {}\ndigest {:016x}",
+                "keys {}\nnodes {}\ndepth {}\ndigest {:016x}\nnamespace_keys {}",
                 p.keys.load(Ordering::Relaxed),
                 p.nodes.load(Ordering::Relaxed),
                 p.depth.load(Ordering::Relaxed),
-                p.digest.load(Ordering::Relaxed)
+                p.digest.load(Ordering::Relaxed),
+                p.namespace_keys.load(Ordering::Relaxed)
             )
         }),
         store: None,

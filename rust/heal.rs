@@ -24,7 +24,6 @@
 
 use crate::btree::Btree;
 use crate::fs::Fs;
-use crate::journal::JournalPos;
 use crate::shared::alloc_policy::Watermark;
 use crate::shared::options::Opt;
 use crate::shared::superblock::{NodePtr, UuidFmt};
@@ -186,14 +185,9 @@ impl Fs {
         // One rewrite of the committed tree at a time (a member's evacuation, `node_move.rs`,
         // never parks while it holds this, so the worker waits for I/O at most).
         let _serialised = self.rewrite_lock.lock();
-        let (root, journal, replicas, enabled, read_only) = {
+        let (replicas, enabled, read_only) = {
             let st = self.state.lock();
             (
-                st.sb.root,
-                JournalPos {
-                    seq: st.sb.journal_seq,
-                    offset: st.sb.journal_offset,
-                },
                 st.live.get(Opt::MetadataReplicas),
                 st.live.get(Opt::MetadataDegradedWrites) != 0,
                 st.read_only,
@@ -211,19 +205,13 @@ impl Fs {
             }
         }
         let uuid = UuidFmt(&self.uuid);
-        let mut btree = match Btree::load(self, &root) {
-            Ok(t) => t,
-            Err(e) => {
-                pr_err!(
-                    "{uuid}: re-replication: cannot load the btree ({}); not tried again until \
-                     an option write\n",
-                    e.to_errno()
-                );
-                self.heal.set_status(Status::Failed);
-                return;
-            }
+        // The mounted filesystem's tree: transactions never park while they hold it, so the
+        // worker waits for I/O at most.
+        let mut guard = self.tree.lock();
+        let Some(tree) = guard.as_mut() else {
+            return;
         };
-        let total = self.heal.record(&btree, replicas);
+        let total = self.heal.record(&tree.btree, replicas);
         if total == 0 {
             self.heal.set_status(Status::Idle);
             return;
@@ -233,7 +221,7 @@ impl Fs {
             return;
         }
         let live = self.live();
-        let moved = btree.rereplicate(
+        let moved = tree.btree.rereplicate(
             replicas,
             |n, out| match self.alloc.try_alloc_now(n, Watermark::Normal, &live, out)? {
                 true => Ok(()),
@@ -259,8 +247,7 @@ impl Fs {
                 return;
             }
         };
-        // The journal position does not move: nothing of the journal is applied here.
-        if let Err(e) = self.commit(&mut btree, journal, &[]) {
+        if let Err(e) = self.commit_tree(tree, false) {
             // The new buckets stay allocated (the next mount's reconciliation frees whatever
             // no superblock reaches); the old tree is intact unless the commit got as far as a
             // superblock, in which case that one names a fully written tree.
@@ -276,8 +263,7 @@ impl Fs {
         self.heal
             .rewritten
             .fetch_add(moved as u64, Ordering::Relaxed);
-        self.progress.set_stats(&btree.stats());
-        let left = self.heal.record(&btree, replicas);
+        let left = self.heal.record(&tree.btree, replicas);
         if left >= total {
             // Nothing got better (a member takes new buckets but its copy writes fail, and
             // the commit drops them): another pass now would do the same again, with a

@@ -23,7 +23,7 @@
 
 use crate::bdev::{BlockDevice, IoBuf};
 use crate::shared::journal_format::{
-    decode_entry, decode_entry_keys, decode_header, BucketUpdate, JournalError, Key,
+    decode_entry, decode_entry_records, decode_header, BucketUpdate, JournalError,
     MAX_ENTRY_BLOCKS, MAX_ENTRY_SEQ,
 };
 use crate::shared::superblock::{Member, UuidFmt, BLOCK_SIZE};
@@ -40,8 +40,10 @@ pub(crate) struct Entry {
     pub(crate) seq: u64,
     /// Length in blocks.
     pub(crate) blocks: u32,
-    /// Key updates, in order.
-    pub(crate) keys: KVVec<Key>,
+    /// Key records (updates and deletions, [`crate::shared::bkey`]), in order, checked.
+    pub(crate) records: KVVec<u8>,
+    /// Records in `records`.
+    pub(crate) nr_keys: u32,
     /// Bucket state changes.
     pub(crate) updates: KVVec<BucketUpdate>,
 }
@@ -206,12 +208,13 @@ fn entry_at(
     if h.seq > expected {
         return Ok(Found::End(End::Gap));
     }
-    // The header bounds the counts (an entry is at most `MAX_ENTRY_BLOCKS` blocks). The keys
-    // are written in place by the decoder, in one pass (no call per key).
+    // The header bounds the counts (an entry is at most `MAX_ENTRY_BLOCKS` blocks). The
+    // records are copied as they are, once the whole entry checked out.
     let mut e = Entry {
         seq: h.seq,
         blocks: h.blocks,
-        keys: KVVec::from_elem(Key::default(), h.nr_keys as usize, GFP_KERNEL)?,
+        records: KVVec::with_capacity(h.key_bytes as usize, GFP_KERNEL)?,
+        nr_keys: h.nr_keys,
         updates: KVVec::with_capacity(h.nr_updates as usize, GFP_KERNEL)?,
     };
     let body = match win.blocks(copies, c, pos, h.blocks as u64, ahead) {
@@ -220,14 +223,17 @@ fn entry_at(
         Err(err) => return Ok(Found::End(End::Io(err))),
     };
     let mut oom = false;
-    let decoded = decode_entry_keys(uuid, body, &mut e.keys, |u| {
+    let decoded = decode_entry_records(uuid, body, |u| {
         oom |= e.updates.push(u, GFP_KERNEL).is_err()
     });
     if oom {
         return Err(ENOMEM);
     }
     Ok(match decoded {
-        Ok(_) => Found::Entry(e),
+        Ok((_, records)) => {
+            e.records.extend_from_slice(records, GFP_KERNEL)?;
+            Found::Entry(e)
+        }
         Err(err) => Found::End(End::Nothing(Some(err))),
     })
 }

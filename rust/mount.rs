@@ -51,6 +51,19 @@ pub(crate) struct Mounted {
 
 impl Drop for Mounted {
     fn drop(&mut self) {
+        // No flush runs from here on (a running one is waited for); then what is not
+        // committed yet is, before anything stops (the commit kicks the worker).
+        // Out of the lock before it is dropped: a transaction arms the timer under the tree
+        // lock, and the drop waits for a running flush, which takes the tree lock.
+        let timer = self.fs().flusher.lock().take();
+        drop(timer);
+        if let Err(e) = self.fs().commit_for_shutdown() {
+            pr_err!(
+                "{}: unmount: cannot commit the btree ({}); the journal holds what was synced\n",
+                UuidFmt(&self.fs().uuid),
+                e.to_errno()
+            );
+        }
         // Stop the worker before sysfs goes too (dropping `fs` would, later): kicks from
         // writes still in flight are ignored from here on.
         self.fs().discard.stop();
@@ -452,7 +465,10 @@ impl Fs {
                 discard <- Discard::new(MAX_MEMBERS),
                 table_lock <- new_mutex!(()),
                 heal <- crate::heal::Heal::new(),
-                ns <- new_mutex!(crate::ns_memory::NsMemory::new()),
+                tree <- new_mutex!(None),
+                flusher <- new_mutex!(None),
+                next_ino: core::sync::atomic::AtomicU64::new(crate::shared::namespace_format::ROOT_INO + 1),
+                inodes: core::sync::atomic::AtomicU64::new(0),
             }? Error),
             GFP_KERNEL,
         )?;

@@ -19,9 +19,7 @@
 //! copy may already point at them): the next mount's reconciliation frees those no root
 //! reaches.
 
-use crate::btree::Btree;
 use crate::fs::Fs;
-use crate::journal::JournalPos;
 use crate::shared::alloc_policy::Watermark;
 use crate::shared::options::Opt;
 use crate::shared::superblock::NodePtr;
@@ -45,21 +43,12 @@ impl Fs {
         if !self.recovered.load(Ordering::Acquire) {
             return Err(EAGAIN);
         }
-        let (root, at) = {
-            let st = self.state.lock();
-            if st.read_only {
-                return Err(EROFS);
-            }
-            (
-                st.sb.root,
-                JournalPos {
-                    seq: st.sb.journal_seq,
-                    offset: st.sb.journal_offset,
-                },
-            )
-        };
-        let mut btree = Btree::load(self, &root)?;
-        let nodes = btree.rewrite_where(
+        if self.state.lock().read_only {
+            return Err(EROFS);
+        }
+        let mut guard = self.tree.lock();
+        let tree = guard.as_mut().ok_or(EAGAIN)?;
+        let nodes = tree.btree.rewrite_where(
             &moves,
             |n, out| match self
                 .alloc
@@ -71,25 +60,24 @@ impl Fs {
             |unused| self.alloc.release_nodes(unused),
         )?;
         if nodes > 0 {
-            // The journal position stays: nothing was replayed.
-            self.commit(&mut btree, at, &[])?;
-            self.progress.set_stats(&btree.stats());
+            self.commit_tree(tree, false)?;
             // A copy write the commit dropped leaves a node degraded: recorded, so
             // `internal/degraded_nodes` lists it and the re-replication pass (kicked by the
             // commit) takes it.
-            self.heal
-                .record(&btree, self.state.lock().live.get(Opt::MetadataReplicas));
+            self.heal.record(
+                &tree.btree,
+                self.state.lock().live.get(Opt::MetadataReplicas),
+            );
         }
         Ok(Rewritten {
             nodes,
-            left: btree.count_nodes(&moves),
+            left: tree.btree.count_nodes(&moves),
         })
     }
 
     /// Copies of committed nodes that `select` selects (the committed tree loaded and
     /// checked); the caller holds [`Fs::rewrite_lock`].
     pub(crate) fn committed_copies(&self, select: impl Fn(NodePtr) -> bool) -> Result<u64> {
-        let root = self.state.lock().sb.root;
-        Ok(Btree::load(self, &root)?.count_copies(select))
+        self.read_tree(|t| Ok(t.count_copies(select)))
     }
 }

@@ -9,6 +9,7 @@ use crate::btree::Btree;
 use crate::fs::{mount_err, Fs, REPLAY_IN_MEMORY, REPLAY_SKIPPED};
 use crate::journal::{self, JournalPos};
 use crate::shared::alloc_policy::Watermark;
+use crate::shared::bkey;
 use crate::shared::bucket_table::BucketState;
 use crate::shared::superblock::{check_ptr, BtreeRoot, NodePtr, UuidFmt, BLOCK_SIZE};
 use crate::vec_ext::VecExt;
@@ -31,6 +32,15 @@ impl Fs {
     /// otherwise add to the commit's superblock writes deep under it.
     #[inline(never)]
     pub(crate) fn recover(&self, source: &str, norecovery: bool) -> Result {
+        let btree = self.recover_tree(source, norecovery)?;
+        // The tree stays: the mounted filesystem's transactions change it (`transaction.rs`).
+        self.install_tree(btree);
+        Ok(())
+    }
+
+    /// [`Fs::recover`] but for keeping the tree: returns it, recovered.
+    #[inline(never)]
+    fn recover_tree(&self, source: &str, norecovery: bool) -> Result<Btree> {
         // Only what recovery needs of the superblock (a whole copy is large, and the commit's
         // superblock writes run deep under this frame).
         let (sb, read_only) = {
@@ -82,14 +92,14 @@ impl Fs {
                         .replay_mode
                         .store(REPLAY_SKIPPED, Ordering::Relaxed);
                     self.degraded_after_recovery(&btree);
-                    return Ok(());
+                    return Ok(btree);
                 }
                 Err(e) => return Err(mount_err!(source, e, "cannot read the journal")),
             };
         let entries = &journal.entries;
         let read_us = us_since(read_start);
         self.progress.read_us.store(read_us, Ordering::Relaxed);
-        let total: u64 = entries.iter().map(|e| e.keys.len() as u64).sum();
+        let total: u64 = entries.iter().map(|e| e.nr_keys as u64).sum();
         if let (Some(f), Some(l)) = (entries.first(), entries.last()) {
             let p = &self.progress;
             p.journal_entries
@@ -114,13 +124,13 @@ impl Fs {
                 self.progress.journal_last_seq.load(Ordering::Relaxed)
             );
             self.degraded_after_recovery(&btree);
-            return Ok(());
+            return Ok(btree);
         }
         if entries.is_empty() {
             // The discard rule has its inputs now: kicks made so far are served.
             self.discard_rule_ready();
             self.degraded_after_recovery(&btree);
-            return Ok(());
+            return Ok(btree);
         }
         let (first, last) = (entries[0].seq, entries[entries.len() - 1].seq);
         pr_info!(
@@ -208,10 +218,13 @@ impl Fs {
         self.discard_rule_ready();
         let mut line = ProgressLine::new(start);
         for e in entries.iter() {
-            for k in e.keys.iter() {
+            for k in bkey::records(&e.records, e.nr_keys as usize) {
+                // The records were checked when the entry was read.
+                let k = k.map_err(|_| EINVAL)?;
                 btree
-                    .insert(
-                        *k,
+                    .update(
+                        k.pos,
+                        (!k.deleted).then_some(k.val),
                         |n, out| {
                             let before = out.len();
                             self.alloc
@@ -267,7 +280,7 @@ impl Fs {
                 stats.nodes
             );
             self.degraded_after_recovery(&btree);
-            return Ok(());
+            return Ok(btree);
         }
         // `last` is at most `MAX_ENTRY_SEQ` (the journal reader refuses entries above it), so
         // `journal_seq` stays one the superblock decoder accepts.
@@ -276,7 +289,7 @@ impl Fs {
             seq: last.saturating_add(1),
             offset: journal.next_offset,
         };
-        self.commit(&mut btree, next, &frees)
+        self.commit(&mut btree, next, &frees, false)
             .map_err(|e| mount_err!(source, e, "cannot commit the replayed btree"))?;
         self.progress
             .commit_us
@@ -308,7 +321,7 @@ impl Fs {
         // The committed tree's degraded nodes (a degraded replay's among them) are listed, and
         // the worker's re-replication pass may run.
         self.degraded_after_recovery(&btree);
-        Ok(())
+        Ok(btree)
     }
 
     /// Names the missing members a btree node needed (the load said which node).

@@ -137,6 +137,23 @@ impl Fs {
         // commit and superblock writes, and never wait for the worker): it finishes first,
         // and the next one sees the mount read-only.
         let _rewrites = self.rewrite_lock.lock();
+        // Then the journal: no flush runs from here on, and what is not committed yet is,
+        // with the tree held so no transaction slips in before the mount is read-only.
+        // Out of the lock before it is dropped: a transaction arms the timer under the tree
+        // lock, and the drop waits for a running flush, which takes the tree lock.
+        let timer = self.flusher.lock().take();
+        drop(timer);
+        let mut tree = self.tree.lock();
+        if let Some(t) = tree.as_mut() {
+            if let Err(e) = self.commit_pending(t) {
+                pr_err!(
+                    "{}: remount,ro: cannot commit the btree ({}); the journal holds what was \
+                     synced\n",
+                    UuidFmt(&self.uuid),
+                    e.to_errno()
+                );
+            }
+        }
         self.state.lock().read_only = true;
     }
 
@@ -158,6 +175,7 @@ impl Fs {
         if self.discard.resume() {
             self.kick_discards();
         }
+        self.start_flusher();
         Ok(())
     }
 

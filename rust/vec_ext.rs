@@ -19,6 +19,10 @@ pub(crate) trait VecExt<T: Copy> {
     fn insert(&mut self, i: usize, v: T) -> Result<(), AllocError>;
     /// Removes element `i`, moving the last element into its place.
     fn swap_remove(&mut self, i: usize) -> Option<T>;
+    /// Removes elements `start..end` (clamped to the length), shifting later ones down.
+    fn drain_range(&mut self, start: usize, end: usize);
+    /// Inserts `s` at `i` (at most the length), shifting later elements up.
+    fn insert_slice(&mut self, i: usize, s: &[T]) -> Result<(), AllocError>;
 }
 
 impl<T: Copy, A: Allocator> VecExt<T> for Vec<T, A> {
@@ -41,6 +45,23 @@ impl<T: Copy, A: Allocator> VecExt<T> for Vec<T, A> {
         if let Some(tail) = self.get_mut(i..) {
             tail.rotate_right(1);
         }
+        Ok(())
+    }
+
+    fn drain_range(&mut self, start: usize, end: usize) {
+        let len = self.len();
+        let end = end.min(len);
+        if start >= end {
+            return;
+        }
+        self[start..].rotate_left(end - start);
+        self.truncate(len - (end - start));
+    }
+
+    fn insert_slice(&mut self, i: usize, s: &[T]) -> Result<(), AllocError> {
+        let i = i.min(self.len());
+        self.extend_from_slice(s, kernel::alloc::flags::GFP_KERNEL)?;
+        self[i..].rotate_right(s.len());
         Ok(())
     }
 

@@ -86,7 +86,7 @@ guest_run() {
 	local log=$out/console$variant.log
 	echo "check: ... $label guest boot (KUnit and guest tests; console in $log)"
 	BUCKETFS_VARIANT=$variant BUCKETFS_VM_LOG=$log scripts/vm.sh --disk 64M --disk 64M \
-		--disk 64M --timeout 1800 --file tests/guest:/root/tests \
+		--disk 64M --timeout 1800 --bin stress-ng --bin fio --file tests/guest:/root/tests \
 		--file tests/scenarios:/root/scenarios tests/guest/check.sh "$@" >"$out/vm$variant.log" 2>&1
 	record_boot "$label" $? "$out/vm$variant.log"
 
@@ -170,6 +170,8 @@ if step "module build (-Werror, -Dwarnings)" build.log make modules; then
 	host_suite discard "discard holes and crash consistency" tests/host/discard.sh
 	grep -E '^(holes|dev-[0-9]|CRASH)' "$out/discard.log" | sed 's/^/check:   /' | tee -a "$out/figures.part"
 	host_suite faults "I/O faults" tests/host/faults.sh
+	host_suite kill "power cuts from the host (vm.sh --kill-at)" tests/host/kill.sh
+	grep -E '^kill: seed' "$out/kill.log" | sed 's/^/check:   /' | tee -a "$out/figures.part"
 fi
 
 # The same guest tests on the debug kernel (KASAN, lockdep, atomic-sleep checks, kmemleak).

@@ -2,6 +2,8 @@
 //! the same predicates the kernel uses, and whatever passes them can be written back in a
 //! superblock the decoder accepts.
 
+mod common;
+
 use bucketfs_core::journal_format::*;
 use bucketfs_core::options::Options;
 use bucketfs_core::superblock::*;
@@ -74,10 +76,19 @@ fn node_pointers_outside_the_allocatable_area_are_refused() {
     assert_eq!(bad.validate(), Err(SbError::Root));
 }
 
+/// An entry with one key and sequence number `seq`: encoded when the encoder accepts `seq`,
+/// else encoded with 1 and `seq` written over it (the checksum recomputed), as a damaged or
+/// hostile image would hold it.
 fn entry_with_seq(seq: u64) -> Vec<u8> {
     let mut b = vec![0; BLOCK_SIZE];
-    let keys = [Key { key: 1, val: 2 }];
-    encode_entry(&UUID, seq, &keys, &[], &mut b).unwrap();
+    let recs = common::encode_all(&common::maps([(1, 2)]));
+    if encode_entry(&UUID, seq, 1, &recs, &[], &mut b).is_none() {
+        assert!(seq > MAX_ENTRY_SEQ, "seq {seq} refused by the encoder");
+        encode_entry(&UUID, 1, 1, &recs, &[], &mut b).unwrap();
+        b[0x10..0x18].copy_from_slice(&seq.to_le_bytes());
+        let crc = bucketfs_core::crc32c::block_crc(&b, 8);
+        b[8..12].copy_from_slice(&crc.to_le_bytes());
+    }
     b
 }
 
@@ -97,6 +108,11 @@ fn journal_sequence_numbers_are_bounded() {
         u64::MAX,
     ] {
         let b = entry_with_seq(seq);
+        // The encoder does not write it, the decoder refuses it.
+        assert_eq!(
+            encode_entry(&UUID, seq, 0, &[], &[], &mut vec![0; BLOCK_SIZE]),
+            None
+        );
         assert_eq!(decode_header(&UUID, &b), Err(JournalError::Sequence(seq)));
         assert_eq!(
             decode_entry(&UUID, &b, |_| {}, |_| {}),
@@ -147,7 +163,7 @@ fn validate_is_the_decoders_predicate_for_sequence_numbers() {
 #[test]
 fn node_sequence_numbers_are_bounded() {
     use bucketfs_core::btree_format::*;
-    let keys = [Key { key: 1, val: 2 }];
+    let recs = common::encode_all(&common::maps([(1, 2)]));
     let mut b = vec![0; BLOCK_SIZE];
     for (seq, ok) in [
         (1, true),
@@ -155,7 +171,7 @@ fn node_sequence_numbers_are_bounded() {
         (MAX_SEQ, false),
         (u64::MAX, false),
     ] {
-        encode_leaf(&UUID, seq, &keys, &mut b);
+        assert!(encode_leaf(&UUID, seq, 1, &recs, &mut b));
         let got = decode_node(&UUID, 0, &b, |_| {}, |_| {});
         if ok {
             assert_eq!(got.map(|h| h.seq), Ok(seq));

@@ -220,7 +220,11 @@ pub fn decode_at(buf: &[u8], at: usize) -> Result<(KeyRef<'_>, usize), KeyError>
 /// The records of `buf` (exactly `nr` of them, filling it up to `bytes`), in order; each
 /// checked as [`decode_at`] checks it.
 pub fn records(buf: &[u8], nr: usize) -> Records<'_> {
-    Records { buf, at: 0, left: nr }
+    Records {
+        buf,
+        at: 0,
+        left: nr,
+    }
 }
 
 /// Iterator of [`records`].

@@ -3,11 +3,12 @@
 //! Btree nodes: one [`BLOCK_SIZE`] block at the start of a bucket, written to as many members
 //! as `metadata_replicas` asks.
 //!
-//! A leaf holds sorted `(key, value)` pairs; an interior node holds sorted children, each the
-//! smallest key it covers and pointers to the copies of the child node.
+//! A leaf holds records ([`crate::shared::bkey`]) sorted by position, strictly ascending,
+//! packed after the header; an interior node holds sorted children, each the smallest position
+//! it covers and pointers to the copies of the child node.
 
+use crate::shared::bkey::{decode_at, KeyError, KeyRef, Pos};
 use crate::shared::crc32c::block_crc;
-use crate::shared::journal_format::Key;
 use crate::shared::layout::{layout, offset, Field};
 use crate::shared::options::MAX_REPLICAS;
 use crate::shared::superblock::{NodePtr, BLOCK_SIZE, MAX_BTREE_LEVEL, MAX_SEQ};
@@ -16,8 +17,8 @@ use crate::shared::superblock::{NodePtr, BLOCK_SIZE, MAX_BTREE_LEVEL, MAX_SEQ};
 pub const BTREE_MAGIC: u64 = u64::from_le_bytes(*b"BFSBTREE");
 
 layout! {
-    /// The header of a btree node. `nr` entries follow it: [`Key`]s in a leaf, [`Child`]ren in
-    /// an interior node; the rest of the block is zero.
+    /// The header of a btree node. `nr` entries follow it, `bytes` bytes in all: records in a
+    /// leaf, [`Child`]ren in an interior node; the rest of the block is zero.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub struct NodeHeaderDisk(size: 64) {
         /// [`BTREE_MAGIC`].
@@ -32,29 +33,46 @@ layout! {
         0x10 => pub seq: u64,
         /// Filesystem uuid.
         0x18 => pub uuid: [u8; 16],
+        /// Bytes of the entries: at most [`LEAF_BYTES`]; `nr` times [`Child`]'s size in an
+        /// interior node.
+        0x28 => pub bytes: u32,
     }
 }
 
 const HEADER: usize = NodeHeaderDisk::SIZE;
-const LEAF_ENTRY: usize = Key::SIZE;
 const INTERIOR_ENTRY: usize = Child::SIZE;
 const OFF_CRC: usize = offset!(NodeHeaderDisk, crc);
 
-/// Most keys in a leaf.
-pub const LEAF_CAPACITY: usize = (BLOCK_SIZE - HEADER) / LEAF_ENTRY;
+/// Most bytes of records in a leaf.
+pub const LEAF_BYTES: usize = BLOCK_SIZE - HEADER;
 /// Most children of an interior node.
 pub const INTERIOR_CAPACITY: usize = (BLOCK_SIZE - HEADER) / INTERIOR_ENTRY;
 
 layout! {
     /// A child of an interior node.
     #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-    pub struct Child(size: 48) {
-        /// Smallest key the child covers.
-        0x00 => pub key: u64,
+    pub struct Child(size: 64) {
+        /// Kind of the smallest position the child covers.
+        0x00 => pub kind: u8,
+        /// Its inode.
+        0x08 => pub ino: u64,
+        /// Its offset.
+        0x10 => pub off: u64,
         /// Copies in `ptrs`.
-        0x08 => pub nr_ptrs: u32,
+        0x18 => pub nr_ptrs: u32,
         /// Where the copies of the child are; unused ones are zero.
-        0x10 => pub ptrs: [NodePtr; MAX_REPLICAS as usize],
+        0x20 => pub ptrs: [NodePtr; MAX_REPLICAS as usize],
+    }
+}
+
+impl Child {
+    /// The smallest position the child covers.
+    pub fn pos(&self) -> Pos {
+        Pos {
+            kind: self.kind,
+            ino: self.ino,
+            off: self.off,
+        }
     }
 }
 
@@ -67,6 +85,8 @@ pub struct NodeHeader {
     pub nr: u16,
     /// Write sequence number.
     pub seq: u64,
+    /// Bytes of the entries.
+    pub bytes: u32,
 }
 
 /// Why a node was refused.
@@ -84,13 +104,16 @@ pub enum NodeError {
     Count,
     /// Keys not strictly ascending.
     Order,
+    /// A leaf record refused (or a deletion, which only a journal entry holds), or records
+    /// that do not fill `bytes` exactly.
+    Record(KeyError),
     /// A child with no copies or too many.
     Ptrs,
     /// A write sequence number at or above [`MAX_SEQ`], which no commit writes.
     Sequence,
 }
 
-fn header(b: &mut [u8], uuid: &[u8; 16], seq: u64, level: u8, nr: usize) {
+fn header(b: &mut [u8], uuid: &[u8; 16], seq: u64, level: u8, nr: usize, bytes: usize) {
     b.fill(0);
     NodeHeaderDisk {
         magic: BTREE_MAGIC,
@@ -99,6 +122,7 @@ fn header(b: &mut [u8], uuid: &[u8; 16], seq: u64, level: u8, nr: usize) {
         nr: nr as u16,
         seq,
         uuid: *uuid,
+        bytes: bytes as u32,
     }
     .write(b);
 }
@@ -107,15 +131,40 @@ fn seal(b: &mut [u8]) {
     block_crc(b, OFF_CRC).write(&mut b[OFF_CRC..]);
 }
 
-/// Encodes a leaf; `keys` must be sorted and at most [`LEAF_CAPACITY`].
-pub fn encode_leaf(uuid: &[u8; 16], seq: u64, keys: &[Key], buf: &mut [u8]) {
-    let b = &mut buf[..BLOCK_SIZE];
-    let keys = &keys[..keys.len().min(LEAF_CAPACITY)];
-    header(b, uuid, seq, 0, keys.len());
-    for (i, k) in keys.iter().enumerate() {
-        k.write(&mut b[HEADER + i * LEAF_ENTRY..]);
+/// Encodes a leaf holding the `nr` records `records` (sorted, checked: as a leaf built from
+/// decoded or encoded records holds). Returns `false`, writing nothing, if they are more than
+/// [`LEAF_BYTES`] or not `nr` valid sorted records: what the decoder would refuse is never
+/// written.
+pub fn encode_leaf(uuid: &[u8; 16], seq: u64, nr: usize, records: &[u8], buf: &mut [u8]) -> bool {
+    if records.len() > LEAF_BYTES || nr > u16::MAX as usize || check_records(nr, records).is_err() {
+        return false;
     }
+    let b = &mut buf[..BLOCK_SIZE];
+    header(b, uuid, seq, 0, nr, records.len());
+    b[HEADER..HEADER + records.len()].copy_from_slice(records);
     seal(b);
+    true
+}
+
+/// Checks that `records` is exactly `nr` valid records, none a deletion, strictly ascending.
+pub fn check_records(nr: usize, records: &[u8]) -> Result<(), NodeError> {
+    let mut at = 0;
+    let mut last: Option<Pos> = None;
+    for _ in 0..nr {
+        let (k, next) = decode_at(records, at).map_err(NodeError::Record)?;
+        if k.deleted {
+            return Err(NodeError::Record(KeyError::Header));
+        }
+        if last.is_some_and(|l| k.pos <= l) {
+            return Err(NodeError::Order);
+        }
+        last = Some(k.pos);
+        at = next;
+    }
+    if at != records.len() {
+        return Err(NodeError::Record(KeyError::Truncated));
+    }
+    Ok(())
 }
 
 /// Encodes an interior node at `level` (1 or more); `children` sorted, at most
@@ -123,22 +172,30 @@ pub fn encode_leaf(uuid: &[u8; 16], seq: u64, keys: &[Key], buf: &mut [u8]) {
 pub fn encode_interior(uuid: &[u8; 16], seq: u64, level: u8, children: &[Child], buf: &mut [u8]) {
     let b = &mut buf[..BLOCK_SIZE];
     let children = &children[..children.len().min(INTERIOR_CAPACITY)];
-    header(b, uuid, seq, level, children.len());
+    header(
+        b,
+        uuid,
+        seq,
+        level,
+        children.len(),
+        children.len() * INTERIOR_ENTRY,
+    );
     for (i, c) in children.iter().enumerate() {
         c.write(&mut b[HEADER + i * INTERIOR_ENTRY..]);
     }
     seal(b);
 }
 
-/// Decodes a node expected at `level`; once it checked out, calls `leaf` for each key of a
+/// Decodes a node expected at `level`; once it checked out, calls `leaf` for each record of a
 /// leaf or `child` for each child of an interior node. Child pointers are not range-checked
 /// here (the member table is not known): the caller checks each with
-/// [`crate::shared::superblock::check_ptr`] before it uses it.
+/// [`crate::shared::superblock::check_ptr`] before it uses it. A leaf's records are in
+/// [`leaf_body`].
 pub fn decode_node(
     uuid: &[u8; 16],
     level: u8,
     buf: &[u8],
-    mut leaf: impl FnMut(Key),
+    mut leaf: impl FnMut(KeyRef<'_>),
     mut child: impl FnMut(Child),
 ) -> Result<NodeHeader, NodeError> {
     let Some(b) = buf.get(..BLOCK_SIZE) else {
@@ -158,6 +215,7 @@ pub fn decode_node(
         level: d.level,
         nr: d.nr,
         seq: d.seq,
+        bytes: d.bytes,
     };
     if h.level != level || h.level > MAX_BTREE_LEVEL {
         return Err(NodeError::Level);
@@ -166,38 +224,45 @@ pub fn decode_node(
         return Err(NodeError::Sequence);
     }
     let nr = h.nr as usize;
-    let capacity = if level == 0 {
-        LEAF_CAPACITY
-    } else {
-        INTERIOR_CAPACITY
-    };
+    let bytes = h.bytes as usize;
+    if level == 0 {
+        if bytes > LEAF_BYTES {
+            return Err(NodeError::Count);
+        }
+        let body = &b[HEADER..HEADER + bytes];
+        check_records(nr, body)?;
+        let mut at = 0;
+        for _ in 0..nr {
+            // Checked just above.
+            let Ok((k, next)) = decode_at(body, at) else {
+                return Err(NodeError::Record(KeyError::Truncated));
+            };
+            leaf(k);
+            at = next;
+        }
+        return Ok(h);
+    }
     // An interior node without children would leave keys nowhere to go.
-    if nr > capacity || (level > 0 && nr == 0) {
+    if nr > INTERIOR_CAPACITY || nr == 0 || bytes != nr * INTERIOR_ENTRY {
         return Err(NodeError::Count);
     }
-    let read_key = |i: usize| Key::read(&b[HEADER + i * LEAF_ENTRY..]);
     let read_child = |i: usize| Child::read(&b[HEADER + i * INTERIOR_ENTRY..]);
-    let key_at = |i: usize| {
-        if level == 0 {
-            read_key(i).key
-        } else {
-            read_child(i).key
-        }
-    };
     for i in 1..nr {
-        if key_at(i) <= key_at(i - 1) {
+        if read_child(i).pos() <= read_child(i - 1).pos() {
             return Err(NodeError::Order);
         }
     }
-    if level > 0 && (0..nr).any(|i| !(1..=MAX_REPLICAS).contains(&read_child(i).nr_ptrs)) {
+    if (0..nr).any(|i| !(1..=MAX_REPLICAS).contains(&read_child(i).nr_ptrs)) {
         return Err(NodeError::Ptrs);
     }
     for i in 0..nr {
-        if level == 0 {
-            leaf(read_key(i));
-        } else {
-            child(read_child(i));
-        }
+        child(read_child(i));
     }
     Ok(h)
+}
+
+/// The records of a leaf that [`decode_node`] accepted with header `h`.
+pub fn leaf_body<'a>(buf: &'a [u8], h: &NodeHeader) -> &'a [u8] {
+    let end = (HEADER + h.bytes as usize).min(buf.len());
+    &buf[HEADER.min(end)..end]
 }

@@ -4,8 +4,13 @@
 //!
 //! An entry is one or more [`BLOCK_SIZE`] blocks in a member's journal buckets: a 64-byte
 //! header (magic, checksum over the whole entry, length in blocks, sequence number, filesystem
-//! uuid, counts), then the keys, then the bucket updates.
+//! uuid, counts), then the key records ([`crate::shared::bkey`]: an update, or a deletion of
+//! the key at a position), then the bucket updates.
+//!
+//! The kernel writes one entry per flush of its open entry, which holds whole transactions
+//! only: a replay applies an entry's records in order, and an entry is all there or refused.
 
+use crate::shared::bkey::{decode_at, KeyError, KeyRef};
 use crate::shared::bucket_table::{BucketState, MAX_GEN};
 use crate::shared::crc32c::block_crc;
 use crate::shared::layout::{layout, offset, Field};
@@ -21,8 +26,9 @@ pub const MAX_ENTRY_SEQ: u64 = MAX_SEQ - 2;
 pub const MAX_ENTRY_BLOCKS: u32 = 16;
 
 layout! {
-    /// The header at the start of a journal entry's first block. `nr_keys` [`Key`]s follow it,
-    /// then `nr_updates` [`UpdateDisk`]s; the rest of the entry's blocks is zero.
+    /// The header at the start of a journal entry's first block. `nr_keys` key records follow
+    /// it (`key_bytes` bytes), then `nr_updates` [`UpdateDisk`]s; the rest of the entry's
+    /// blocks is zero.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub struct EntryHeaderDisk(size: 64) {
         /// [`JOURNAL_MAGIC`].
@@ -39,17 +45,8 @@ layout! {
         0x28 => pub nr_keys: u32,
         /// Bucket updates in the entry.
         0x2c => pub nr_updates: u32,
-    }
-}
-
-layout! {
-    /// A btree key update: `key` now maps to `val`. Also a btree leaf entry.
-    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
-    pub struct Key(size: 16) {
-        /// The key.
-        0x0 => pub key: u64,
-        /// Its value.
-        0x8 => pub val: u64,
+        /// Bytes of the key records (a multiple of 8).
+        0x30 => pub key_bytes: u32,
     }
 }
 
@@ -69,7 +66,6 @@ layout! {
 }
 
 const HEADER: usize = EntryHeaderDisk::SIZE;
-const KEY_SIZE: usize = Key::SIZE;
 const UPDATE_SIZE: usize = UpdateDisk::SIZE;
 const OFF_CRC: usize = offset!(EntryHeaderDisk, crc);
 
@@ -97,6 +93,8 @@ pub struct EntryHeader {
     pub nr_keys: u32,
     /// Bucket updates in the entry.
     pub nr_updates: u32,
+    /// Bytes of the key records.
+    pub key_bytes: u32,
 }
 
 /// Why a journal entry was refused.
@@ -114,33 +112,43 @@ pub enum JournalError {
     Checksum,
     /// A bucket update has an unknown state or generation.
     Update(u32),
+    /// Key record `.0` refused, or the records do not fill `key_bytes` exactly.
+    Key(u32, KeyError),
     /// The sequence number is above [`MAX_ENTRY_SEQ`]: replaying the entry would move the
     /// superblock's `journal_seq` to where the superblock decoder refuses it.
     Sequence(u64),
 }
 
-/// Blocks an entry with these counts needs, if it fits in [`MAX_ENTRY_BLOCKS`].
-pub fn entry_blocks(nr_keys: usize, nr_updates: usize) -> Option<u32> {
+/// Blocks an entry with `key_bytes` bytes of records and `nr_updates` bucket updates needs, if
+/// it fits in [`MAX_ENTRY_BLOCKS`].
+pub fn entry_blocks(key_bytes: usize, nr_updates: usize) -> Option<u32> {
     let bytes = HEADER
-        .checked_add(nr_keys.checked_mul(KEY_SIZE)?)?
+        .checked_add(key_bytes)?
         .checked_add(nr_updates.checked_mul(UPDATE_SIZE)?)?;
     let blocks = bytes.div_ceil(BLOCK_SIZE) as u32;
     (blocks <= MAX_ENTRY_BLOCKS).then_some(blocks)
 }
 
-/// Most keys one entry holds when it has no bucket updates.
-pub const MAX_KEYS_PER_ENTRY: usize = (MAX_ENTRY_BLOCKS as usize * BLOCK_SIZE - HEADER) / KEY_SIZE;
+/// Most bytes of key records one entry holds when it has no bucket updates.
+pub const MAX_KEY_BYTES: usize = MAX_ENTRY_BLOCKS as usize * BLOCK_SIZE - HEADER;
 
-/// Encodes an entry into `buf`; returns its length in bytes, or `None` if it does not fit in
-/// one entry or in `buf`.
+/// Encodes an entry of the `nr_keys` records `records` (each valid: as encoded by
+/// [`crate::shared::bkey::encode`]) and `updates` into `buf`; returns its length in bytes, or
+/// `None` if it does not fit in one entry or in `buf`, or if the records are not `nr_keys`
+/// valid ones (what the decoder would refuse is never written).
 pub fn encode_entry(
     uuid: &[u8; 16],
     seq: u64,
-    keys: &[Key],
+    nr_keys: usize,
+    records: &[u8],
     updates: &[BucketUpdate],
     buf: &mut [u8],
 ) -> Option<usize> {
-    let blocks = entry_blocks(keys.len(), updates.len())?;
+    check_records(nr_keys, records).ok()?;
+    if seq > MAX_ENTRY_SEQ {
+        return None;
+    }
+    let blocks = entry_blocks(records.len(), updates.len())?;
     let len = blocks as usize * BLOCK_SIZE;
     let b = buf.get_mut(..len)?;
     b.fill(0);
@@ -150,15 +158,13 @@ pub fn encode_entry(
         blocks,
         seq,
         uuid: *uuid,
-        nr_keys: keys.len() as u32,
+        nr_keys: nr_keys as u32,
         nr_updates: updates.len() as u32,
+        key_bytes: records.len() as u32,
     }
     .write(b);
-    let mut o = HEADER;
-    for k in keys {
-        k.write(&mut b[o..]);
-        o += KEY_SIZE;
-    }
+    b[HEADER..HEADER + records.len()].copy_from_slice(records);
+    let mut o = HEADER + records.len();
     for u in updates {
         UpdateDisk {
             member: u.member,
@@ -171,6 +177,20 @@ pub fn encode_entry(
     }
     block_crc(b, OFF_CRC).write(&mut b[OFF_CRC..]);
     Some(len)
+}
+
+/// Checks that `records` is exactly `nr` valid key records.
+fn check_records(nr: usize, records: &[u8]) -> Result<(), JournalError> {
+    let mut at = 0;
+    for i in 0..nr {
+        at = decode_at(records, at)
+            .map_err(|e| JournalError::Key(i as u32, e))?
+            .1;
+    }
+    if at != records.len() {
+        return Err(JournalError::Key(nr as u32, KeyError::Truncated));
+    }
+    Ok(())
 }
 
 /// Decodes the header in the first block of an entry (no checksum yet: it covers all blocks).
@@ -190,9 +210,14 @@ pub fn decode_header(uuid: &[u8; 16], first_block: &[u8]) -> Result<EntryHeader,
         blocks: d.blocks,
         nr_keys: d.nr_keys,
         nr_updates: d.nr_updates,
+        key_bytes: d.key_bytes,
     };
-    match entry_blocks(h.nr_keys as usize, h.nr_updates as usize) {
-        Some(needed) if h.blocks >= needed && h.blocks <= MAX_ENTRY_BLOCKS => {}
+    // A record takes at least a header's bytes, and the records are padded to 8 bytes.
+    let counts_fit = (h.nr_keys as usize).saturating_mul(crate::shared::bkey::KEY_HEADER)
+        <= h.key_bytes as usize
+        && h.key_bytes % 8 == 0;
+    match entry_blocks(h.key_bytes as usize, h.nr_updates as usize) {
+        Some(needed) if counts_fit && h.blocks >= needed && h.blocks <= MAX_ENTRY_BLOCKS => {}
         _ => return Err(JournalError::Length),
     }
     if h.seq > MAX_ENTRY_SEQ {
@@ -201,8 +226,8 @@ pub fn decode_header(uuid: &[u8; 16], first_block: &[u8]) -> Result<EntryHeader,
     Ok(h)
 }
 
-/// Checks a whole entry: its header, its checksum and every bucket update; the header and
-/// the entry's bytes.
+/// Checks a whole entry: its header, its checksum, every key record and every bucket update;
+/// the header and the entry's bytes.
 fn check_entry<'a>(
     uuid: &[u8; 16],
     buf: &'a [u8],
@@ -214,15 +239,21 @@ fn check_entry<'a>(
     if u32::read(&b[OFF_CRC..]) != block_crc(b, OFF_CRC) {
         return Err(JournalError::Checksum);
     }
+    check_records(h.nr_keys as usize, records_of(b, &h))?;
     for i in 0..h.nr_updates as usize {
         update_at(b, &h, i)?;
     }
     Ok((h, b))
 }
 
+/// The key records of entry `b` with header `h` (whose counts fit in the entry).
+fn records_of<'a>(b: &'a [u8], h: &EntryHeader) -> &'a [u8] {
+    &b[HEADER..HEADER + h.key_bytes as usize]
+}
+
 /// Bucket update `i` of entry `b` with header `h` (whose counts fit in the entry).
 fn update_at(b: &[u8], h: &EntryHeader, i: usize) -> Result<BucketUpdate, JournalError> {
-    let updates_at = HEADER + h.nr_keys as usize * KEY_SIZE;
+    let updates_at = HEADER + h.key_bytes as usize;
     let d = UpdateDisk::read(&b[updates_at + i * UPDATE_SIZE..]);
     let state = BucketState::from_u8(d.state).ok_or(JournalError::Update(i as u32))?;
     if d.gen > MAX_GEN {
@@ -236,16 +267,22 @@ fn update_at(b: &[u8], h: &EntryHeader, i: usize) -> Result<BucketUpdate, Journa
     })
 }
 
-/// Decodes a whole entry; calls `key` and `update` for its contents once all of it checked out.
+/// Decodes a whole entry; calls `key` for each record and `update` for each bucket update once
+/// all of it checked out.
 pub fn decode_entry(
     uuid: &[u8; 16],
     buf: &[u8],
-    mut key: impl FnMut(Key),
+    mut key: impl FnMut(KeyRef<'_>),
     mut update: impl FnMut(BucketUpdate),
 ) -> Result<EntryHeader, JournalError> {
     let (h, b) = check_entry(uuid, buf)?;
-    for i in 0..h.nr_keys as usize {
-        key(Key::read(&b[HEADER + i * KEY_SIZE..]));
+    let records = records_of(b, &h);
+    let mut at = 0;
+    for _ in 0..h.nr_keys {
+        // Checked by `check_entry`.
+        let (k, next) = decode_at(records, at).map_err(|e| JournalError::Key(0, e))?;
+        key(k);
+        at = next;
     }
     for i in 0..h.nr_updates as usize {
         update(update_at(b, &h, i)?);
@@ -254,39 +291,16 @@ pub fn decode_entry(
 }
 
 /// Decodes a whole entry as [`decode_entry`] does, refusing what it refuses with the same
-/// error, but writes the keys into `keys` in one tight pass instead of a call per key: `keys`
-/// must have exactly the header's `nr_keys` slots (else [`JournalError::Length`]; the caller
-/// sizes it from [`decode_header`]). `keys` is written only once the whole entry checked out;
-/// `update` is called for each bucket update after that.
-pub fn decode_entry_keys(
+/// error, and hands over its records as one slice (`nr_keys` valid records, checked) instead of
+/// a call per record; `update` is called for each bucket update.
+pub fn decode_entry_records<'a>(
     uuid: &[u8; 16],
-    buf: &[u8],
-    keys: &mut [Key],
+    buf: &'a [u8],
     mut update: impl FnMut(BucketUpdate),
-) -> Result<EntryHeader, JournalError> {
+) -> Result<(EntryHeader, &'a [u8]), JournalError> {
     let (h, b) = check_entry(uuid, buf)?;
-    if keys.len() != h.nr_keys as usize {
-        return Err(JournalError::Length);
-    }
-    let body = b
-        .get(HEADER..HEADER + keys.len() * KEY_SIZE)
-        .ok_or(JournalError::Truncated)?;
-    for (i, raw) in body.chunks_exact(KEY_SIZE).enumerate() {
-        if let Some(k) = keys.get_mut(i) {
-            *k = Key::read(raw);
-        }
-    }
     for i in 0..h.nr_updates as usize {
         update(update_at(b, &h, i)?);
     }
-    Ok(h)
-}
-
-/// An order-independent digest term of one key and its value: the sum of all terms (wrapping)
-/// identifies a set of keys, so the kernel's btree and the tool's expectation can be compared.
-pub fn key_digest(k: &Key) -> u64 {
-    let mut x = k.key ^ k.val.rotate_left(29) ^ 0x9e37_79b9_7f4a_7c15;
-    x ^= x >> 31;
-    x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x ^ (x >> 29)
+    Ok((h, records_of(b, &h)))
 }

@@ -17,6 +17,7 @@ pub mod layout;
 pub mod member_add;
 pub mod member_remove;
 pub mod mount_source;
+pub mod namespace;
 pub mod namespace_format;
 pub mod options;
 pub mod superblock;

@@ -55,7 +55,7 @@ layout! {
     /// (two's complement) and nanoseconds below 10^9.
     #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
     pub struct InodeDisk(size: 64) {
-        /// Type and permission bits; the type is one of the `S_IF*` above.
+            /// Type and permission bits (no bit above them); the type is one of the `S_IF*` above.
         0x00 => pub mode: u32,
         /// Owner.
         0x04 => pub uid: u32,
@@ -121,6 +121,7 @@ impl InodeDisk {
     /// Whether the attributes are ones an inode key may hold.
     pub fn valid(&self) -> bool {
         valid_type(self.mode)
+            && self.mode & !(S_IFMT | 0o7777) == 0
             && self.nlink >= 1
             && self.size <= MAX_SIZE
             && self.atime_nsec < 1_000_000_000
@@ -158,6 +159,7 @@ pub fn decode_dirent(val: &[u8]) -> Option<Dirent<'_>> {
     let ok = name.len() == h.name_len as usize
         && valid_name(name)
         && (1..=MAX_INO).contains(&h.ino)
+        && h.dtype <= (S_IFMT >> 12) as u8
         && valid_type((h.dtype as u32) << 12);
     ok.then_some(Dirent {
         ino: h.ino,

@@ -20,8 +20,9 @@ pub const SB_OFFSETS: [u64; 2] = [4096, 8192];
 pub const RESERVED_BYTES: u64 = 12288;
 /// Magic number: "BUCKETFS" in little-endian.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"BUCKETFS");
-/// On-disk format version.
-pub const VERSION: u32 = 1;
+/// On-disk format version: 2 since btree leaves and journal entries hold typed key records
+/// (`bkey.rs`) and the namespace lives in the btree; version 1 images are refused.
+pub const VERSION: u32 = 2;
 /// Most members a filesystem may have.
 pub const MAX_MEMBERS: usize = 16;
 /// Smallest and largest bucket, in bytes (powers of two).

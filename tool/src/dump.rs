@@ -1,15 +1,98 @@
 //! `dump-btree`: walk the btree of an unmounted filesystem and print its figures.
+//!
+//! The figures follow the kernel's `internal/btree_stats`: `keys` and `digest` count the map
+//! keys only (the keys a replay test writes and compares: `bucketfs scenario` prints the same
+//! two figures as its expectation), `namespace_keys` counts every other key (inodes, directory
+//! entries, symbolic link pieces).
 
 use crate::device::Device;
 use crate::show::read_super;
+use bucketfs_core::bkey::{key_digest, Kind, Pos};
 use bucketfs_core::btree_format::{decode_node, Child};
-use bucketfs_core::journal_format::{key_digest, Key};
+use bucketfs_core::layout::Field;
+use bucketfs_core::namespace_format::{decode_dirent, InodeDisk, INODE_SIZE};
 use bucketfs_core::superblock::{check_ptr, NodePtr, Superblock, BLOCK_SIZE};
+
+/// A key of the tree and its value, copied out of its leaf.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// Where it sorts.
+    pub pos: Pos,
+    /// Its value (checked by the leaf decoder).
+    pub val: Vec<u8>,
+}
+
+impl Record {
+    /// Whether it is a map key.
+    pub fn is_map(&self) -> bool {
+        self.pos.kind == Kind::Map as u8
+    }
+}
+
+/// The figures of a set of keys, as `internal/btree_stats` reports them: map keys and the sum
+/// of their digest terms, and the other keys.
+pub fn figures(keys: &[Record]) -> (u64, u64, u64) {
+    let mut map = 0u64;
+    let mut digest = 0u64;
+    for k in keys.iter().filter(|k| k.is_map()) {
+        map += 1;
+        digest = digest.wrapping_add(key_digest(k.pos, &k.val));
+    }
+    (map, digest, keys.len() as u64 - map)
+}
+
+/// Bytes of `b` as text: printable ASCII as it is, the rest escaped; at most `max` bytes shown.
+fn bytes_text(b: &[u8], max: usize) -> String {
+    let mut t: String = b[..b.len().min(max)].escape_ascii().to_string();
+    if b.len() > max {
+        t.push_str("...");
+    }
+    t
+}
+
+/// One line of `dump-btree --keys`: a map key as `KEY VALUE` (hexadecimal key, decimal value,
+/// as before format 2), any other as `KIND INO OFF VALUE-TEXT`.
+pub fn key_line(k: &Record) -> String {
+    let Some(kind) = Kind::from_u8(k.pos.kind) else {
+        return format!("kind{} {} {}", k.pos.kind, k.pos.ino, k.pos.off);
+    };
+    let (ino, off) = (k.pos.ino, k.pos.off);
+    match kind {
+        Kind::Map => {
+            let mut v = [0u8; 8];
+            let n = k.val.len().min(8);
+            v[..n].copy_from_slice(&k.val[..n]);
+            format!("{off:016x} {}", u64::from_le_bytes(v))
+        }
+        Kind::Inode if k.val.len() == INODE_SIZE => {
+            let i = InodeDisk::read(&k.val);
+            format!(
+                "inode {ino} {off} mode {:o} nlink {} uid {} gid {} size {} rdev {} mtime {}.{:09}",
+                i.mode, i.nlink, i.uid, i.gid, i.size, i.rdev, i.mtime_sec as i64, i.mtime_nsec
+            )
+        }
+        Kind::Dirent => match decode_dirent(&k.val) {
+            Some(d) => format!(
+                "dirent {ino} {off:x} ino {} type {} name \"{}\"",
+                d.ino,
+                d.dtype,
+                bytes_text(d.name, 255)
+            ),
+            None => format!("dirent {ino} {off:x} (bad value)"),
+        },
+        Kind::Symlink => format!(
+            "symlink {ino} {off} {} bytes \"{}\"",
+            k.val.len(),
+            bytes_text(&k.val, 64)
+        ),
+        Kind::Inode => format!("inode {ino} {off} (bad value)"),
+    }
+}
 
 struct Walk<'a> {
     sb: Superblock,
     by_member: Vec<Option<&'a Device>>,
-    keys: Vec<Key>,
+    keys: Vec<Record>,
     nodes: u64,
     /// Every copy of every node: (member, bucket).
     locations: Vec<(u32, u32)>,
@@ -37,12 +120,17 @@ impl Walk<'_> {
                 last = format!("member {} bucket {}: {e}", p.member, p.bucket);
                 continue;
             }
-            let (mut keys, mut children): (Vec<Key>, Vec<Child>) = (Vec::new(), Vec::new());
+            let (mut keys, mut children): (Vec<Record>, Vec<Child>) = (Vec::new(), Vec::new());
             match decode_node(
                 &self.sb.uuid,
                 level,
                 &buf,
-                |k| keys.push(k),
+                |k| {
+                    keys.push(Record {
+                        pos: k.pos,
+                        val: k.val.to_vec(),
+                    })
+                },
                 |c| children.push(c),
             ) {
                 Ok(_) => {
@@ -69,7 +157,7 @@ impl Walk<'_> {
 /// how many nodes, and every copy of every node as (member, bucket).
 pub struct Tree {
     pub sb: Superblock,
-    pub keys: Vec<Key>,
+    pub keys: Vec<Record>,
     pub nodes: u64,
     pub locations: Vec<(u32, u32)>,
     /// Nodes by the number of copies their pointer names (index: copies).
@@ -100,7 +188,7 @@ pub fn walk(devs: &[Device]) -> Result<Tree, String> {
         by_copies: [0; 5],
     };
     w.node(&sb.root.ptrs[..sb.root.nr_ptrs as usize], sb.root.level)?;
-    if w.keys.windows(2).any(|p| p[0].key >= p[1].key) {
+    if w.keys.windows(2).any(|p| p[0].pos >= p[1].pos) {
         return Err("keys are not in order across leaves".into());
     }
     Ok(Tree {
@@ -115,13 +203,10 @@ pub fn walk(devs: &[Device]) -> Result<Tree, String> {
 pub fn dump(devs: &[Device], print_keys: bool, print_nodes: bool) -> Result<(), String> {
     let w = walk(devs)?;
     let sb = w.sb;
-    let digest = w
-        .keys
-        .iter()
-        .fold(0u64, |a, k| a.wrapping_add(key_digest(k)));
+    let (keys, digest, namespace_keys) = figures(&w.keys);
     println!(
-        "btree: keys {} digest {digest:016x} nodes {} depth {} journal_seq {}",
-        w.keys.len(),
+        "btree: keys {keys} digest {digest:016x} namespace_keys {namespace_keys} nodes {} depth {} \
+         journal_seq {}",
         w.nodes,
         sb.root.level + 1,
         sb.journal_seq
@@ -146,7 +231,7 @@ pub fn dump(devs: &[Device], print_keys: bool, print_nodes: bool) -> Result<(), 
     }
     if print_keys {
         for k in &w.keys {
-            println!("{:016x} {}", k.key, k.val);
+            println!("{}", key_line(k));
         }
     }
     Ok(())

@@ -1,4 +1,5 @@
-//! Writing a new filesystem: superblocks, bucket tables, an empty journal and an empty root.
+//! Writing a new filesystem: superblocks, bucket tables, an empty journal and a root leaf
+//! holding the root directory (one inode key, [`ROOT_INO`]).
 //!
 //! Only what must be written is: the bucket tables (in chunks of [`CHUNK_BYTES`], never a
 //! buffer the size of the table), the root leaf, the superblocks, and one zero block where the
@@ -11,10 +12,13 @@
 //!   any other block is looked at, even if a uuid ever repeated.
 
 use crate::device::Device;
+use bucketfs_core::bkey::{encode, record_size};
 use bucketfs_core::btree_format::encode_leaf;
 use bucketfs_core::bucket_table::{
     encode_block, entries_in_block, table_blocks, BucketEntry, BucketState, TableBlockId,
 };
+use bucketfs_core::layout::Field;
+use bucketfs_core::namespace_format::{inode_pos, InodeDisk, INODE_SIZE, ROOT_INO, S_IFDIR};
 use bucketfs_core::options::{Opt, Options};
 use bucketfs_core::superblock::*;
 use bucketfs_core::target::Label;
@@ -197,11 +201,47 @@ pub fn write_superblocks(dev: &Device, sb: &Superblock, index: u32) -> Result<()
     Ok(())
 }
 
+/// The root directory's attributes in a new filesystem made at `now` (seconds since the epoch):
+/// mode `S_IFDIR | 0755`, owned by root, `nlink` 2 (its own `.` and its name), size 0.
+pub fn root_inode(now: u64) -> InodeDisk {
+    InodeDisk {
+        mode: S_IFDIR | 0o755,
+        uid: 0,
+        gid: 0,
+        nlink: 2,
+        size: 0,
+        atime_sec: now,
+        mtime_sec: now,
+        ctime_sec: now,
+        ..Default::default()
+    }
+}
+
+/// The seconds since the epoch now (0 if the clock is before it).
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The root leaf of a new filesystem: the root directory's inode key only (see [`root_inode`]).
+pub fn root_leaf(sb: &Superblock, now: u64) -> Result<Vec<u8>, String> {
+    let mut val = [0u8; INODE_SIZE];
+    root_inode(now).write(&mut val);
+    let mut rec = vec![0u8; record_size(INODE_SIZE)];
+    let n = encode(inode_pos(ROOT_INO), false, &val, &mut rec)
+        .ok_or("internal error: the root inode does not encode")?;
+    let mut node = vec![0u8; BLOCK_SIZE];
+    if !encode_leaf(&sb.uuid, sb.root.node_seq, 1, &rec[..n], &mut node) {
+        return Err("internal error: the root leaf does not encode".into());
+    }
+    Ok(node)
+}
+
 /// Writes a whole new filesystem as planned.
 pub fn write(devs: &[Device], layout: &Layout) -> Result<(), String> {
     let sb = &layout.sb;
-    let mut node = vec![0u8; BLOCK_SIZE];
-    encode_leaf(&sb.uuid, sb.root.node_seq, &[], &mut node);
+    let node = root_leaf(sb, now_secs())?;
     for (i, d) in devs.iter().enumerate() {
         let i = i as u32;
         let m = &sb.members[i as usize];

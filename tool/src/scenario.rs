@@ -4,8 +4,10 @@
 //! bucket_size = "4k"          # default 64k
 //! metadata_replicas = 2       # any option of the option table may be set here
 //! discard = false
-//! journal_keys = 3000         # keys in the journal, not yet in the btree
-//! keys_per_entry = 500        # default 500
+//! journal_keys = 3000         # map keys in the journal, not yet in the btree
+//! keys_per_entry = 500        # default 500 (at most 2046: an entry's most records)
+//! journal_deletes = 0         # the first N of those keys deleted again by deletion records
+//!                             # in entries after them (default 0)
 //! seed = 1                    # key generator seed, default 1
 //! journal_offset = 0          # block of the journal area where the journal starts (the
 //!                             # superblock's journal_offset); default 0
@@ -31,8 +33,12 @@
 //! buckets, a run of `need_discard_pinned` buckets, a run of `free` buckets, and `data`
 //! buckets for the rest (`fill` writes the pattern into the `free_pinned` run too).
 //! The journal starts at sequence 1 with entries freeing the pinned buckets, then holds
-//! `journal_keys` distinct keys in entries of `keys_per_entry`; the btree is an empty leaf. So
-//! mounting must replay every key, and with more keys than a leaf holds, split leaves.
+//! `journal_keys` distinct map keys (`Pos::map(key)`, an 8-byte value) in entries of
+//! `keys_per_entry`, then `journal_deletes` deletions of the first keys, in entries of
+//! `keys_per_entry`; the btree is one leaf holding the root directory (as `format` writes
+//! it). So mounting must replay every key, and with more keys than a leaf holds, split leaves.
+//! The expectation printed (`expect keys N digest D`) is over the map keys left after the
+//! deletions, as `internal/btree_stats` and `dump-btree` count them.
 //!
 //! Nothing device-sized is held in memory: bucket states are computed from the runs above, the
 //! bucket table and the fill pattern are written in chunks. Only the journal's own bytes are
@@ -42,13 +48,12 @@
 
 use crate::device::Device;
 use crate::format::{
-    end_journal_at, plan, write_superblocks, write_table, FormatSpec, CHUNK_BYTES,
+    end_journal_at, now_secs, plan, root_leaf, write_superblocks, write_table, FormatSpec,
+    CHUNK_BYTES,
 };
-use bucketfs_core::btree_format::encode_leaf;
+use bucketfs_core::bkey::{encode, key_digest, record_size, Pos, KEY_HEADER};
 use bucketfs_core::bucket_table::BucketState;
-use bucketfs_core::journal_format::{
-    encode_entry, key_digest, BucketUpdate, Key, MAX_KEYS_PER_ENTRY,
-};
+use bucketfs_core::journal_format::{encode_entry, BucketUpdate, MAX_KEY_BYTES};
 use bucketfs_core::options::{lookup, parse_value, Kind, Options};
 use bucketfs_core::superblock::{UuidFmt, BLOCK_SIZE, MAX_MEMBERS};
 use bucketfs_core::target::{Label, Target};
@@ -63,12 +68,52 @@ struct DeviceSpec {
     label: Label,
 }
 
+/// A map key and its value, as the scenario and the damage generator write them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct MapKey {
+    /// The key: the map position's offset.
+    pub key: u64,
+    /// Its value (8 bytes, little-endian, on disk).
+    pub val: u64,
+}
+
+impl MapKey {
+    /// Its position.
+    pub fn pos(&self) -> Pos {
+        Pos::map(self.key)
+    }
+
+    /// Its digest term, as the kernel's `btree_stats` sums it.
+    pub fn digest(&self) -> u64 {
+        key_digest(self.pos(), &self.val.to_le_bytes())
+    }
+}
+
+/// Most map records one journal entry holds.
+pub const MAX_MAP_KEYS_PER_ENTRY: usize = MAX_KEY_BYTES / record_size(8);
+
+/// Encodes `keys` as map records (and `deletes` as deletion records after them); returns
+/// (the number of records, their bytes).
+pub fn map_records(keys: &[MapKey], deletes: &[u64]) -> (usize, Vec<u8>) {
+    let mut out = vec![0u8; keys.len() * record_size(8) + deletes.len() * KEY_HEADER];
+    let mut at = 0;
+    for k in keys {
+        // A map key's 8-byte value always encodes.
+        at += encode(k.pos(), false, &k.val.to_le_bytes(), &mut out[at..]).unwrap_or(0);
+    }
+    for &d in deletes {
+        at += encode(Pos::map(d), true, &[], &mut out[at..]).unwrap_or(0);
+    }
+    out.truncate(at);
+    (keys.len() + deletes.len(), out)
+}
+
 /// A key generator: distinct 64-bit keys in no particular order.
-pub fn scenario_key(seed: u64, i: u64) -> Key {
+pub fn scenario_key(seed: u64, i: u64) -> MapKey {
     let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(i);
     x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    Key {
+    MapKey {
         key: x ^ (x >> 31),
         val: i + 1,
     }
@@ -126,6 +171,7 @@ pub fn scenario_quiet(spec_path: &str, devs: &mut [Device]) -> Result<String, St
         "bucket_size",
         "journal_keys",
         "keys_per_entry",
+        "journal_deletes",
         "seed",
         "journal_offset",
         "device",
@@ -139,7 +185,13 @@ pub fn scenario_quiet(spec_path: &str, devs: &mut [Device]) -> Result<String, St
     let journal_keys = get_u64(&t, "journal_keys")?.unwrap_or(0);
     let per_entry = get_u64(&t, "keys_per_entry")?
         .unwrap_or(500)
-        .clamp(1, MAX_KEYS_PER_ENTRY as u64);
+        .clamp(1, MAX_MAP_KEYS_PER_ENTRY as u64);
+    let journal_deletes = get_u64(&t, "journal_deletes")?.unwrap_or(0);
+    if journal_deletes > journal_keys {
+        return Err(format!(
+            "journal_deletes {journal_deletes}: more than journal_keys {journal_keys}"
+        ));
+    }
     let seed = get_u64(&t, "seed")?.unwrap_or(1);
     let journal_offset = get_u64(&t, "journal_offset")?.unwrap_or(0);
     let specs: Vec<DeviceSpec> = match t.get("device") {
@@ -269,19 +321,31 @@ pub fn scenario_quiet(spec_path: &str, devs: &mut [Device]) -> Result<String, St
     }
 
     // The journal, identical on every member.
-    let keys: Vec<Key> = (0..journal_keys).map(|i| scenario_key(seed, i)).collect();
+    let keys: Vec<MapKey> = (0..journal_keys).map(|i| scenario_key(seed, i)).collect();
+    let deletes: Vec<u64> = keys[..journal_deletes as usize]
+        .iter()
+        .map(|k| k.key)
+        .collect();
     let mut journal = Vec::new();
     let mut entry = vec![0u8; 16 * BLOCK_SIZE];
     let mut seq = 1;
     for chunk in updates.chunks(2000) {
-        let len =
-            encode_entry(&sb.uuid, seq, &[], chunk, &mut entry).ok_or("journal entry too large")?;
+        let len = encode_entry(&sb.uuid, seq, 0, &[], chunk, &mut entry)
+            .ok_or("journal entry too large")?;
         journal.extend_from_slice(&entry[..len]);
         seq += 1;
     }
     for chunk in keys.chunks(per_entry as usize) {
-        let len =
-            encode_entry(&sb.uuid, seq, chunk, &[], &mut entry).ok_or("journal entry too large")?;
+        let (nr, records) = map_records(chunk, &[]);
+        let len = encode_entry(&sb.uuid, seq, nr, &records, &[], &mut entry)
+            .ok_or("journal entry too large")?;
+        journal.extend_from_slice(&entry[..len]);
+        seq += 1;
+    }
+    for chunk in deletes.chunks(per_entry as usize) {
+        let (nr, records) = map_records(&[], chunk);
+        let len = encode_entry(&sb.uuid, seq, nr, &records, &[], &mut entry)
+            .ok_or("journal entry too large")?;
         journal.extend_from_slice(&entry[..len]);
         seq += 1;
     }
@@ -332,8 +396,7 @@ pub fn scenario_quiet(spec_path: &str, devs: &mut [Device]) -> Result<String, St
             done += n;
         }
     }
-    let mut node = vec![0u8; BLOCK_SIZE];
-    encode_leaf(&sb.uuid, sb.root.node_seq, &[], &mut node);
+    let node = root_leaf(&sb, now_secs())?;
     for p in &sb.root.ptrs[..sb.root.nr_ptrs as usize] {
         let m = &sb.members[p.member as usize];
         devs[p.member as usize].write_at(m.bucket_offset(p.bucket as u64), &node)?;
@@ -343,11 +406,14 @@ pub fn scenario_quiet(spec_path: &str, devs: &mut [Device]) -> Result<String, St
         write_superblocks(d, &sb, i as u32)?;
         d.sync()?;
     }
-    let digest = keys.iter().fold(0u64, |a, k| a.wrapping_add(key_digest(k)));
+    let left = &keys[journal_deletes as usize..];
+    let digest = left.iter().fold(0u64, |a, k| a.wrapping_add(k.digest()));
+    let left = left.len();
     let _ = writeln!(report, "scenario: uuid {}", UuidFmt(&sb.uuid));
     let _ = writeln!(
         report,
-        "scenario: journal keys {journal_keys}, pinned buckets {}, {} entries",
+        "scenario: journal keys {journal_keys}, deletions {journal_deletes}, pinned buckets {}, \
+         {} entries",
         updates.len(),
         seq - 1
     );
@@ -358,9 +424,143 @@ pub fn scenario_quiet(spec_path: &str, devs: &mut [Device]) -> Result<String, St
             first + count
         );
     }
-    let _ = writeln!(
-        report,
-        "scenario: expect keys {journal_keys} digest {digest:016x}"
-    );
+    let _ = writeln!(report, "scenario: expect keys {left} digest {digest:016x}");
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dump::{figures, walk, Record};
+    use bucketfs_core::journal_format::decode_entry;
+    use bucketfs_core::namespace_format::{inode_pos, InodeDisk, ROOT_INO, S_IFDIR};
+    use std::collections::BTreeMap;
+    use std::path::PathBuf;
+
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(name: &str) -> Scratch {
+            let d = std::env::temp_dir()
+                .join(format!("bucketfs-scenario-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&d);
+            std::fs::create_dir_all(&d).unwrap();
+            Scratch(d)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// Replays the journal of the image `dev` onto its tree, as the kernel does: records in
+    /// entry order, a deletion removing its key. Returns every key after the replay.
+    fn replayed(dev: &Device) -> Vec<Record> {
+        let tree = walk(std::slice::from_ref(dev)).unwrap();
+        let sb = tree.sb;
+        let mut keys: BTreeMap<Pos, Vec<u8>> =
+            tree.keys.into_iter().map(|r| (r.pos, r.val)).collect();
+        let m = sb.members[0];
+        let mut area = vec![0u8; m.journal_blocks() as usize * BLOCK_SIZE];
+        dev.read_at(m.bucket_offset(m.journal_start as u64), &mut area)
+            .unwrap();
+        let mut off = 0;
+        let mut seq = sb.journal_seq;
+        while off < area.len() {
+            let Ok(h) = decode_entry(
+                &sb.uuid,
+                &area[off..],
+                |k| {
+                    if k.deleted {
+                        keys.remove(&k.pos);
+                    } else {
+                        keys.insert(k.pos, k.val.to_vec());
+                    }
+                },
+                |_| {},
+            ) else {
+                break;
+            };
+            assert_eq!(h.seq, seq);
+            seq += 1;
+            off += h.blocks as usize * BLOCK_SIZE;
+        }
+        keys.into_iter()
+            .map(|(pos, val)| Record { pos, val })
+            .collect()
+    }
+
+    #[test]
+    fn the_expectation_is_what_a_replay_of_the_journal_gives() {
+        let dir = Scratch::new("deletes");
+        let img = dir.0.join("a.img");
+        std::fs::File::create(&img)
+            .unwrap()
+            .set_len(16 << 20)
+            .unwrap();
+        for (keys, deletes) in [(700, 0), (700, 250), (300, 300), (0, 0)] {
+            let spec = dir.0.join("s.toml");
+            std::fs::write(
+                &spec,
+                format!(
+                    "bucket_size = \"4k\"\njournal_keys = {keys}\nkeys_per_entry = 100\n\
+                     journal_deletes = {deletes}\n[[device]]\nfree = 100\n"
+                ),
+            )
+            .unwrap();
+            let mut devs = vec![Device::open(&img, true).unwrap()];
+            let report = scenario_quiet(spec.to_str().unwrap(), &mut devs).unwrap();
+            let after = replayed(&devs[0]);
+            let (n, digest, ns) = figures(&after);
+            let want = format!("scenario: expect keys {n} digest {digest:016x}\n");
+            assert!(report.ends_with(&want), "{report} vs {want}");
+            assert_eq!(n, keys - deletes);
+            // The root directory, and nothing else of the namespace.
+            assert_eq!(ns, 1);
+            assert!(after.iter().any(|r| r.pos == inode_pos(ROOT_INO)));
+        }
+        // More deletions than keys are refused.
+        let spec = dir.0.join("bad.toml");
+        std::fs::write(&spec, "journal_keys = 3\njournal_deletes = 4\n[[device]]\n").unwrap();
+        let mut devs = vec![Device::open(&img, true).unwrap()];
+        assert!(scenario_quiet(spec.to_str().unwrap(), &mut devs).is_err());
+    }
+
+    #[test]
+    fn format_writes_the_root_directory() {
+        let dir = Scratch::new("format");
+        let img = dir.0.join("a.img");
+        std::fs::File::create(&img)
+            .unwrap()
+            .set_len(8 << 20)
+            .unwrap();
+        let devs = vec![Device::open(&img, true).unwrap()];
+        let layout = plan(
+            &devs,
+            &FormatSpec {
+                options: Options::default(),
+                bucket_size: 4096,
+                labels: Vec::new(),
+            },
+        )
+        .unwrap();
+        let before = now_secs();
+        crate::format::write(&devs, &layout).unwrap();
+        let after = now_secs();
+        let tree = walk(&devs).unwrap();
+        assert_eq!(tree.keys.len(), 1);
+        let k = &tree.keys[0];
+        assert_eq!(k.pos, inode_pos(ROOT_INO));
+        let i = <InodeDisk as bucketfs_core::layout::Field>::read(&k.val);
+        assert_eq!(
+            (i.mode, i.nlink, i.uid, i.gid, i.size, i.rdev),
+            (S_IFDIR | 0o755, 2, 0, 0, 0, 0)
+        );
+        assert!((before..=after).contains(&i.mtime_sec));
+        assert_eq!((i.atime_sec, i.ctime_sec), (i.mtime_sec, i.mtime_sec));
+        assert_eq!((i.atime_nsec, i.mtime_nsec, i.ctime_nsec), (0, 0, 0));
+        assert_eq!(figures(&tree.keys), (0, 0, 1));
+    }
 }

@@ -1,0 +1,434 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Transactions on the mounted filesystem's btree: the tree stays in memory after recovery
+//! ([`Tree`]), every metadata change is one [`Tx`] (all of its updates or none), its records go
+//! to the open journal entry (`journal_writer.rs`), and a commit writes the changed nodes and
+//! lets the journal start again.
+//!
+//! A transaction never parks while it holds the tree: node allocations are tried without
+//! parking; when one cannot be served now, the transaction is undone, the tree released, and a
+//! restartable allocation request (`Allocator::alloc_nodes`: killable, abortable, re-reading the
+//! live options on every wakeup, named in the stuck report) waits for the nodes the update
+//! needed; then the transaction runs again from the start with them. So a parked metadata
+//! operation holds nothing another operation, the discard worker, the re-replication pass or a
+//! sync needs, and a failed wait leaves nothing half done.
+
+use crate::allocator::NodeAlloc;
+use crate::btree::Btree;
+use crate::fs::Fs;
+use crate::journal::JournalPos;
+use crate::journal_writer::{JournalWriter, Written};
+use crate::shared::alloc_policy::{held_back, Watermark};
+use crate::shared::bkey::{self, Kind, Pos, MAX_RECORD, MAX_VAL};
+use crate::shared::namespace_format::MAX_INO;
+use crate::shared::superblock::UuidFmt;
+use crate::timer::Timer;
+use crate::vec_ext::VecExt;
+use core::sync::atomic::Ordering;
+use kernel::{
+    alloc::{KVVec, KVec},
+    prelude::*,
+};
+
+/// The open journal entry is written at most this long after a transaction put the first
+/// records in it (unless a `sync` or an `fsync` wrote it before).
+pub(crate) const JOURNAL_FLUSH_MS: u32 = 1000;
+
+/// Most bytes of records one transaction writes (a symbolic link with the longest target, or a
+/// rename, is well below): the open entry is written before a transaction starts when less room
+/// is left in it, so the records of a transaction that ran always fit, and a transaction never
+/// commits anything while it runs.
+pub(crate) const TX_MAX_BYTES: usize = 8192;
+
+/// The watermark of the namespace's node allocations: metadata digs into the btree reserve
+/// that data (a lower watermark) leaves alone.
+const WATERMARK: Watermark = Watermark::Btree;
+
+/// The mounted filesystem's btree and journal, guarded by [`Fs::tree`].
+pub(crate) struct Tree {
+    /// The whole btree, with the changes not committed yet.
+    pub(crate) btree: Btree,
+    /// The open journal entry and the journal position.
+    pub(crate) jw: JournalWriter,
+}
+
+/// One update a transaction made, to undo it: the key, and where its value before is in
+/// [`Tx::old`] (`None`: it was absent).
+#[derive(Clone, Copy)]
+struct Undo {
+    pos: Pos,
+    old: Option<(usize, usize)>,
+}
+
+/// A transaction: reads see its own updates; its records go to the journal when it ends well.
+pub(crate) struct Tx<'a> {
+    fs: &'a Fs,
+    tree: &'a mut Tree,
+    undo: KVec<Undo>,
+    /// The values the updates replaced, one after the other.
+    old: KVVec<u8>,
+    /// The transaction's records, encoded.
+    recs: KVVec<u8>,
+    nr: u32,
+    /// Node locations set aside for this run (by an earlier run's wait), used first.
+    prealloc: &'a mut KVec<NodeAlloc>,
+    /// Set when an update needed nodes that could not be had without waiting: how many.
+    want: u32,
+    /// Inode keys the transaction added less those it deleted.
+    inodes: i64,
+}
+
+impl Tx<'_> {
+    /// The value at `pos`, copied into `buf`; `None` if there is no key there.
+    pub(crate) fn get(&self, pos: Pos, buf: &mut [u8; MAX_VAL]) -> Option<usize> {
+        let v = self.tree.btree.get(pos)?;
+        let n = v.len().min(MAX_VAL);
+        buf[..n].copy_from_slice(&v[..n]);
+        Some(n)
+    }
+
+    /// `f` for every key in `[from, to)`, in order, until it returns `false`.
+    pub(crate) fn scan(&self, from: Pos, to: Pos, f: &mut dyn FnMut(Pos, &[u8]) -> bool) {
+        self.tree.btree.scan(from, to, f)
+    }
+
+    /// Sets the key at `pos` to `val`.
+    pub(crate) fn put(&mut self, pos: Pos, val: &[u8]) -> Result {
+        self.update(pos, Some(val))
+    }
+
+    /// Deletes the key at `pos` (nothing if there is none).
+    pub(crate) fn delete(&mut self, pos: Pos) -> Result {
+        if self.tree.btree.get(pos).is_none() {
+            return Ok(());
+        }
+        self.update(pos, None)
+    }
+
+    fn update(&mut self, pos: Pos, val: Option<&[u8]>) -> Result {
+        // The record first: a value the decoder would refuse is refused before anything
+        // changes.
+        let mut rec = KVec::from_elem(0u8, MAX_RECORD, GFP_KERNEL)?;
+        let len = bkey::encode(pos, val.is_none(), val.unwrap_or(&[]), &mut rec).ok_or(EINVAL)?;
+        let old = match self.tree.btree.get(pos) {
+            Some(v) => {
+                let at = self.old.len();
+                self.old.extend_from_slice(v, GFP_KERNEL)?;
+                Some((at, v.len()))
+            }
+            None => None,
+        };
+        self.undo.push(Undo { pos, old }, GFP_KERNEL)?;
+        self.recs.reserve(len, GFP_KERNEL)?;
+        let fs = self.fs;
+        let prealloc = &mut *self.prealloc;
+        let want = &mut self.want;
+        let r = self.tree.btree.update(
+            pos,
+            val,
+            |n, out| {
+                let mut left = n;
+                while left > 0 {
+                    let Some(a) = prealloc.pop() else { break };
+                    out.push(a, GFP_KERNEL)?;
+                    left -= 1;
+                }
+                if left == 0 || fs.alloc.try_alloc_now(left, WATERMARK, &fs.live(), out)? {
+                    return Ok(());
+                }
+                // Wait for all of them, without the tree (the caller runs the transaction again).
+                *want = n;
+                Err(EAGAIN)
+            },
+            |unused| fs.alloc.release_nodes(unused),
+        );
+        if let Err(e) = r {
+            // Nothing changed: this update has no undo.
+            let _ = self.undo.pop();
+            return Err(e);
+        }
+        self.recs.extend_from_slice(&rec[..len], GFP_KERNEL)?;
+        self.nr += 1;
+        if pos.kind == Kind::Inode as u8 {
+            let had = self.undo.last().is_some_and(|u| u.old.is_some());
+            self.inodes += val.is_some() as i64 - had as i64;
+        }
+        Ok(())
+    }
+
+    /// Undoes every update, the last first: each node gets back the records it had, so none
+    /// grows past what it held and no undo needs a node allocation (the nodes are already the
+    /// transaction's copies).
+    fn rollback(&mut self) {
+        let fs = self.fs;
+        while let Some(u) = self.undo.pop() {
+            let old = u.old.map(|(at, len)| &self.old[at..at + len]);
+            let r = self.tree.btree.update(
+                u.pos,
+                old,
+                |n, out| match fs
+                    .alloc
+                    .try_alloc_now(n, Watermark::Reclaim, &fs.live(), out)?
+                {
+                    true => Ok(()),
+                    false => Err(ENOSPC),
+                },
+                |unused| fs.alloc.release_nodes(unused),
+            );
+            if let Err(e) = r {
+                pr_err!(
+                    "{}: cannot undo a failed transaction's update of ({}, {}, {}) ({}); the \
+                     tree in memory keeps it\n",
+                    UuidFmt(&fs.uuid),
+                    u.pos.kind,
+                    u.pos.ino,
+                    u.pos.off,
+                    e.to_errno()
+                );
+            }
+        }
+        self.recs.clear();
+        self.nr = 0;
+    }
+
+    /// The transaction ends well: its records join the open journal entry, which has room for
+    /// them (see [`TX_MAX_BYTES`]).
+    fn finish(&mut self) -> Result {
+        if self.nr == 0 {
+            return Ok(());
+        }
+        if self.recs.len() > TX_MAX_BYTES || !self.tree.jw.fits(self.recs.len()) {
+            return Err(E2BIG);
+        }
+        let was_empty = self.tree.jw.is_empty();
+        self.tree.jw.append(&self.recs, self.nr)?;
+        let n = self.fs.inodes.load(Ordering::Relaxed);
+        self.fs
+            .inodes
+            .store(n.saturating_add_signed(self.inodes), Ordering::Relaxed);
+        if was_empty {
+            if let Some(t) = self.fs.flusher.lock().as_ref() {
+                t.arm(JOURNAL_FLUSH_MS);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Fs {
+    /// Keeps the btree recovery loaded (and replayed) as the mounted filesystem's tree; the
+    /// journal goes on where the superblock says, and new inodes are numbered from one more
+    /// than the largest.
+    pub(crate) fn install_tree(&self, btree: Btree) {
+        let (seq, pos) = {
+            let st = self.state.lock();
+            (st.sb.journal_seq, st.sb.journal_offset)
+        };
+        let (mut largest, mut count) = (0, 0);
+        btree.scan(
+            Pos::new(Kind::Inode, 0, 0),
+            Pos::new(Kind::Dirent, 0, 0),
+            &mut |p, _| {
+                largest = largest.max(p.ino);
+                count += 1;
+                true
+            },
+        );
+        self.inodes.store(count, Ordering::Relaxed);
+        self.next_ino.store(
+            largest.max(crate::shared::namespace_format::ROOT_INO) + 1,
+            Ordering::Relaxed,
+        );
+        *self.tree.lock() = Some(Tree {
+            btree,
+            jw: JournalWriter::new(seq, pos),
+        });
+        // The flush interval's timer (none on a read-only mount: nothing is written there; a
+        // remount read-write makes it).
+        self.start_flusher();
+    }
+
+    /// Makes the journal flush timer if there is none (a read-write mount once the tree is
+    /// installed, a remount read-write).
+    pub(crate) fn start_flusher(&self) {
+        if self.state.lock().read_only {
+            return;
+        }
+        let mut f = self.flusher.lock();
+        if f.is_none() {
+            match Timer::new(self) {
+                Ok(t) => *f = Some(t),
+                Err(_) => pr_warn!(
+                    "{}: no journal flush timer (-12): only sync, fsync and the unmount write \
+                     the journal\n",
+                    UuidFmt(&self.uuid)
+                ),
+            }
+        }
+    }
+
+    /// A new inode number (never one an inode key has: numbers only grow while mounted, and
+    /// start above the largest at mount); `ENOSPC` past [`MAX_INO`].
+    pub(crate) fn new_ino(&self) -> Result<u64> {
+        let ino = self.next_ino.fetch_add(1, Ordering::Relaxed);
+        if ino > MAX_INO {
+            self.next_ino.store(MAX_INO + 1, Ordering::Relaxed);
+            return Err(ENOSPC);
+        }
+        Ok(ino)
+    }
+
+    /// Runs `f` as one transaction: all of its updates, or none (`f` failing undoes what it
+    /// did). `EROFS` on a read-only mount; `EAGAIN` before recovery has finished. When an
+    /// update needs node buckets that cannot be had now, waits for them without the tree (see
+    /// the module documentation) and runs `f` again; the wait's error (`ECANCELED` from
+    /// `abort_stuck_allocations`, `EINTR` from a fatal signal) is the transaction's, with
+    /// nothing done. `ENOSPC` when no member has an empty bucket left.
+    pub(crate) fn transact_tx<T>(&self, mut f: impl FnMut(&mut Tx<'_>) -> Result<T>) -> Result<T> {
+        let mut prealloc = KVec::new();
+        let result = loop {
+            let want;
+            let r = {
+                let mut guard = self.tree.lock();
+                let Some(tree) = guard.as_mut() else {
+                    break Err(EAGAIN);
+                };
+                if self.state.lock().read_only {
+                    break Err(EROFS);
+                }
+                // Room for the transaction's records in the open entry, before anything changes.
+                if !tree.jw.fits(TX_MAX_BYTES) {
+                    if let Err(e) = self.flush_entry(tree) {
+                        break Err(e);
+                    }
+                }
+                let mut tx = Tx {
+                    fs: self,
+                    tree,
+                    undo: KVec::new(),
+                    old: KVVec::new(),
+                    recs: KVVec::new(),
+                    nr: 0,
+                    prealloc: &mut prealloc,
+                    want: 0,
+                    inodes: 0,
+                };
+                let r = f(&mut tx).and_then(|v| tx.finish().map(|()| v));
+                if r.is_err() {
+                    tx.rollback();
+                }
+                want = tx.want;
+                r
+            };
+            match r {
+                Err(e) if e == EAGAIN && want > 0 => {
+                    if self.out_of_space() {
+                        break Err(ENOSPC);
+                    }
+                    let got =
+                        self.alloc
+                            .alloc_nodes(want, WATERMARK, || self.live(), &mut prealloc);
+                    if let Err(e) = got {
+                        break Err(e);
+                    }
+                }
+                r => break r,
+            }
+        };
+        if !prealloc.is_empty() {
+            self.alloc.release_nodes(&prealloc);
+        }
+        result
+    }
+
+    /// Runs `f` on the tree without changing it (`EAGAIN` before recovery has finished).
+    pub(crate) fn read_tree<T>(&self, f: impl FnOnce(&Btree) -> Result<T>) -> Result<T> {
+        let guard = self.tree.lock();
+        let tree = guard.as_ref().ok_or(EAGAIN)?;
+        f(&tree.btree)
+    }
+
+    /// Whether fewer members than `metadata_replicas` have an empty bucket (free, or waiting
+    /// for discard) beyond what the metadata watermark holds back: a metadata change that needs
+    /// a node then fails with `ENOSPC` instead of waiting. A member starved while its
+    /// `need_discard` buckets wait for the discard worker (the #1108 shape) still counts: a
+    /// change parks there, and an option write, a discard or the abort knob releases it.
+    fn out_of_space(&self) -> bool {
+        let replicas = self.live().replicas as usize;
+        let usable = self.alloc.inspect(|devices| {
+            devices
+                .iter()
+                .zip(self.members.iter())
+                .filter(|(_, m)| !m.is_removed())
+                .filter(|(d, _)| {
+                    let s = d.snapshot();
+                    s.writable && s.free + s.need_discard > held_back(s.allocatable, WATERMARK)
+                })
+                .count()
+        });
+        usable < replicas
+    }
+
+    /// Writes the open journal entry; a journal area too full for it is reclaimed by a commit
+    /// first (which also makes the entry's records durable).
+    pub(crate) fn flush_entry(&self, tree: &mut Tree) -> Result {
+        match self.write_entry(&mut tree.jw)? {
+            Written::Done => Ok(()),
+            Written::AreaFull => self.commit_tree(tree, true),
+        }
+    }
+
+    /// Makes every transaction so far durable: writes the open journal entry (`fsync`,
+    /// `sync`; every write is waited for, so `_wait` changes nothing). Nothing on a read-only
+    /// mount.
+    pub(crate) fn sync_journal(&self, _wait: bool) -> Result {
+        let mut guard = self.tree.lock();
+        let Some(tree) = guard.as_mut() else {
+            return Ok(());
+        };
+        if self.state.lock().read_only {
+            return Ok(());
+        }
+        self.flush_entry(tree)
+    }
+
+    /// Commits the tree: every changed node written, the superblock pointing at the new root
+    /// with the journal position past every record (`restart`: at block 0 of the areas), the
+    /// bucket tables; the open entry's records are in the tree now and are dropped.
+    pub(crate) fn commit_tree(&self, tree: &mut Tree, restart: bool) -> Result {
+        let pos = if restart { 0 } else { tree.jw.pos };
+        let next = JournalPos {
+            seq: tree.jw.seq,
+            offset: pos,
+        };
+        self.commit(&mut tree.btree, next, &[], true)?;
+        tree.jw.committed(pos);
+        if restart {
+            self.clear_journal_start();
+        }
+        self.progress.set_stats(&tree.btree.stats());
+        Ok(())
+    }
+
+    /// The mount goes (unmount, or a remount read-only): commits what is not committed yet,
+    /// starting the journal again at block 0 when more than half of it is used.
+    pub(crate) fn commit_for_shutdown(&self) -> Result {
+        let mut guard = self.tree.lock();
+        match guard.as_mut() {
+            Some(tree) => self.commit_pending(tree),
+            None => Ok(()),
+        }
+    }
+
+    /// Commits `tree` if anything is not committed yet (nothing on a read-only mount).
+    pub(crate) fn commit_pending(&self, tree: &mut Tree) -> Result {
+        if self.state.lock().read_only {
+            return Ok(());
+        }
+        if tree.jw.is_empty() && tree.jw.written == 0 && !tree.btree.is_dirty() {
+            return Ok(());
+        }
+        let half = self.journal_half();
+        self.commit_tree(tree, tree.jw.pos > half)
+    }
+}
