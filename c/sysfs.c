@@ -18,7 +18,7 @@
 
 static struct kset *bucketfs_kset;
 
-struct bucketfs_attr {
+struct bucketfs_sysfs_attr {
 	struct attribute attr;
 	unsigned int index;
 };
@@ -35,7 +35,7 @@ struct bucketfs_sysfs_dir {
 	unsigned int kind;
 	unsigned int member;
 	unsigned int nr_attrs;
-	struct bucketfs_attr attrs[];
+	struct bucketfs_sysfs_attr attrs[];
 };
 
 struct bucketfs_sysfs {
@@ -55,7 +55,7 @@ struct bucketfs_sysfs {
 };
 
 #define to_dir(k) container_of(k, struct bucketfs_sysfs_dir, kobj)
-#define to_attr(a) container_of(a, struct bucketfs_attr, attr)
+#define to_attr(a) container_of(a, struct bucketfs_sysfs_attr, attr)
 
 static ssize_t bucketfs_dir_show(struct kobject *kobj, struct attribute *attr,
 				 char *buf)
@@ -140,7 +140,7 @@ bucketfs_dir_add(struct bucketfs_sysfs *s, struct kobject *parent,
 	d->kind = kind;
 	d->member = member;
 	for (i = 0; i < nr; i++) {
-		struct bucketfs_attr *a = &d->attrs[i];
+		struct bucketfs_sysfs_attr *a = &d->attrs[i];
 
 		ops->attr(kind, i, &attr_name, &name_len, &a->attr.mode);
 		a->attr.name = kmemdup_nul(attr_name, name_len, GFP_KERNEL);

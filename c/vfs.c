@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * VFS glue: the bucketfs file_system_type, fs_context operations and
- * super_operations. Option parsing, opening the members and everything the
+ * super_operations (the inodes and directories are in c/namespace.c). Option parsing, opening the members and everything the
  * filesystem knows are in Rust, reached through the ops table given to
  * bucketfs_register_fs() (rust/vfs.rs); this file hands over.
  */
@@ -18,6 +18,7 @@
 #include <linux/uuid.h>
 
 #include "bucketfs_glue.h"
+#include "namespace.h"
 
 #define BUCKETFS_MAGIC	0x42554b54	/* "BUKT" */
 
@@ -35,7 +36,7 @@ struct bucketfs_uuid_claim {
 };
 
 /* The Rust callbacks, set while the filesystem type is registered. */
-static const struct bucketfs_fs_ops *bucketfs_ops;
+const struct bucketfs_fs_ops *bucketfs_ops;
 
 static LIST_HEAD(bucketfs_uuids);
 static DEFINE_MUTEX(bucketfs_uuids_lock);
@@ -98,39 +99,29 @@ static int bucketfs_statfs(struct dentry *dentry, struct kstatfs *buf)
 	buf->f_blocks = st.blocks;
 	buf->f_bfree = st.blocks_free;
 	buf->f_bavail = st.blocks_avail;
-	buf->f_files = 1;
-	buf->f_ffree = 0;
+	buf->f_files = st.files;
+	buf->f_ffree = st.files_free;
 	buf->f_namelen = NAME_MAX;
 	buf->f_fsid = u64_to_fsid(st.fsid);
 	return 0;
 }
 
 static const struct super_operations bucketfs_super_ops = {
+	.free_inode	= bucketfs_free_inode,
 	.statfs		= bucketfs_statfs,
+	.sync_fs	= bucketfs_sync_fs,
 };
 
 static int bucketfs_fill_super(struct super_block *sb, struct fs_context *fc)
 {
-	struct inode *root;
-
 	sb->s_magic = BUCKETFS_MAGIC;
 	sb->s_op = &bucketfs_super_ops;
 	sb->s_blocksize = PAGE_SIZE;
 	sb->s_blocksize_bits = PAGE_SHIFT;
 	sb->s_maxbytes = MAX_LFS_FILESIZE;
 	sb->s_time_gran = 1;
-
-	root = new_inode(sb);
-	if (!root)
-		return -ENOMEM;
-	root->i_ino = 1;
-	root->i_mode = S_IFDIR | 0755;
-	root->i_op = &simple_dir_inode_operations;
-	root->i_fop = &simple_dir_operations;
-	simple_inode_init_ts(root);
-	set_nlink(root, 2);
-	sb->s_root = d_make_root(root);
-	return sb->s_root ? 0 : -ENOMEM;
+	sb->s_max_links = BUCKETFS_LINK_MAX;
+	return bucketfs_fill_root(sb);
 }
 
 static int bucketfs_parse_param(struct fs_context *fc,

@@ -117,8 +117,47 @@ struct bucketfs_statfs {
 	u64 blocks;
 	u64 blocks_free;
 	u64 blocks_avail;
+	u64 files;
+	u64 files_free;
 	u64 fsid;
 };
+
+/*
+ * An inode as the namespace callbacks see it: its number and attributes. uid
+ * and gid are from_kuid()/from_kgid() in init_user_ns, rdev is
+ * new_encode_dev(), times are seconds and nanoseconds (below 10^9).
+ */
+struct bucketfs_attr {
+	u64 ino;
+	u64 size;
+	s64 atime_sec;
+	s64 mtime_sec;
+	s64 ctime_sec;
+	u32 atime_nsec;
+	u32 mtime_nsec;
+	u32 ctime_nsec;
+	u32 mode;
+	u32 uid;
+	u32 gid;
+	u32 nlink;
+	u32 rdev;
+};
+
+/* c/namespace.c: the first inode, the root directory. */
+#define BUCKETFS_ROOT_INO 1
+
+/*
+ * c/namespace.c, for the readdir callback: emits one entry of @ctx with
+ * readdir position @cookie (ctx->pos is set to @cookie first, so an entry that
+ * does not fit is emitted again by the next call); false once the caller's
+ * buffer is full. bucketfs_dir_pos() is the position a readdir starts from,
+ * bucketfs_dir_set_pos() sets it (past the last entry, at the end).
+ */
+struct dir_context;
+bool bucketfs_dir_emit(struct dir_context *ctx, const u8 *name, size_t len,
+		       u64 cookie, u64 ino, u8 dtype);
+u64 bucketfs_dir_pos(struct dir_context *ctx);
+void bucketfs_dir_set_pos(struct dir_context *ctx, u64 cookie);
 
 /*
  * What the VFS glue (c/vfs.c) calls. @opts is an fs_context's mount options,
@@ -136,6 +175,59 @@ struct bucketfs_fs_ops {
 	int (*reconfigure)(void *fs, void *opts, int read_only);
 	void (*close)(void *fs);
 	void (*statfs)(void *fs, struct bucketfs_statfs *st);
+
+	/*
+	 * The namespace (c/namespace.c). Names are (@name, @len), not
+	 * NUL-terminated, 1 to 255 bytes. The *_after attributes are the
+	 * inodes' states after the operation, computed by the glue (link
+	 * counts, times); the glue applies them to its inodes only when the
+	 * callback returns 0, and a callback that fails has changed nothing.
+	 * Every callback returns 0 or a negative errno.
+	 */
+	/* @ino's attributes into *@attr. */
+	int (*read_inode)(void *fs, u64 ino, struct bucketfs_attr *attr);
+	/* The inode @name in directory @dir_ino points at; -ENOENT if none. */
+	int (*lookup)(void *fs, u64 dir_ino, const u8 *name, size_t len,
+		      u64 *ino);
+	/*
+	 * A new inode *@inode (its number set by the callback) named @name in
+	 * directory @dir_after; @target is a symbolic link's target (@inode's
+	 * size bytes), NULL for other types.
+	 */
+	int (*create)(void *fs, const struct bucketfs_attr *dir_after,
+		      const u8 *name, size_t len, struct bucketfs_attr *inode,
+		      const u8 *target, size_t target_len);
+	/* A new name for an existing inode (not a directory). */
+	int (*link)(void *fs, const struct bucketfs_attr *dir_after,
+		    const u8 *name, size_t len,
+		    const struct bucketfs_attr *inode_after);
+	/* Removes @name; @rmdir: it is an empty directory (else not one). */
+	int (*unlink)(void *fs, const struct bucketfs_attr *dir_after,
+		      const u8 *name, size_t len,
+		      const struct bucketfs_attr *inode_after, bool rmdir);
+	/*
+	 * Moves @oname of @old_dir_after to @nname of @new_dir_after (the same
+	 * directory: both point at one attribute), replacing @replaced_after's
+	 * inode if it is not NULL.
+	 */
+	int (*rename)(void *fs, const struct bucketfs_attr *old_dir_after,
+		      const u8 *oname, size_t olen,
+		      const struct bucketfs_attr *new_dir_after,
+		      const u8 *nname, size_t nlen,
+		      const struct bucketfs_attr *moved_after,
+		      const struct bucketfs_attr *replaced_after);
+	/* New attributes of an existing inode (chmod, chown, utimes, truncate). */
+	int (*setattr)(void *fs, const struct bucketfs_attr *inode_after);
+	/*
+	 * The entries of directory @dir_ino from bucketfs_dir_pos(@ctx) on,
+	 * through bucketfs_dir_emit(); "." and ".." (positions 0 and 1) are
+	 * emitted by the glue.
+	 */
+	int (*readdir)(void *fs, u64 dir_ino, struct dir_context *ctx);
+	/* Symbolic link @ino's target into @buf (@size bytes); its length in *@len. */
+	int (*read_link)(void *fs, u64 ino, u8 *buf, size_t size, size_t *len);
+	/* Makes every operation done so far durable (@wait: before returning). */
+	int (*sync_fs)(void *fs, bool wait);
 };
 
 /* c/vfs.c: the file_system_type, and the uuids of the filesystems mounted. */

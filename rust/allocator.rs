@@ -213,7 +213,7 @@ impl DeviceBuckets {
     }
 
     #[inline]
-    fn snapshot(&self) -> DeviceSnapshot {
+    pub(crate) fn snapshot(&self) -> DeviceSnapshot {
         DeviceSnapshot {
             allocatable: self.allocatable(),
             free: self.index.count(BucketState::Free),

@@ -261,6 +261,8 @@ pub(crate) struct Fs {
     pub(crate) tree: Mutex<Option<Tree>>,
     /// The next inode number to give (`Fs::new_ino`).
     pub(crate) next_ino: AtomicU64,
+    /// Inode keys in the tree (changed by transactions that end well, under the tree lock).
+    pub(crate) inodes: AtomicU64,
     /// Writes the open journal entry a while after a transaction filled it
     /// ([`crate::transaction::JOURNAL_FLUSH_MS`]); made with the tree, dropped before the
     /// filesystem goes.

@@ -1,16 +1,44 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! What bucketfs offers to the VFS ([`FileSystem`]): mount option parsing, mount, remount
-//! and statfs. Unmount is dropping [`Mounted`].
+//! What bucketfs offers to the VFS ([`FileSystem`]): mount option parsing, mount, remount,
+//! statfs, and the namespace (each operation one transaction of `shared/namespace.rs`'s
+//! functions over the filesystem's store). Unmount is dropping [`Mounted`].
 
 use crate::fs::{describe_option_error, Fs};
 use crate::mount::Mounted;
+use crate::shared::namespace;
+use crate::shared::namespace_format::{Inode, HASH_LIMIT, MAX_NAME};
 use crate::shared::options::{lookup, Kind, MountFlag, MountOptions, Opt, OptError, When};
 use crate::shared::superblock::UuidFmt;
 use crate::text::{prefix, Text};
-use crate::vfs::{FileSystem, Statfs};
+use crate::vec_ext::VecExt;
+use crate::vfs::{DirEmitter, FileSystem, Statfs};
 use core::fmt::Write;
-use kernel::{alloc::KBox, prelude::*, str::CStr};
+use kernel::{
+    alloc::{KBox, KVec},
+    error::Error,
+    prelude::*,
+    str::CStr,
+};
+
+/// Entries a `readdir` reads per look at the namespace; they are emitted (copied to the
+/// caller) with no lock held.
+const READDIR_BATCH: usize = 16;
+
+/// A directory entry read by `readdir`, waiting to be emitted.
+#[derive(Clone, Copy)]
+struct DirEntry {
+    slot: u64,
+    ino: u64,
+    dtype: u8,
+    len: u8,
+    name: [u8; MAX_NAME],
+}
+
+/// `EUCLEAN` (the kernel crate has no constant for it): the namespace is inconsistent.
+fn euclean() -> Error {
+    Error::from_errno(-(kernel::bindings::EUCLEAN as i32))
+}
 
 /// The bucketfs filesystem type.
 pub(crate) struct BucketFsType;
@@ -139,6 +167,7 @@ impl FileSystem for BucketFsType {
 
     fn statfs(mounted: &Mounted) -> Statfs {
         let (blocks, empty, free) = mounted.fs().statfs();
+        let (files, files_free) = mounted.fs().inode_figures();
         let mut fsid = [0u8; 8];
         for (i, b) in mounted.fs().uuid.iter().enumerate() {
             fsid[i % 8] ^= b;
@@ -148,8 +177,145 @@ impl FileSystem for BucketFsType {
             blocks,
             blocks_free: empty,
             blocks_avail: free,
+            files,
+            files_free,
             fsid: u64::from_le_bytes(fsid),
         }
+    }
+
+    fn read_inode(mounted: &Mounted, ino: u64) -> Result<Inode> {
+        let fs = mounted.fs();
+        match fs.read_ns(|s| namespace::read_inode(s, ino)) {
+            // A name (or the root) points at it: it must exist.
+            Err(e) if e == ENOENT => {
+                pr_err!(
+                    "{}: inode {ino} is named but does not exist (run bucketfs fsck)\n",
+                    UuidFmt(&fs.uuid)
+                );
+                Err(euclean())
+            }
+            r => r,
+        }
+    }
+
+    fn lookup(mounted: &Mounted, dir: u64, name: &[u8]) -> Result<u64> {
+        let fs = mounted.fs();
+        let names = fs.names();
+        let found = fs.read_ns(|s| namespace::lookup(s, &names, dir, name))?;
+        found.map(|f| f.ino).ok_or(ENOENT)
+    }
+
+    fn create(
+        mounted: &Mounted,
+        dir_after: &Inode,
+        name: &[u8],
+        new: &mut Inode,
+        target: Option<&[u8]>,
+    ) -> Result {
+        let fs = mounted.fs();
+        let names = fs.names();
+        new.ino = fs.new_ino()?;
+        let made = *new;
+        fs.transact(|s| namespace::create(s, &names, dir_after, name, &made, target))
+    }
+
+    fn link(mounted: &Mounted, dir_after: &Inode, name: &[u8], inode_after: &Inode) -> Result {
+        let fs = mounted.fs();
+        let names = fs.names();
+        fs.transact(|s| namespace::link(s, &names, dir_after, name, inode_after))
+    }
+
+    fn unlink(
+        mounted: &Mounted,
+        dir_after: &Inode,
+        name: &[u8],
+        inode_after: &Inode,
+        rmdir: bool,
+    ) -> Result {
+        let fs = mounted.fs();
+        let names = fs.names();
+        fs.transact(|s| namespace::unlink(s, &names, dir_after, name, inode_after, rmdir))
+    }
+
+    fn rename(
+        mounted: &Mounted,
+        old_dir_after: &Inode,
+        old_name: &[u8],
+        new_dir_after: &Inode,
+        new_name: &[u8],
+        moved_after: &Inode,
+        replaced_after: Option<&Inode>,
+    ) -> Result {
+        let fs = mounted.fs();
+        let names = fs.names();
+        fs.transact(|s| {
+            namespace::rename(
+                s,
+                &names,
+                old_dir_after,
+                old_name,
+                new_dir_after,
+                new_name,
+                moved_after,
+                replaced_after,
+            )
+        })
+    }
+
+    fn setattr(mounted: &Mounted, inode_after: &Inode) -> Result {
+        let fs = mounted.fs();
+        fs.transact(|s| namespace::setattr(s, inode_after))
+    }
+
+    /// Reads [`READDIR_BATCH`] entries at a time, then emits them; positions are slot + 2, and
+    /// past the last slot at the end.
+    fn readdir(mounted: &Mounted, dir: u64, out: &mut DirEmitter<'_>) -> Result {
+        let fs = mounted.fs();
+        let mut from = out.pos().saturating_sub(2);
+        let mut batch = KVec::<DirEntry>::with_capacity(READDIR_BATCH, GFP_KERNEL)?;
+        loop {
+            batch.clear();
+            fs.read_ns(|s| {
+                namespace::readdir(s, dir, from, &mut |slot, ino, dtype, name| {
+                    let mut e = DirEntry {
+                        slot,
+                        ino,
+                        dtype,
+                        len: 0,
+                        name: [0; MAX_NAME],
+                    };
+                    if let Some(dst) = e.name.get_mut(..name.len()) {
+                        dst.copy_from_slice(name);
+                        e.len = name.len() as u8;
+                        // Within the capacity reserved above: no allocation.
+                        let _ = batch.push(e, GFP_KERNEL);
+                    }
+                    batch.len() < READDIR_BATCH
+                })
+            })?;
+            for e in batch.iter() {
+                if !out.emit(&e.name[..e.len as usize], e.slot + 2, e.ino, e.dtype) {
+                    return Ok(());
+                }
+            }
+            match batch.last() {
+                Some(e) if batch.len() == READDIR_BATCH => from = e.slot + 1,
+                _ => {
+                    out.set_pos(HASH_LIMIT + 2);
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    fn read_link(mounted: &Mounted, ino: u64, buf: &mut [u8]) -> Result<usize> {
+        let fs = mounted.fs();
+        fs.read_ns(|s| namespace::read_link(s, ino, buf))
+    }
+
+    fn sync_fs(mounted: &Mounted, wait: bool) -> Result {
+        let fs = mounted.fs();
+        fs.sync_journal(wait)
     }
 }
 

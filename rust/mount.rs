@@ -468,6 +468,7 @@ impl Fs {
                 tree <- new_mutex!(None),
                 flusher <- new_mutex!(None),
                 next_ino: core::sync::atomic::AtomicU64::new(crate::shared::namespace_format::ROOT_INO + 1),
+                inodes: core::sync::atomic::AtomicU64::new(0),
             }? Error),
             GFP_KERNEL,
         )?;

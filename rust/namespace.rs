@@ -84,8 +84,7 @@ impl Store for View<'_> {
     }
 }
 
-// Called by the VFS glue's namespace callbacks (`fs_vfs.rs`), which come next.
-#[allow(dead_code)]
+// Called by the VFS glue's namespace callbacks (`fs_vfs.rs`).
 impl Fs {
     /// How this filesystem places names in directories.
     pub(crate) fn names(&self) -> Names {
@@ -120,5 +119,38 @@ impl Fs {
         f: impl FnOnce(&dyn Store) -> core::result::Result<T, NsError>,
     ) -> Result<T> {
         self.read_tree(|t| f(&View(t)).map_err(|e| self.ns_error(e)))
+    }
+}
+
+impl Fs {
+    /// Inode figures for statfs: (in all, free). Free is what the inode numbers left and the
+    /// empty buckets allow, whichever is less: each bucket beyond the metadata watermark, per
+    /// `metadata_replicas` members, is a node that holds (half full, as after splits) files of
+    /// an inode and a 16-byte name.
+    pub(crate) fn inode_figures(&self) -> (u64, u64) {
+        use crate::shared::alloc_policy::{held_back, Watermark};
+        use crate::shared::bkey::record_size;
+        use crate::shared::btree_format::LEAF_BYTES;
+        use crate::shared::namespace_format::{DIRENT_HEADER, INODE_SIZE, MAX_INO};
+        use core::sync::atomic::Ordering;
+        let used = self.inodes.load(Ordering::Relaxed);
+        let numbers_left = (MAX_INO + 1).saturating_sub(self.next_ino.load(Ordering::Relaxed));
+        let buckets: u64 = self.alloc.inspect(|devices| {
+            devices
+                .iter()
+                .zip(self.members.iter())
+                .filter(|(_, m)| !m.is_removed())
+                .map(|(d, _)| {
+                    let s = d.snapshot();
+                    (s.free + s.need_discard)
+                        .saturating_sub(held_back(s.allocatable, Watermark::Btree))
+                })
+                .sum()
+        });
+        let replicas = (self.live().replicas as u64).max(1);
+        let per_node =
+            (LEAF_BYTES / 2 / (record_size(INODE_SIZE) + record_size(DIRENT_HEADER + 16))) as u64;
+        let free = numbers_left.min(buckets / replicas * per_node);
+        (used + free, free)
     }
 }

@@ -18,9 +18,8 @@ use crate::btree::Btree;
 use crate::fs::Fs;
 use crate::journal::JournalPos;
 use crate::journal_writer::{JournalWriter, Written};
-use crate::shared::alloc_policy::Watermark;
+use crate::shared::alloc_policy::{held_back, Watermark};
 use crate::shared::bkey::{self, Kind, Pos, MAX_RECORD, MAX_VAL};
-use crate::shared::bucket_table::BucketState;
 use crate::shared::namespace_format::MAX_INO;
 use crate::shared::superblock::UuidFmt;
 use crate::timer::Timer;
@@ -34,6 +33,16 @@ use kernel::{
 /// The open journal entry is written at most this long after a transaction put the first
 /// records in it (unless a `sync` or an `fsync` wrote it before).
 pub(crate) const JOURNAL_FLUSH_MS: u32 = 1000;
+
+/// Most bytes of records one transaction writes (a symbolic link with the longest target, or a
+/// rename, is well below): the open entry is written before a transaction starts when less room
+/// is left in it, so the records of a transaction that ran always fit, and a transaction never
+/// commits anything while it runs.
+pub(crate) const TX_MAX_BYTES: usize = 8192;
+
+/// The watermark of the namespace's node allocations: metadata digs into the btree reserve
+/// that data (a lower watermark) leaves alone.
+const WATERMARK: Watermark = Watermark::Btree;
 
 /// The mounted filesystem's btree and journal, guarded by [`Fs::tree`].
 pub(crate) struct Tree {
@@ -65,6 +74,8 @@ pub(crate) struct Tx<'a> {
     prealloc: &'a mut KVec<NodeAlloc>,
     /// Set when an update needed nodes that could not be had without waiting: how many.
     want: u32,
+    /// Inode keys the transaction added less those it deleted.
+    inodes: i64,
 }
 
 impl Tx<'_> {
@@ -122,11 +133,7 @@ impl Tx<'_> {
                     out.push(a, GFP_KERNEL)?;
                     left -= 1;
                 }
-                if left == 0
-                    || fs
-                        .alloc
-                        .try_alloc_now(left, Watermark::Normal, &fs.live(), out)?
-                {
+                if left == 0 || fs.alloc.try_alloc_now(left, WATERMARK, &fs.live(), out)? {
                     return Ok(());
                 }
                 // Wait for all of them, without the tree (the caller runs the transaction again).
@@ -142,6 +149,10 @@ impl Tx<'_> {
         }
         self.recs.extend_from_slice(&rec[..len], GFP_KERNEL)?;
         self.nr += 1;
+        if pos.kind == Kind::Inode as u8 {
+            let had = self.undo.last().is_some_and(|u| u.old.is_some());
+            self.inodes += val.is_some() as i64 - had as i64;
+        }
         Ok(())
     }
 
@@ -157,7 +168,7 @@ impl Tx<'_> {
                 old,
                 |n, out| match fs
                     .alloc
-                    .try_alloc_now(n, Watermark::Btree, &fs.live(), out)?
+                    .try_alloc_now(n, Watermark::Reclaim, &fs.live(), out)?
                 {
                     true => Ok(()),
                     false => Err(ENOSPC),
@@ -180,17 +191,21 @@ impl Tx<'_> {
         self.nr = 0;
     }
 
-    /// The transaction ends well: its records join the open journal entry (the entry is
-    /// written first if they do not fit in it).
+    /// The transaction ends well: its records join the open journal entry, which has room for
+    /// them (see [`TX_MAX_BYTES`]).
     fn finish(&mut self) -> Result {
         if self.nr == 0 {
             return Ok(());
         }
-        if !self.tree.jw.fits(self.recs.len()) {
-            self.fs.flush_entry(self.tree)?;
+        if self.recs.len() > TX_MAX_BYTES || !self.tree.jw.fits(self.recs.len()) {
+            return Err(E2BIG);
         }
         let was_empty = self.tree.jw.is_empty();
         self.tree.jw.append(&self.recs, self.nr)?;
+        let n = self.fs.inodes.load(Ordering::Relaxed);
+        self.fs
+            .inodes
+            .store(n.saturating_add_signed(self.inodes), Ordering::Relaxed);
         if was_empty {
             if let Some(t) = self.fs.flusher.lock().as_ref() {
                 t.arm(JOURNAL_FLUSH_MS);
@@ -209,15 +224,17 @@ impl Fs {
             let st = self.state.lock();
             (st.sb.journal_seq, st.sb.journal_offset)
         };
-        let mut largest = 0;
+        let (mut largest, mut count) = (0, 0);
         btree.scan(
             Pos::new(Kind::Inode, 0, 0),
             Pos::new(Kind::Dirent, 0, 0),
             &mut |p, _| {
                 largest = largest.max(p.ino);
+                count += 1;
                 true
             },
         );
+        self.inodes.store(count, Ordering::Relaxed);
         self.next_ino.store(
             largest.max(crate::shared::namespace_format::ROOT_INO) + 1,
             Ordering::Relaxed,
@@ -252,7 +269,6 @@ impl Fs {
 
     /// A new inode number (never one an inode key has: numbers only grow while mounted, and
     /// start above the largest at mount); `ENOSPC` past [`MAX_INO`].
-    #[allow(dead_code)] // The VFS glue's create, next.
     pub(crate) fn new_ino(&self) -> Result<u64> {
         let ino = self.next_ino.fetch_add(1, Ordering::Relaxed);
         if ino > MAX_INO {
@@ -280,6 +296,12 @@ impl Fs {
                 if self.state.lock().read_only {
                     break Err(EROFS);
                 }
+                // Room for the transaction's records in the open entry, before anything changes.
+                if !tree.jw.fits(TX_MAX_BYTES) {
+                    if let Err(e) = self.flush_entry(tree) {
+                        break Err(e);
+                    }
+                }
                 let mut tx = Tx {
                     fs: self,
                     tree,
@@ -289,6 +311,7 @@ impl Fs {
                     nr: 0,
                     prealloc: &mut prealloc,
                     want: 0,
+                    inodes: 0,
                 };
                 let r = f(&mut tx).and_then(|v| tx.finish().map(|()| v));
                 if r.is_err() {
@@ -302,12 +325,9 @@ impl Fs {
                     if self.out_of_space() {
                         break Err(ENOSPC);
                     }
-                    let got = self.alloc.alloc_nodes(
-                        want,
-                        Watermark::Normal,
-                        || self.live(),
-                        &mut prealloc,
-                    );
+                    let got =
+                        self.alloc
+                            .alloc_nodes(want, WATERMARK, || self.live(), &mut prealloc);
                     if let Err(e) = got {
                         break Err(e);
                     }
@@ -328,16 +348,25 @@ impl Fs {
         f(&tree.btree)
     }
 
-    /// Whether no member has an empty bucket (free, or waiting for discard) left: a metadata
-    /// change that needs a node then fails with `ENOSPC` instead of waiting.
+    /// Whether fewer members than `metadata_replicas` have an empty bucket (free, or waiting
+    /// for discard) beyond what the metadata watermark holds back: a metadata change that needs
+    /// a node then fails with `ENOSPC` instead of waiting. A member starved while its
+    /// `need_discard` buckets wait for the discard worker (the #1108 shape) still counts: a
+    /// change parks there, and an option write, a discard or the abort knob releases it.
     fn out_of_space(&self) -> bool {
-        self.alloc.inspect(|devices| {
+        let replicas = self.live().replicas as usize;
+        let usable = self.alloc.inspect(|devices| {
             devices
                 .iter()
                 .zip(self.members.iter())
                 .filter(|(_, m)| !m.is_removed())
-                .all(|(d, _)| d.count(BucketState::Free) + d.count(BucketState::NeedDiscard) == 0)
-        })
+                .filter(|(d, _)| {
+                    let s = d.snapshot();
+                    s.writable && s.free + s.need_discard > held_back(s.allocatable, WATERMARK)
+                })
+                .count()
+        });
+        usable < replicas
     }
 
     /// Writes the open journal entry; a journal area too full for it is reclaimed by a commit

@@ -1,17 +1,19 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The VFS boundary: the [`FileSystem`] trait a filesystem implements, the ops table
-//! ([`FsVTable`]) through which `c/vfs.c` calls it, and [`UuidClaim`], the registry of
-//! mounted filesystem uuids.
+//! ([`FsVTable`]) through which `c/vfs.c` and `c/namespace.c` call it, [`DirEmitter`] (a
+//! `readdir`'s output), and [`UuidClaim`], the registry of mounted filesystem uuids.
 //!
 //! C header: [`include/bucketfs_glue.h`](../include/bucketfs_glue.h)
 //!
 //! The callbacks are `unsafe extern "C" fn`s whose `# Safety` sections state what the C glue
-//! guarantees; they convert pointers to references and hand over to the trait. Ownership of
+//! guarantees; they convert pointers to references (inode attributes to [`Inode`], names to
+//! byte slices) and hand over to the trait. Ownership of
 //! the mount options and of a mounted filesystem crosses to C as [`ForeignOwnable`]. No
 //! filesystem policy lives here: that is the trait's implementation (`fs_vfs.rs`).
 
 use crate::glue as bindings;
+use crate::shared::namespace_format::{Inode, InodeDisk};
 use core::{fmt::Write, marker::PhantomData, mem::ManuallyDrop, ptr::NonNull};
 use kernel::{
     alloc::KBox,
@@ -32,12 +34,20 @@ pub(crate) struct Statfs {
     pub(crate) blocks_free: u64,
     /// Blocks available for allocation now.
     pub(crate) blocks_avail: u64,
+    /// Inodes in all (in use and free).
+    pub(crate) files: u64,
+    /// Inodes free.
+    pub(crate) files_free: u64,
     /// Filesystem id.
     pub(crate) fsid: u64,
 }
 
 /// What a filesystem offers to the VFS glue: mount option parsing, mount, remount, statfs and
-/// unmount (dropping [`FileSystem::Data`]).
+/// unmount (dropping [`FileSystem::Data`]), and the namespace.
+///
+/// Namespace changes take the attributes of the inodes they touch *after* the change (link
+/// counts and times computed by the glue) and are all or nothing: the glue applies those
+/// attributes to its inodes only when the method returns `Ok`.
 pub(crate) trait FileSystem {
     /// The mount options gathered for one mount or remount (one `fs_context`).
     type Options: Default + 'static;
@@ -69,6 +79,180 @@ pub(crate) trait FileSystem {
 
     /// Figures for statfs.
     fn statfs(fs: <Self::Data as ForeignOwnable>::Borrowed<'_>) -> Statfs;
+
+    /// Inode `ino`.
+    fn read_inode(fs: <Self::Data as ForeignOwnable>::Borrowed<'_>, ino: u64) -> Result<Inode>;
+
+    /// The inode number `name` in directory `dir` points at; `ENOENT` if there is no such name.
+    fn lookup(
+        fs: <Self::Data as ForeignOwnable>::Borrowed<'_>,
+        dir: u64,
+        name: &[u8],
+    ) -> Result<u64>;
+
+    /// A new inode `new` (its number set here) named `name` in directory `dir_after`;
+    /// `target` is a symbolic link's target.
+    fn create(
+        fs: <Self::Data as ForeignOwnable>::Borrowed<'_>,
+        dir_after: &Inode,
+        name: &[u8],
+        new: &mut Inode,
+        target: Option<&[u8]>,
+    ) -> Result;
+
+    /// A new name `name` in directory `dir_after` for inode `inode_after` (not a directory).
+    fn link(
+        fs: <Self::Data as ForeignOwnable>::Borrowed<'_>,
+        dir_after: &Inode,
+        name: &[u8],
+        inode_after: &Inode,
+    ) -> Result;
+
+    /// Removes `name` of directory `dir_after`, a name of `inode_after`; `rmdir`: an empty
+    /// directory (else not a directory).
+    fn unlink(
+        fs: <Self::Data as ForeignOwnable>::Borrowed<'_>,
+        dir_after: &Inode,
+        name: &[u8],
+        inode_after: &Inode,
+        rmdir: bool,
+    ) -> Result;
+
+    /// Moves `old_name` of `old_dir_after` (inode `moved_after`) to `new_name` of
+    /// `new_dir_after` (the same directory: equal attributes), replacing `replaced_after`.
+    #[allow(clippy::too_many_arguments)]
+    fn rename(
+        fs: <Self::Data as ForeignOwnable>::Borrowed<'_>,
+        old_dir_after: &Inode,
+        old_name: &[u8],
+        new_dir_after: &Inode,
+        new_name: &[u8],
+        moved_after: &Inode,
+        replaced_after: Option<&Inode>,
+    ) -> Result;
+
+    /// New attributes of an existing inode.
+    fn setattr(fs: <Self::Data as ForeignOwnable>::Borrowed<'_>, inode_after: &Inode) -> Result;
+
+    /// The entries of directory `dir` from the emitter's position on.
+    fn readdir(
+        fs: <Self::Data as ForeignOwnable>::Borrowed<'_>,
+        dir: u64,
+        out: &mut DirEmitter<'_>,
+    ) -> Result;
+
+    /// Symbolic link `ino`'s target into `buf`; returns its length.
+    fn read_link(
+        fs: <Self::Data as ForeignOwnable>::Borrowed<'_>,
+        ino: u64,
+        buf: &mut [u8],
+    ) -> Result<usize>;
+
+    /// Makes every change made so far durable; `wait`: before returning.
+    fn sync_fs(fs: <Self::Data as ForeignOwnable>::Borrowed<'_>, wait: bool) -> Result;
+}
+
+/// The inode the C glue's attributes describe.
+fn inode_of(a: &bindings::bucketfs_attr) -> Inode {
+    Inode {
+        ino: a.ino,
+        attr: InodeDisk {
+            mode: a.mode,
+            uid: a.uid,
+            gid: a.gid,
+            nlink: a.nlink,
+            size: a.size,
+            atime_sec: a.atime_sec as u64,
+            mtime_sec: a.mtime_sec as u64,
+            ctime_sec: a.ctime_sec as u64,
+            atime_nsec: a.atime_nsec,
+            mtime_nsec: a.mtime_nsec,
+            ctime_nsec: a.ctime_nsec,
+            rdev: a.rdev,
+        },
+    }
+}
+
+/// The C glue's attributes of `i`.
+fn attr_of(i: &Inode) -> bindings::bucketfs_attr {
+    let a = &i.attr;
+    bindings::bucketfs_attr {
+        ino: i.ino,
+        size: a.size,
+        atime_sec: a.atime_sec as i64,
+        mtime_sec: a.mtime_sec as i64,
+        ctime_sec: a.ctime_sec as i64,
+        atime_nsec: a.atime_nsec,
+        mtime_nsec: a.mtime_nsec,
+        ctime_nsec: a.ctime_nsec,
+        mode: a.mode,
+        uid: a.uid,
+        gid: a.gid,
+        nlink: a.nlink,
+        rdev: a.rdev,
+    }
+}
+
+/// The output of one `readdir` call (a `struct dir_context`): entries are emitted with their
+/// position (cookie); the next call starts from the position of the first entry that did not
+/// fit, or the one set last.
+///
+/// # Invariants
+///
+/// `ctx` points at a live `struct dir_context` that nothing else uses while the emitter lives.
+pub(crate) struct DirEmitter<'a> {
+    ctx: NonNull<bindings::dir_context>,
+    _ctx: PhantomData<&'a mut bindings::dir_context>,
+}
+
+impl DirEmitter<'_> {
+    /// The position this call started from (at least 2: `.` and `..` are the glue's).
+    pub(crate) fn pos(&self) -> u64 {
+        // SAFETY: `ctx` is live by the type invariant.
+        unsafe { bindings::bucketfs_dir_pos(self.ctx.as_ptr()) }
+    }
+
+    /// Emits entry `name` (inode `ino`, `DT_*` type `dtype`) at position `cookie`; false if the
+    /// caller's buffer is full (the position is left at `cookie`: the entry comes again next
+    /// call).
+    pub(crate) fn emit(&mut self, name: &[u8], cookie: u64, ino: u64, dtype: u8) -> bool {
+        // SAFETY: `ctx` is live and ours by the type invariant; `name` is valid for reads of
+        // its length during the call.
+        unsafe {
+            bindings::bucketfs_dir_emit(
+                self.ctx.as_ptr(),
+                name.as_ptr(),
+                name.len(),
+                cookie,
+                ino,
+                dtype,
+            )
+        }
+    }
+
+    /// Sets the position the next call starts from (past the last entry, at the end).
+    pub(crate) fn set_pos(&mut self, cookie: u64) {
+        // SAFETY: `ctx` is live and ours by the type invariant.
+        unsafe { bindings::bucketfs_dir_set_pos(self.ctx.as_ptr(), cookie) }
+    }
+}
+
+/// The bytes of a name the C glue gave.
+///
+/// # Safety
+///
+/// `name` is valid for reads of `len` bytes for `'a` (and not NULL).
+unsafe fn name_of<'a>(name: *const u8, len: usize) -> &'a [u8] {
+    // SAFETY: By the safety requirements.
+    unsafe { core::slice::from_raw_parts(name, len) }
+}
+
+/// The errno of a result, for the C glue.
+fn errno_of(r: Result) -> c_int {
+    match r {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
 }
 
 /// Writes into a C message buffer, always leaving it NUL-terminated; stops at its end.
@@ -249,9 +433,277 @@ impl<T: FileSystem> FsVTable<T> {
                 blocks: s.blocks,
                 blocks_free: s.blocks_free,
                 blocks_avail: s.blocks_avail,
+                files: s.files,
+                files_free: s.files_free,
                 fsid: s.fsid,
             }
         };
+    }
+
+    /// Called by the C glue for an inode not in its cache: its attributes into `*attr`.
+    ///
+    /// # Safety
+    ///
+    /// - `fs` came from [`Self::open_callback`] and is not closed during the call (it is the
+    ///   super_block's `s_fs_info`; the glue calls with an active super_block).
+    /// - `attr` is valid for a write.
+    unsafe extern "C" fn read_inode_callback(
+        fs: *mut c_void,
+        ino: u64,
+        attr: *mut bindings::bucketfs_attr,
+    ) -> c_int {
+        // SAFETY: `fs` came from `into_foreign` and lives for the call.
+        let fs = unsafe { T::Data::borrow(fs) };
+        match T::read_inode(fs, ino) {
+            Ok(i) => {
+                // SAFETY: `attr` is valid for a write.
+                unsafe { *attr = attr_of(&i) };
+                0
+            }
+            Err(e) => e.to_errno(),
+        }
+    }
+
+    /// Called by the C glue's `lookup`: the inode number of `name` in `dir` into `*ino`.
+    ///
+    /// # Safety
+    ///
+    /// - `fs` as for [`Self::read_inode_callback`].
+    /// - `name` is valid for reads of `len` bytes; `ino` is valid for a write.
+    unsafe extern "C" fn lookup_callback(
+        fs: *mut c_void,
+        dir: u64,
+        name: *const u8,
+        len: usize,
+        ino: *mut u64,
+    ) -> c_int {
+        // SAFETY: `fs` came from `into_foreign` and lives for the call; `name` is valid for
+        // reads of `len` bytes.
+        let (fs, name) = unsafe { (T::Data::borrow(fs), name_of(name, len)) };
+        match T::lookup(fs, dir, name) {
+            Ok(i) => {
+                // SAFETY: `ino` is valid for a write.
+                unsafe { *ino = i };
+                0
+            }
+            Err(e) => e.to_errno(),
+        }
+    }
+
+    /// Called by the C glue's `create`, `mkdir`, `mknod` and `symlink`: a new inode `*inode`,
+    /// whose number is written there on success.
+    ///
+    /// # Safety
+    ///
+    /// - `fs` as for [`Self::read_inode_callback`].
+    /// - `dir_after` is valid for reads; `inode` for reads and writes; neither is written by
+    ///   anyone else during the call.
+    /// - `name` is valid for reads of `len` bytes; `target` is NULL or valid for reads of
+    ///   `target_len` bytes.
+    unsafe extern "C" fn create_callback(
+        fs: *mut c_void,
+        dir_after: *const bindings::bucketfs_attr,
+        name: *const u8,
+        len: usize,
+        inode: *mut bindings::bucketfs_attr,
+        target: *const u8,
+        target_len: usize,
+    ) -> c_int {
+        // SAFETY: `fs` came from `into_foreign` and lives for the call; the pointers are valid
+        // as the safety requirements state.
+        let (fs, dir_after, name, target, mut new) = unsafe {
+            (
+                T::Data::borrow(fs),
+                inode_of(&*dir_after),
+                name_of(name, len),
+                (!target.is_null()).then(|| name_of(target, target_len)),
+                inode_of(&*inode),
+            )
+        };
+        match T::create(fs, &dir_after, name, &mut new, target) {
+            Ok(()) => {
+                // SAFETY: `inode` is valid for a write.
+                unsafe { (*inode).ino = new.ino };
+                0
+            }
+            Err(e) => e.to_errno(),
+        }
+    }
+
+    /// Called by the C glue's `link`.
+    ///
+    /// # Safety
+    ///
+    /// - `fs` as for [`Self::read_inode_callback`].
+    /// - `dir_after` and `inode_after` are valid for reads; `name` for reads of `len` bytes.
+    unsafe extern "C" fn link_callback(
+        fs: *mut c_void,
+        dir_after: *const bindings::bucketfs_attr,
+        name: *const u8,
+        len: usize,
+        inode_after: *const bindings::bucketfs_attr,
+    ) -> c_int {
+        // SAFETY: `fs` came from `into_foreign` and lives for the call; the pointers are valid
+        // for reads as the safety requirements state.
+        let (fs, dir_after, name, inode_after) = unsafe {
+            (
+                T::Data::borrow(fs),
+                inode_of(&*dir_after),
+                name_of(name, len),
+                inode_of(&*inode_after),
+            )
+        };
+        errno_of(T::link(fs, &dir_after, name, &inode_after))
+    }
+
+    /// Called by the C glue's `unlink` and `rmdir`.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Self::link_callback`].
+    unsafe extern "C" fn unlink_callback(
+        fs: *mut c_void,
+        dir_after: *const bindings::bucketfs_attr,
+        name: *const u8,
+        len: usize,
+        inode_after: *const bindings::bucketfs_attr,
+        rmdir: bool,
+    ) -> c_int {
+        // SAFETY: `fs` came from `into_foreign` and lives for the call; the pointers are valid
+        // for reads as the safety requirements state.
+        let (fs, dir_after, name, inode_after) = unsafe {
+            (
+                T::Data::borrow(fs),
+                inode_of(&*dir_after),
+                name_of(name, len),
+                inode_of(&*inode_after),
+            )
+        };
+        errno_of(T::unlink(fs, &dir_after, name, &inode_after, rmdir))
+    }
+
+    /// Called by the C glue's `rename`.
+    ///
+    /// # Safety
+    ///
+    /// - `fs` as for [`Self::read_inode_callback`].
+    /// - `old_dir_after`, `new_dir_after` and `moved_after` are valid for reads, and
+    ///   `replaced_after` is NULL or valid for reads; `oname` is valid for reads of `olen`
+    ///   bytes, `nname` of `nlen` bytes.
+    #[allow(clippy::too_many_arguments)]
+    unsafe extern "C" fn rename_callback(
+        fs: *mut c_void,
+        old_dir_after: *const bindings::bucketfs_attr,
+        oname: *const u8,
+        olen: usize,
+        new_dir_after: *const bindings::bucketfs_attr,
+        nname: *const u8,
+        nlen: usize,
+        moved_after: *const bindings::bucketfs_attr,
+        replaced_after: *const bindings::bucketfs_attr,
+    ) -> c_int {
+        // SAFETY: `fs` came from `into_foreign` and lives for the call; the pointers are valid
+        // for reads as the safety requirements state (`replaced_after` when not NULL).
+        let (fs, old_dir, oname, new_dir, nname, moved, replaced) = unsafe {
+            (
+                T::Data::borrow(fs),
+                inode_of(&*old_dir_after),
+                name_of(oname, olen),
+                inode_of(&*new_dir_after),
+                name_of(nname, nlen),
+                inode_of(&*moved_after),
+                (!replaced_after.is_null()).then(|| inode_of(&*replaced_after)),
+            )
+        };
+        errno_of(T::rename(
+            fs,
+            &old_dir,
+            oname,
+            &new_dir,
+            nname,
+            &moved,
+            replaced.as_ref(),
+        ))
+    }
+
+    /// Called by the C glue's `setattr`.
+    ///
+    /// # Safety
+    ///
+    /// - `fs` as for [`Self::read_inode_callback`].
+    /// - `inode_after` is valid for reads.
+    unsafe extern "C" fn setattr_callback(
+        fs: *mut c_void,
+        inode_after: *const bindings::bucketfs_attr,
+    ) -> c_int {
+        // SAFETY: `fs` came from `into_foreign` and lives for the call; `inode_after` is valid
+        // for reads.
+        let (fs, inode_after) = unsafe { (T::Data::borrow(fs), inode_of(&*inode_after)) };
+        errno_of(T::setattr(fs, &inode_after))
+    }
+
+    /// Called by the C glue's `iterate_shared`, once `.` and `..` are emitted.
+    ///
+    /// # Safety
+    ///
+    /// - `fs` as for [`Self::read_inode_callback`].
+    /// - `ctx` is the live `struct dir_context` of the call, used by nothing else during it.
+    unsafe extern "C" fn readdir_callback(
+        fs: *mut c_void,
+        dir: u64,
+        ctx: *mut bindings::dir_context,
+    ) -> c_int {
+        let Some(ctx) = NonNull::new(ctx) else {
+            return EINVAL.to_errno();
+        };
+        // INVARIANT: `ctx` is live and ours for the call, which the emitter does not outlive.
+        let mut out = DirEmitter {
+            ctx,
+            _ctx: PhantomData,
+        };
+        // SAFETY: `fs` came from `into_foreign` and lives for the call.
+        errno_of(T::readdir(unsafe { T::Data::borrow(fs) }, dir, &mut out))
+    }
+
+    /// Called by the C glue for a symbolic link's target: into `buf`, its length into `*len`.
+    ///
+    /// # Safety
+    ///
+    /// - `fs` as for [`Self::read_inode_callback`].
+    /// - `buf` is valid for writes of `size` bytes, `len` for a write.
+    unsafe extern "C" fn read_link_callback(
+        fs: *mut c_void,
+        ino: u64,
+        buf: *mut u8,
+        size: usize,
+        len: *mut usize,
+    ) -> c_int {
+        // SAFETY: `fs` came from `into_foreign` and lives for the call; `buf` is valid for
+        // writes of `size` bytes and used by nothing else during the call.
+        let (fs, buf) = unsafe {
+            (
+                T::Data::borrow(fs),
+                core::slice::from_raw_parts_mut(buf, size),
+            )
+        };
+        match T::read_link(fs, ino, buf) {
+            Ok(n) => {
+                // SAFETY: `len` is valid for a write.
+                unsafe { *len = n };
+                0
+            }
+            Err(e) => e.to_errno(),
+        }
+    }
+
+    /// Called by the C glue's `sync_fs` and `fsync`.
+    ///
+    /// # Safety
+    ///
+    /// `fs` as for [`Self::read_inode_callback`].
+    unsafe extern "C" fn sync_fs_callback(fs: *mut c_void, wait: bool) -> c_int {
+        // SAFETY: `fs` came from `into_foreign` and lives for the call.
+        errno_of(T::sync_fs(unsafe { T::Data::borrow(fs) }, wait))
     }
 
     const VTABLE: bindings::bucketfs_fs_ops = bindings::bucketfs_fs_ops {
@@ -262,6 +714,16 @@ impl<T: FileSystem> FsVTable<T> {
         reconfigure: Some(Self::reconfigure_callback),
         close: Some(Self::close_callback),
         statfs: Some(Self::statfs_callback),
+        read_inode: Some(Self::read_inode_callback),
+        lookup: Some(Self::lookup_callback),
+        create: Some(Self::create_callback),
+        link: Some(Self::link_callback),
+        unlink: Some(Self::unlink_callback),
+        rename: Some(Self::rename_callback),
+        setattr: Some(Self::setattr_callback),
+        readdir: Some(Self::readdir_callback),
+        read_link: Some(Self::read_link_callback),
+        sync_fs: Some(Self::sync_fs_callback),
     };
 
     /// The table, for `bucketfs_register_fs()`.

@@ -2,10 +2,12 @@
 //! the fields `layout!` declares, at the same offsets and sizes; the option slots and the bucket
 //! state values are those of the code.
 
-use bucketfs_core::btree_format::{Child, NodeHeaderDisk};
+use bucketfs_core::bkey::{self, KeyHeaderDisk};
+use bucketfs_core::btree_format::{self, Child, NodeHeaderDisk};
 use bucketfs_core::bucket_table::{BucketState, TableHeaderDisk};
-use bucketfs_core::journal_format::{EntryHeaderDisk, Key, UpdateDisk};
-use bucketfs_core::layout::FieldDesc;
+use bucketfs_core::journal_format::{self, EntryHeaderDisk, UpdateDisk};
+use bucketfs_core::layout::{Field, FieldDesc};
+use bucketfs_core::namespace_format::{self as ns, DirentHeaderDisk, InodeDisk};
 use bucketfs_core::options::{Kind, OPTIONS};
 use bucketfs_core::superblock::{BtreeRoot, Member, NodePtr, SbDisk};
 
@@ -36,7 +38,7 @@ fn unquote(s: &str) -> &str {
 
 #[test]
 fn structure_tables_match_the_declarations() {
-    let structs: [(&str, &[FieldDesc]); 10] = [
+    let structs: [(&str, &[FieldDesc]); 12] = [
         ("SbDisk", SbDisk::FIELDS),
         ("Member", Member::FIELDS),
         ("BtreeRoot", BtreeRoot::FIELDS),
@@ -44,7 +46,9 @@ fn structure_tables_match_the_declarations() {
         ("TableHeaderDisk", TableHeaderDisk::FIELDS),
         ("EntryHeaderDisk", EntryHeaderDisk::FIELDS),
         ("UpdateDisk", UpdateDisk::FIELDS),
-        ("Key", Key::FIELDS),
+        ("KeyHeaderDisk", KeyHeaderDisk::FIELDS),
+        ("InodeDisk", InodeDisk::FIELDS),
+        ("DirentHeaderDisk", DirentHeaderDisk::FIELDS),
         ("NodeHeaderDisk", NodeHeaderDisk::FIELDS),
         ("Child", Child::FIELDS),
     ];
@@ -180,4 +184,85 @@ fn member_flags_match() {
     assert_eq!(r.flags, 2);
     assert!(DOC.contains("is 64 zero bytes but `flags` =\n`0x2`"));
     assert!(flags[5].contains("with bit 1, exactly `0x2`"));
+}
+
+#[test]
+fn key_kinds_match() {
+    let rows = table("kinds");
+    let kinds = [
+        bkey::Kind::Map,
+        bkey::Kind::Inode,
+        bkey::Kind::Dirent,
+        bkey::Kind::Symlink,
+    ];
+    assert_eq!(rows.len(), kinds.len());
+    for (r, k) in rows.iter().zip(kinds) {
+        assert_eq!(r[0], (k as u8).to_string());
+        assert_eq!(bkey::Kind::from_u8(k as u8), Some(k));
+        assert_eq!(unquote(&r[1]), format!("{k:?}"));
+    }
+    // No other code is a kind.
+    assert!((0..=255u8)
+        .filter(|&c| bkey::Kind::from_u8(c).is_some())
+        .eq(1..=4));
+}
+
+#[test]
+fn format_2_figures_match() {
+    use bucketfs_core::superblock::{BLOCK_SIZE, VERSION};
+    assert_eq!(VERSION, 2);
+    assert!(DOC.contains("This describes format version 2"));
+    assert!(DOC.contains("The superblock's `version` is 2"));
+    // Record sizes and limits.
+    assert_eq!(bkey::KEY_HEADER, 24);
+    assert_eq!(bkey::MAX_VAL, 1024);
+    assert_eq!(bkey::FLAG_DELETE, 1);
+    assert_eq!(bkey::record_size(5), 24 + 8);
+    assert!(DOC.contains("`24 + ceil(len / 8) × 8` bytes"));
+    assert!(DOC.contains("at most 1024 bytes (`MAX_VAL`)"));
+    assert!(DOC.contains("bit 0 (`FLAG_DELETE`)"));
+    // Leaves and children.
+    assert_eq!(btree_format::LEAF_BYTES, 4032);
+    assert_eq!(btree_format::LEAF_BYTES / bkey::record_size(8), 126);
+    assert_eq!(btree_format::INTERIOR_CAPACITY, 63);
+    assert_eq!(Child::SIZE, 64);
+    assert!(DOC.contains("leaf `<= 4032` (`LEAF_BYTES`); interior `nr × 64`"));
+    assert!(DOC.contains("(4032 bytes at most: 126 map keys)"));
+    assert!(DOC.contains("children of 64 bytes, at most 63 (`INTERIOR_CAPACITY`)"));
+    // Journal entries.
+    assert_eq!(journal_format::MAX_KEY_BYTES, 65472);
+    assert_eq!(journal_format::MAX_KEY_BYTES / bkey::record_size(8), 2046);
+    assert_eq!(
+        journal_format::MAX_KEY_BYTES,
+        16 * BLOCK_SIZE - EntryHeaderDisk::SIZE
+    );
+    assert!(DOC.contains("`needed = ceil((64 + key_bytes + 16 × nr_updates) / 4096)`"));
+    assert!(DOC.contains("65472 bytes of records, `MAX_KEY_BYTES`:\n2046 map keys"));
+    // Namespace constants.
+    assert_eq!(ns::ROOT_INO, 1);
+    assert_eq!(ns::MAX_INO, (1 << 32) - 1);
+    assert_eq!(ns::MAX_NAME, 255);
+    assert_eq!(ns::DIRENT_PROBE, 32);
+    assert_eq!(ns::HASH_LIMIT, 1 << 61);
+    assert_eq!(ns::SYMLINK_PIECE, 1024);
+    assert_eq!(ns::MAX_SYMLINK, 4095);
+    assert_eq!(ns::MAX_SIZE, (1 << 63) - 1);
+    assert_eq!(ns::INODE_SIZE, 64);
+    assert_eq!(ns::DIRENT_HEADER, 16);
+    assert_eq!(ns::MAX_SYMLINK.div_ceil(ns::SYMLINK_PIECE), 4);
+    for text in [
+        "Inode 1 (`ROOT_INO`)",
+        "1 ..= 2^32 - 1 (`MAX_INO`)",
+        "1 to 255 bytes\n(`MAX_NAME`)",
+        "32\n(`DIRENT_PROBE`)",
+        "`< 2^61` (`HASH_LIMIT`)",
+        "modulo\n`2^61 - 32`",
+        "1 to 4095 bytes, `MAX_SYMLINK`",
+        "at most 1024 bytes: keys",
+        "up to piece 3",
+        "1 ..= 1024 bytes of the target (`SYMLINK_PIECE`)",
+        "`<= 2^63 - 1`; a symbolic link 1 ..= 4095",
+    ] {
+        assert!(DOC.contains(text), "{text:?}");
+    }
 }

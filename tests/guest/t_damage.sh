@@ -1,10 +1,12 @@
 # SPDX-License-Identifier: GPL-2.0
 # Damaged images: a seeded generator damages one piece of metadata (superblocks, bucket
 # table, journal entry, btree node; stray copy pointers into metadata areas or out of range;
-# sequence numbers at the limit; journal entries that free buckets) of a pristine image,
-# which is then mounted. Each must be refused with an errno and a dmesg line, or mount
-# consistently (the btree the kernel shows is the one `dump-btree` walks after unmount) and
-# then hold: it unmounts, mounts again and shows the same keys (nothing a mount writes may
+# sequence numbers at the limit; journal entries that free buckets; key records with a bad
+# header or value, out of order or a deletion in a leaf, in a journal entry; journal entries
+# that leave the namespace odd) of a pristine image, which is then mounted. Each must be
+# refused with an errno and a dmesg line, or mount consistently (the btree the kernel shows,
+# map keys, their digest and the namespace keys, is the one `dump-btree` walks after unmount)
+# and then hold: it unmounts, mounts again and shows the same keys (nothing a mount writes may
 # make the next mount fail). Never an oops or a splat (vm.sh checks).
 # DAMAGE_IMAGES (default 40) images; their seeds are printed so a failure reproduces:
 #   bucketfs debug damage --seed N DEV
@@ -16,9 +18,16 @@ bucketfs scenario /root/scenarios/damage.toml /dev/vdb >/dev/null
 bucketfs scenario /root/scenarios/damage.toml /dev/vdc >/dev/null
 mount -t bucketfs /dev/vdc /mnt && umount /mnt   # vdc: replayed and committed
 
-# offline_figures DEV: "keys N digest D" as dump-btree walks it.
+# figures: "keys N digest D namespace_keys M" of the mounted filesystem (internal/btree_stats:
+# map keys and their digest, then the other keys).
+figures() {
+	echo "$(btree_figures) namespace_keys $(sed -n 's/^namespace_keys //p' "$(fs_dir)/internal/btree_stats")"
+}
+
+# offline_figures DEV: the same figures as dump-btree walks them.
 offline_figures() {
-	bucketfs dump-btree "$1" 2>&1 | sed -n 's/^btree: \(keys [0-9]* digest [0-9a-f]*\).*/\1/p'
+	bucketfs dump-btree "$1" 2>&1 |
+		sed -n 's/^btree: \(keys [0-9]* digest [0-9a-f]* namespace_keys [0-9]*\).*/\1/p'
 }
 
 # remount_holds WHAT FIGURES: the unmounted vda mounts again and shows FIGURES; prints why not.
@@ -27,7 +36,7 @@ remount_holds() {
 		echo "$1: mounted once, but the next mount failed ($rh_err): $(dmesg | grep 'bucketfs' | tail -n 2 | tr '\n' ' ')"
 		return 1
 	fi
-	rh_again=$(btree_figures)
+	rh_again=$(figures)
 	umount /mnt
 	if [ "$rh_again" != "$2" ]; then
 		echo "$1: mounted with '$2', then again with '$rh_again'"
@@ -45,25 +54,22 @@ mounted=0
 remounted=0
 remount_bad=0
 bad=0
-i=1
-while [ $i -le $images ]; do
-	template=/dev/vdb
-	[ $((i % 2)) = 0 ] && template=/dev/vdc
-	dd if=$template of=/dev/vda bs=1M count=8 2>/dev/null
-	what=$(bucketfs debug damage --seed $i /dev/vda 2>&1)
+# mount_damaged WHAT: mounts the damaged vda and counts the outcome (refused with a message,
+# mounted consistently and again, or bad); prints why when bad.
+mount_damaged() {
 	dmesg -c >/dev/null
-	if err=$(timeout -s KILL 60 mount -t bucketfs /dev/vda /mnt 2>&1); then
-		kernel=$(btree_figures)
+	if md_err=$(timeout -s KILL 60 mount -t bucketfs /dev/vda /mnt 2>&1); then
+		md_kernel=$(figures)
 		umount /mnt
-		offline=$(offline_figures /dev/vda)
-		if [ "$kernel" != "$offline" ]; then
-			echo "damage $what: mounted, but the kernel showed '$kernel' and dump-btree '$offline'"
+		md_offline=$(offline_figures /dev/vda)
+		if [ "$md_kernel" != "$md_offline" ]; then
+			echo "damage $1: mounted, but the kernel showed '$md_kernel' and dump-btree '$md_offline'"
 			bad=$((bad + 1))
-		elif why=$(remount_holds "damage $what" "$kernel"); then
+		elif md_why=$(remount_holds "damage $1" "$md_kernel"); then
 			mounted=$((mounted + 1))
 			remounted=$((remounted + 1))
 		else
-			echo "$why"
+			echo "$md_why"
 			mounted=$((mounted + 1))
 			remount_bad=$((remount_bad + 1))
 			bad=$((bad + 1))
@@ -72,16 +78,49 @@ while [ $i -le $images ]; do
 		if dmesg | grep -q "bucketfs: "; then
 			refused=$((refused + 1))
 		else
-			echo "damage $what: refused ($err) without a dmesg line"
+			echo "damage $1: refused ($md_err) without a dmesg line"
 			bad=$((bad + 1))
 		fi
 	fi
+}
+i=1
+while [ $i -le $images ]; do
+	template=/dev/vdb
+	[ $((i % 2)) = 0 ] && template=/dev/vdc
+	dd if=$template of=/dev/vda bs=1M count=8 2>/dev/null
+	mount_damaged "$(bucketfs debug damage --seed $i /dev/vda 2>&1)"
 	i=$((i + 1))
 done
 echo "damaged images: $images tried, $refused refused with a message, $mounted mounted consistently, $remounted mounted again with the same keys, $remount_bad failed the remount, $bad bad"
 t damaged_images_refused_or_consistent test $bad = 0
 t damaged_images_remount_with_the_same_keys test $remount_bad = 0
 t damaged_images_some_refused test $refused -gt 0
+
+# Every variant of the key record damage (format 2), once each: records in a leaf of the
+# replayed template, children of its interior node, records appended to the journal of the
+# other; each refused with a message or mounted consistently, and again.
+refused=0
+mounted=0
+remounted=0
+remount_bad=0
+bad=0
+tried=0
+for template in /dev/vdc /dev/vdb; do
+	case $template in
+	/dev/vdc) classes='^(leaf-record|interior)/' ;;
+	*) classes='^(journal-record|journal-ns)/' ;;
+	esac
+	dd if=$template of=/dev/vda bs=1M count=8 2>/dev/null
+	for class in $(bucketfs debug damage --list --seed 1 /dev/vda | grep -E "$classes"); do
+		dd if=$template of=/dev/vda bs=1M count=8 2>/dev/null
+		mount_damaged "$(bucketfs debug damage --seed 1 --class "$class" /dev/vda 2>&1)"
+		tried=$((tried + 1))
+	done
+done
+echo "record damage: $tried variants tried, $refused refused with a message, $mounted mounted consistently, $remounted mounted again with the same keys, $remount_bad failed the remount, $bad bad"
+t record_damage_every_variant_tried test $tried -ge 50
+t record_damage_refused_or_consistent test $bad = 0
+t record_damage_remount_with_the_same_keys test $remount_bad = 0
 
 # damage_mounts_twice NAME TEMPLATE CLASS [DMESG]: an image of TEMPLATE with damage CLASS
 # mounts (logging DMESG if given), and then holds: unmount, mount again, same keys.
@@ -93,7 +132,7 @@ damage_mounts_twice() {
 		fail "$1" "$dm_what: refused ($dm_err): $(dmesg | grep bucketfs | tail -n 2 | tr '\n' ' ')"
 		return
 	fi
-	dm_figures=$(btree_figures)
+	dm_figures=$(figures)
 	umount /mnt
 	dm_log=$(dmesg)
 	if ! dm_why=$(remount_holds "$dm_what" "$dm_figures"); then
@@ -180,6 +219,7 @@ else
 	else
 		pass journal_freed_buckets_not_written_before_commit
 	fi
-	t journal_freed_buckets_remount remount_holds "free-pinned scenario" "$expect"
+	# The scenario's namespace is the root directory alone.
+	t journal_freed_buckets_remount remount_holds "free-pinned scenario" "$expect namespace_keys 1"
 fi
 t damage_rmmod rmmod bucketfs

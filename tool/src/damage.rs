@@ -164,7 +164,24 @@ fn node_ptrs(dev: &Device, sb: &bucketfs_core::superblock::Superblock) -> Vec<(N
     out
 }
 
+/// The damage classes and variants that apply to the image on `dev`, one per line, as
+/// `--class` takes them.
+pub fn list(dev: &Device) -> Result<String, String> {
+    damage_or_list(dev, 1, None, true)
+}
+
+/// Damages the image on `dev` as the generator seeded with `seed` chooses (among `class`, a
+/// class or class/variant, if given); returns what it did.
 pub fn damage(dev: &Device, seed: u64, class: Option<&str>) -> Result<String, String> {
+    damage_or_list(dev, seed, class, false)
+}
+
+fn damage_or_list(
+    dev: &Device,
+    seed: u64,
+    class: Option<&str>,
+    list: bool,
+) -> Result<String, String> {
     let (sb, _) = read_super(dev)?;
     let m = sb.members[sb.member_index as usize];
     let mut rng = Rng(seed);
@@ -405,6 +422,10 @@ pub fn damage(dev: &Device, seed: u64, class: Option<&str>) -> Result<String, St
         candidates.push((name.to_string(), Action::Block(i)));
     }
     compound_candidates(dev, &sb, &nodes, &mut candidates)?;
+    if list {
+        let names: Vec<&str> = candidates.iter().map(|(n, _)| n.as_str()).collect();
+        return Ok(names.join("\n"));
+    }
     if let Some(c) = class {
         candidates.retain(|(n, _)| n == c || n.starts_with(&format!("{c}/")));
         if candidates.is_empty() {
@@ -1425,6 +1446,38 @@ mod tests {
             let done = damage(&img.dev(), 1, Some(&class)).unwrap();
             let after = img.entries();
             assert!(after.iter().all(|e| e.is_ok()), "{done}: {after:?}");
+        }
+    }
+
+    #[test]
+    fn list_names_every_variant_and_damages_nothing() {
+        let img = Image::new("list");
+        let pristine = std::fs::read(&img.0).unwrap();
+        let names = list(&img.dev()).unwrap();
+        assert_eq!(std::fs::read(&img.0).unwrap(), pristine);
+        let names: Vec<&str> = names.lines().collect();
+        for what in BAD_RECORDS.into_iter().chain(LEAF_ONLY) {
+            assert!(
+                names.contains(&format!("leaf-record/{what}").as_str()),
+                "{what}"
+            );
+        }
+        for what in BAD_RECORDS {
+            assert!(
+                names.contains(&format!("journal-record/{what}").as_str()),
+                "{what}"
+            );
+        }
+        for what in NS_ODD {
+            assert!(
+                names.contains(&format!("journal-ns/{what}").as_str()),
+                "{what}"
+            );
+        }
+        // Every name listed applies.
+        for name in names {
+            std::fs::write(&img.0, &pristine).unwrap();
+            damage(&img.dev(), 7, Some(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
         }
     }
 

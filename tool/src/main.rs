@@ -273,6 +273,15 @@ fn cli() -> Command {
                                 .help("Only damage of this class or class/variant"),
                         )
                         .arg(
+                            Arg::new("list")
+                                .long("list")
+                                .action(ArgAction::SetTrue)
+                                .help(
+                                    "Print the classes and variants that apply to this image, \
+                                     one per line, and damage nothing",
+                                ),
+                        )
+                        .arg(
                             Arg::new("device")
                                 .required(true)
                                 .value_parser(clap::value_parser!(PathBuf)),
@@ -466,6 +475,10 @@ fn run(m: &ArgMatches) -> Result<(), String> {
                 let dev = Device::open(m.get_one::<PathBuf>("device").unwrap(), true)?;
                 let seed = *m.get_one::<u64>("seed").unwrap();
                 let class = m.get_one::<String>("class").map(String::as_str);
+                if m.get_flag("list") {
+                    println!("{}", damage::list(&dev)?);
+                    return Ok(());
+                }
                 println!("damage seed {seed}: {}", damage::damage(&dev, seed, class)?);
                 Ok(())
             }

@@ -427,3 +427,140 @@ pub fn scenario_quiet(spec_path: &str, devs: &mut [Device]) -> Result<String, St
     let _ = writeln!(report, "scenario: expect keys {left} digest {digest:016x}");
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dump::{figures, walk, Record};
+    use bucketfs_core::journal_format::decode_entry;
+    use bucketfs_core::namespace_format::{inode_pos, InodeDisk, ROOT_INO, S_IFDIR};
+    use std::collections::BTreeMap;
+    use std::path::PathBuf;
+
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(name: &str) -> Scratch {
+            let d = std::env::temp_dir()
+                .join(format!("bucketfs-scenario-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&d);
+            std::fs::create_dir_all(&d).unwrap();
+            Scratch(d)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// Replays the journal of the image `dev` onto its tree, as the kernel does: records in
+    /// entry order, a deletion removing its key. Returns every key after the replay.
+    fn replayed(dev: &Device) -> Vec<Record> {
+        let tree = walk(std::slice::from_ref(dev)).unwrap();
+        let sb = tree.sb;
+        let mut keys: BTreeMap<Pos, Vec<u8>> =
+            tree.keys.into_iter().map(|r| (r.pos, r.val)).collect();
+        let m = sb.members[0];
+        let mut area = vec![0u8; m.journal_blocks() as usize * BLOCK_SIZE];
+        dev.read_at(m.bucket_offset(m.journal_start as u64), &mut area)
+            .unwrap();
+        let mut off = 0;
+        let mut seq = sb.journal_seq;
+        while off < area.len() {
+            let Ok(h) = decode_entry(
+                &sb.uuid,
+                &area[off..],
+                |k| {
+                    if k.deleted {
+                        keys.remove(&k.pos);
+                    } else {
+                        keys.insert(k.pos, k.val.to_vec());
+                    }
+                },
+                |_| {},
+            ) else {
+                break;
+            };
+            assert_eq!(h.seq, seq);
+            seq += 1;
+            off += h.blocks as usize * BLOCK_SIZE;
+        }
+        keys.into_iter()
+            .map(|(pos, val)| Record { pos, val })
+            .collect()
+    }
+
+    #[test]
+    fn the_expectation_is_what_a_replay_of_the_journal_gives() {
+        let dir = Scratch::new("deletes");
+        let img = dir.0.join("a.img");
+        std::fs::File::create(&img)
+            .unwrap()
+            .set_len(16 << 20)
+            .unwrap();
+        for (keys, deletes) in [(700, 0), (700, 250), (300, 300), (0, 0)] {
+            let spec = dir.0.join("s.toml");
+            std::fs::write(
+                &spec,
+                format!(
+                    "bucket_size = \"4k\"\njournal_keys = {keys}\nkeys_per_entry = 100\n\
+                     journal_deletes = {deletes}\n[[device]]\nfree = 100\n"
+                ),
+            )
+            .unwrap();
+            let mut devs = vec![Device::open(&img, true).unwrap()];
+            let report = scenario_quiet(spec.to_str().unwrap(), &mut devs).unwrap();
+            let after = replayed(&devs[0]);
+            let (n, digest, ns) = figures(&after);
+            let want = format!("scenario: expect keys {n} digest {digest:016x}\n");
+            assert!(report.ends_with(&want), "{report} vs {want}");
+            assert_eq!(n, keys - deletes);
+            // The root directory, and nothing else of the namespace.
+            assert_eq!(ns, 1);
+            assert!(after.iter().any(|r| r.pos == inode_pos(ROOT_INO)));
+        }
+        // More deletions than keys are refused.
+        let spec = dir.0.join("bad.toml");
+        std::fs::write(&spec, "journal_keys = 3\njournal_deletes = 4\n[[device]]\n").unwrap();
+        let mut devs = vec![Device::open(&img, true).unwrap()];
+        assert!(scenario_quiet(spec.to_str().unwrap(), &mut devs).is_err());
+    }
+
+    #[test]
+    fn format_writes_the_root_directory() {
+        let dir = Scratch::new("format");
+        let img = dir.0.join("a.img");
+        std::fs::File::create(&img)
+            .unwrap()
+            .set_len(8 << 20)
+            .unwrap();
+        let devs = vec![Device::open(&img, true).unwrap()];
+        let layout = plan(
+            &devs,
+            &FormatSpec {
+                options: Options::default(),
+                bucket_size: 4096,
+                labels: Vec::new(),
+            },
+        )
+        .unwrap();
+        let before = now_secs();
+        crate::format::write(&devs, &layout).unwrap();
+        let after = now_secs();
+        let tree = walk(&devs).unwrap();
+        assert_eq!(tree.keys.len(), 1);
+        let k = &tree.keys[0];
+        assert_eq!(k.pos, inode_pos(ROOT_INO));
+        let i = <InodeDisk as bucketfs_core::layout::Field>::read(&k.val);
+        assert_eq!(
+            (i.mode, i.nlink, i.uid, i.gid, i.size, i.rdev),
+            (S_IFDIR | 0o755, 2, 0, 0, 0, 0)
+        );
+        assert!((before..=after).contains(&i.mtime_sec));
+        assert_eq!((i.atime_sec, i.ctime_sec), (i.mtime_sec, i.mtime_sec));
+        assert_eq!((i.atime_nsec, i.mtime_nsec, i.ctime_nsec), (0, 0, 0));
+        assert_eq!(figures(&tree.keys), (0, 0, 1));
+    }
+}
