@@ -40,6 +40,29 @@ fn euclean() -> Error {
     Error::from_errno(-(kernel::bindings::EUCLEAN as i32))
 }
 
+/// `r`, with a line in dmesg when it says the namespace is inconsistent (`EUCLEAN`) or could
+/// not be read (`EIO`); the other errors are the caller's to see (`ENOENT`, `EEXIST`, ...).
+fn logged<T>(fs: &Fs, what: &str, r: Result<T>) -> Result<T> {
+    match r {
+        Err(e) if e == euclean() => {
+            pr_err!(
+                "{}: {what}: the namespace is inconsistent (run bucketfs fsck) ({})\n",
+                UuidFmt(&fs.uuid),
+                e.to_errno()
+            );
+        }
+        Err(e) if e == EIO => {
+            pr_err!(
+                "{}: {what}: namespace read or write failed ({})\n",
+                UuidFmt(&fs.uuid),
+                e.to_errno()
+            );
+        }
+        _ => {}
+    }
+    r
+}
+
 /// The bucketfs filesystem type.
 pub(crate) struct BucketFsType;
 
@@ -167,7 +190,7 @@ impl FileSystem for BucketFsType {
 
     fn statfs(mounted: &Mounted) -> Statfs {
         let (blocks, empty, free) = mounted.fs().statfs();
-        let (files, files_free) = mounted.fs().inode_figures();
+        let (files_used, files_free) = mounted.fs().ns_figures();
         let mut fsid = [0u8; 8];
         for (i, b) in mounted.fs().uuid.iter().enumerate() {
             fsid[i % 8] ^= b;
@@ -177,7 +200,7 @@ impl FileSystem for BucketFsType {
             blocks,
             blocks_free: empty,
             blocks_avail: free,
-            files,
+            files: files_used + files_free,
             files_free,
             fsid: u64::from_le_bytes(fsid),
         }
@@ -194,15 +217,15 @@ impl FileSystem for BucketFsType {
                 );
                 Err(euclean())
             }
-            r => r,
+            r => logged(fs, "read inode", r),
         }
     }
 
     fn lookup(mounted: &Mounted, dir: u64, name: &[u8]) -> Result<u64> {
         let fs = mounted.fs();
         let names = fs.names();
-        let found = fs.read_ns(|s| namespace::lookup(s, &names, dir, name))?;
-        found.map(|f| f.ino).ok_or(ENOENT)
+        let found = fs.read_ns(|s| namespace::lookup(s, &names, dir, name));
+        logged(fs, "lookup", found)?.map(|f| f.ino).ok_or(ENOENT)
     }
 
     fn create(
@@ -216,13 +239,15 @@ impl FileSystem for BucketFsType {
         let names = fs.names();
         new.ino = fs.new_ino()?;
         let made = *new;
-        fs.transact(|s| namespace::create(s, &names, dir_after, name, &made, target))
+        let r = fs.transact(|s| namespace::create(s, &names, dir_after, name, &made, target));
+        logged(fs, "create", r)
     }
 
     fn link(mounted: &Mounted, dir_after: &Inode, name: &[u8], inode_after: &Inode) -> Result {
         let fs = mounted.fs();
         let names = fs.names();
-        fs.transact(|s| namespace::link(s, &names, dir_after, name, inode_after))
+        let r = fs.transact(|s| namespace::link(s, &names, dir_after, name, inode_after));
+        logged(fs, "link", r)
     }
 
     fn unlink(
@@ -234,7 +259,8 @@ impl FileSystem for BucketFsType {
     ) -> Result {
         let fs = mounted.fs();
         let names = fs.names();
-        fs.transact(|s| namespace::unlink(s, &names, dir_after, name, inode_after, rmdir))
+        let r = fs.transact(|s| namespace::unlink(s, &names, dir_after, name, inode_after, rmdir));
+        logged(fs, "unlink", r)
     }
 
     fn rename(
@@ -248,7 +274,7 @@ impl FileSystem for BucketFsType {
     ) -> Result {
         let fs = mounted.fs();
         let names = fs.names();
-        fs.transact(|s| {
+        let r = fs.transact(|s| {
             namespace::rename(
                 s,
                 &names,
@@ -259,12 +285,14 @@ impl FileSystem for BucketFsType {
                 moved_after,
                 replaced_after,
             )
-        })
+        });
+        logged(fs, "rename", r)
     }
 
     fn setattr(mounted: &Mounted, inode_after: &Inode) -> Result {
         let fs = mounted.fs();
-        fs.transact(|s| namespace::setattr(s, inode_after))
+        let r = fs.transact(|s| namespace::setattr(s, inode_after));
+        logged(fs, "setattr", r)
     }
 
     /// Reads [`READDIR_BATCH`] entries at a time, then emits them; positions are slot + 2, and
@@ -275,7 +303,7 @@ impl FileSystem for BucketFsType {
         let mut batch = KVec::<DirEntry>::with_capacity(READDIR_BATCH, GFP_KERNEL)?;
         loop {
             batch.clear();
-            fs.read_ns(|s| {
+            let r = fs.read_ns(|s| {
                 namespace::readdir(s, dir, from, &mut |slot, ino, dtype, name| {
                     let mut e = DirEntry {
                         slot,
@@ -292,7 +320,8 @@ impl FileSystem for BucketFsType {
                     }
                     batch.len() < READDIR_BATCH
                 })
-            })?;
+            });
+            logged(fs, "readdir", r)?;
             for e in batch.iter() {
                 if !out.emit(&e.name[..e.len as usize], e.slot + 2, e.ino, e.dtype) {
                     return Ok(());
@@ -310,12 +339,13 @@ impl FileSystem for BucketFsType {
 
     fn read_link(mounted: &Mounted, ino: u64, buf: &mut [u8]) -> Result<usize> {
         let fs = mounted.fs();
-        fs.read_ns(|s| namespace::read_link(s, ino, buf))
+        let r = fs.read_ns(|s| namespace::read_link(s, ino, buf));
+        logged(fs, "read symbolic link", r)
     }
 
     fn sync_fs(mounted: &Mounted, wait: bool) -> Result {
         let fs = mounted.fs();
-        fs.sync_journal(wait)
+        logged(fs, "sync", fs.sync_journal(wait))
     }
 }
 

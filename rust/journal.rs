@@ -265,6 +265,7 @@ pub(crate) fn read_entries(
         let mut not_io = false;
         let mut gap = false;
         let mut refused_seq = None;
+        let mut refused = None;
         for k in 0..copies.len() {
             let c = (cur + k) % copies.len();
             match entry_at(uuid, &mut win, copies, c, pos, expected, k == 0)? {
@@ -286,6 +287,13 @@ pub(crate) fn read_entries(
                     match why {
                         End::Gap => gap = true,
                         End::Nothing(Some(JournalError::Sequence(s))) => refused_seq = Some(s),
+                        // An entry of this filesystem that is refused (torn by a crash, or
+                        // damaged): said below, with the position.
+                        End::Nothing(Some(e))
+                            if !matches!(e, JournalError::Magic | JournalError::Uuid) =>
+                        {
+                            refused = Some(e)
+                        }
                         _ => {}
                     }
                 }
@@ -317,6 +325,14 @@ pub(crate) fn read_entries(
                     pr_warn!(
                         "{}: journal: an entry header is refused: sequence number {s} is above \
                          the largest replayable one ({MAX_ENTRY_SEQ})\n",
+                        UuidFmt(uuid),
+                    );
+                }
+                if let Some(e) = refused {
+                    pr_warn!(
+                        "{}: journal: the entry at block {pos} (expected sequence number \
+                         {expected}) is refused on every copy that has one ({e:?}): the journal \
+                         ends there\n",
                         UuidFmt(uuid),
                     );
                 }

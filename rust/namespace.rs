@@ -84,7 +84,6 @@ impl Store for View<'_> {
     }
 }
 
-// Called by the VFS glue's namespace callbacks (`fs_vfs.rs`).
 impl Fs {
     /// How this filesystem places names in directories.
     pub(crate) fn names(&self) -> Names {
@@ -123,11 +122,11 @@ impl Fs {
 }
 
 impl Fs {
-    /// Inode figures for statfs: (in all, free). Free is what the inode numbers left and the
+    /// Inode figures for statfs: (in use, free). Free is what the inode numbers left and the
     /// empty buckets allow, whichever is less: each bucket beyond the metadata watermark, per
     /// `metadata_replicas` members, is a node that holds (half full, as after splits) files of
     /// an inode and a 16-byte name.
-    pub(crate) fn inode_figures(&self) -> (u64, u64) {
+    pub(crate) fn ns_figures(&self) -> (u64, u64) {
         use crate::shared::alloc_policy::{held_back, Watermark};
         use crate::shared::bkey::record_size;
         use crate::shared::btree_format::LEAF_BYTES;
@@ -151,6 +150,6 @@ impl Fs {
         let per_node =
             (LEAF_BYTES / 2 / (record_size(INODE_SIZE) + record_size(DIRENT_HEADER + 16))) as u64;
         let free = numbers_left.min(buckets / replicas * per_node);
-        (used + free, free)
+        (used, free)
     }
 }

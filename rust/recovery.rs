@@ -11,6 +11,8 @@ use crate::journal::{self, JournalPos};
 use crate::shared::alloc_policy::Watermark;
 use crate::shared::bkey;
 use crate::shared::bucket_table::BucketState;
+use crate::shared::layout::Field;
+use crate::shared::namespace_format::ROOT_INO;
 use crate::shared::superblock::{check_ptr, BtreeRoot, NodePtr, UuidFmt, BLOCK_SIZE};
 use crate::vec_ext::VecExt;
 use core::cell::Cell;
@@ -33,6 +35,23 @@ impl Fs {
     #[inline(never)]
     pub(crate) fn recover(&self, source: &str, norecovery: bool) -> Result {
         let btree = self.recover_tree(source, norecovery)?;
+        // The namespace starts at the root directory: a tree without it (damage, or a journal
+        // that deleted it) is not mounted.
+        let root = btree.get(crate::shared::namespace_format::inode_pos(ROOT_INO));
+        let root_ok = root.is_some_and(|v| {
+            crate::shared::namespace_format::check_inode(ROOT_INO, v)
+                && crate::shared::namespace_format::InodeDisk::read(v).mode
+                    & crate::shared::namespace_format::S_IFMT
+                    == crate::shared::namespace_format::S_IFDIR
+        });
+        if !root_ok {
+            return Err(mount_err!(
+                source,
+                EINVAL,
+                "the btree has no root directory (inode {ROOT_INO}); bucketfs fsck shows what is \
+                 left"
+            ));
+        }
         // The tree stays: the mounted filesystem's transactions change it (`transaction.rs`).
         self.install_tree(btree);
         Ok(())

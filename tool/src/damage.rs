@@ -3,7 +3,7 @@
 //! reproduced from its seed.
 //!
 //! Classes (one is chosen uniformly, then one of its variants; `--class` narrows the choice
-//! to one class or variant, named as printed):
+//! to one class or variant, named as printed; `--list` prints those that apply to an image):
 //! - `superblocks`, `primary-superblock`, `table`, `journal-entry`, `btree-node`: one block
 //!   damaged. Kinds: a flipped bit, a zeroed block, the tail half zeroed (a torn write), or a
 //!   field set to a wrong value (length, offset, count, `bytes`/`key_bytes`, level, sequence
