@@ -175,7 +175,7 @@ t remount_rw_option_persisted sh -c "echo 7 > $d/options/allocator_stuck_timeout
 t remount_ro mount -o remount,ro /mnt
 t remount_ro_is_ro mounted_ro
 t remount_ro_logged dmesg_has "remount: read-only"
-expect_fail remount_ro_mkdir_erofs "Read-only file system" mkdir /mnt/y
+expect_fail remount_ro_mkdir_erofs "Read-only file system" mkdir /mnt/made_after_remount_ro
 during=$(sums /dev/vda /dev/vdb)
 seq=$(cat $d/internal/superblock_seq)
 t remount_ro_option_in_memory sysfs_write $d/options/allocator_stuck_timeout 8
