@@ -22,8 +22,8 @@ NAME=nscrash
 . "$(dirname "$0")/lib.sh"
 
 seed=${BUCKETFS_NSCRASH_SEED:-$(date +%s)}
-points=4
-[ "${BUCKETFS_FULL:-0}" = 1 ] && points=16
+points=${BUCKETFS_NSCRASH_POINTS:-4}
+[ "${BUCKETFS_FULL:-0}" = 1 ] && [ -z "${BUCKETFS_NSCRASH_POINTS:-}" ] && points=16
 nops=${BUCKETFS_NSCRASH_OPS:-300}
 sync_every=10
 # The delays: up to the workload's length (measured on TCG: about NSCRASH_MAX_MS).
