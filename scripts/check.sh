@@ -154,10 +154,10 @@ if [ "${BUCKETFS_FULL:-0}" = 1 ]; then
 	export CRASH_DELAYS
 	echo "check: crash points from seed $crash_seed: $CRASH_DELAYS us" | tee -a "$out/figures.part"
 	guest_args=(DAMAGE_IMAGES=1000 CYCLES=100)
-	debug_args=(DAMAGE_IMAGES=200 CYCLES=100 RESCUE_MS=5000)
+	debug_args=(DAMAGE_IMAGES=200 CYCLES=100 RESCUE_MS=5000 NSTREE_DIRS=4)
 else
 	guest_args=(DAMAGE_IMAGES=40 CYCLES=6)
-	debug_args=(DAMAGE_IMAGES=20 CYCLES=6 RESCUE_MS=5000)
+	debug_args=(DAMAGE_IMAGES=20 CYCLES=6 RESCUE_MS=5000 NSTREE_DIRS=4)
 fi
 
 if step "module build (-Werror, -Dwarnings)" build.log make modules; then
