@@ -132,7 +132,7 @@ static int read_link_target(struct inode *inode)
 	char *buf;
 	int ret;
 
-	buf = kmalloc(PATH_MAX, GFP_KERNEL);
+	buf = kzalloc(PATH_MAX, GFP_KERNEL);
 	if (!buf)
 		return -ENOMEM;
 	ret = bucketfs_ops->read_link(fs_of(inode), inode->i_ino, buf,
@@ -478,9 +478,15 @@ static int bucketfs_setattr(struct mnt_idmap *idmap, struct dentry *dentry,
 			set_mtime_ctime(&a, current_time(inode));
 		a.size = ia->ia_size;
 	}
-	ret = bucketfs_ops->setattr(fs_of(inode), &a);
-	if (ret)
-		return ret;
+	/*
+	 * An inode with no name left (unlinked, still open) has no key: its
+	 * attributes live in the inode cache only, until it is evicted.
+	 */
+	if (inode->i_nlink) {
+		ret = bucketfs_ops->setattr(fs_of(inode), &a);
+		if (ret)
+			return ret;
+	}
 	apply_attr(inode, &a);
 	return 0;
 }
@@ -588,7 +594,11 @@ bool bucketfs_dir_emit(struct dir_context *ctx, const u8 *name, size_t len,
 		       u64 cookie, u64 ino, u8 dtype)
 {
 	ctx->pos = cookie;
-	return dir_emit(ctx, name, len, ino, dtype);
+	if (!dir_emit(ctx, name, len, ino, dtype))
+		return false;
+	/* Emitted: a later call (after an error, say) goes on after it. */
+	ctx->pos = cookie + 1;
+	return true;
 }
 
 u64 bucketfs_dir_pos(struct dir_context *ctx)

@@ -121,6 +121,12 @@ static int bucketfs_fill_super(struct super_block *sb, struct fs_context *fc)
 	sb->s_maxbytes = MAX_LFS_FILESIZE;
 	sb->s_time_gran = 1;
 	sb->s_max_links = BUCKETFS_LINK_MAX;
+	/*
+	 * Access times are not kept: an inode's atime is what its creation or
+	 * its last change wrote (a read would change it in the inode cache
+	 * only, and lose it at eviction).
+	 */
+	sb->s_flags |= SB_NOATIME | SB_NODIRATIME;
 	return bucketfs_fill_root(sb);
 }
 
@@ -244,6 +250,11 @@ int bucketfs_register_fs(const struct bucketfs_fs_ops *ops)
 void bucketfs_unregister_fs(void)
 {
 	unregister_filesystem(&bucketfs_fs_type);
+	/*
+	 * Inodes are freed by RCU callbacks (.free_inode) queued at eviction:
+	 * every one of them has run before the module's code goes.
+	 */
+	rcu_barrier();
 	bucketfs_ops = NULL;
 }
 

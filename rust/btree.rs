@@ -138,12 +138,25 @@ pub(crate) struct Btree {
     root: usize,
     /// Write sequence number of the last committed root.
     seq: u64,
+    /// An update failed after it began to change the tree (out of memory in a split): the tree
+    /// in memory may have lost or misplaced records, and must not be written.
+    torn: bool,
+    /// Where [`Btree::update`] encodes its record ([`bkey::MAX_RECORD`] bytes once used).
+    scratch: KVec<u8>,
+    /// Committed locations of nodes taken out of the tree since the last commit
+    /// ([`Btree::prune_empty`]): freed by the commit, as rewritten nodes' old locations are.
+    pruned: KVec<NodeAlloc>,
 }
 
 impl Btree {
     /// Write sequence number of the last committed root; the next commit writes one more.
     pub(crate) fn seq(&self) -> u64 {
         self.seq
+    }
+
+    /// Whether an update failed half-way (see [`Btree::update`]): the tree must not be written.
+    pub(crate) fn torn(&self) -> bool {
+        self.torn
     }
 }
 
@@ -174,6 +187,9 @@ impl Btree {
             seen: KVVec::new(),
             root: 0,
             seq: root.node_seq,
+            torn: false,
+            scratch: KVec::new(),
+            pruned: KVec::new(),
         };
         let mut bufs = [IoBuf::new(BLOCK_SIZE)?, IoBuf::new(BLOCK_SIZE)?];
         t.root = t.load_node(
@@ -372,6 +388,16 @@ impl Btree {
                 Err(i) => self.seen.insert(i, *p)?,
             }
         }
+        // The first child covers the node's whole lower range (as every split and new root
+        // writes it): a lookup of a key below the first child's key goes to the first child.
+        if level > 0 && children.first().map(|c| c.pos()) != Some(range.0) {
+            pr_err!(
+                "{}: level {level} btree node's first child does not start where the node's \
+                 range does\n",
+                crate::shared::superblock::UuidFmt(&uuid)
+            );
+            return Err(EINVAL);
+        }
         let mut refs = KVec::with_capacity(children.len(), GFP_KERNEL)?;
         for (i, c) in children.iter().enumerate() {
             let c: &Child = c;
@@ -433,8 +459,42 @@ impl Btree {
         alloc: impl FnOnce(u32, &mut KVec<NodeAlloc>) -> Result,
         release: impl FnOnce(&[NodeAlloc]),
     ) -> Result {
+        // The record, encoded before anything changes (a value the decoder would refuse is
+        // refused here, never written), into the tree's scratch buffer.
+        let mut rec = core::mem::replace(&mut self.scratch, KVec::new());
+        if rec.len() < bkey::MAX_RECORD {
+            rec = KVec::from_elem(0u8, bkey::MAX_RECORD, GFP_KERNEL)?;
+        }
+        let r = match val {
+            Some(v) => match bkey::encode(pos, false, v, &mut rec) {
+                Some(len) => self.update_rec(pos, Some(&rec[..len]), alloc, release),
+                None => Err(EINVAL),
+            },
+            None => self.update_rec(pos, None, alloc, release),
+        };
+        self.scratch = rec;
+        r
+    }
+
+    /// [`Btree::update`] with the record already encoded: `rec` is a record
+    /// [`bkey::encode`] made for `pos` (not a deletion), or `None` to delete the key at `pos`.
+    pub(crate) fn update_rec(
+        &mut self,
+        pos: Pos,
+        rec: Option<&[u8]>,
+        alloc: impl FnOnce(u32, &mut KVec<NodeAlloc>) -> Result,
+        release: impl FnOnce(&[NodeAlloc]),
+    ) -> Result {
+        if let Some(r) = rec {
+            // One record, of this position: what goes into a leaf is checked as a leaf's
+            // records are when decoded.
+            match bkey::decode_at(r, 0) {
+                Ok((k, end)) if k.pos == pos && !k.deleted && end == r.len() => {}
+                _ => return Err(EINVAL),
+            }
+        }
         let mut pool = KVec::new();
-        let result = self.update_with(pos, val, alloc, &mut pool);
+        let result = self.update_with(pos, rec, alloc, &mut pool);
         if !pool.is_empty() {
             release(&pool);
         }
@@ -465,17 +525,12 @@ impl Btree {
     fn update_with(
         &mut self,
         pos: Pos,
-        val: Option<&[u8]>,
+        rec: Option<&[u8]>,
         alloc: impl FnOnce(u32, &mut KVec<NodeAlloc>) -> Result,
         pool: &mut KVec<NodeAlloc>,
     ) -> Result {
-        // The record, encoded before anything changes (a value the decoder would refuse is
-        // refused here, never written). On the heap: a frame stays small.
-        let mut rec = KVec::from_elem(0u8, bkey::MAX_RECORD, GFP_KERNEL)?;
-        let rec_len = match val {
-            Some(v) => bkey::encode(pos, false, v, &mut rec).ok_or(EINVAL)?,
-            None => 0,
-        };
+        let val = rec;
+        let rec_len = rec.map_or(0, |r| r.len());
         let mut path_buf = [(0usize, 0usize); MAX_PATH];
         let (depth, leaf) = self.path_to(pos, &mut path_buf)?;
         let path = &path_buf[..depth];
@@ -496,7 +551,11 @@ impl Btree {
         while grows {
             needed += 1;
             if up == 0 {
-                needed += 1; // new root
+                // A new root, one level up: the format's deepest tree has no room for it.
+                if self.nodes[self.root].level >= MAX_BTREE_LEVEL {
+                    return Err(EFBIG);
+                }
+                needed += 1;
                 break;
             }
             up -= 1;
@@ -527,11 +586,21 @@ impl Btree {
             }
             Err(at) => at,
         };
-        if val.is_some() {
-            node.recs.insert_slice(at, &rec[..rec_len])?;
-            node.nr += 1;
+        // From here on the tree is changing: a failure leaves it torn (see `Btree::torn`).
+        let r = match rec {
+            Some(r) => node.recs.insert_slice(at, r).map_err(Error::from),
+            None => Ok(()),
+        };
+        let r = r.and_then(|()| {
+            if val.is_some() {
+                self.nodes[leaf].nr += 1;
+            }
+            self.split_up(leaf, path, pool)
+        });
+        if r.is_err() {
+            self.torn = true;
         }
-        self.split_up(leaf, path, pool)
+        r
     }
 
     /// Splits `node` and its ancestors on `path` while one holds more than a node may.
@@ -704,6 +773,124 @@ impl Btree {
         Ok((key, self.nodes.len() - 1))
     }
 
+    /// Takes the empty parts of the tree out before a commit, so deleted keys give their
+    /// buckets back: under a changed interior node (its new copy is written anyway), every child
+    /// whose subtree holds no key goes, with its subtree, but for the first child when none
+    /// holds a key; then a changed root with one changed child hands the root over to it. No
+    /// node needs new buckets for this. A pruned node's new location (never written) goes back
+    /// through `release`; its committed one is freed by the commit ([`Btree::committed`]).
+    pub(crate) fn prune_empty(&mut self, mut release: impl FnMut(&NodeAlloc)) -> Result {
+        if self.torn {
+            return Err(EIO);
+        }
+        let n = self.nodes.len();
+        // Whether a node's subtree holds no key, from the leaves up.
+        let mut empty: KVVec<bool> = KVVec::from_elem(false, n, GFP_KERNEL)?;
+        for level in 0..=self.nodes[self.root].level {
+            for i in 0..n {
+                let node = &self.nodes[i];
+                if node.level != level {
+                    continue;
+                }
+                empty[i] = if level == 0 {
+                    node.nr == 0
+                } else {
+                    node.children.iter().all(|c| empty[c.node])
+                };
+            }
+        }
+        let mut gone: KVVec<bool> = KVVec::from_elem(false, n, GFP_KERNEL)?;
+        let mut any = false;
+        // Top down: a changed node drops its empty children (and their subtrees).
+        let mut stack: KVec<usize> = KVec::new();
+        stack.push(self.root, GFP_KERNEL)?;
+        while let Some(p) = stack.pop() {
+            if self.nodes[p].dirty && self.nodes[p].level > 0 {
+                let all_empty = self.nodes[p].children.iter().all(|c| empty[c.node]);
+                let lower = self.nodes[p].children[0].key;
+                let mut k = 0;
+                while k < self.nodes[p].children.len() {
+                    let c = self.nodes[p].children[k].node;
+                    if empty[c] && !(all_empty && k == 0) {
+                        self.nodes[p].children.drain_range(k, k + 1);
+                        self.mark_subtree(c, &mut gone, &mut stack)?;
+                        any = true;
+                    } else {
+                        k += 1;
+                    }
+                }
+                // The first child covers the node's whole lower range.
+                self.nodes[p].children[0].key = lower;
+            }
+            for c in self.nodes[p].children.iter() {
+                stack.push(c.node, GFP_KERNEL)?;
+            }
+        }
+        // A changed root with one changed child: the child is the root.
+        while self.nodes[self.root].level > 0
+            && self.nodes[self.root].dirty
+            && self.nodes[self.root].children.len() == 1
+            && self.nodes[self.nodes[self.root].children[0].node].dirty
+        {
+            gone[self.root] = true;
+            self.root = self.nodes[self.root].children[0].node;
+            any = true;
+        }
+        if !any {
+            return Ok(());
+        }
+        // The nodes left, renumbered.
+        let mut new_index: KVVec<usize> = KVVec::from_elem(usize::MAX, n, GFP_KERNEL)?;
+        let mut kept = 0;
+        for i in 0..n {
+            if !gone[i] {
+                new_index[i] = kept;
+                kept += 1;
+            }
+        }
+        self.pruned
+            .reserve(n - kept, GFP_KERNEL)
+            .map_err(Error::from)?;
+        let mut nodes = KVVec::with_capacity(kept, GFP_KERNEL)?;
+        let old_nodes = core::mem::replace(&mut self.nodes, KVVec::new());
+        for (i, mut node) in old_nodes.into_iter().enumerate() {
+            if gone[i] {
+                // Within the capacity reserved above.
+                if node.dirty {
+                    release(&node.at);
+                    if let Some(old) = node.old {
+                        let _ = self.pruned.push(old, GFP_KERNEL);
+                    }
+                } else {
+                    let _ = self.pruned.push(node.at, GFP_KERNEL);
+                }
+                continue;
+            }
+            for c in node.children.iter_mut() {
+                c.node = new_index[c.node];
+            }
+            // Within the capacity reserved above.
+            let _ = nodes.push(node, GFP_KERNEL);
+        }
+        self.root = new_index[self.root];
+        self.nodes = nodes;
+        Ok(())
+    }
+
+    /// Marks node `n` and its subtree gone ([`Btree::prune_empty`]); `stack` is scratch space.
+    fn mark_subtree(&self, n: usize, gone: &mut [bool], stack: &mut KVec<usize>) -> Result {
+        let base = stack.len();
+        stack.push(n, GFP_KERNEL)?;
+        while stack.len() > base {
+            let Some(i) = stack.pop() else { break };
+            gone[i] = true;
+            for c in self.nodes[i].children.iter() {
+                stack.push(c.node, GFP_KERNEL)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Marks for rewriting every node whose copies `moves` selects (a member's evacuation:
     /// a copy on the member; re-replication: fewer copies than wanted), and every node above
     /// one (its pointer to the child changes), and moves each of them to new buckets,
@@ -846,7 +1033,15 @@ impl Btree {
                             GFP_KERNEL,
                         )?;
                     }
-                    encode_interior(&uuid, seq, n.level, &children, buf);
+                    if !encode_interior(&uuid, seq, n.level, &children, buf) {
+                        pr_err!(
+                            "{}: level {} btree node of {} children cannot be encoded\n",
+                            crate::shared::superblock::UuidFmt(&uuid),
+                            n.level,
+                            children.len()
+                        );
+                        return Err(EIO);
+                    }
                 }
             }
             let copies = level_nodes
@@ -906,6 +1101,12 @@ impl Btree {
     /// no longer needed; `free(ptr)` gets each of them, and the tree is clean.
     pub(crate) fn committed(&mut self, root: &BtreeRoot, mut free: impl FnMut(NodePtr)) {
         self.seq = root.node_seq;
+        for old in self.pruned.iter() {
+            for p in &old.ptrs[..old.nr_ptrs as usize] {
+                free(*p);
+            }
+        }
+        self.pruned.clear();
         for n in self.nodes.iter_mut() {
             if let Some(old) = n.old.take() {
                 for p in &old.ptrs[..old.nr_ptrs as usize] {

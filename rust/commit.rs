@@ -86,12 +86,18 @@ impl Fs {
             }
             st.live.get(Opt::MetadataReplicasRequired)
         };
-        // Copies whose write failed are no node's: their buckets wait for discard.
+        // Empty nodes leave the tree first; their new (unwritten) locations go back at once.
+        btree.prune_empty(|a| self.alloc.release_nodes(core::slice::from_ref(a)))?;
+        // Copies whose write failed are no node's: their buckets wait for discard. Not when the
+        // write failed as a whole: the node whose copies fell short still names its copies (a
+        // retry writes them again), so none of its buckets may be discarded or handed out;
+        // buckets of copies dropped from nodes of lower levels are left `btree` until the next
+        // mount's reconciliation frees them.
         let mut dropped: KVec<NodePtr> = KVec::new();
         let written = btree.write_dirty(self, required, |p| {
             let _ = dropped.push(p, GFP_KERNEL);
         });
-        if !dropped.is_empty() {
+        if written.is_ok() && !dropped.is_empty() {
             let geometry = &self.geometry;
             self.alloc.update(|devices| {
                 for p in dropped.iter().filter(|p| check_ptr(geometry, **p).is_ok()) {

@@ -22,6 +22,10 @@
 //! | `member_remove.rs`   | a member emptied and removed while mounted (`dev-N/evacuate`,    |
 //! |                      | `dev-N/remove`)                                                  |
 //! | `node_move.rs`       | rewriting committed nodes' copies after the mount                |
+//! | `journal_writer.rs`  | the mounted tree ([`Tree`]) and the runtime journal's writes     |
+//! | `transaction.rs`     | transactions on the mounted tree; commits of it; the flush timer |
+//! | `namespace.rs`       | the namespace operations of `shared/namespace.rs` on the tree    |
+//! | `timer.rs`           | a delayed call on the module's workqueue (the journal flush)     |
 //!
 //! Imports (`use crate::…`; `shared` and the leaves `text`, `vec_ext`, `append_vec`, `glue`
 //! left out), where `a -> b` reads "a imports b":
@@ -30,26 +34,29 @@
 //! allocator        -> closure             (its child allocator/report.rs: the report text)
 //! btree            -> allocator, bdev
 //! discard          -> allocator, bdev, btree
-//! fs               -> allocator, bdev, btree, discard
-//! commit           -> fs, bdev, btree
-//! heal             -> fs, btree, journal
+//! journal          -> bdev
+//! journal_writer   -> bdev, btree
+//! fs               -> allocator, bdev, btree, discard, heal, journal_writer, timer
+//! commit           -> fs, allocator, bdev, btree, journal
+//! heal             -> fs, allocator, btree
 //! recovery         -> fs, allocator, btree, journal
-//! runtime_options  -> fs
-//! member_add       -> fs, allocator, bdev, vfs
-//! node_move        -> fs, btree, journal
-//! member_remove    -> fs, allocator (node_move's `Fs` methods)
-//! sysfs            -> fs
-//! mount            -> fs, allocator, bdev, discard, sysfs, vfs
-//! vfs              -> fs, mount
+//! transaction      -> fs, allocator, btree, journal, journal_writer, timer
+//! namespace        -> fs, btree, transaction
+//! runtime_options  -> fs, allocator, commit
+//! member_add       -> fs, allocator, bdev, commit, vfs
+//! node_move        -> fs
+//! member_remove    -> fs
+//! fs_sysfs         -> fs, sysfs
+//! fs_vfs           -> fs, mount, vfs
+//! mount            -> fs, allocator, bdev, closure, commit, discard, heal, sysfs, vfs
 //! ```
 //!
 //! `discard.rs` does not know [`Fs`]: the worker sees it through [`DiscardHost`], which `Fs`
 //! implements here. `commit.rs`, `recovery.rs` and `runtime_options.rs` import `fs` and none of
 //! each other; their `impl Fs` methods call one another as methods of [`Fs`] (recovery ends in
 //! `Fs::commit`, an option write in `Fs::write_next_superblock`). That is a DAG but for one
-//! pair, on the C boundary: `mount.rs` takes the uuid claim (`UuidClaim`) from `vfs.rs`, which
-//! names [`Mounted`](crate::mount::Mounted) from `mount.rs`; it goes once the claim lives with
-//! the other C boundary wrappers rather than in `vfs.rs`.
+//! pair: `fs.rs` holds the re-replication state (`Heal`), declared in `heal.rs` next to the
+//! pass, an `impl Fs` block; it goes once `Heal` has a file of its own.
 
 use crate::allocator::{Allocator, LiveCell, LiveInputs};
 use crate::append_vec::AppendVec;
@@ -57,11 +64,11 @@ use crate::bdev::{BlockDevice, Holder};
 use crate::btree::BtreeStats;
 use crate::discard::{self, Discard, DiscardHost};
 use crate::heal::Heal;
+use crate::journal_writer::Tree;
 use crate::shared::bucket_table::BucketState;
 use crate::shared::options::{OptError, Options};
 use crate::shared::superblock::{Member as MemberDesc, Superblock, BLOCK_SIZE, MAX_MEMBERS};
 use crate::timer::{Timer, TimerTarget};
-use crate::transaction::Tree;
 use core::{
     pin::Pin,
     sync::atomic::{AtomicBool, AtomicU64, Ordering},
@@ -231,6 +238,11 @@ pub(crate) struct Fs {
     /// Set once recovery has finished (the journal replayed and committed, or the mount is
     /// read-only): the btree on disk is the whole tree, and may be rewritten after the mount.
     pub(crate) recovered: AtomicBool,
+    /// Set when a journal write, a commit of the mounted tree or a change of the tree in memory
+    /// failed half-way (`transaction.rs`): nothing is written any more (metadata changes and
+    /// `sync` fail with `EIO`), so the disk keeps the last durable state, which the next mount
+    /// recovers.
+    pub(crate) shut_down: AtomicBool,
     /// Serialises btree rewrites after the mount (`node_move.rs`: evacuation; the removal's
     /// emptiness check).
     #[pin]
@@ -358,11 +370,18 @@ impl Fs {
 unsafe impl TimerTarget for Fs {
     fn fire(&self) {
         if let Err(e) = self.sync_journal(true) {
+            if self.shut_down.load(Ordering::Acquire) {
+                return;
+            }
             pr_err!(
-                "{}: journal flush failed ({}); tried again after the next change\n",
+                "{}: journal flush failed ({}); tried again in {} ms\n",
                 crate::shared::superblock::UuidFmt(&self.uuid),
-                e.to_errno()
+                e.to_errno(),
+                crate::transaction::JOURNAL_FLUSH_MS
             );
+            if let Some(t) = self.flusher.lock().as_ref() {
+                t.arm(crate::transaction::JOURNAL_FLUSH_MS);
+            }
         }
     }
 }

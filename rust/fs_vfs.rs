@@ -40,25 +40,19 @@ fn euclean() -> Error {
     Error::from_errno(-(kernel::bindings::EUCLEAN as i32))
 }
 
-/// `r`, with a line in dmesg when it says the namespace is inconsistent (`EUCLEAN`) or could
-/// not be read (`EIO`); the other errors are the caller's to see (`ENOENT`, `EEXIST`, ...).
+/// `r`, with a line in dmesg naming the operation when it could not read or write the
+/// namespace (`EIO`). An inconsistency (`EUCLEAN`) already has its line from `Fs::ns_error`
+/// (or from [`BucketFsType::read_inode`]); the other errors are the caller's to see
+/// (`ENOENT`, `EEXIST`, ...).
 fn logged<T>(fs: &Fs, what: &str, r: Result<T>) -> Result<T> {
-    match r {
-        Err(e) if e == euclean() => {
-            pr_err!(
-                "{}: {what}: the namespace is inconsistent (run bucketfs fsck) ({})\n",
-                UuidFmt(&fs.uuid),
-                e.to_errno()
-            );
-        }
-        Err(e) if e == EIO => {
+    if let Err(e) = &r {
+        if *e == EIO {
             pr_err!(
                 "{}: {what}: namespace read or write failed ({})\n",
                 UuidFmt(&fs.uuid),
                 e.to_errno()
             );
         }
-        _ => {}
     }
     r
 }

@@ -266,6 +266,7 @@ pub(crate) fn read_entries(
         let mut gap = false;
         let mut refused_seq = None;
         let mut refused = None;
+        let mut old = None;
         for k in 0..copies.len() {
             let c = (cur + k) % copies.len();
             match entry_at(uuid, &mut win, copies, c, pos, expected, k == 0)? {
@@ -297,11 +298,25 @@ pub(crate) fn read_entries(
                         _ => {}
                     }
                 }
+                // An older entry is skipped only when no copy has the expected one here: a
+                // copy that holds an old entry where another has the expected one (its write
+                // of that entry failed, or its block 0 was not cleared) must not win.
+                Found::Old(blocks) => {
+                    if old.is_none() {
+                        old = Some((c, blocks));
+                    }
+                }
                 f => {
                     found = Some(f);
                     cur = c;
                     break;
                 }
+            }
+        }
+        if found.is_none() {
+            if let Some((c, blocks)) = old {
+                found = Some(Found::Old(blocks));
+                cur = c;
             }
         }
         match found {

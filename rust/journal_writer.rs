@@ -12,13 +12,34 @@
 //! makes every entry obsolete, and the journal starts again at block 0. So a full journal waits
 //! for that commit and never overwrites a live entry.
 
-use crate::bdev::{IoBatch, IoBuf};
-use crate::fs::Fs;
+use crate::bdev::{BlockDevice, IoBatch, IoBuf};
+use crate::btree::Btree;
 use crate::shared::journal_format::{encode_entry, entry_blocks, MAX_KEY_BYTES};
-use crate::shared::options::Opt;
+use crate::shared::superblock::Member;
 use crate::shared::superblock::{UuidFmt, BLOCK_SIZE};
 use crate::vec_ext::VecExt;
 use kernel::{alloc::KVVec, prelude::*};
+
+/// The mounted filesystem's btree and its journal, guarded by `Fs::tree`
+/// (`transaction.rs` runs transactions on it).
+pub(crate) struct Tree {
+    /// The whole btree, with the changes not committed yet.
+    pub(crate) btree: Btree,
+    /// The open journal entry and the journal position.
+    pub(crate) jw: JournalWriter,
+}
+
+/// A member the journal is written to: its device and geometry (where its area is).
+pub(crate) type JournalCopy<'a> = (&'a BlockDevice, &'a Member);
+
+/// Blocks of the smallest journal area of `copies` (0 if there is none).
+pub(crate) fn area_blocks(copies: &[JournalCopy<'_>]) -> u64 {
+    copies
+        .iter()
+        .map(|(_, g)| g.journal_blocks())
+        .min()
+        .unwrap_or(0)
+}
 
 /// The open entry and where it goes.
 ///
@@ -89,71 +110,47 @@ impl JournalWriter {
     }
 }
 
-impl Fs {
-    /// Half of the smallest journal area, in blocks.
-    pub(crate) fn journal_half(&self) -> u64 {
-        self.journal_area().0 / 2
-    }
-
-    /// Blocks of the smallest journal area of the members written to, and how many there are.
-    fn journal_area(&self) -> (u64, usize) {
-        let mut blocks = u64::MAX;
-        let mut n = 0;
-        for (m, g) in self.members.iter().zip(self.geometry.iter()) {
-            if m.is_removed() || m.dev().is_err() {
-                continue;
-            }
-            blocks = blocks.min(g.journal_blocks());
-            n += 1;
-        }
-        (if n == 0 { 0 } else { blocks }, n)
-    }
-
-    /// Writes the open entry of `jw` (nothing if it is empty) at `jw.pos` of every writable
-    /// member's journal area, with FUA: when this returns `Done`, the entry is durable on at
-    /// least `metadata_replicas_required` members (all of them if fewer). Returns `AreaFull`,
-    /// writing nothing, if it does not fit before the end of the smallest area.
-    pub(crate) fn write_entry(&self, jw: &mut JournalWriter) -> Result<Written> {
-        if jw.is_empty() {
+impl JournalWriter {
+    /// Writes the open entry (nothing if it is empty) of filesystem `uuid` at `pos` of every
+    /// area in `copies`, with FUA: when this returns `Done`, the entry is durable on at least
+    /// `required` of them (all of them if fewer). Returns `AreaFull`, writing nothing, if it
+    /// does not fit before the end of the smallest area.
+    pub(crate) fn write(
+        &mut self,
+        uuid: &[u8; 16],
+        copies: &[JournalCopy<'_>],
+        required: usize,
+    ) -> Result<Written> {
+        if self.is_empty() {
             return Ok(Written::Done);
         }
-        let blocks = entry_blocks(jw.recs.len(), 0).ok_or(E2BIG)? as u64;
-        let (area, members) = self.journal_area();
-        if jw.pos + blocks > area {
+        let blocks = entry_blocks(self.recs.len(), 0).ok_or(E2BIG)? as u64;
+        let area = area_blocks(copies);
+        if self.pos + blocks > area {
             return Ok(Written::AreaFull);
         }
         // The zero block after the entry, when the area has room for it.
-        let trailer = (jw.pos + blocks < area) as u64;
+        let trailer = (self.pos + blocks < area) as u64;
         let len = ((blocks + trailer) as usize) * BLOCK_SIZE;
         let mut buf = IoBuf::new(len)?;
         buf.fill(0);
         // The encoder refuses what the decoder would: never written, then.
-        encode_entry(&self.uuid, jw.seq, jw.nr as usize, &jw.recs, &[], &mut buf).ok_or_else(
-            || {
-                pr_err!(
-                    "{}: journal entry {} cannot be encoded ({} records, {} bytes)\n",
-                    UuidFmt(&self.uuid),
-                    jw.seq,
-                    jw.nr,
-                    jw.recs.len()
-                );
-                EIO
-            },
-        )?;
-        let required = (self.state.lock().live.get(Opt::MetadataReplicasRequired) as usize)
-            .min(members)
-            .max(1);
+        if encode_entry(uuid, self.seq, self.nr as usize, &self.recs, &[], &mut buf).is_none() {
+            pr_err!(
+                "{}: journal entry {} cannot be encoded ({} records, {} bytes)\n",
+                UuidFmt(uuid),
+                self.seq,
+                self.nr,
+                self.recs.len()
+            );
+            return Err(EIO);
+        }
+        let required = required.min(copies.len()).max(1);
         let slice = buf.slice(0, len).ok_or(EINVAL)?;
-        let mut batch = IoBatch::with_capacity(members)?;
-        let mut tickets = KVVec::with_capacity(members, GFP_KERNEL)?;
-        for (m, g) in self.members.iter().zip(self.geometry.iter()) {
-            if m.is_removed() {
-                continue;
-            }
-            let Ok(dev) = m.dev() else {
-                continue;
-            };
-            let off = g.bucket_offset(g.journal_start as u64) + jw.pos * BLOCK_SIZE as u64;
+        let mut batch = IoBatch::with_capacity(copies.len())?;
+        let mut tickets = KVVec::with_capacity(copies.len(), GFP_KERNEL)?;
+        for (dev, g) in copies {
+            let off = g.bucket_offset(g.journal_start as u64) + self.pos * BLOCK_SIZE as u64;
             tickets.push(batch.write(dev, off, slice, true).ok(), GFP_KERNEL)?;
         }
         batch.run()?;
@@ -163,43 +160,38 @@ impl Fs {
             .count();
         if good < required {
             pr_err!(
-                "{}: journal entry {} written to {good} member(s) of {members}, {required} \
-                 needed (-5)\n",
-                UuidFmt(&self.uuid),
-                jw.seq
+                "{}: journal entry {} written to {good} member(s) of {}, {required} needed (-5)\n",
+                UuidFmt(uuid),
+                self.seq,
+                copies.len()
             );
             return Err(EIO);
         }
-        jw.recs.clear();
-        jw.nr = 0;
-        jw.seq += 1;
-        jw.pos += blocks;
-        jw.written += 1;
+        self.recs.clear();
+        self.nr = 0;
+        self.seq += 1;
+        self.pos += blocks;
+        self.written += 1;
         Ok(Written::Done)
     }
+}
 
-    /// Writes a zero block at block 0 of every writable member's journal area (after a commit
-    /// moved the journal there), so a mount reading from there stops at once. Best effort:
-    /// stale entries there are older than the superblock's `journal_seq` and are skipped.
-    pub(crate) fn clear_journal_start(&self) {
-        let Ok(mut buf) = IoBuf::new(BLOCK_SIZE) else {
-            return;
-        };
-        buf.fill(0);
-        let Some(slice) = buf.slice(0, BLOCK_SIZE) else {
-            return;
-        };
-        let Ok(mut batch) = IoBatch::with_capacity(self.members.len()) else {
-            return;
-        };
-        for (m, g) in self.members.iter().zip(self.geometry.iter()) {
-            if m.is_removed() {
-                continue;
-            }
-            if let Ok(dev) = m.dev() {
-                let _ = batch.write(dev, g.bucket_offset(g.journal_start as u64), slice, true);
-            }
-        }
-        let _ = batch.run();
+/// Writes a zero block at block 0 of every area in `copies` (after a commit moved the journal
+/// there), so a mount reading from there stops at once. Best effort: stale entries there are
+/// older than the superblock's `journal_seq` and are skipped.
+pub(crate) fn clear_start(copies: &[JournalCopy<'_>]) {
+    let Ok(mut buf) = IoBuf::new(BLOCK_SIZE) else {
+        return;
+    };
+    buf.fill(0);
+    let Some(slice) = buf.slice(0, BLOCK_SIZE) else {
+        return;
+    };
+    let Ok(mut batch) = IoBatch::with_capacity(copies.len()) else {
+        return;
+    };
+    for (dev, g) in copies {
+        let _ = batch.write(dev, g.bucket_offset(g.journal_start as u64), slice, true);
     }
+    let _ = batch.run();
 }

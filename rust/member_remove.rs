@@ -158,11 +158,18 @@ impl Fs {
         let _members = self.add_lock.lock();
         let _serialised = self.rewrite_lock.lock();
         self.check_member_removal(m, "remove")?;
-        // Nothing is allocated while this runs: allocations after the mount happen under
-        // `rewrite_lock`. A refusal changes nothing (writable included).
-        let copies = self
-            .committed_copies(|p| p.member as usize == m)
-            .map_err(|e| member_err!(self, m, "remove", e, "cannot load the btree"))?;
+        // The tree is held from the count to the retirement: no transaction allocates on the
+        // member meanwhile, and what is counted is the committed tree (a commit first, so no
+        // node's committed copies hide behind a newer copy in memory). A refusal changes
+        // nothing (writable included).
+        let mut tree = self.tree.lock();
+        let copies = match tree.as_mut() {
+            Some(t) => self
+                .commit_pending(t)
+                .map(|()| t.btree.count_copies(|p| p.member as usize == m)),
+            None => Err(EAGAIN),
+        }
+        .map_err(|e| member_err!(self, m, "remove", e, "cannot commit the btree"))?;
         // Planned and written under the state lock (`update_superblock`), on its one copy of
         // the superblock (superblocks stay off this deep stack).
         let replicas = self.live().replicas;

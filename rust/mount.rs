@@ -449,6 +449,7 @@ impl Fs {
                 tables_ready: AtomicBool::new(false),
                 add_lock <- new_mutex!(()),
                 recovered: AtomicBool::new(false),
+                shut_down: AtomicBool::new(false),
                 rewrite_lock <- new_mutex!(()),
                 state <- new_mutex!(FsState {
                     sb: persisted,

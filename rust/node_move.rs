@@ -74,10 +74,4 @@ impl Fs {
             left: tree.btree.count_nodes(&moves),
         })
     }
-
-    /// Copies of committed nodes that `select` selects (the committed tree loaded and
-    /// checked); the caller holds [`Fs::rewrite_lock`].
-    pub(crate) fn committed_copies(&self, select: impl Fn(NodePtr) -> bool) -> Result<u64> {
-        self.read_tree(|t| Ok(t.count_copies(select)))
-    }
 }

@@ -17,10 +17,11 @@ use crate::allocator::NodeAlloc;
 use crate::btree::Btree;
 use crate::fs::Fs;
 use crate::journal::JournalPos;
-use crate::journal_writer::{JournalWriter, Written};
+use crate::journal_writer::{self, area_blocks, JournalCopy, JournalWriter, Tree, Written};
 use crate::shared::alloc_policy::{held_back, Watermark};
 use crate::shared::bkey::{self, Kind, Pos, MAX_RECORD, MAX_VAL};
 use crate::shared::namespace_format::MAX_INO;
+use crate::shared::options::Opt;
 use crate::shared::superblock::UuidFmt;
 use crate::timer::Timer;
 use crate::vec_ext::VecExt;
@@ -40,17 +41,12 @@ pub(crate) const JOURNAL_FLUSH_MS: u32 = 1000;
 /// commits anything while it runs.
 pub(crate) const TX_MAX_BYTES: usize = 8192;
 
+/// Zeros to make room for a record in a transaction's records.
+static ZERO_RECORD: [u8; MAX_RECORD] = [0; MAX_RECORD];
+
 /// The watermark of the namespace's node allocations: metadata digs into the btree reserve
 /// that data (a lower watermark) leaves alone.
 const WATERMARK: Watermark = Watermark::Btree;
-
-/// The mounted filesystem's btree and journal, guarded by [`Fs::tree`].
-pub(crate) struct Tree {
-    /// The whole btree, with the changes not committed yet.
-    pub(crate) btree: Btree,
-    /// The open journal entry and the journal position.
-    pub(crate) jw: JournalWriter,
-}
 
 /// One update a transaction made, to undo it: the key, and where its value before is in
 /// [`Tx::old`] (`None`: it was absent).
@@ -106,30 +102,55 @@ impl Tx<'_> {
     }
 
     fn update(&mut self, pos: Pos, val: Option<&[u8]>) -> Result {
-        // The record first: a value the decoder would refuse is refused before anything
-        // changes.
-        let mut rec = KVec::from_elem(0u8, MAX_RECORD, GFP_KERNEL)?;
-        let len = bkey::encode(pos, val.is_none(), val.unwrap_or(&[]), &mut rec).ok_or(EINVAL)?;
+        // The record first, at the end of the transaction's records (taken back if the update
+        // fails): a value the decoder would refuse is refused before anything changes.
+        let at = self.recs.len();
+        let size = bkey::record_size(val.map_or(0, |v| v.len()));
+        if size > MAX_RECORD {
+            return Err(EINVAL);
+        }
+        self.recs
+            .extend_from_slice(&ZERO_RECORD[..size], GFP_KERNEL)?;
+        let encoded = bkey::encode(pos, val.is_none(), val.unwrap_or(&[]), &mut self.recs[at..]);
+        if encoded != Some(size) {
+            self.recs.truncate(at);
+            return Err(EINVAL);
+        }
         let old = match self.tree.btree.get(pos) {
             Some(v) => {
-                let at = self.old.len();
-                self.old.extend_from_slice(v, GFP_KERNEL)?;
-                Some((at, v.len()))
+                let o = self.old.len();
+                if let Err(e) = self.old.extend_from_slice(v, GFP_KERNEL) {
+                    self.recs.truncate(at);
+                    return Err(e.into());
+                }
+                Some((o, v.len()))
             }
             None => None,
         };
-        self.undo.push(Undo { pos, old }, GFP_KERNEL)?;
-        self.recs.reserve(len, GFP_KERNEL)?;
+        if let Err(e) = self.undo.push(Undo { pos, old }, GFP_KERNEL) {
+            self.recs.truncate(at);
+            return Err(e.into());
+        }
         let fs = self.fs;
         let prealloc = &mut *self.prealloc;
         let want = &mut self.want;
-        let r = self.tree.btree.update(
+        let rec = val.map(|_| &self.recs[at..at + size]);
+        let r = self.tree.btree.update_rec(
             pos,
-            val,
+            rec,
             |n, out| {
                 let mut left = n;
                 while left > 0 {
                     let Some(a) = prealloc.pop() else { break };
+                    // Set aside before a member's removal: not used, given back.
+                    if a.ptrs[..a.nr_ptrs as usize].iter().any(|p| {
+                        fs.members
+                            .get(p.member as usize)
+                            .is_none_or(|m| m.is_removed())
+                    }) {
+                        fs.alloc.release_nodes(&[a]);
+                        continue;
+                    }
                     out.push(a, GFP_KERNEL)?;
                     left -= 1;
                 }
@@ -143,11 +164,11 @@ impl Tx<'_> {
             |unused| fs.alloc.release_nodes(unused),
         );
         if let Err(e) = r {
-            // Nothing changed: this update has no undo.
+            // Nothing changed: this update has no undo, and no record.
             let _ = self.undo.pop();
+            self.recs.truncate(at);
             return Err(e);
         }
-        self.recs.extend_from_slice(&rec[..len], GFP_KERNEL)?;
         self.nr += 1;
         if pos.kind == Kind::Inode as u8 {
             let had = self.undo.last().is_some_and(|u| u.old.is_some());
@@ -158,8 +179,9 @@ impl Tx<'_> {
 
     /// Undoes every update, the last first: each node gets back the records it had, so none
     /// grows past what it held and no undo needs a node allocation (the nodes are already the
-    /// transaction's copies).
-    fn rollback(&mut self) {
+    /// transaction's copies). Returns whether every update was undone.
+    fn rollback(&mut self) -> bool {
+        let mut all = true;
         let fs = self.fs;
         while let Some(u) = self.undo.pop() {
             let old = u.old.map(|(at, len)| &self.old[at..at + len]);
@@ -176,6 +198,7 @@ impl Tx<'_> {
                 |unused| fs.alloc.release_nodes(unused),
             );
             if let Err(e) = r {
+                all = false;
                 pr_err!(
                     "{}: cannot undo a failed transaction's update of ({}, {}, {}) ({}); the \
                      tree in memory keeps it\n",
@@ -189,6 +212,7 @@ impl Tx<'_> {
         }
         self.recs.clear();
         self.nr = 0;
+        all
     }
 
     /// The transaction ends well: its records join the open journal entry, which has room for
@@ -216,6 +240,33 @@ impl Tx<'_> {
 }
 
 impl Fs {
+    /// Stops every write of the mounted filesystem after a failure that leaves what is in
+    /// memory out of step with what may be on disk: a journal entry written to fewer members
+    /// than needed (its block may hold it on some: written again or followed by a commit, it
+    /// could be replayed onto a newer root), a commit that failed after it began writing, a
+    /// change of the tree in memory that failed half-way. As XFS does: metadata changes,
+    /// `sync` and the unmount's commit then fail with `EIO` or do nothing, and the next mount
+    /// recovers the last durable state.
+    pub(crate) fn shut_down(&self, why: &str, e: Error) -> Error {
+        if !self.shut_down.swap(true, Ordering::AcqRel) {
+            pr_err!(
+                "{}: shut down: {why} ({}); nothing more is written: metadata changes and sync \
+                 fail with EIO; unmount and mount again to recover what was synced\n",
+                UuidFmt(&self.uuid),
+                e.to_errno()
+            );
+        }
+        EIO
+    }
+
+    /// `EIO` once the filesystem is shut down.
+    fn check_shut_down(&self) -> Result {
+        if self.shut_down.load(Ordering::Acquire) {
+            return Err(EIO);
+        }
+        Ok(())
+    }
+
     /// Keeps the btree recovery loaded (and replayed) as the mounted filesystem's tree; the
     /// journal goes on where the superblock says, and new inodes are numbered from one more
     /// than the largest.
@@ -249,8 +300,20 @@ impl Fs {
     }
 
     /// Makes the journal flush timer if there is none (a read-write mount once the tree is
-    /// installed, a remount read-write).
+    /// installed, a remount read-write), and arms it if the open entry holds records (left by a
+    /// remount read-only whose commit failed).
     pub(crate) fn start_flusher(&self) {
+        self.make_flusher();
+        if let Some(t) = self.tree.lock().as_ref() {
+            if !t.jw.is_empty() {
+                if let Some(f) = self.flusher.lock().as_ref() {
+                    f.arm(JOURNAL_FLUSH_MS);
+                }
+            }
+        }
+    }
+
+    fn make_flusher(&self) {
         if self.state.lock().read_only {
             return;
         }
@@ -296,6 +359,9 @@ impl Fs {
                 if self.state.lock().read_only {
                     break Err(EROFS);
                 }
+                if let Err(e) = self.check_shut_down() {
+                    break Err(e);
+                }
                 // Room for the transaction's records in the open entry, before anything changes.
                 if !tree.jw.fits(TX_MAX_BYTES) {
                     if let Err(e) = self.flush_entry(tree) {
@@ -314,15 +380,24 @@ impl Fs {
                     inodes: 0,
                 };
                 let r = f(&mut tx).and_then(|v| tx.finish().map(|()| v));
-                if r.is_err() {
-                    tx.rollback();
-                }
+                let r = match r {
+                    Err(e) if !tx.rollback() => {
+                        Err(self.shut_down("a failed metadata change could not be undone", e))
+                    }
+                    r => r,
+                };
+                let r = match r {
+                    Err(e) if tx.tree.btree.torn() => {
+                        Err(self.shut_down("the btree in memory was left half changed", e))
+                    }
+                    r => r,
+                };
                 want = tx.want;
                 r
             };
             match r {
                 Err(e) if e == EAGAIN && want > 0 => {
-                    if self.out_of_space() {
+                    if self.out_of_space(want) {
                         break Err(ENOSPC);
                     }
                     let got =
@@ -348,13 +423,19 @@ impl Fs {
         f(&tree.btree)
     }
 
-    /// Whether fewer members than `metadata_replicas` have an empty bucket (free, or waiting
-    /// for discard) beyond what the metadata watermark holds back: a metadata change that needs
-    /// a node then fails with `ENOSPC` instead of waiting. A member starved while its
+    /// Whether fewer members than a request for `want` nodes needs (`metadata_replicas`, or
+    /// `metadata_replicas_required` with `metadata_degraded_writes`) have `want` empty buckets
+    /// (free, or waiting for discard) beyond what the metadata watermark holds back: the
+    /// change then fails with `ENOSPC` instead of waiting. A member starved while its
     /// `need_discard` buckets wait for the discard worker (the #1108 shape) still counts: a
     /// change parks there, and an option write, a discard or the abort knob releases it.
-    fn out_of_space(&self) -> bool {
-        let replicas = self.live().replicas as usize;
+    fn out_of_space(&self, want: u32) -> bool {
+        let live = self.live();
+        let needs = if live.degrade {
+            live.required.min(live.replicas)
+        } else {
+            live.replicas
+        } as usize;
         let usable = self.alloc.inspect(|devices| {
             devices
                 .iter()
@@ -362,17 +443,48 @@ impl Fs {
                 .filter(|(_, m)| !m.is_removed())
                 .filter(|(d, _)| {
                     let s = d.snapshot();
-                    s.writable && s.free + s.need_discard > held_back(s.allocatable, WATERMARK)
+                    s.writable
+                        && (s.free + s.need_discard)
+                            .saturating_sub(held_back(s.allocatable, WATERMARK))
+                            >= want as u64
                 })
                 .count()
         });
-        usable < replicas
+        usable < needs
+    }
+
+    /// The members the journal is written to (not removed, not missing).
+    fn journal_copies(&self) -> Result<KVec<JournalCopy<'_>>> {
+        let mut v = KVec::with_capacity(self.members.len(), GFP_KERNEL)?;
+        for (m, g) in self.members.iter().zip(self.geometry.iter()) {
+            if m.is_removed() {
+                continue;
+            }
+            if let Ok(dev) = m.dev() {
+                v.push((dev, g), GFP_KERNEL)?;
+            }
+        }
+        Ok(v)
+    }
+
+    /// Half of the smallest journal area, in blocks.
+    fn journal_half(&self) -> u64 {
+        self.journal_copies()
+            .map(|c| area_blocks(&c) / 2)
+            .unwrap_or(0)
     }
 
     /// Writes the open journal entry; a journal area too full for it is reclaimed by a commit
     /// first (which also makes the entry's records durable).
     pub(crate) fn flush_entry(&self, tree: &mut Tree) -> Result {
-        match self.write_entry(&mut tree.jw)? {
+        let copies = self.journal_copies()?;
+        let required = self.state.lock().live.get(Opt::MetadataReplicasRequired) as usize;
+        self.check_shut_down()?;
+        let written = tree
+            .jw
+            .write(&self.uuid, &copies, required)
+            .map_err(|e| self.shut_down("a journal entry could not be written", e))?;
+        match written {
             Written::Done => Ok(()),
             Written::AreaFull => self.commit_tree(tree, true),
         }
@@ -389,6 +501,7 @@ impl Fs {
         if self.state.lock().read_only {
             return Ok(());
         }
+        self.check_shut_down()?;
         self.flush_entry(tree)
     }
 
@@ -396,15 +509,22 @@ impl Fs {
     /// with the journal position past every record (`restart`: at block 0 of the areas), the
     /// bucket tables; the open entry's records are in the tree now and are dropped.
     pub(crate) fn commit_tree(&self, tree: &mut Tree, restart: bool) -> Result {
+        self.check_shut_down()?;
+        // At the end of the smallest area the journal goes on at block 0 (as the mount's
+        // reader has it), which is also the only offset the superblock accepts there.
+        let restart = restart || tree.jw.pos >= area_blocks(&self.journal_copies()?);
         let pos = if restart { 0 } else { tree.jw.pos };
         let next = JournalPos {
             seq: tree.jw.seq,
             offset: pos,
         };
-        self.commit(&mut tree.btree, next, &[], true)?;
+        self.commit(&mut tree.btree, next, &[], true)
+            .map_err(|e| self.shut_down("a commit of the btree failed", e))?;
         tree.jw.committed(pos);
         if restart {
-            self.clear_journal_start();
+            if let Ok(copies) = self.journal_copies() {
+                journal_writer::clear_start(&copies);
+            }
         }
         self.progress.set_stats(&tree.btree.stats());
         Ok(())
@@ -422,6 +542,7 @@ impl Fs {
 
     /// Commits `tree` if anything is not committed yet (nothing on a read-only mount).
     pub(crate) fn commit_pending(&self, tree: &mut Tree) -> Result {
+        self.check_shut_down()?;
         if self.state.lock().read_only {
             return Ok(());
         }

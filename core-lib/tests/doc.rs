@@ -243,7 +243,8 @@ fn format_2_figures_match() {
     assert_eq!(ns::MAX_INO, (1 << 32) - 1);
     assert_eq!(ns::MAX_NAME, 255);
     assert_eq!(ns::DIRENT_PROBE, 32);
-    assert_eq!(ns::HASH_LIMIT, 1 << 61);
+    assert_eq!(ns::HASH_LIMIT, 1 << 30);
+    assert!(DOC.contains("`< 2^30` (`HASH_LIMIT`)"));
     assert_eq!(ns::SYMLINK_PIECE, 1024);
     assert_eq!(ns::MAX_SYMLINK, 4095);
     assert_eq!(ns::MAX_SIZE, (1 << 63) - 1);
@@ -255,8 +256,8 @@ fn format_2_figures_match() {
         "1 ..= 2^32 - 1 (`MAX_INO`)",
         "1 to 255 bytes\n(`MAX_NAME`)",
         "32\n(`DIRENT_PROBE`)",
-        "`< 2^61` (`HASH_LIMIT`)",
-        "modulo\n`2^61 - 32`",
+        "`< 2^30` (`HASH_LIMIT`)",
+        "modulo\n`2^30 - 32`",
         "1 to 4095 bytes, `MAX_SYMLINK`",
         "at most 1024 bytes: keys",
         "up to piece 3",

@@ -721,7 +721,7 @@ fn interior_nodes_round_trip_and_checks() {
         child(Kind::Dirent, 1, 10, 305),
     ];
     let mut b = vec![0; BLOCK_SIZE];
-    encode_interior(&UUID, 10, 1, &children, &mut b);
+    assert!(encode_interior(&UUID, 10, 1, &children, &mut b));
     let mut got = Vec::new();
     let h = decode_node(&UUID, 1, &b, |_| panic!(), |c| got.push(c)).unwrap();
     assert_eq!(got, children);
@@ -732,7 +732,7 @@ fn interior_nodes_round_trip_and_checks() {
 
     let refused = |c: &[Child], fix: &dyn Fn(&mut [u8])| {
         let mut b = vec![0; BLOCK_SIZE];
-        encode_interior(&UUID, 10, 1, c, &mut b);
+        write_interior_raw(&UUID, 10, 1, c, &mut b);
         fix(&mut b);
         seal(&mut b);
         decode_node(&UUID, 1, &b, |_| {}, |_| {})

@@ -415,7 +415,7 @@ fn golden_records() -> Vec<(Pos, bool, Vec<u8>)> {
             0xf1f2_f3f4_f5f6_f7f8u64.to_le_bytes().to_vec(),
         ),
         (inode_pos(0x5152_5354), false, iv),
-        (dirent_pos(ROOT_INO, 0x0a0b_0c0d_0e0f), false, dv),
+        (dirent_pos(ROOT_INO, 0x0a0b_0c0d), false, dv),
         (symlink_pos(0x6162_6364, 2), false, b"target".to_vec()),
         (inode_pos(0x7172_7374), true, vec![]),
     ]
@@ -446,7 +446,7 @@ fn journal_updates() -> Vec<BucketUpdate> {
 }
 
 const JOURNAL_ENTRY: &str = "
-    0000: 4246534a 524e4c31 c2a2fdc5 01000000
+    0000: 4246534a 524e4c31 ce763987 01000000
     0010: 0f0e0d0c 0b0a0000 30373e45 4c535a61
     0020: 686f767d 848b9299 05000000 06000000
     0030: e0000000 00000000 00000000 00000000
@@ -458,7 +458,7 @@ const JOURNAL_ENTRY: &str = "
     0090: d8d7d6d5 d4d3d2d1 e8e7e6e5 e4e3e2e1
     00a0: f8f7f6f5 f4f3f2f1 04030201 14131211
     00b0: 24232221 34333231 03001300 00000000
-    00c0: 01000000 00000000 0f0e0d0c 0b0a0000
+    00c0: 01000000 00000000 0d0c0b0a 00000000
     00d0: 44434241 00000000 04030000 00000000
     00e0: 6162ff00 00000000 04000600 00000000
     00f0: 64636261 00000000 02000000 00000000
@@ -527,7 +527,7 @@ fn journal_entry_of_two_blocks_has_its_length_and_one_checksum() {
 }
 
 const LEAF: &str = "
-    0000: 42465342 54524545 f73ebd41 00000400
+    0000: 42465342 54524545 fbea7903 00000400
     0010: 76757473 72710000 50575e65 6c737a81
     0020: 888f969d a4abb2b9 c8000000 00000000
     0040: 01000800 00000000 00000000 00000000
@@ -538,7 +538,7 @@ const LEAF: &str = "
     0090: d8d7d6d5 d4d3d2d1 e8e7e6e5 e4e3e2e1
     00a0: f8f7f6f5 f4f3f2f1 04030201 14131211
     00b0: 24232221 34333231 03001300 00000000
-    00c0: 01000000 00000000 0f0e0d0c 0b0a0000
+    00c0: 01000000 00000000 0d0c0b0a 00000000
     00d0: 44434241 00000000 04030000 00000000
     00e0: 6162ff00 00000000 04000600 00000000
     00f0: 64636261 00000000 02000000 00000000
@@ -617,7 +617,7 @@ fn btree_interior_encodes_to_known_bytes_and_back() {
         .collect();
     let id = uuid(0x60);
     let mut b = vec![0xee; BLOCK_SIZE];
-    encode_interior(&id, 0x8182_8384, 3, &children, &mut b);
+    assert!(encode_interior(&id, 0x8182_8384, 3, &children, &mut b));
     check("interior", &b, INTERIOR);
     let mut got = Vec::new();
     let h = decode_node(&id, 3, &b, |_| panic!(), |c| got.push(c)).unwrap();

@@ -683,6 +683,33 @@ fn renames() {
     fs.clean();
 }
 
+/// A directory renamed within its parent is not locked by the VFS: the caller's copy of its
+/// attributes may predate a chmod or a link count change that ran meanwhile. The rename takes
+/// only the type and the change time from it and keeps the stored rest.
+#[test]
+fn rename_keeps_the_stored_attributes_of_the_moved_inode() {
+    let mut fs = Fs::real();
+    let d = fs.mkdir(ROOT_INO, b"d").unwrap();
+    let x = fs.mkdir(d, b"x").unwrap();
+    let stale = fs.inode(x);
+    // A chmod and a subdirectory after the caller took its copy.
+    let mut now = fs.inode(x);
+    now.attr.mode = S_IFDIR | 0o700;
+    fs.run(|s, _| setattr(s, &now)).unwrap();
+    fs.mkdir(x, b"sub").unwrap();
+    let dir = fs.inode(d);
+    let mut moved = stale;
+    moved.attr.ctime_sec = 12345;
+    fs.run(|s, n| rename(s, n, &dir, b"x", &dir, b"y", &moved, None))
+        .unwrap();
+    let after = fs.inode(x);
+    assert_eq!(after.attr.mode, S_IFDIR | 0o700);
+    assert_eq!(after.attr.nlink, 3);
+    assert_eq!(after.attr.ctime_sec, 12345);
+    assert_eq!(fs.find(d, b"y"), Some(x));
+    fs.clean();
+}
+
 #[test]
 fn errors_of_the_store_pass_through() {
     let mut fs = Fs::real();

@@ -205,6 +205,12 @@ pub fn decode_at(buf: &[u8], at: usize) -> Result<(KeyRef<'_>, usize), KeyError>
     if end > buf.len() {
         return Err(KeyError::Truncated);
     }
+    // The header's unused bytes and the value's padding are zero, as the encoder writes them.
+    if buf[at + 4..at + 8].iter().any(|&c| c != 0)
+        || buf[at + KEY_HEADER + len..end].iter().any(|&c| c != 0)
+    {
+        return Err(KeyError::Header);
+    }
     let pos = Pos {
         kind: h.kind,
         ino: h.ino,

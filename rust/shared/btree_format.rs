@@ -167,11 +167,43 @@ pub fn check_records(nr: usize, records: &[u8]) -> Result<(), NodeError> {
     Ok(())
 }
 
-/// Encodes an interior node at `level` (1 or more); `children` sorted, at most
-/// [`INTERIOR_CAPACITY`].
-pub fn encode_interior(uuid: &[u8; 16], seq: u64, level: u8, children: &[Child], buf: &mut [u8]) {
-    let b = &mut buf[..BLOCK_SIZE];
+/// Encodes an interior node at `level` (1 ..= [`MAX_BTREE_LEVEL`]) of `children` (1 to
+/// [`INTERIOR_CAPACITY`], strictly ascending, each with 1 ..= `MAX_REPLICAS` copies). Returns
+/// `false`, writing nothing, for anything else: what the decoder would refuse is never written.
+pub fn encode_interior(
+    uuid: &[u8; 16],
+    seq: u64,
+    level: u8,
+    children: &[Child],
+    buf: &mut [u8],
+) -> bool {
+    let ordered = children.windows(2).all(|w| w[0].pos() < w[1].pos());
+    if !(1..=MAX_BTREE_LEVEL).contains(&level)
+        || !(1..=INTERIOR_CAPACITY).contains(&children.len())
+        || !ordered
+        || children
+            .iter()
+            .any(|c| !(1..=MAX_REPLICAS).contains(&c.nr_ptrs))
+        || seq >= MAX_SEQ
+    {
+        return false;
+    }
+    write_interior_raw(uuid, seq, level, children, buf);
+    true
+}
+
+/// Writes an interior node of `children` (at most [`INTERIOR_CAPACITY`] of them) as given,
+/// checked or not: for damage generators and tests, which write what the decoder refuses on
+/// purpose. The filesystem writes nodes with [`encode_interior`] only.
+pub fn write_interior_raw(
+    uuid: &[u8; 16],
+    seq: u64,
+    level: u8,
+    children: &[Child],
+    buf: &mut [u8],
+) {
     let children = &children[..children.len().min(INTERIOR_CAPACITY)];
+    let b = &mut buf[..BLOCK_SIZE];
     header(
         b,
         uuid,

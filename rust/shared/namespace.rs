@@ -522,7 +522,10 @@ pub fn unlink<S: Store + ?Sized>(
 /// Renames `old_name` in `old_dir` (pointing at `moved`) to `new_name` in `new_dir` (the same
 /// directory or another one), over the name's inode `replaced` if it exists.
 ///
-/// Every inode is given with its attributes after the rename: `moved` keeps its `nlink`; a
+/// Every inode is given with its attributes after the rename, but `moved`, of which only the
+/// type and the change time are taken: its stored attributes are written back with that time
+/// (the VFS does not lock a directory renamed within its parent, so the caller's copy of its
+/// other attributes may be older than a change that ran meanwhile); a
 /// replaced directory (which must be empty, and can be replaced by a directory only) has
 /// `nlink` 0, another replaced inode one less than stored; `old_dir` loses one link and
 /// `new_dir` gains one when a directory moves between them, and a directory replaced by it
@@ -551,7 +554,17 @@ pub fn rename<S: Store + ?Sized>(
     if of.ino != moved.ino {
         return Err(NsError::Corrupt);
     }
-    let stored_moved = check_target(store, moved, 0)?;
+    let stored_moved = get_inode(store, moved.ino)?.ok_or(NsError::Corrupt)?;
+    if stored_moved.attr.mode & S_IFMT != moved.attr.mode & S_IFMT
+        || moved.attr.ctime_nsec >= 1_000_000_000
+    {
+        return Err(NsError::Invalid);
+    }
+    // The stored inode with the rename's change time.
+    let mut moved_now = stored_moved;
+    moved_now.attr.ctime_sec = moved.attr.ctime_sec;
+    moved_now.attr.ctime_nsec = moved.attr.ctime_nsec;
+    let moved = &moved_now;
     let nw = window(store, names, new_dir.ino, new_name)?;
     if same_dir && old_name == new_name {
         check_dir(store, new_dir, 0)?;

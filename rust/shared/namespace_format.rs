@@ -24,8 +24,9 @@ pub const MAX_INO: u64 = u32::MAX as u64;
 pub const MAX_NAME: usize = 255;
 /// Slots a name may take after its hash.
 pub const DIRENT_PROBE: u64 = 32;
-/// Hash slots are below this (so a `readdir` cookie, slot + 2, fits an `loff_t`).
-pub const HASH_LIMIT: u64 = 1 << 61;
+/// Hash slots are below this, so a `readdir` cookie (slot + 2, and the end cookie, this + 2)
+/// fits the 32-bit `d_off` of a compat or 32-bit `getdents` and `telldir`.
+pub const HASH_LIMIT: u64 = 1 << 30;
 /// Bytes of a piece of a symbolic link's target.
 pub const SYMLINK_PIECE: usize = 1024;
 /// Longest symbolic link target (`PATH_MAX` less its NUL).

@@ -2,7 +2,7 @@
 # `make bench` in the guest, on the bench kernel (kernel/bench.config). Disks: vda vdb 64M
 # (unstick), vdc 48M + vdd 192M (the seed's numbers: drain, replay), vde 40M, vdf 400M, vdg 4G
 # (10k, 100k, 1M buckets: replay scaling; 16k buckets of 64 KiB), vdh 1T sparse (16M buckets of
-# 64 KiB).
+# 64 KiB), vdi 1G (metadata operations: bucketfs and ext4 made in turn on the same disk).
 set -e
 # Timings need a fine clocksource; early in boot it may still be jiffies (4 ms steps), and
 # without tsc=reliable (scripts/vm.sh sets it) the TSC may be dropped for refined-jiffies.
@@ -39,6 +39,18 @@ if [ $rc != 0 ]; then
 		echo "| mount of a 1 TiB member | not measured: $why | target <= 2x: not measured | | $(cat $cs) |" >>$rows
 	grep -q '^| commit after' /tmp/scale.out ||
 		echo "| commit after replaying 20000 keys, a 1 TiB member vs 16k buckets | not measured: $why | target <= 1.2x: not measured | | $(cat $cs) |" >>$rows
+fi
+# Metadata operations, bucketfs against ext4 made in turn on the same disk (vdi, 1G): the
+# tool says in the row when a side fails; when the tool itself dies or hangs, this does.
+rc=0
+timeout 2400 bucketfs bench meta --runs 3 /dev/vdi >/tmp/meta.out 2>/tmp/meta.err || rc=$?
+cat /tmp/meta.out >>$rows
+if [ $rc != 0 ]; then
+	umount /mnt 2>/dev/null || true
+	why="bucketfs bench meta exited with status $rc ($(grep -v -e '^Aborted' -e RUST_BACKTRACE \
+		/tmp/meta.err | grep . | tail -n 1 | tr '|' '/'))"
+	grep -q '^| metadata' /tmp/meta.out ||
+		echo "| metadata: 10000 files in 100 dirs, create + rename + unlink, then sync | not measured: $why | target >= 0.5x: not measured | | $(cat $cs) |" >>$rows
 fi
 sleep 1
 cat $rows

@@ -4,9 +4,8 @@
 # one, onto a non-empty one), rm, mknod, ls; chmod, chown, touch -d and truncate with stat
 # checks; the errors (EEXIST, ENOTEMPTY, ENOENT, ENAMETOOLONG, ENOTDIR, EISDIR, EROFS); names
 # of 255 bytes and with every byte but '/' and NUL; a few thousand names; link counts.
-# After the changes the inode and dentry caches are dropped and everything is checked again,
-# so what is seen comes from the filesystem's store, not from the VFS caches.
-# (Persistence across unmount and power cuts is tested once the namespace is in the btree.)
+# After the changes everything is checked again with the inode and dentry caches dropped
+# (what is seen comes from the btree, not from the VFS caches), and after unmount and mount.
 # Disks: vda.
 
 insmod /modules/bucketfs.ko
@@ -129,6 +128,7 @@ t names_utimes touch -d "2001-02-03 04:05:06" $M/g
 want_mtime=$(date -d "2001-02-03 04:05:06" +%s)
 t names_utimes_read test "$(stat -c %Y $M/g)" = "$want_mtime"
 t names_utimes_atime test "$(stat -c %X $M/g)" = "$want_mtime"
+t names_utimes_kept touch -d "2001-02-03 04:05:06" $M/tm
 t names_truncate truncate -s 12345 $M/g
 t names_truncate_size test "$(stat -c %s $M/g)" = 12345
 t names_truncate_reads_zeros sh -c "head -c 12345 /dev/zero | cmp - $M/g"
@@ -202,30 +202,39 @@ t names_statfs_touch touch $M/one_more
 t names_statfs_used test $(( $(stat -f -c %c $M) - $(stat -f -c %d $M) )) = $((used + 1))
 t names_statfs_ffree test "$(stat -f -c %d $M)" -le "$ffree"
 
-# Everything again from the store: the caches dropped.
+# Everything again from the store: with the caches dropped, then after unmount and mount.
+# names_store_checks WHEN
+names_store_checks() {
+	t names_${1}_root_links links $M 11
+	t names_${1}_dir_links links $M/d 5
+	t names_${1}_hard_same_inode test "$(ino $M/f)" = "$(ino $M/d/hard)"
+	t names_${1}_hard_links links $M/d/hard 2
+	t names_${1}_readlink test "$(readlink $M/sl)" = some/where
+	t names_${1}_readlink_long test "$(readlink $M/sllong)" = "$long_target"
+	t names_${1}_fifo test -p $M/fifo
+	t names_${1}_char_rdev test "$(stat -c '%t %T' $M/null)" = "1 3"
+	t names_${1}_renamed test "$(ino $M/d/b)" = "$a_ino"
+	t names_${1}_over_file test "$(ino $M/y)" = "$x_ino"
+	t names_${1}_dir_over_empty test -e $M/e2/inside
+	t names_${1}_onto_full_unchanged sh -c "test -d $M/n1 && test -e $M/n2/z"
+	t names_${1}_dir_across links $M/p2 3
+	t names_${1}_mode test "$(stat -c %a $M/g)" = 755
+	t names_${1}_owner test "$(stat -c %u:%g $M/g)" = 12:34
+	t names_${1}_size test "$(stat -c %s $M/g)" = 12345
+	t names_${1}_dir_mode test "$(stat -c %a $M/d)" = 700
+	t names_${1}_255 test -e $M/d/s1/$n255
+	t names_${1}_odd sh -c "test -e '$M/odd/$sp' && test -e \"$M/odd/\$(printf 'new\nline')\""
+	t names_${1}_every_byte names_check_bytes
+	t names_${1}_many_count test "$(ls $M/many | wc -l)" = 3300
+	t names_${1}_many_links links $M/many 302
+	t names_${1}_mtime test "$(stat -c %Y $M/tm)" = "$want_mtime"
+	t names_${1}_statfs_used test $(( $(stat -f -c %c $M) - $(stat -f -c %d $M) )) = $((used + 1))
+}
 drop_caches
-t names_store_root_links links $M 11
-t names_store_dir_links links $M/d 5
-t names_store_hard_same_inode test "$(ino $M/f)" = "$(ino $M/d/hard)"
-t names_store_hard_links links $M/d/hard 2
-t names_store_readlink test "$(readlink $M/sl)" = some/where
-t names_store_readlink_long test "$(readlink $M/sllong)" = "$long_target"
-t names_store_fifo test -p $M/fifo
-t names_store_char_rdev test "$(stat -c '%t %T' $M/null)" = "1 3"
-t names_store_renamed test "$(ino $M/d/b)" = "$a_ino"
-t names_store_over_file test "$(ino $M/y)" = "$x_ino"
-t names_store_dir_over_empty test -e $M/e2/inside
-t names_store_onto_full_unchanged sh -c "test -d $M/n1 && test -e $M/n2/z"
-t names_store_dir_across links $M/p2 3
-t names_store_mode test "$(stat -c %a $M/g)" = 755
-t names_store_owner test "$(stat -c %u:%g $M/g)" = 12:34
-t names_store_size test "$(stat -c %s $M/g)" = 12345
-t names_store_dir_mode test "$(stat -c %a $M/d)" = 700
-t names_store_255 test -e $M/d/s1/$n255
-t names_store_odd sh -c "test -e '$M/odd/$sp' && test -e \"$M/odd/\$(printf 'new\nline')\""
-t names_store_every_byte names_check_bytes
-t names_store_many_count test "$(ls $M/many | wc -l)" = 3300
-t names_store_many_links links $M/many 302
+names_store_checks store
+t names_remount_umount umount $M
+t names_remount_mount mount -t bucketfs /dev/vda $M
+names_store_checks mounted
 
 # rm: files, links, directories, the lot.
 t names_rm_file rm $M/f
@@ -260,6 +269,8 @@ t names_remount_rw mount -o remount,rw $M
 t names_rw_again mkdir $M/x
 t names_umount umount $M
 t names_mount_ro mount -t bucketfs -o ro /dev/vda $M
+t names_mount_ro_reads sh -c "test -d $M/x && test -e $M/rof && test \"\$(readlink $M/rol)\" = rof"
+expect_fail names_mount_ro_rm "Read-only file system" rm -f $M/rof
 expect_fail names_mount_ro_mkdir "Read-only file system" mkdir $M/made_on_ro
 expect_fail names_mount_ro_chmod "Read-only file system" chmod 700 $M
 t names_umount_ro umount $M

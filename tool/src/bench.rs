@@ -859,3 +859,400 @@ pub fn scale(
     }
     Ok(())
 }
+
+/// The metadata workload: `dirs` directories of `per_dir` files each.
+#[derive(Clone, Copy)]
+pub struct MetaWork {
+    pub dirs: usize,
+    pub per_dir: usize,
+}
+
+impl MetaWork {
+    pub fn files(&self) -> usize {
+        self.dirs * self.per_dir
+    }
+
+    /// Every operation the timed part makes: the mkdirs, a create, a rename and an unlink per
+    /// file, the rmdirs.
+    fn ops(&self) -> usize {
+        2 * self.dirs + 3 * self.files()
+    }
+
+    fn dir(&self, d: usize) -> String {
+        format!("/mnt/d{d:03}")
+    }
+
+    /// File `i` (in directory `i / per_dir`) before the rename.
+    fn created(&self, i: usize) -> String {
+        format!("{}/f{i:05}", self.dir(i / self.per_dir))
+    }
+
+    /// File `i` after the rename: an even `i` moves to the directory half the tree away, an
+    /// odd one stays in its directory under its new name.
+    fn renamed(&self, i: usize) -> String {
+        let d = i / self.per_dir;
+        let to = if i % 2 == 0 {
+            (d + self.dirs / 2) % self.dirs
+        } else {
+            d
+        };
+        format!("{}/r{i:05}", self.dir(to))
+    }
+}
+
+/// The two filesystems compared.
+#[derive(Clone, Copy, PartialEq)]
+enum MetaSide {
+    Bucketfs,
+    Ext4,
+}
+
+/// ext4's format: the e2fsprogs defaults (Debian's /etc/mke2fs.conf in the guest) with the
+/// inode tables and the journal zeroed by mkfs, so no lazy init runs in the background while
+/// the work is timed.
+const MKFS_EXT4: &[&str] = &[
+    "-q",
+    "-F",
+    "-t",
+    "ext4",
+    "-E",
+    "lazy_itable_init=0,lazy_journal_init=0",
+];
+
+impl MetaSide {
+    fn name(self) -> &'static str {
+        match self {
+            MetaSide::Bucketfs => "bucketfs",
+            MetaSide::Ext4 => "ext4",
+        }
+    }
+
+    /// A new, empty filesystem on `dev`.
+    fn make(self, dev: &PathBuf) -> Result<(), String> {
+        match self {
+            MetaSide::Bucketfs => {
+                let devs = [Device::open(dev, true)?];
+                let layout = crate::format::plan(
+                    &devs,
+                    &crate::format::FormatSpec {
+                        options: bucketfs_core::options::Options::default(),
+                        bucket_size: 64 << 10,
+                        labels: vec![bucketfs_core::target::Label::NONE],
+                    },
+                )?;
+                crate::format::write(&devs, &layout)
+            }
+            MetaSide::Ext4 => {
+                let out = std::process::Command::new("mkfs.ext4")
+                    .args(MKFS_EXT4)
+                    .arg(dev)
+                    .output()
+                    .map_err(|e| format!("mkfs.ext4: {e}"))?;
+                if out.status.success() {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "mkfs.ext4 {}: {}",
+                        out.status,
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    ))
+                }
+            }
+        }
+    }
+}
+
+/// A disk's I/O counters (/sys/block/NAME/stat).
+#[derive(Clone, Copy, Default)]
+struct DiskIo {
+    writes: u64,
+    sectors: u64,
+    flushes: u64,
+    discards: u64,
+}
+
+impl DiskIo {
+    fn read(dev: &PathBuf) -> Result<DiskIo, String> {
+        let name = dev
+            .file_name()
+            .ok_or_else(|| format!("{}: no device name", dev.display()))?
+            .to_string_lossy();
+        let path = format!("/sys/block/{name}/stat");
+        let text = fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+        let f: Vec<u64> = text
+            .split_whitespace()
+            .map(|w| w.parse().unwrap_or(0))
+            .collect();
+        // Fields (Documentation/block/stat.rst): 4 write I/Os, 6 sectors written,
+        // 11 discard I/Os, 15 flush requests.
+        if f.len() < 17 {
+            return Err(format!("{path}: {} fields, 17 expected", f.len()));
+        }
+        Ok(DiskIo {
+            writes: f[4],
+            sectors: f[6],
+            flushes: f[15],
+            discards: f[11],
+        })
+    }
+
+    fn since(self, before: DiskIo) -> DiskIo {
+        DiskIo {
+            writes: self.writes - before.writes,
+            sectors: self.sectors - before.sectors,
+            flushes: self.flushes - before.flushes,
+            discards: self.discards - before.discards,
+        }
+    }
+}
+
+/// One timed run: the phases' times (create, rename, unlink + sync) in seconds, and the
+/// disk's I/O during them.
+struct MetaRun {
+    phases: [f64; 3],
+    io: DiskIo,
+}
+
+fn sys(what: &str, path: &str, r: std::io::Result<()>) -> Result<(), String> {
+    r.map_err(|e| format!("{what} {path}: {e}"))
+}
+
+fn sync_all() {
+    // SAFETY: a plain syscall.
+    unsafe { libc::sync() };
+}
+
+/// Writes back and drops the block device's page cache: what mkfs or the format wrote
+/// through it is on the disk and no stale page of an earlier run is read by the mount.
+fn flush_bdev(dev: &PathBuf) -> Result<(), String> {
+    let f = fs::File::open(dev).map_err(|e| format!("{}: {e}", dev.display()))?;
+    const BLKFLSBUF: libc::c_ulong = 0x1261;
+    // SAFETY: BLKFLSBUF takes no argument.
+    let r = unsafe { libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(&f), BLKFLSBUF, 0) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}: BLKFLSBUF: {}",
+            dev.display(),
+            std::io::Error::last_os_error()
+        ))
+    }
+}
+
+/// The timed work on the filesystem mounted at /mnt.
+fn meta_timed(work: MetaWork, dev: &PathBuf) -> Result<MetaRun, String> {
+    let before = DiskIo::read(dev)?;
+    let t0 = Instant::now();
+    for d in 0..work.dirs {
+        let dir = work.dir(d);
+        sys("mkdir", &dir, fs::create_dir(&dir))?;
+    }
+    for i in 0..work.files() {
+        let p = work.created(i);
+        let f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(&p);
+        sys("create", &p, f.map(drop))?;
+    }
+    let t1 = Instant::now();
+    for i in 0..work.files() {
+        let (from, to) = (work.created(i), work.renamed(i));
+        sys("rename", &format!("{from} to {to}"), fs::rename(&from, &to))?;
+    }
+    let t2 = Instant::now();
+    for i in 0..work.files() {
+        let p = work.renamed(i);
+        sys("unlink", &p, fs::remove_file(&p))?;
+    }
+    for d in 0..work.dirs {
+        let dir = work.dir(d);
+        sys("rmdir", &dir, fs::remove_dir(&dir))?;
+    }
+    sync_all();
+    let t3 = Instant::now();
+    let io = DiskIo::read(dev)?.since(before);
+    Ok(MetaRun {
+        phases: [
+            (t1 - t0).as_secs_f64(),
+            (t2 - t1).as_secs_f64(),
+            (t3 - t2).as_secs_f64(),
+        ],
+        io,
+    })
+}
+
+/// Makes the filesystem, mounts it on /mnt, runs the timed work, unmounts; on bucketfs, then
+/// runs `bucketfs fsck` (untimed).
+fn meta_once(side: MetaSide, work: MetaWork, dev: &PathBuf) -> Result<MetaRun, String> {
+    side.make(dev)?;
+    sync_all();
+    flush_bdev(dev)?;
+    let (src, target, fstype, data) = (
+        cstr(&dev.display().to_string()),
+        cstr("/mnt"),
+        cstr(side.name()),
+        cstr(""),
+    );
+    // SAFETY: NUL-terminated strings that outlive the call.
+    let r = unsafe {
+        libc::mount(
+            src.as_ptr(),
+            target.as_ptr(),
+            fstype.as_ptr(),
+            0,
+            data.as_ptr().cast(),
+        )
+    };
+    if r != 0 {
+        return Err(format!(
+            "mount: {} (see dmesg)",
+            std::io::Error::last_os_error()
+        ));
+    }
+    // What the mount wrote is not part of the work.
+    sync_all();
+    let run = meta_timed(work, dev);
+    // SAFETY: a plain syscall on a NUL-terminated path.
+    let u = unsafe { libc::umount2(target.as_ptr(), 0) };
+    let run = run?;
+    if u != 0 {
+        return Err(format!("umount: {}", std::io::Error::last_os_error()));
+    }
+    // Every operation returned success; the checker says whether what bucketfs left on the
+    // disk is consistent too (an empty root: the work removes all it made).
+    if side == MetaSide::Bucketfs {
+        flush_bdev(dev)?;
+        let report = crate::fsck::fsck(&[Device::open(dev, false)?])?;
+        if let Some(p) = report.problems.first() {
+            return Err(format!(
+                "bucketfs fsck after the run: {} problem(s), the first: {p}",
+                report.problems.len()
+            ));
+        }
+    }
+    Ok(run)
+}
+
+/// Medians of the runs of one side: the total time, each phase, each I/O counter.
+struct MetaFigures {
+    total: f64,
+    phases: [f64; 3],
+    io: DiskIo,
+}
+
+fn meta_figures(runs: &[MetaRun]) -> MetaFigures {
+    let med = |f: &dyn Fn(&MetaRun) -> f64| median(&mut runs.iter().map(f).collect::<Vec<_>>());
+    MetaFigures {
+        total: med(&|r| r.phases.iter().sum()),
+        phases: [
+            med(&|r| r.phases[0]),
+            med(&|r| r.phases[1]),
+            med(&|r| r.phases[2]),
+        ],
+        io: DiskIo {
+            writes: med(&|r| r.io.writes as f64) as u64,
+            sectors: med(&|r| r.io.sectors as f64) as u64,
+            flushes: med(&|r| r.io.flushes as f64) as u64,
+            discards: med(&|r| r.io.discards as f64) as u64,
+        },
+    }
+}
+
+/// Metadata operations: the same tree of files created, renamed (half of them into another
+/// directory) and unlinked, then one sync(2), on bucketfs and on ext4 made in turn on the same
+/// disk, `runs` times each, alternating (the side that goes first alternates too). The time
+/// is that of the whole work with its final sync; the row gives operations per second and
+/// bucketfs's rate over ext4's, with each side's disk writes, flushes and discards during the
+/// timed part (the disk's own counters). Each bucketfs run is checked by `bucketfs fsck` after
+/// its unmount: a run that leaves an inconsistent filesystem is a failure, not a figure.
+pub fn meta(dev: &PathBuf, work: MetaWork, runs: usize) -> Result<(), String> {
+    let clock = Clock::probe();
+    let (mut b_runs, mut e_runs) = (Vec::new(), Vec::new());
+    let (mut b_err, mut e_err) = (None, None);
+    for round in 0..runs {
+        let order = if round % 2 == 0 {
+            [MetaSide::Bucketfs, MetaSide::Ext4]
+        } else {
+            [MetaSide::Ext4, MetaSide::Bucketfs]
+        };
+        for side in order {
+            let (results, err) = match side {
+                MetaSide::Bucketfs => (&mut b_runs, &mut b_err),
+                MetaSide::Ext4 => (&mut e_runs, &mut e_err),
+            };
+            // A side that failed once is not tried again: its error is the row's figure.
+            if err.is_some() {
+                continue;
+            }
+            match meta_once(side, work, dev) {
+                Ok(r) => results.push(r),
+                Err(e) => *err = Some(format!("round {}: {e}", round + 1)),
+            }
+        }
+    }
+    let ops = work.ops();
+    let label = format!(
+        "metadata: {} files in {} dirs, create + rename ({} into another dir) + unlink, then sync \
+         (median of {runs})",
+        work.files(),
+        work.dirs,
+        work.files().div_ceil(2)
+    );
+    let side_cell = |name: &str, err: &Option<String>, f: &Option<MetaFigures>| match (err, f) {
+        (Some(e), _) => format!("{name} failed: {}", e.replace('|', "/")),
+        (None, Some(f)) => format!(
+            "{name} {:.0} ops/s ({:.2} s)",
+            ops as f64 / f.total,
+            f.total
+        ),
+        (None, None) => format!("{name}: no run"),
+    };
+    let detail = |name: &str, f: &Option<MetaFigures>| match f {
+        Some(f) => format!(
+            "{name} {:.2} / {:.2} / {:.2} s, {} writes ({:.1} MiB), {} flushes, {} discards",
+            f.phases[0],
+            f.phases[1],
+            f.phases[2],
+            f.io.writes,
+            f.io.sectors as f64 * 512.0 / (1 << 20) as f64,
+            f.io.flushes,
+            f.io.discards
+        ),
+        None => format!("{name} not measured"),
+    };
+    let figures = |runs: &[MetaRun], err: &Option<String>| {
+        (err.is_none() && !runs.is_empty()).then(|| meta_figures(runs))
+    };
+    let (b, e) = (figures(&b_runs, &b_err), figures(&e_runs, &e_err));
+    let ratio = match (&b, &e) {
+        // The rate ratio is ext4's time over bucketfs's: both are single windows, each far
+        // longer than MIN_TICKS ticks or refused.
+        (Some(b), Some(e)) => ratio_cell(
+            clock
+                .ratio(e.total, Duration::from_secs_f64(b.total))
+                .filter(|_| Duration::from_secs_f64(e.total) >= clock.min_window()),
+            ">= 0.5x",
+            |r| r >= 0.5,
+        ),
+        _ => "not measured (target >= 0.5x: not measured)".to_string(),
+    };
+    println!(
+        "| {label} | {} vs {} | {ratio} | {ops} ops ({} mkdir, {} each of create, rename, unlink, \
+         {} rmdir), timed as one run ending in one sync(2), each bucketfs run checked by bucketfs fsck after its \
+         unmount; mkfs.ext4 {}, default mount options; \
+         phases create / rename / unlink+sync and disk I/O in the timed part: {}; {} | {} |",
+        side_cell("bucketfs", &b_err, &b),
+        side_cell("ext4", &e_err, &e),
+        work.dirs,
+        work.files(),
+        work.dirs,
+        MKFS_EXT4.join(" "),
+        detail("bucketfs", &b),
+        detail("ext4", &e),
+        clock.cell()
+    );
+    Ok(())
+}

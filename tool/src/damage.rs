@@ -47,7 +47,7 @@ use bucketfs_core::bkey::{
     decode_at, record_size, KeyHeaderDisk, Kind, Pos, FLAG_DELETE, KEY_HEADER, MAX_VAL,
 };
 use bucketfs_core::btree_format::{
-    decode_node, encode_interior, leaf_body, Child, NodeHeaderDisk, LEAF_BYTES,
+    decode_node, leaf_body, write_interior_raw, Child, NodeHeaderDisk, LEAF_BYTES,
 };
 use bucketfs_core::bucket_table::{
     decode_block, table_blocks, BucketState, TableBlockId, TableHeaderDisk,
@@ -1090,7 +1090,7 @@ fn compound(
             c.ptrs[1] = if first { good } else { stray };
             children[i] = c;
             let seq = NodeHeaderDisk::read(&b).seq;
-            encode_interior(&sb.uuid, seq, level, &children, &mut b);
+            write_interior_raw(&sb.uuid, seq, level, &children, &mut b);
             dev.write_at(off, &b)?;
             // Keys in the child's range, so the replay rewrites it and frees its old copies.
             let lo = if c.kind == map { c.off } else { 0 };
@@ -1251,9 +1251,9 @@ fn compound(
                 children.push(children[0]);
                 "child 0 repeated".to_string()
             };
-            // `encode_interior` writes children as given (it does not sort them).
+            // Written as given (not sorted, not checked).
             let seq = NodeHeaderDisk::read(&b).seq;
-            encode_interior(&sb.uuid, seq, level, &children, &mut b);
+            write_interior_raw(&sb.uuid, seq, level, &children, &mut b);
             dev.write_at(off, &b)?;
             Ok(format!(
                 "level {level} node at bucket {}: {done}",

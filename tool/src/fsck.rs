@@ -902,7 +902,13 @@ mod tests {
             child(Pos::MIN, buckets[1], None),
             child(split, buckets[2], extra),
         ];
-        encode_interior(&sb.uuid, sb.root.node_seq, 1, &children, &mut node);
+        assert!(encode_interior(
+            &sb.uuid,
+            sb.root.node_seq,
+            1,
+            &children,
+            &mut node
+        ));
         dev.write_at(m.bucket_offset(buckets[0] as u64), &node)
             .unwrap();
         sb.root.level = 1;

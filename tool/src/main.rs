@@ -245,6 +245,36 @@ fn cli() -> Command {
                         ),
                 )
                 .subcommand(
+                    Command::new("meta")
+                        .about(
+                            "Create, rename and unlink a tree of files, then sync, on bucketfs \
+                             and on ext4 made in turn on DEVICE (mounted on /mnt)",
+                        )
+                        .arg(
+                            Arg::new("runs")
+                                .long("runs")
+                                .default_value("3")
+                                .value_parser(clap::value_parser!(usize)),
+                        )
+                        .arg(
+                            Arg::new("dirs")
+                                .long("dirs")
+                                .default_value("100")
+                                .value_parser(clap::value_parser!(usize)),
+                        )
+                        .arg(
+                            Arg::new("files-per-dir")
+                                .long("files-per-dir")
+                                .default_value("100")
+                                .value_parser(clap::value_parser!(usize)),
+                        )
+                        .arg(
+                            Arg::new("device")
+                                .required(true)
+                                .value_parser(clap::value_parser!(PathBuf)),
+                        ),
+                )
+                .subcommand(
                     Command::new("replay")
                         .arg(Arg::new("label").long("label").default_value(""))
                         .arg(Arg::new("spec").required(true))
@@ -461,6 +491,18 @@ fn run(m: &ArgMatches) -> Result<(), String> {
                     (s("small-label"), s("small-spec"), p("small-device")),
                     *m.get_one::<usize>("runs").unwrap(),
                 );
+            }
+            if name == "meta" {
+                let n = |k: &str| *m.get_one::<usize>(k).unwrap();
+                let work = bench::MetaWork {
+                    dirs: n("dirs"),
+                    per_dir: n("files-per-dir"),
+                };
+                if work.dirs == 0 || work.dirs > 1000 || work.per_dir == 0 || work.files() > 99_999
+                {
+                    return Err("bench meta: 1..1000 dirs and at most 99999 files".into());
+                }
+                return bench::meta(m.get_one::<PathBuf>("device").unwrap(), work, n("runs"));
             }
             let spec = m.get_one::<String>("spec").unwrap();
             let devs: Vec<PathBuf> = m.get_many::<PathBuf>("devices").unwrap().cloned().collect();
