@@ -4,8 +4,8 @@
 # Power cuts during namespace operations, from the host (scripts/vm.sh --kill-at): boot 1
 # formats two members (metadata_replicas=2), mounts, prints a marker and runs a random
 # workload of mkdir, touch, ln, ln -s, mv (over files and across directories too), rm, rmdir
-# and chmod over a few hundred names (1000 operations, tests/host/nscrash_model.py gen), with a sync, a syncfs
-# (sync -f) or an fsync (sync FILE) every few operations, printing "SYNCED k end" once the
+# and chmod (2000 operations, tests/host/nscrash_model.py gen), with a sync, a syncfs (sync -f)
+# or an fsync (sync FILE) every 10 operations, printing "SYNCED k end" once the
 # sync after operation k returned; QEMU is killed at a seeded random delay after the marker.
 # Boot 2, on the kept disks: `bucketfs fsck` before mounting (the journal applied in memory
 # gives a consistent tree: exit 0), mount (replay), the listing of every path (inode, type,
@@ -24,10 +24,10 @@ NAME=nscrash
 seed=${BUCKETFS_NSCRASH_SEED:-$(date +%s)}
 points=${BUCKETFS_NSCRASH_POINTS:-4}
 [ "${BUCKETFS_FULL:-0}" = 1 ] && [ -z "${BUCKETFS_NSCRASH_POINTS:-}" ] && points=16
-nops=${BUCKETFS_NSCRASH_OPS:-1000}
+nops=${BUCKETFS_NSCRASH_OPS:-2000}
 sync_every=10
-# The delays: up to about the workload's length (1000 operations: about 4 s under TCG here).
-max_delay_ms=${BUCKETFS_NSCRASH_MAX_MS:-4000}
+# The delays: within the workload (2000 operations: about 3.5 s under TCG here).
+max_delay_ms=${BUCKETFS_NSCRASH_MAX_MS:-3000}
 delays=$(awk -v seed="$seed" -v max="$max_delay_ms" -v n="$points" \
 	'BEGIN { srand(seed); for (i = 0; i < n; i++) printf "%d ", int(rand() * max) }')
 echo "nscrash: seed $seed: $points power cuts at ${delays}ms after the marker, $nops operations, a sync every $sync_every (BUCKETFS_NSCRASH_SEED=$seed repeats them)"
