@@ -154,10 +154,10 @@ if [ "${BUCKETFS_FULL:-0}" = 1 ]; then
 	export CRASH_DELAYS
 	echo "check: crash points from seed $crash_seed: $CRASH_DELAYS us" | tee -a "$out/figures.part"
 	guest_args=(DAMAGE_IMAGES=1000 CYCLES=100)
-	debug_args=(DAMAGE_IMAGES=200 CYCLES=100 RESCUE_MS=5000)
+	debug_args=(DAMAGE_IMAGES=200 CYCLES=100 RESCUE_MS=5000 NSTREE_DIRS=4)
 else
 	guest_args=(DAMAGE_IMAGES=40 CYCLES=6)
-	debug_args=(DAMAGE_IMAGES=20 CYCLES=6 RESCUE_MS=5000)
+	debug_args=(DAMAGE_IMAGES=20 CYCLES=6 RESCUE_MS=5000 NSTREE_DIRS=4)
 fi
 
 if step "module build (-Werror, -Dwarnings)" build.log make modules; then
@@ -172,6 +172,9 @@ if step "module build (-Werror, -Dwarnings)" build.log make modules; then
 	host_suite faults "I/O faults" tests/host/faults.sh
 	host_suite kill "power cuts from the host (vm.sh --kill-at)" tests/host/kill.sh
 	grep -E '^kill: seed' "$out/kill.log" | sed 's/^/check:   /' | tee -a "$out/figures.part"
+	host_suite nsstuck "the runtime stuck case, parked on a slow discard" tests/host/nsstuck.sh
+	host_suite nscrash "power cuts during namespace operations (vm.sh --kill-at)" tests/host/nscrash.sh
+	grep -E '^nscrash: seed' "$out/nscrash.log" | sed 's/^/check:   /' | tee -a "$out/figures.part"
 fi
 
 # The same guest tests on the debug kernel (KASAN, lockdep, atomic-sleep checks, kmemleak).

@@ -80,3 +80,13 @@ btree_figures() {
 	bf_dir=$(fs_dir)
 	echo "keys $(sed -n 's/^keys //p' $bf_dir/internal/btree_stats) digest $(sed -n 's/^digest //p' $bf_dir/internal/btree_stats)"
 }
+
+# fsck_clean DEV...: `bucketfs fsck` exits 0 (else its last lines and status are printed).
+fsck_clean() {
+	fc_out=$(bucketfs fsck "$@" 2>&1)
+	fc_st=$?
+	[ $fc_st = 0 ] && return 0
+	echo "$fc_out" | tail -n 4
+	echo "fsck exit $fc_st"
+	return 1
+}
