@@ -267,8 +267,11 @@ kill_watch() {
 		if [ -z "$killer" ] && [[ "$line" == *"$kill_marker"* ]]; then
 			(
 				sleep "$secs"
-				pid=$(cat "$work/qemu.pid" 2>/dev/null) && kill -KILL "$pid" 2>/dev/null &&
-					echo "$(date +%s.%N)" >"$work/killed"
+				# The mark first: the console ends with the kill, and the watcher then stops
+				# this subshell, which must not be before the mark is written.
+				pid=$(cat "$work/qemu.pid" 2>/dev/null) &&
+					echo "$(date +%s.%N)" >"$work/killed" &&
+					{ kill -KILL "$pid" 2>/dev/null || rm -f "$work/killed"; }
 			) &
 			killer=$!
 		fi
