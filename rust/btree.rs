@@ -388,16 +388,6 @@ impl Btree {
                 Err(i) => self.seen.insert(i, *p)?,
             }
         }
-        // The first child covers the node's whole lower range (as every split and new root
-        // writes it): a lookup of a key below the first child's key goes to the first child.
-        if level > 0 && children.first().map(|c| c.pos()) != Some(range.0) {
-            pr_err!(
-                "{}: level {level} btree node's first child does not start where the node's \
-                 range does\n",
-                crate::shared::superblock::UuidFmt(&uuid)
-            );
-            return Err(EINVAL);
-        }
         let mut refs = KVec::with_capacity(children.len(), GFP_KERNEL)?;
         for (i, c) in children.iter().enumerate() {
             let c: &Child = c;
@@ -405,6 +395,10 @@ impl Btree {
                 break;
             }
             let next = children.get(i + 1).map(|n| n.pos()).or(range.1);
+            // The first child covers the node's whole lower range: a lookup of a key below its
+            // key goes to it (an insert there, or a prune that took out the child before it,
+            // leaves keys there), so its range starts where the node's does.
+            let from = if i == 0 { range.0 } else { c.pos() };
             let node = self.load_node(
                 io,
                 bufs,
@@ -412,7 +406,7 @@ impl Btree {
                 level - 1,
                 depth + 1,
                 chosen_seq,
-                (c.pos(), next),
+                (from, next),
             )?;
             refs.push(ChildRef { key: c.pos(), node }, GFP_KERNEL)?;
         }
@@ -800,9 +794,14 @@ impl Btree {
             }
         }
         let mut gone: KVVec<bool> = KVVec::from_elem(false, n, GFP_KERNEL)?;
+        // Everything the pruning needs is allocated before the tree changes: no failure can
+        // leave it half pruned. The stack never holds a node twice.
+        let mut stack: KVVec<usize> = KVVec::with_capacity(n, GFP_KERNEL)?;
+        let mut new_index: KVVec<usize> = KVVec::from_elem(usize::MAX, n, GFP_KERNEL)?;
+        let mut nodes = KVVec::with_capacity(n, GFP_KERNEL)?;
+        self.pruned.reserve(n, GFP_KERNEL).map_err(Error::from)?;
         let mut any = false;
         // Top down: a changed node drops its empty children (and their subtrees).
-        let mut stack: KVec<usize> = KVec::new();
         stack.push(self.root, GFP_KERNEL)?;
         while let Some(p) = stack.pop() {
             if self.nodes[p].dirty && self.nodes[p].level > 0 {
@@ -840,7 +839,6 @@ impl Btree {
             return Ok(());
         }
         // The nodes left, renumbered.
-        let mut new_index: KVVec<usize> = KVVec::from_elem(usize::MAX, n, GFP_KERNEL)?;
         let mut kept = 0;
         for i in 0..n {
             if !gone[i] {
@@ -848,10 +846,6 @@ impl Btree {
                 kept += 1;
             }
         }
-        self.pruned
-            .reserve(n - kept, GFP_KERNEL)
-            .map_err(Error::from)?;
-        let mut nodes = KVVec::with_capacity(kept, GFP_KERNEL)?;
         let old_nodes = core::mem::replace(&mut self.nodes, KVVec::new());
         for (i, mut node) in old_nodes.into_iter().enumerate() {
             if gone[i] {
@@ -878,7 +872,7 @@ impl Btree {
     }
 
     /// Marks node `n` and its subtree gone ([`Btree::prune_empty`]); `stack` is scratch space.
-    fn mark_subtree(&self, n: usize, gone: &mut [bool], stack: &mut KVec<usize>) -> Result {
+    fn mark_subtree(&self, n: usize, gone: &mut [bool], stack: &mut KVVec<usize>) -> Result {
         let base = stack.len();
         stack.push(n, GFP_KERNEL)?;
         while stack.len() > base {

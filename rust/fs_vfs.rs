@@ -46,7 +46,8 @@ fn euclean() -> Error {
 /// (`ENOENT`, `EEXIST`, ...).
 fn logged<T>(fs: &Fs, what: &str, r: Result<T>) -> Result<T> {
     if let Err(e) = &r {
-        if *e == EIO {
+        // Once shut down, every change fails with EIO: the shutdown said so, once.
+        if *e == EIO && !fs.shut_down.load(core::sync::atomic::Ordering::Acquire) {
             pr_err!(
                 "{}: {what}: namespace read or write failed ({})\n",
                 UuidFmt(&fs.uuid),

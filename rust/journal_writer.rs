@@ -27,6 +27,8 @@ pub(crate) struct Tree {
     pub(crate) btree: Btree,
     /// The open journal entry and the journal position.
     pub(crate) jw: JournalWriter,
+    /// A transaction ended well since the last commit made to find space before an `ENOSPC`.
+    pub(crate) changed_since_space_commit: bool,
 }
 
 /// A member the journal is written to: its device and geometry (where its area is).
@@ -58,13 +60,16 @@ pub(crate) struct JournalWriter {
     pub(crate) written: u64,
 }
 
-/// What [`Fs::write_entry`] did.
+/// What [`JournalWriter::write`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Written {
     /// The entry is durable (or there was nothing to write).
     Done,
     /// It does not fit before the end of the journal area: commit, then write again.
     AreaFull,
+    /// Written to fewer members than needed (error `.0`): the entry may be on some of them,
+    /// so its sequence number and place may not be used again by this mount.
+    Short(Error),
 }
 
 impl JournalWriter {
@@ -153,7 +158,10 @@ impl JournalWriter {
             let off = g.bucket_offset(g.journal_start as u64) + self.pos * BLOCK_SIZE as u64;
             tickets.push(batch.write(dev, off, slice, true).ok(), GFP_KERNEL)?;
         }
-        batch.run()?;
+        if let Err(e) = batch.run() {
+            // Nothing was submitted.
+            return Err(e);
+        }
         let good = tickets
             .iter()
             .filter(|t| t.is_some_and(|t| batch.status(t).is_ok()))
@@ -165,7 +173,7 @@ impl JournalWriter {
                 self.seq,
                 copies.len()
             );
-            return Err(EIO);
+            return Ok(Written::Short(EIO));
         }
         self.recs.clear();
         self.nr = 0;

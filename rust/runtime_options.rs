@@ -163,6 +163,14 @@ impl Fs {
     pub(crate) fn set_read_write(&self) -> Result {
         {
             let mut st = self.state.lock();
+            if self.shut_down.load(core::sync::atomic::Ordering::Acquire) {
+                pr_err!(
+                    "{}: remount,rw refused: the filesystem is shut down; unmount and mount it \
+                     again (-5)\n",
+                    UuidFmt(&self.uuid)
+                );
+                return Err(EIO);
+            }
             if let Some(why) = st.rw_refused {
                 pr_err!(
                     "{}: remount,rw refused: {why}; unmount and mount it read-write (-30)\n",

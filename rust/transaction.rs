@@ -53,6 +53,11 @@ const WATERMARK: Watermark = Watermark::Btree;
 /// next commit).
 const FREEING_WATERMARK: Watermark = Watermark::Reclaim;
 
+/// Buckets per member that a change which does not free space leaves to those that do, beyond
+/// the btree reserve: enough for an unlink's three paths (directory entry, inode, directory) to
+/// be copied in a tree of the usual depth, so a full filesystem can always be emptied.
+const FREEING_HEADROOM: u32 = 8;
+
 /// One update a transaction made, to undo it: the key, and where its value before is in
 /// [`Tx::old`] (`None`: it was absent).
 #[derive(Clone, Copy)]
@@ -147,26 +152,33 @@ impl Tx<'_> {
             pos,
             rec,
             |n, out| {
+                let before = out.len();
                 let mut left = n;
                 while left > 0 {
                     let Some(a) = prealloc.pop() else { break };
-                    // Set aside before a member's removal: not used, given back.
-                    if a.ptrs[..a.nr_ptrs as usize].iter().any(|p| {
-                        fs.members
-                            .get(p.member as usize)
-                            .is_none_or(|m| m.is_removed())
-                    }) {
+                    // Set aside before a member was emptied or removed: not used, given back.
+                    if !fs.usable_copies(&a) {
                         fs.alloc.release_nodes(&[a]);
                         continue;
                     }
                     out.push(a, GFP_KERNEL)?;
                     left -= 1;
                 }
-                if left == 0 || fs.alloc.try_alloc_now(left, watermark, &fs.live(), out)? {
+                if left == 0 {
                     return Ok(());
                 }
-                // Wait for all of them, without the tree (the caller runs the transaction again).
-                *want = n;
+                // A change that does not free space leaves the headroom to those that do.
+                let room = watermark == FREEING_WATERMARK || !fs.out_of_space(left, watermark);
+                if room && fs.alloc.try_alloc_now(left, watermark, &fs.live(), out)? {
+                    return Ok(());
+                }
+                // The ones set aside stay set aside; wait for the rest without the tree (the
+                // caller runs the transaction again).
+                while out.len() > before {
+                    let Some(a) = out.pop() else { break };
+                    prealloc.push(a, GFP_KERNEL)?;
+                }
+                *want = left;
                 Err(EAGAIN)
             },
             |unused| fs.alloc.release_nodes(unused),
@@ -234,6 +246,7 @@ impl Tx<'_> {
         }
         let was_empty = self.tree.jw.is_empty();
         self.tree.jw.append(&self.recs, self.nr)?;
+        self.tree.changed_since_space_commit = true;
         let n = self.fs.inodes.load(Ordering::Relaxed);
         self.fs
             .inodes
@@ -258,13 +271,33 @@ impl Fs {
     pub(crate) fn shut_down(&self, why: &str, e: Error) -> Error {
         if !self.shut_down.swap(true, Ordering::AcqRel) {
             pr_err!(
-                "{}: shut down: {why} ({}); nothing more is written: metadata changes and sync \
-                 fail with EIO; unmount and mount again to recover what was synced\n",
+                "{}: shut down: {why} ({}); no more metadata is written: changes and sync fail \
+                 with EIO; unmount and mount again to recover what was synced\n",
                 UuidFmt(&self.uuid),
                 e.to_errno()
             );
         }
         EIO
+    }
+
+    /// Whether every copy of `a` is on a member that takes new copies (set aside before a
+    /// member was emptied or removed, it is given back instead).
+    fn usable_copies(&self, a: &NodeAlloc) -> bool {
+        let on = &a.ptrs[..a.nr_ptrs as usize];
+        if on.iter().any(|p| {
+            self.members
+                .get(p.member as usize)
+                .is_none_or(|m| m.is_removed())
+        }) {
+            return false;
+        }
+        self.alloc.inspect(|devices| {
+            on.iter().all(|p| {
+                devices
+                    .get(p.member as usize)
+                    .is_some_and(|d| d.snapshot().writable)
+            })
+        })
     }
 
     /// `EIO` once the filesystem is shut down.
@@ -301,6 +334,7 @@ impl Fs {
         *self.tree.lock() = Some(Tree {
             btree,
             jw: JournalWriter::new(seq, pos),
+            changed_since_space_commit: true,
         });
         // The flush interval's timer (none on a read-only mount: nothing is written there; a
         // remount read-write makes it).
@@ -424,7 +458,13 @@ impl Fs {
                         if !reclaimed {
                             reclaimed = true;
                             let mut guard = self.tree.lock();
-                            if let Some(t) = guard.as_mut().filter(|t| t.btree.is_dirty()) {
+                            // Not again while nothing has changed since one (a loop of
+                            // creations failing on a full filesystem commits once).
+                            if let Some(t) = guard
+                                .as_mut()
+                                .filter(|t| t.btree.is_dirty() && t.changed_since_space_commit)
+                            {
+                                t.changed_since_space_commit = false;
                                 if let Err(e) = self.commit_tree(t, false) {
                                     break Err(e);
                                 }
@@ -464,11 +504,17 @@ impl Fs {
     /// change parks there, and an option write, a discard or the abort knob releases it.
     fn out_of_space(&self, want: u32, watermark: Watermark) -> bool {
         let live = self.live();
-        let needs = if live.degrade {
+        // Fewer copies only where a parked request may degrade (after the stuck timeout).
+        let needs = if live.degrade && live.stuck_timeout_s > 0 {
             live.required.min(live.replicas)
         } else {
             live.replicas
         } as usize;
+        let want = if watermark == FREEING_WATERMARK {
+            want
+        } else {
+            want.saturating_add(FREEING_HEADROOM)
+        };
         let usable = self.alloc.inspect(|devices| {
             devices
                 .iter()
@@ -513,12 +559,10 @@ impl Fs {
         let copies = self.journal_copies()?;
         let required = self.state.lock().live.get(Opt::MetadataReplicasRequired) as usize;
         self.check_shut_down()?;
-        let written = tree
-            .jw
-            .write(&self.uuid, &copies, required)
-            .map_err(|e| self.shut_down("a journal entry could not be written", e))?;
-        match written {
+        // An error before any write (out of memory) leaves the entry open for a later try.
+        match tree.jw.write(&self.uuid, &copies, required)? {
             Written::Done => Ok(()),
+            Written::Short(e) => Err(self.shut_down("a journal entry could not be written", e)),
             Written::AreaFull => self.commit_tree(tree, true),
         }
     }

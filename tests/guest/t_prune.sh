@@ -30,3 +30,21 @@ t prune_buckets_back sh -c "test $back -ge $((free_full + full - empty)) || { ec
 t prune_ls_empty sh -c "test -z \"\$(ls -A $M)\""
 t prune_umount umount $M
 t prune_fsck bucketfs fsck /dev/vda
+
+# A middle part of the tree emptied: three directories of 1500 names, the middle one removed;
+# the commit takes out the subtrees that held only its keys (first children among them), and
+# the next mount loads the tree (every node's keys within the range its parent gives it) with
+# the other two directories whole.
+t prune_mid_format bucketfs format /dev/vda
+t prune_mid_mount mount -t bucketfs /dev/vda $M
+t prune_mid_create sh -c "for d in a b c; do mkdir $M/\$d; i=0; while [ \$i -lt 1500 ]; do : > $M/\$d/name_of_some_length_\$i; i=\$((i + 1)); done; done"
+t prune_mid_rm rm -rf $M/b
+t prune_mid_umount umount $M
+t prune_mid_mount_again mount -t bucketfs /dev/vda $M
+t prune_mid_a_whole sh -c "test \$(ls $M/a | wc -l) = 1500 && test \$(ls $M/c | wc -l) = 1500 && test ! -e $M/b"
+t prune_mid_create_in_gap sh -c "mkdir $M/b && : > $M/b/again && ls $M/b/again"
+t prune_mid_umount2 umount $M
+t prune_mid_fsck bucketfs fsck /dev/vda
+t prune_mid_mount3 mount -t bucketfs /dev/vda $M
+t prune_mid_again_there ls $M/b/again
+t prune_mid_umount3 umount $M

@@ -230,7 +230,10 @@ impl Walk<'_> {
         for (i, c) in children.iter().enumerate() {
             let next = children.get(i + 1).map(|n| n.pos()).or(hi);
             let nr = (c.nr_ptrs as usize).min(c.ptrs.len());
-            self.node(&c.ptrs[..nr], level - 1, c.pos(), next);
+            // The first child covers the node's whole lower range (a lookup below its key goes
+            // to it), as the kernel's loader has it.
+            let from = if i == 0 { lo } else { c.pos() };
+            self.node(&c.ptrs[..nr], level - 1, from, next);
         }
     }
 }
