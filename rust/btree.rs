@@ -461,10 +461,10 @@ impl Btree {
         }
         let r = match val {
             Some(v) => match bkey::encode(pos, false, v, &mut rec) {
-                Some(len) => self.update_rec(pos, Some(&rec[..len]), alloc, release),
+                Some(len) => self.update_rec(pos, Some(&rec[..len]), |_| Ok(()), alloc, release),
                 None => Err(EINVAL),
             },
-            None => self.update_rec(pos, None, alloc, release),
+            None => self.update_rec(pos, None, |_| Ok(()), alloc, release),
         };
         self.scratch = rec;
         r
@@ -472,10 +472,13 @@ impl Btree {
 
     /// [`Btree::update`] with the record already encoded: `rec` is a record
     /// [`bkey::encode`] made for `pos` (not a deletion), or `None` to delete the key at `pos`.
+    /// `old` gets the value the key has before the update (`None`: no key there) before
+    /// anything changes; an error from it is the update's, with nothing changed.
     pub(crate) fn update_rec(
         &mut self,
         pos: Pos,
         rec: Option<&[u8]>,
+        old: impl FnOnce(Option<&[u8]>) -> Result,
         alloc: impl FnOnce(u32, &mut KVec<NodeAlloc>) -> Result,
         release: impl FnOnce(&[NodeAlloc]),
     ) -> Result {
@@ -488,7 +491,7 @@ impl Btree {
             }
         }
         let mut pool = KVec::new();
-        let result = self.update_with(pos, rec, alloc, &mut pool);
+        let result = self.update_with(pos, rec, old, alloc, &mut pool);
         if !pool.is_empty() {
             release(&pool);
         }
@@ -520,6 +523,7 @@ impl Btree {
         &mut self,
         pos: Pos,
         rec: Option<&[u8]>,
+        old: impl FnOnce(Option<&[u8]>) -> Result,
         alloc: impl FnOnce(u32, &mut KVec<NodeAlloc>) -> Result,
         pool: &mut KVec<NodeAlloc>,
     ) -> Result {
@@ -529,6 +533,13 @@ impl Btree {
         let (depth, leaf) = self.path_to(pos, &mut path_buf)?;
         let path = &path_buf[..depth];
         let found = find_rec(&self.nodes[leaf].recs, pos);
+        {
+            let recs = &self.nodes[leaf].recs;
+            old(found.ok().map(|(at, _)| {
+                let len = rec_at(recs, at).1;
+                &recs[at + KEY_HEADER..at + KEY_HEADER + len]
+            }))?;
+        }
         if val.is_none() && found.is_err() {
             return Ok(());
         }

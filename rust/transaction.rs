@@ -128,21 +128,15 @@ impl Tx<'_> {
             self.recs.truncate(at);
             return Err(EINVAL);
         }
-        let old = match self.tree.btree.get(pos) {
-            Some(v) => {
-                let o = self.old.len();
-                if let Err(e) = self.old.extend_from_slice(v, GFP_KERNEL) {
-                    self.recs.truncate(at);
-                    return Err(e.into());
-                }
-                Some((o, v.len()))
-            }
-            None => None,
-        };
-        if let Err(e) = self.undo.push(Undo { pos, old }, GFP_KERNEL) {
+        let undo_before = self.undo.len();
+        // Room for the undo before the update: the btree hands over the old value before it
+        // changes anything.
+        if let Err(e) = self.undo.reserve(1, GFP_KERNEL) {
             self.recs.truncate(at);
             return Err(e.into());
         }
+        let undo = &mut self.undo;
+        let old_vals = &mut self.old;
         let fs = self.fs;
         let watermark = self.watermark;
         let prealloc = &mut *self.prealloc;
@@ -151,6 +145,19 @@ impl Tx<'_> {
         let r = self.tree.btree.update_rec(
             pos,
             rec,
+            |old| {
+                let old = match old {
+                    Some(v) => {
+                        let o = old_vals.len();
+                        old_vals.extend_from_slice(v, GFP_KERNEL)?;
+                        Some((o, v.len()))
+                    }
+                    None => None,
+                };
+                // Within the capacity reserved above.
+                undo.push(Undo { pos, old }, GFP_KERNEL)?;
+                Ok(())
+            },
             |n, out| {
                 let before = out.len();
                 let mut left = n;
@@ -184,8 +191,10 @@ impl Tx<'_> {
             |unused| fs.alloc.release_nodes(unused),
         );
         if let Err(e) = r {
-            // Nothing changed: this update has no undo, and no record.
-            let _ = self.undo.pop();
+            // Nothing changed: this update has no undo (if it got as far), and no record.
+            if self.undo.len() > undo_before {
+                let _ = self.undo.pop();
+            }
             self.recs.truncate(at);
             return Err(e);
         }
