@@ -14,6 +14,7 @@
 
 use crate::bdev::{BlockDevice, IoBatch, IoBuf};
 use crate::btree::Btree;
+use crate::shared::bkey::Pos;
 use crate::shared::journal_format::{encode_entry, entry_blocks, MAX_KEY_BYTES};
 use crate::shared::superblock::Member;
 use crate::shared::superblock::{UuidFmt, BLOCK_SIZE};
@@ -29,6 +30,50 @@ pub(crate) struct Tree {
     pub(crate) jw: JournalWriter,
     /// A transaction ended well since the last commit made to find space before an `ENOSPC`.
     pub(crate) changed_since_space_commit: bool,
+    /// The buffers of the transaction running on the tree, kept between transactions (cleared
+    /// for each one) so a transaction allocates nothing once they have grown.
+    pub(crate) tx_buffers: TxBuffers,
+}
+
+/// One update a transaction made, to undo it: the key, and where its value before is in
+/// [`TxBuffers::old`] (`None`: it was absent).
+#[derive(Clone, Copy)]
+pub(crate) struct Undo {
+    pub(crate) pos: Pos,
+    pub(crate) old: Option<(usize, usize)>,
+}
+
+/// What a transaction keeps while it runs (`transaction.rs`).
+pub(crate) struct TxBuffers {
+    /// Its updates, to undo them.
+    pub(crate) undo: KVec<Undo>,
+    /// The values the updates replaced, one after the other.
+    pub(crate) old: KVVec<u8>,
+    /// Its records, encoded.
+    pub(crate) recs: KVVec<u8>,
+}
+
+impl TxBuffers {
+    /// Empty buffers.
+    pub(crate) fn new() -> TxBuffers {
+        TxBuffers {
+            undo: KVec::new(),
+            old: KVVec::new(),
+            recs: KVVec::new(),
+        }
+    }
+
+    /// Empties them for the next transaction (keeping their room, unless it grew large).
+    pub(crate) fn reset(&mut self) {
+        const KEEP: usize = 1 << 16;
+        if self.old.capacity() > KEEP || self.recs.capacity() > KEEP {
+            *self = TxBuffers::new();
+            return;
+        }
+        self.undo.clear();
+        self.old.clear();
+        self.recs.clear();
+    }
 }
 
 /// A member the journal is written to: its device and geometry (where its area is).

@@ -17,7 +17,9 @@ use crate::allocator::NodeAlloc;
 use crate::btree::Btree;
 use crate::fs::Fs;
 use crate::journal::JournalPos;
-use crate::journal_writer::{self, area_blocks, JournalCopy, JournalWriter, Tree, Written};
+use crate::journal_writer::{
+    self, area_blocks, JournalCopy, JournalWriter, Tree, TxBuffers, Undo, Written,
+};
 use crate::shared::alloc_policy::{held_back, Watermark};
 use crate::shared::bkey::{self, Kind, Pos, MAX_RECORD, MAX_VAL};
 use crate::shared::namespace_format::MAX_INO;
@@ -57,14 +59,6 @@ const FREEING_WATERMARK: Watermark = Watermark::Reclaim;
 /// the btree reserve: enough for an unlink's three paths (directory entry, inode, directory) to
 /// be copied in a tree of the usual depth, so a full filesystem can always be emptied.
 const FREEING_HEADROOM: u32 = 8;
-
-/// One update a transaction made, to undo it: the key, and where its value before is in
-/// [`Tx::old`] (`None`: it was absent).
-#[derive(Clone, Copy)]
-struct Undo {
-    pos: Pos,
-    old: Option<(usize, usize)>,
-}
 
 /// A transaction: reads see its own updates; its records go to the journal when it ends well.
 pub(crate) struct Tx<'a> {
@@ -344,6 +338,7 @@ impl Fs {
             btree,
             jw: JournalWriter::new(seq, pos),
             changed_since_space_commit: true,
+            tx_buffers: TxBuffers::new(),
         });
         // The flush interval's timer (none on a read-only mount: nothing is written there; a
         // remount read-write makes it).
@@ -430,12 +425,15 @@ impl Fs {
                         break Err(e);
                     }
                 }
+                let mut bufs = core::mem::replace(&mut tree.tx_buffers, TxBuffers::new());
+                bufs.reset();
+                let TxBuffers { undo, old, recs } = bufs;
                 let mut tx = Tx {
                     fs: self,
                     tree,
-                    undo: KVec::new(),
-                    old: KVVec::new(),
-                    recs: KVVec::new(),
+                    undo,
+                    old,
+                    recs,
                     nr: 0,
                     prealloc: &mut prealloc,
                     want: 0,
@@ -456,6 +454,14 @@ impl Fs {
                     r => r,
                 };
                 want = tx.want;
+                let Tx {
+                    tree,
+                    undo,
+                    old,
+                    recs,
+                    ..
+                } = tx;
+                tree.tx_buffers = TxBuffers { undo, old, recs };
                 r
             };
             match r {
