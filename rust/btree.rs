@@ -44,8 +44,8 @@ struct Node {
     /// A leaf's records, sorted, packed as on disk (checked when decoded, or made by
     /// [`bkey::encode`]); at most [`LEAF_BYTES`] but during an insert that splits.
     recs: KVec<u8>,
-    /// Records in `recs`.
-    nr: usize,
+    /// Where each record of `recs` starts, in order (a lookup is a binary search).
+    offs: KVec<u16>,
     /// Sorted children (interior nodes).
     children: KVec<ChildRef>,
     /// Where the node lives; for a dirty node, the new buckets it will be written to.
@@ -70,20 +70,31 @@ fn rec_at(recs: &[u8], at: usize) -> (Pos, usize) {
     )
 }
 
-/// Where `pos` is in a leaf's records: `Ok((offset, record size))` of its record, or
-/// `Err(offset)` where it would go.
-fn find_rec(recs: &[u8], pos: Pos) -> core::result::Result<(usize, usize), usize> {
+/// Where `pos` is in a leaf's records (`offs`: where each starts): `Ok((index, offset, record
+/// size))` of its record, or `Err((index, offset))` where it would go.
+fn find_rec(
+    recs: &[u8],
+    offs: &[u16],
+    pos: Pos,
+) -> core::result::Result<(usize, usize, usize), (usize, usize)> {
+    match offs.binary_search_by(|&o| rec_at(recs, o as usize).0.cmp(&pos)) {
+        Ok(i) => {
+            let at = offs[i] as usize;
+            Ok((i, at, bkey::record_size(rec_at(recs, at).1)))
+        }
+        Err(i) => Err((i, offs.get(i).map_or(recs.len(), |&o| o as usize))),
+    }
+}
+
+/// The start of every record of `recs` (valid records), into `offs`.
+fn index_records(recs: &[u8], offs: &mut KVec<u16>) -> Result {
+    offs.clear();
     let mut at = 0;
     while at < recs.len() {
-        let (p, len) = rec_at(recs, at);
-        let size = bkey::record_size(len);
-        match p.cmp(&pos) {
-            core::cmp::Ordering::Less => at += size,
-            core::cmp::Ordering::Equal => return Ok((at, size)),
-            core::cmp::Ordering::Greater => return Err(at),
-        }
+        offs.push(at as u16, GFP_KERNEL)?;
+        at += bkey::record_size(rec_at(recs, at).1);
     }
-    Err(at)
+    Ok(())
 }
 
 impl Node {
@@ -234,7 +245,6 @@ impl Btree {
         // Copies on missing members (a degraded mount), kept as unreadable ones are.
         let mut on_missing = 0;
         let mut recs = KVec::new();
-        let mut nr = 0;
         let mut children = KVec::new();
         let mut have = false;
         // Every key of the node lies in the range its parent gives it: [first key, next
@@ -324,7 +334,6 @@ impl Btree {
                 }
                 if level == 0 {
                     recs.extend_from_slice(leaf_body(buf, &h), GFP_KERNEL)?;
-                    nr = h.nr as usize;
                 }
                 chosen[..BLOCK_SIZE].copy_from_slice(&buf[..BLOCK_SIZE]);
                 chosen_seq = h.seq;
@@ -413,8 +422,12 @@ impl Btree {
         self.nodes.push(
             Node {
                 level,
+                offs: {
+                    let mut offs = KVec::new();
+                    index_records(&recs, &mut offs)?;
+                    offs
+                },
                 recs,
-                nr,
                 children: refs,
                 at,
                 old: None,
@@ -532,10 +545,10 @@ impl Btree {
         let mut path_buf = [(0usize, 0usize); MAX_PATH];
         let (depth, leaf) = self.path_to(pos, &mut path_buf)?;
         let path = &path_buf[..depth];
-        let found = find_rec(&self.nodes[leaf].recs, pos);
+        let found = find_rec(&self.nodes[leaf].recs, &self.nodes[leaf].offs, pos);
         {
             let recs = &self.nodes[leaf].recs;
-            old(found.ok().map(|(at, _)| {
+            old(found.ok().map(|(_, at, _)| {
                 let len = rec_at(recs, at).1;
                 &recs[at + KEY_HEADER..at + KEY_HEADER + len]
             }))?;
@@ -549,7 +562,7 @@ impl Btree {
         // splits once: each half holds at most half of them plus one record.
         let mut needed = path.iter().filter(|(p, _)| !self.nodes[*p].dirty).count() as u32
             + !self.nodes[leaf].dirty as u32;
-        let old_size = found.map_or(0, |(_, size)| size);
+        let old_size = found.map_or(0, |(_, _, size)| size);
         let new_bytes = self.nodes[leaf].recs.len() - old_size + rec_len;
         let mut grows = new_bytes > LEAF_BYTES;
         let mut up = path.len();
@@ -575,6 +588,7 @@ impl Btree {
         }
         // Room for the record before anything changes.
         self.nodes[leaf].recs.reserve(rec_len, GFP_KERNEL)?;
+        self.nodes[leaf].offs.reserve(1, GFP_KERNEL)?;
 
         // Copy-on-write the path.
         for &(p, _) in path.iter() {
@@ -583,25 +597,32 @@ impl Btree {
         self.make_dirty(leaf, pool);
 
         let node = &mut self.nodes[leaf];
-        let at = match found {
-            Ok((at, size)) => {
+        let (i, at) = match found {
+            Ok((i, at, size)) => {
                 node.recs.drain_range(at, at + size);
-                node.nr -= 1;
-                at
+                node.offs.drain_range(i, i + 1);
+                for o in node.offs[i..].iter_mut() {
+                    *o -= size as u16;
+                }
+                (i, at)
             }
-            Err(at) => at,
+            Err(found) => found,
         };
         // From here on the tree is changing: a failure leaves it torn (see `Btree::torn`).
         let r = match rec {
-            Some(r) => node.recs.insert_slice(at, r).map_err(Error::from),
+            Some(r) => node
+                .recs
+                .insert_slice(at, r)
+                .and_then(|()| node.offs.insert(i, at as u16))
+                .map(|()| {
+                    for o in node.offs[i + 1..].iter_mut() {
+                        *o += r.len() as u16;
+                    }
+                })
+                .map_err(Error::from),
             None => Ok(()),
         };
-        let r = r.and_then(|()| {
-            if val.is_some() {
-                self.nodes[leaf].nr += 1;
-            }
-            self.split_up(leaf, path, pool)
-        });
+        let r = r.and_then(|()| self.split_up(leaf, path, pool));
         if r.is_err() {
             self.torn = true;
         }
@@ -640,7 +661,7 @@ impl Btree {
                     Node {
                         level,
                         recs: KVec::new(),
-                        nr: 0,
+                        offs: KVec::new(),
                         children,
                         at,
                         old: None,
@@ -671,7 +692,7 @@ impl Btree {
         let mut path_buf = [(0usize, 0usize); MAX_PATH];
         let (_, leaf) = self.path_to(pos, &mut path_buf).ok()?;
         let recs = &self.nodes[leaf].recs;
-        let (at, _) = find_rec(recs, pos).ok()?;
+        let (_, at, _) = find_rec(recs, &self.nodes[leaf].offs, pos).ok()?;
         let (_, len) = rec_at(recs, at);
         Some(&recs[at + KEY_HEADER..at + KEY_HEADER + len])
     }
@@ -692,7 +713,10 @@ impl Btree {
         let node = &self.nodes[n];
         if node.level == 0 {
             let recs = &node.recs;
-            let mut at = 0;
+            // From the first record at or after `from`.
+            let mut at = match find_rec(recs, &node.offs, from) {
+                Ok((_, at, _)) | Err((_, at)) => at,
+            };
             while at < recs.len() {
                 let (p, len) = rec_at(recs, at);
                 if p >= to {
@@ -741,7 +765,7 @@ impl Btree {
         let mut right = Node {
             level,
             recs: KVec::new(),
-            nr: 0,
+            offs: KVec::new(),
             children: KVec::new(),
             at,
             old: None,
@@ -753,17 +777,17 @@ impl Btree {
             // The first record boundary at or past half the bytes: the left half holds at most
             // half plus one record, the right one at most half.
             let half = left.recs.len() / 2;
-            let (mut cut, mut nr) = (0, 0);
-            while cut < half {
-                cut += bkey::record_size(rec_at(&left.recs, cut).1);
-                nr += 1;
-            }
+            let nr = left.offs.partition_point(|&o| (o as usize) < half);
+            let cut = left.offs.get(nr).map_or(left.recs.len(), |&o| o as usize);
             right
                 .recs
                 .extend_from_slice(&left.recs[cut..], GFP_KERNEL)?;
-            right.nr = left.nr - nr;
+            right.offs.reserve(left.offs.len() - nr, GFP_KERNEL)?;
+            for &o in left.offs[nr..].iter() {
+                right.offs.push(o - cut as u16, GFP_KERNEL)?;
+            }
             left.recs.truncate(cut);
-            left.nr = nr;
+            left.offs.truncate(nr);
             rec_at(&right.recs, 0).0
         } else {
             let left = &mut self.nodes[n].children;
@@ -798,7 +822,7 @@ impl Btree {
                     continue;
                 }
                 empty[i] = if level == 0 {
-                    node.nr == 0
+                    node.offs.is_empty()
                 } else {
                     node.children.iter().all(|c| empty[c.node])
                 };
@@ -1014,11 +1038,11 @@ impl Btree {
                 if n.level == 0 {
                     // The records were checked when decoded or encoded; a leaf the decoder
                     // would refuse is never written.
-                    if !encode_leaf(&uuid, seq, n.nr, &n.recs, buf) {
+                    if !encode_leaf(&uuid, seq, n.offs.len(), &n.recs, buf) {
                         pr_err!(
                             "{}: btree leaf of {} record(s), {} bytes, cannot be encoded\n",
                             crate::shared::superblock::UuidFmt(&uuid),
-                            n.nr,
+                            n.offs.len(),
                             n.recs.len()
                         );
                         return Err(EIO);

@@ -237,13 +237,18 @@ impl Fs {
         self.discard_rule_ready();
         let mut line = ProgressLine::new(start);
         for e in entries.iter() {
-            for k in bkey::records(&e.records, e.nr_keys as usize) {
-                // The records were checked when the entry was read.
-                let k = k.map_err(|_| EINVAL)?;
+            let mut at = 0;
+            for _ in 0..e.nr_keys {
+                // The records were checked when the entry was read; an update's record is a
+                // leaf's record as it is (`update_rec` checks it once more).
+                let (k, next) = bkey::decode_at(&e.records, at).map_err(|_| EINVAL)?;
+                let raw = &e.records[at..next];
+                at = next;
                 btree
-                    .update(
+                    .update_rec(
                         k.pos,
-                        (!k.deleted).then_some(k.val),
+                        (!k.deleted).then_some(raw),
+                        |_| Ok(()),
                         |n, out| {
                             let before = out.len();
                             self.alloc

@@ -54,14 +54,16 @@ impl<T: Copy, A: Allocator> VecExt<T> for Vec<T, A> {
         if start >= end {
             return;
         }
-        self[start..].rotate_left(end - start);
+        self.copy_within(end..len, start);
         self.truncate(len - (end - start));
     }
 
     fn insert_slice(&mut self, i: usize, s: &[T]) -> Result<(), AllocError> {
-        let i = i.min(self.len());
+        let len = self.len();
+        let i = i.min(len);
         self.extend_from_slice(s, kernel::alloc::flags::GFP_KERNEL)?;
-        self[i..].rotate_right(s.len());
+        self.copy_within(i..len, i + s.len());
+        self[i..i + s.len()].copy_from_slice(s);
         Ok(())
     }
 
