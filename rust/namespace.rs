@@ -27,7 +27,7 @@ impl Store for Tx<'_> {
         pos: Pos,
         buf: &mut [u8; MAX_VAL],
     ) -> core::result::Result<Option<usize>, NsError> {
-        Ok(Tx::get(self, pos, buf))
+        View(self.btree()).get(pos, buf)
     }
 
     fn scan(
@@ -36,8 +36,7 @@ impl Store for Tx<'_> {
         to: Pos,
         f: &mut dyn FnMut(Pos, &[u8]) -> bool,
     ) -> core::result::Result<(), NsError> {
-        Tx::scan(self, from, to, f);
-        Ok(())
+        View(self.btree()).scan(from, to, f)
     }
 
     fn put(&mut self, pos: Pos, val: &[u8]) -> core::result::Result<(), NsError> {
@@ -136,7 +135,7 @@ impl Fs {
     /// `metadata_replicas` members, is a node that holds (half full, as after splits) files of
     /// an inode and a 16-byte name.
     pub(crate) fn ns_figures(&self) -> (u64, u64) {
-        use crate::shared::alloc_policy::{held_back, Watermark};
+        use crate::shared::alloc_policy::Watermark;
         use crate::shared::bkey::record_size;
         use crate::shared::btree_format::LEAF_BYTES;
         use crate::shared::namespace_format::{DIRENT_HEADER, INODE_SIZE, MAX_INO};
@@ -148,11 +147,7 @@ impl Fs {
                 .iter()
                 .zip(self.members.iter())
                 .filter(|(_, m)| !m.is_removed())
-                .map(|(d, _)| {
-                    let s = d.snapshot();
-                    (s.free + s.need_discard)
-                        .saturating_sub(held_back(s.allocatable, Watermark::Btree))
-                })
+                .map(|(d, _)| d.snapshot().spare(Watermark::Btree))
                 .sum()
         });
         let replicas = (self.live().replicas as u64).max(1);

@@ -20,8 +20,8 @@ use crate::journal::JournalPos;
 use crate::journal_writer::{
     self, area_blocks, JournalCopy, JournalWriter, Tree, TxBuffers, Undo, Written,
 };
-use crate::shared::alloc_policy::{held_back, Watermark};
-use crate::shared::bkey::{self, Kind, Pos, MAX_RECORD, MAX_VAL};
+use crate::shared::alloc_policy::Watermark;
+use crate::shared::bkey::{self, Kind, Pos, MAX_RECORD};
 use crate::shared::namespace_format::MAX_INO;
 use crate::shared::options::Opt;
 use crate::shared::superblock::UuidFmt;
@@ -81,17 +81,9 @@ pub(crate) struct Tx<'a> {
 }
 
 impl Tx<'_> {
-    /// The value at `pos`, copied into `buf`; `None` if there is no key there.
-    pub(crate) fn get(&self, pos: Pos, buf: &mut [u8; MAX_VAL]) -> Option<usize> {
-        let v = self.tree.btree.get(pos)?;
-        let n = v.len().min(MAX_VAL);
-        buf[..n].copy_from_slice(&v[..n]);
-        Some(n)
-    }
-
-    /// `f` for every key in `[from, to)`, in order, until it returns `false`.
-    pub(crate) fn scan(&self, from: Pos, to: Pos, f: &mut dyn FnMut(Pos, &[u8]) -> bool) {
-        self.tree.btree.scan(from, to, f)
+    /// The tree as the transaction has changed it so far (what its reads see).
+    pub(crate) fn btree(&self) -> &Btree {
+        &self.tree.btree
     }
 
     /// Sets the key at `pos` to `val`.
@@ -101,9 +93,6 @@ impl Tx<'_> {
 
     /// Deletes the key at `pos` (nothing if there is none).
     pub(crate) fn delete(&mut self, pos: Pos) -> Result {
-        if self.tree.btree.get(pos).is_none() {
-            return Ok(());
-        }
         self.update(pos, None)
     }
 
@@ -131,6 +120,7 @@ impl Tx<'_> {
         }
         let undo = &mut self.undo;
         let old_vals = &mut self.old;
+        let mut existed = false;
         let fs = self.fs;
         let watermark = self.watermark;
         let prealloc = &mut *self.prealloc;
@@ -140,6 +130,7 @@ impl Tx<'_> {
             pos,
             rec,
             |old| {
+                existed = old.is_some();
                 let old = match old {
                     Some(v) => {
                         let o = old_vals.len();
@@ -191,6 +182,12 @@ impl Tx<'_> {
             }
             self.recs.truncate(at);
             return Err(e);
+        }
+        if val.is_none() && !existed {
+            // A deletion of a key that is not there changed nothing: no undo, no record.
+            let _ = self.undo.pop();
+            self.recs.truncate(at);
+            return Ok(());
         }
         self.nr += 1;
         if pos.kind == Kind::Inode as u8 {
@@ -537,10 +534,7 @@ impl Fs {
                 .filter(|(_, m)| !m.is_removed())
                 .filter(|(d, _)| {
                     let s = d.snapshot();
-                    s.writable
-                        && (s.free + s.need_discard)
-                            .saturating_sub(held_back(s.allocatable, watermark))
-                            >= want as u64
+                    s.writable && s.spare(watermark) >= want as u64
                 })
                 .count()
         });

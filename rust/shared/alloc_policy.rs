@@ -82,6 +82,13 @@ impl DeviceSnapshot {
     pub fn available(&self, wm: Watermark) -> u64 {
         self.free.saturating_sub(held_back(self.allocatable, wm))
     }
+
+    /// Empty buckets (free, or waiting for discard) beyond what `wm` holds back: what the
+    /// device can give a request at `wm` once its discards are done.
+    #[inline]
+    pub fn spare(&self, wm: Watermark) -> u64 {
+        (self.free + self.need_discard).saturating_sub(held_back(self.allocatable, wm))
+    }
 }
 
 /// Everything a request's decision depends on, re-read from live state at every attempt.
