@@ -14,6 +14,7 @@ mod bdev;
 mod btree;
 mod closure;
 mod commit;
+mod data;
 mod discard;
 mod fs;
 mod fs_sysfs;
