@@ -8,7 +8,7 @@
 #![allow(dead_code)]
 
 use crate::fs::Fs;
-use kernel::prelude::*;
+use kernel::{error::Error, prelude::*};
 
 /// [`Fs::data_map`] flags (the glue translates iomap's).
 pub(crate) mod map_flags {
@@ -58,13 +58,18 @@ pub(crate) struct Segment {
     pub(crate) addr: u64,
 }
 
+/// `EOPNOTSUPP` (the kernel crate has no constant for it): the stub bodies' error.
+fn eopnotsupp() -> Error {
+    Error::from_errno(-(kernel::bindings::EOPNOTSUPP as i32))
+}
+
 impl Fs {
     /// iomap_begin: the mapping of `[pos, pos + len)` of inode `ino` from `pos` on (it may be
     /// shorter than `len`). With [`map_flags::WRITE`] (and not `ZERO`/`REPORT`), a hole at
     /// `pos` is allocated (at most `len` bytes, rounded up to blocks) as an unwritten extent
     /// on `data_replicas` members: `ENOSPC` when the data watermark leaves no room.
     pub(crate) fn data_map(&self, _ino: u64, _pos: u64, _len: u64, _flags: u32) -> Result<Mapping> {
-        Err(EOPNOTSUPP)
+        Err(eopnotsupp())
     }
 
     /// The pieces a write of `[pos, pos + len)` (block aligned, within extents) goes to: every
@@ -76,20 +81,20 @@ impl Fs {
         _len: u64,
         _f: &mut dyn FnMut(&Segment) -> Result,
     ) -> Result {
-        Err(EOPNOTSUPP)
+        Err(eopnotsupp())
     }
 
     /// The data of `[pos, pos + len)` is on disk: unwritten extents there become written, and
     /// the inode's size on disk grows to `min(isize, pos + len)` if it was smaller.
     pub(crate) fn data_written(&self, _ino: u64, _pos: u64, _len: u64, _isize: u64) -> Result {
-        Err(EOPNOTSUPP)
+        Err(eopnotsupp())
     }
 
     /// Frees the blocks of `[start, end)` of `ino` (`start` rounded up and `end` down to
     /// blocks; `u64::MAX` for the rest of the file), in as many transactions as it takes.
     /// Returns the blocks freed (per file block, not per replica).
     pub(crate) fn data_punch(&self, _ino: u64, _start: u64, _end: u64) -> Result<u64> {
-        Err(EOPNOTSUPP)
+        Err(eopnotsupp())
     }
 
     /// Blocks allocated to `ino` (per file block), for `i_blocks` when the inode is read.
@@ -101,6 +106,6 @@ impl Fs {
     /// len)` (bytes of the member's address space) in runs of at least `minlen` bytes;
     /// returns the bytes discarded.
     pub(crate) fn data_trim(&self, _start: u64, _len: u64, _minlen: u64) -> Result<u64> {
-        Err(EOPNOTSUPP)
+        Err(eopnotsupp())
     }
 }
