@@ -3,12 +3,13 @@
 //! The figures follow the kernel's `internal/btree_stats`: `keys` and `digest` count the map
 //! keys only (the keys a replay test writes and compares: `bucketfs scenario` prints the same
 //! two figures as its expectation), `namespace_keys` counts every other key (inodes, directory
-//! entries, symbolic link pieces).
+//! entries, symbolic link pieces, file extents).
 
 use crate::device::Device;
 use crate::show::read_super;
 use bucketfs_core::bkey::{key_digest, Kind, Pos};
 use bucketfs_core::btree_format::{decode_node, Child};
+use bucketfs_core::extent::Extent;
 use bucketfs_core::layout::Field;
 use bucketfs_core::namespace_format::{decode_dirent, InodeDisk, INODE_SIZE};
 use bucketfs_core::superblock::{check_ptr, NodePtr, Superblock, BLOCK_SIZE};
@@ -85,6 +86,22 @@ pub fn key_line(k: &Record) -> String {
             k.val.len(),
             bytes_text(&k.val, 64)
         ),
+        Kind::Extent => match Extent::decode(k.pos, &k.val) {
+            Some(e) => {
+                let mut t = format!(
+                    "extent {ino} {}..{} len {} {}",
+                    e.start,
+                    e.end(),
+                    e.len,
+                    if e.unwritten { "unwritten" } else { "written" }
+                );
+                for p in e.ptrs() {
+                    t.push_str(&format!(" m{}:{}", p.member, p.block));
+                }
+                t
+            }
+            None => format!("extent {ino} {off} (bad value)"),
+        },
         Kind::Inode => format!("inode {ino} {off} (bad value)"),
     }
 }
@@ -235,4 +252,45 @@ pub fn dump(devs: &[Device], print_keys: bool, print_nodes: bool) -> Result<(), 
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bucketfs_core::extent::{DataPtr, MAX_DATA_REPLICAS, MAX_EXTENT_VAL};
+
+    #[test]
+    fn extents_print_readably() {
+        let mut e = Extent {
+            start: 8,
+            len: 4,
+            unwritten: true,
+            nr: 2,
+            ptrs: [DataPtr::default(); MAX_DATA_REPLICAS],
+        };
+        e.ptrs[0] = DataPtr {
+            member: 0,
+            block: 4096,
+        };
+        e.ptrs[1] = DataPtr {
+            member: 2,
+            block: 300,
+        };
+        let mut v = vec![0u8; MAX_EXTENT_VAL];
+        let n = e.encode(&mut v);
+        v.truncate(n);
+        let k = Record {
+            pos: e.pos(7),
+            val: v,
+        };
+        assert_eq!(
+            key_line(&k),
+            "extent 7 8..12 len 4 unwritten m0:4096 m2:300"
+        );
+        let bad = Record {
+            pos: e.pos(7),
+            val: vec![0; 8],
+        };
+        assert_eq!(key_line(&bad), "extent 7 12 (bad value)");
+    }
 }
