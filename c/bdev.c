@@ -154,7 +154,12 @@ static void bucketfs_io_submit_rw(const struct bucketfs_io_req *r,
 	else if (r->op == BUCKETFS_IO_WRITE)
 		opf |= REQ_OP_WRITE;
 	else
-		opf |= REQ_OP_WRITE | REQ_FUA;
+		/*
+		 * Durable, and every write completed before it too: a journal
+		 * entry that says file data is written is never on disk before
+		 * that data (which went through the page cache, not this batch).
+		 */
+		opf |= REQ_OP_WRITE | REQ_PREFLUSH | REQ_FUA;
 
 	while (len) {
 		unsigned int nr = min_t(size_t, BIO_MAX_VECS,

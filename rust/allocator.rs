@@ -255,6 +255,24 @@ impl DeviceBuckets {
         Some(b)
     }
 
+    /// The first run of free buckets at or after `from`, at most `max_len` long, taken out of
+    /// allocation for `FITRIM` (held as `data` with no extent: a crash leaves them to the
+    /// mount's reconciliation, which frees them); [`DeviceBuckets::untrim`] gives them back.
+    pub(crate) fn take_free_run(&mut self, from: u32, max_len: u32) -> Option<(u32, u32)> {
+        let (start, len) = self.index.run(Tracked::Free, from, max_len)?;
+        for b in start..start + len {
+            self.set_state(b, BucketState::Data);
+        }
+        Some((start, len))
+    }
+
+    /// Gives back a run [`DeviceBuckets::take_free_run`] took.
+    pub(crate) fn untrim(&mut self, start: u32, len: u32) {
+        for b in start..start + len {
+            self.set_state(b, BucketState::Free);
+        }
+    }
+
     /// The first run of contiguous `need_discard` buckets starting at or after `from` (and the
     /// first allocatable bucket), at most `max_len` long: its start and length.
     pub(crate) fn need_discard_run(&self, from: u32, max_len: u32) -> Option<(u32, u32)> {

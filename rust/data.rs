@@ -608,8 +608,89 @@ impl Fs {
 
     /// `FITRIM`: discards the free buckets of every member that overlap `[start, start +
     /// len)` (bytes of the member's address space) in runs of at least `minlen` bytes;
-    /// returns the bytes discarded.
-    pub(crate) fn data_trim(&self, _start: u64, _len: u64, _minlen: u64) -> Result<u64> {
-        Err(ENOTSUPP)
+    /// returns the bytes discarded. The buckets are out of allocation while their discard
+    /// runs. With the `discard` option on, freed buckets were discarded already, and they are
+    /// discarded again (as ext4 does without its trimmed flags).
+    pub(crate) fn data_trim(&self, start: u64, len: u64, minlen: u64) -> Result<u64> {
+        use crate::bdev::{DiscardRange, IoBatch};
+        if self.state.lock().read_only {
+            return Err(EROFS);
+        }
+        let end = start.saturating_add(len);
+        let mut trimmed = 0u64;
+        let mut any = false;
+        for (m, g) in self.geometry.iter().enumerate() {
+            let Some(member) = self.members.get(m).filter(|x| !x.is_removed()) else {
+                continue;
+            };
+            let Ok(dev) = member.dev() else {
+                continue;
+            };
+            if dev.max_discard_bytes() == 0 {
+                continue;
+            }
+            any = true;
+            let bs = g.bucket_size as u64;
+            let first = (start / bs).max(g.first_bucket as u64);
+            let last = end.div_ceil(bs).min(g.nbuckets);
+            // At most this many buckets in one command.
+            let max_run = (crate::discard::MAX_COMMAND_BYTES / bs).clamp(1, u32::MAX as u64) as u32;
+            let mut from = first;
+            while from < last {
+                let want = (last - from).min(max_run as u64) as u32;
+                let run = self.alloc.update(|d| {
+                    d.get_mut(m)
+                        .and_then(|d| d.take_free_run(from as u32, want))
+                });
+                let Some((b, n)) = run else {
+                    break;
+                };
+                let n = n.min((last.saturating_sub(b as u64)) as u32);
+                if n == 0 {
+                    self.alloc.update(|d| {
+                        if let Some(d) = d.get_mut(m) {
+                            d.untrim(b, run.map_or(0, |r| r.1));
+                        }
+                    });
+                    break;
+                }
+                let bytes = n as u64 * bs;
+                let mut result = Ok(());
+                if bytes >= minlen {
+                    let range = [DiscardRange {
+                        off: g.bucket_offset(b as u64),
+                        len: bytes,
+                    }];
+                    let mut batch = IoBatch::with_capacity(1)?;
+                    result = batch
+                        .discard(dev, &range)
+                        .and_then(|t| batch.run().and_then(|()| batch.status(t)));
+                    if result.is_ok() {
+                        trimmed += bytes;
+                    }
+                }
+                self.alloc.update(|d| {
+                    if let Some(d) = d.get_mut(m) {
+                        d.untrim(b, run.map_or(0, |r| r.1));
+                    }
+                });
+                self.alloc.wake_all();
+                if let Err(e) = result {
+                    pr_warn!(
+                        "{}: FITRIM: discard of {bytes} bytes of member {m} failed ({}); the \
+                         buckets stay free\n",
+                        UuidFmt(&self.uuid),
+                        e.to_errno()
+                    );
+                    break;
+                }
+                from = b as u64 + run.map_or(1, |r| r.1) as u64;
+            }
+        }
+        if !any {
+            // No member can discard (ext4's answer too).
+            return Err(Error::from_errno(-95));
+        }
+        Ok(trimmed)
     }
 }
