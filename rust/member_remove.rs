@@ -170,6 +170,32 @@ impl Fs {
             None => Err(EAGAIN),
         }
         .map_err(|e| member_err!(self, m, "remove", e, "cannot commit the btree"))?;
+        // File data is not moved off a member: one that holds some stays.
+        let data_blocks = tree.as_ref().map_or(0, |t| {
+            let mut n = 0u64;
+            t.data.for_each_live(|dm, _, live| {
+                if dm as usize == m {
+                    n += live as u64;
+                }
+            });
+            n
+        });
+        if data_blocks > 0 {
+            return Err(member_err!(
+                self,
+                m,
+                "remove",
+                EBUSY,
+                "it holds {data_blocks} block(s) of file data, which bucketfs does not move to \
+                 other members; delete or copy those files elsewhere first"
+            ));
+        }
+        if let Some(t) = tree.as_mut() {
+            // Its empty write point, if any, is closed (freed with the next journal write).
+            t.data
+                .set_point(m, None)
+                .map_err(|e| member_err!(self, m, "remove", e, "cannot close its data bucket"))?;
+        }
         // Planned and written under the state lock (`update_superblock`), on its one copy of
         // the superblock (superblocks stay off this deep stack).
         let replicas = self.live().replicas;

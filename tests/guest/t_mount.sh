@@ -34,7 +34,17 @@ t dev0_one_btree_bucket test "$(cat $d/dev-0/btree)" = 1
 blocks=$(stat -f -c %b /mnt)
 want=$(( ($(cat $d/dev-0/nbuckets) - $(cat $d/dev-0/first_bucket)) + ($(cat $d/dev-1/nbuckets) - $(cat $d/dev-1/first_bucket)) ))
 t statfs_blocks_from_buckets test "$blocks" = "$want"
-t statfs_free_from_buckets test "$(stat -f -c %a /mnt)" = $(( $(cat $d/dev-0/free) + $(cat $d/dev-1/free) ))
+t statfs_free_from_buckets test "$(stat -f -c %f /mnt)" = $(( $(cat $d/dev-0/free) + $(cat $d/dev-0/need_discard) + $(cat $d/dev-1/free) + $(cat $d/dev-1/need_discard) ))
+# Available: what file data may take, free buckets beyond the data watermark's holdback
+# (1/64 of the allocatable buckets plus twice the btree reserve, per member).
+avail=0
+for n in 0 1; do
+	a=$(( $(cat $d/dev-$n/nbuckets) - $(cat $d/dev-$n/first_bucket) ))
+	r=$(( a / 256 )); [ $r -lt 2 ] && r=2; [ $r -gt 512 ] && r=512
+	f=$(( $(cat $d/dev-$n/free) - a / 64 - 2 * r )); [ $f -lt 0 ] && f=0
+	avail=$((avail + f))
+done
+t statfs_avail_below_data_watermark test "$(stat -f -c %a /mnt)" = $avail
 
 # Runtime writes: applied, persisted (superblock seq moves), read back.
 seq0=$(cat $d/internal/superblock_seq)
