@@ -237,6 +237,24 @@ impl DeviceBuckets {
         Some(b)
     }
 
+    /// Takes a free bucket for file data (`data`) when the device takes allocations and keeps
+    /// more free buckets than `watermark` holds back: the first at or after the rotor.
+    pub(crate) fn take_data(&mut self, watermark: Watermark) -> Option<u32> {
+        if !self.writable || self.snapshot().available(watermark) == 0 {
+            return None;
+        }
+        let b = self
+            .index
+            .take(Tracked::Free, BucketState::Data, self.rotor)?;
+        self.dirty.mark_bucket(b);
+        self.rotor = if b + 1 < self.nbuckets() {
+            b + 1
+        } else {
+            self.index.first_bucket()
+        };
+        Some(b)
+    }
+
     /// The first run of contiguous `need_discard` buckets starting at or after `from` (and the
     /// first allocatable bucket), at most `max_len` long: its start and length.
     pub(crate) fn need_discard_run(&self, from: u32, max_len: u32) -> Option<(u32, u32)> {

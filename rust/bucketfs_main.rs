@@ -15,6 +15,7 @@ mod btree;
 mod closure;
 mod commit;
 mod data;
+mod data_space;
 mod discard;
 mod fs;
 mod fs_sysfs;

@@ -14,8 +14,11 @@
 
 use crate::bdev::{BlockDevice, IoBatch, IoBuf};
 use crate::btree::Btree;
+use crate::data_space::DataSpace;
 use crate::shared::bkey::Pos;
-use crate::shared::journal_format::{encode_entry, entry_blocks, MAX_KEY_BYTES};
+use crate::shared::journal_format::{
+    encode_entry, entry_blocks, BucketUpdate, MAX_KEY_BYTES, UPDATE_BYTES,
+};
 use crate::shared::superblock::Member;
 use crate::shared::superblock::{UuidFmt, BLOCK_SIZE};
 use crate::vec_ext::VecExt;
@@ -92,11 +95,13 @@ pub(crate) fn area_blocks(copies: &[JournalCopy<'_>]) -> u64 {
 ///
 /// # Invariants
 ///
-/// `recs` holds `nr` valid records ([`crate::shared::bkey::encode`]), at most
-/// [`MAX_KEY_BYTES`] of them.
+/// `recs` holds `nr` valid records ([`crate::shared::bkey::encode`]); they and `updates` (as
+/// encoded) take at most [`MAX_KEY_BYTES`].
 pub(crate) struct JournalWriter {
     recs: KVVec<u8>,
     nr: u32,
+    /// Bucket updates of the open entry (data buckets opened by its transactions).
+    updates: KVec<BucketUpdate>,
     /// Sequence number of the open entry: the next entry written.
     pub(crate) seq: u64,
     /// Block of the journal areas where it goes.
@@ -123,6 +128,7 @@ impl JournalWriter {
         JournalWriter {
             recs: KVVec::new(),
             nr: 0,
+            updates: KVec::new(),
             seq,
             pos,
             written: 0,
@@ -131,21 +137,26 @@ impl JournalWriter {
 
     /// Whether the open entry holds nothing.
     pub(crate) fn is_empty(&self) -> bool {
-        self.nr == 0
+        self.nr == 0 && self.updates.is_empty()
     }
 
-    /// Whether `bytes` more bytes of records fit in the open entry.
+    /// Whether `bytes` more bytes of records (and bucket updates) fit in the open entry.
     pub(crate) fn fits(&self, bytes: usize) -> bool {
-        self.recs.len() + bytes <= MAX_KEY_BYTES
+        self.recs.len() + self.updates.len() * UPDATE_BYTES + bytes <= MAX_KEY_BYTES
     }
 
-    /// Adds a transaction's `nr` records (valid, encoded by [`crate::shared::bkey::encode`]);
-    /// the caller checked [`JournalWriter::fits`].
-    pub(crate) fn append(&mut self, recs: &[u8], nr: u32) -> Result {
-        if !self.fits(recs.len()) {
+    /// Adds a transaction's `nr` records (valid, encoded by [`crate::shared::bkey::encode`])
+    /// and its bucket updates; the caller checked [`JournalWriter::fits`]. All or nothing.
+    pub(crate) fn append(&mut self, recs: &[u8], nr: u32, updates: &[BucketUpdate]) -> Result {
+        if !self.fits(recs.len() + updates.len() * UPDATE_BYTES) {
             return Err(E2BIG);
         }
+        self.updates.reserve(updates.len(), GFP_KERNEL)?;
         self.recs.extend_from_slice(recs, GFP_KERNEL)?;
+        for u in updates {
+            // Within the capacity reserved above.
+            self.updates.push(*u, GFP_KERNEL)?;
+        }
         self.nr += nr;
         Ok(())
     }
@@ -155,6 +166,7 @@ impl JournalWriter {
     pub(crate) fn committed(&mut self, pos: u64) {
         self.recs.clear();
         self.nr = 0;
+        self.updates.clear();
         self.pos = pos;
         self.written = 0;
     }
@@ -174,7 +186,7 @@ impl JournalWriter {
         if self.is_empty() {
             return Ok(Written::Done);
         }
-        let blocks = entry_blocks(self.recs.len(), 0).ok_or(E2BIG)? as u64;
+        let blocks = entry_blocks(self.recs.len(), self.updates.len()).ok_or(E2BIG)? as u64;
         let area = area_blocks(copies);
         if self.pos + blocks > area {
             return Ok(Written::AreaFull);
@@ -185,7 +197,16 @@ impl JournalWriter {
         let mut buf = IoBuf::new(len)?;
         buf.fill(0);
         // The encoder refuses what the decoder would: never written, then.
-        if encode_entry(uuid, self.seq, self.nr as usize, &self.recs, &[], &mut buf).is_none() {
+        if encode_entry(
+            uuid,
+            self.seq,
+            self.nr as usize,
+            &self.recs,
+            &self.updates,
+            &mut buf,
+        )
+        .is_none()
+        {
             pr_err!(
                 "{}: journal entry {} cannot be encoded ({} records, {} bytes)\n",
                 UuidFmt(uuid),
@@ -222,6 +243,7 @@ impl JournalWriter {
         }
         self.recs.clear();
         self.nr = 0;
+        self.updates.clear();
         self.seq += 1;
         self.pos += blocks;
         self.written += 1;

@@ -15,6 +15,7 @@
 
 use crate::allocator::NodeAlloc;
 use crate::btree::Btree;
+use crate::data_space::{DataEffect, DataSpace};
 use crate::fs::Fs;
 use crate::journal::JournalPos;
 use crate::journal_writer::{
@@ -22,6 +23,7 @@ use crate::journal_writer::{
 };
 use crate::shared::alloc_policy::Watermark;
 use crate::shared::bkey::{self, Kind, Pos, MAX_RECORD};
+use crate::shared::journal_format::{BucketUpdate, UPDATE_BYTES};
 use crate::shared::namespace_format::MAX_INO;
 use crate::shared::options::Opt;
 use crate::shared::superblock::UuidFmt;
@@ -78,12 +80,54 @@ pub(crate) struct Tx<'a> {
     watermark: Watermark,
     /// Inode keys the transaction added less those it deleted.
     inodes: i64,
+    /// Bucket updates for the journal entry (data buckets the transaction's extents are in).
+    updates: KVec<BucketUpdate>,
+    /// What it did to the data buckets.
+    effects: KVec<DataEffect>,
 }
 
 impl Tx<'_> {
     /// The tree as the transaction has changed it so far (what its reads see).
     pub(crate) fn btree(&self) -> &Btree {
         &self.tree.btree
+    }
+
+    /// The filesystem the transaction runs on.
+    pub(crate) fn fs(&self) -> &Fs {
+        self.fs
+    }
+
+    /// The data buckets (write points, live blocks), as the transaction's allocations and
+    /// frees change them.
+    pub(crate) fn data(&mut self) -> &mut DataSpace {
+        &mut self.tree.data
+    }
+
+    /// Records `e` (its `Alloc` live count already added by the caller: undone if the
+    /// transaction fails; a `Free` is applied when it ends well), and the bucket update that
+    /// makes the bucket `data` on replay, once per bucket.
+    pub(crate) fn data_effect(&mut self, e: DataEffect) -> Result {
+        self.effects.reserve(1, GFP_KERNEL)?;
+        if let DataEffect::Alloc { member, bucket, .. } = e {
+            if !self
+                .updates
+                .iter()
+                .any(|u| u.member == member && u.bucket == bucket)
+            {
+                self.updates.push(
+                    BucketUpdate {
+                        member,
+                        bucket,
+                        state: crate::shared::bucket_table::BucketState::Data,
+                        gen: 0,
+                    },
+                    GFP_KERNEL,
+                )?;
+            }
+        }
+        // Within the capacity reserved above.
+        self.effects.push(e, GFP_KERNEL)?;
+        Ok(())
     }
 
     /// Sets the key at `pos` to `val`.
@@ -232,20 +276,50 @@ impl Tx<'_> {
         }
         self.recs.clear();
         self.nr = 0;
+        // The blocks taken go back to their write points, their live counts with them; frees
+        // were not applied.
+        while let Some(e) = self.effects.pop() {
+            if let DataEffect::Alloc {
+                member,
+                bucket,
+                off,
+                n,
+            } = e
+            {
+                self.tree.data.unadd_live(member, bucket, n);
+                self.tree.data.untake(member as usize, bucket, off, n);
+            }
+        }
+        self.updates.clear();
         all
     }
 
     /// The transaction ends well: its records join the open journal entry, which has room for
     /// them (see [`TX_MAX_BYTES`]).
     fn finish(&mut self) -> Result {
-        if self.nr == 0 {
+        if self.nr == 0 && self.effects.is_empty() {
             return Ok(());
         }
-        if self.recs.len() > TX_MAX_BYTES || !self.tree.jw.fits(self.recs.len()) {
+        let bytes = self.recs.len() + self.updates.len() * UPDATE_BYTES;
+        if bytes > TX_MAX_BYTES || !self.tree.jw.fits(bytes) {
             return Err(E2BIG);
         }
+        let frees = self
+            .effects
+            .iter()
+            .filter(|e| matches!(e, DataEffect::Free { .. }))
+            .count();
+        self.tree.data.reserve_frees(frees)?;
         let was_empty = self.tree.jw.is_empty();
-        self.tree.jw.append(&self.recs, self.nr)?;
+        self.tree.jw.append(&self.recs, self.nr, &self.updates)?;
+        for e in self.effects.iter() {
+            if let DataEffect::Free { member, bucket, n } = *e {
+                // Room reserved above: this does not fail.
+                let _ = self.tree.data.sub_live(member, bucket, n);
+            }
+        }
+        self.effects.clear();
+        self.updates.clear();
         self.tree.changed_since_space_commit = true;
         let n = self.fs.inodes.load(Ordering::Relaxed);
         self.fs
@@ -336,6 +410,7 @@ impl Fs {
             jw: JournalWriter::new(seq, pos),
             changed_since_space_commit: true,
             tx_buffers: TxBuffers::new(),
+            data: DataSpace::new(),
         });
         // The flush interval's timer (none on a read-only mount: nothing is written there; a
         // remount read-write makes it).
@@ -436,6 +511,8 @@ impl Fs {
                     want: 0,
                     watermark,
                     inodes: 0,
+                    updates: KVec::new(),
+                    effects: KVec::new(),
                 };
                 let r = f(&mut tx).and_then(|v| tx.finish().map(|()| v));
                 let r = match r {
@@ -570,10 +647,33 @@ impl Fs {
         self.check_shut_down()?;
         // An error before any write (out of memory) leaves the entry open for a later try.
         match tree.jw.write(&self.uuid, &copies, required)? {
-            Written::Done => Ok(()),
+            Written::Done => {
+                self.free_emptied_data(tree);
+                Ok(())
+            }
             Written::Short(e) => Err(self.shut_down("a journal entry could not be written", e)),
             Written::AreaFull => self.commit_tree(tree, true),
         }
+    }
+
+    /// The data buckets emptied by transactions whose records are durable now (the entry was
+    /// written, or a commit put them in the btree) go to `need_discard`, and the discard worker
+    /// is kicked.
+    fn free_emptied_data(&self, tree: &mut Tree) {
+        let freed = tree.data.take_pending();
+        if freed.is_empty() {
+            return;
+        }
+        self.alloc.update(|devices| {
+            for &(m, b) in freed.iter() {
+                if let Some(d) = devices.get_mut(m as usize) {
+                    if d.state(b) == Some(crate::shared::bucket_table::BucketState::Data) {
+                        d.set_state(b, crate::shared::bucket_table::BucketState::NeedDiscard);
+                    }
+                }
+            }
+        });
+        self.kick_discards();
     }
 
     /// Makes every transaction so far durable: writes the open journal entry (`fsync`,
@@ -607,6 +707,7 @@ impl Fs {
         self.commit(&mut tree.btree, next, &[], true)
             .map_err(|e| self.shut_down("a commit of the btree failed", e))?;
         tree.jw.committed(pos);
+        self.free_emptied_data(tree);
         if restart {
             if let Ok(copies) = self.journal_copies() {
                 journal_writer::clear_start(&copies);

@@ -9,77 +9,15 @@
 //! 61 bits wide, so no search finds 33 names in one window): every operation and the checker
 //! take the `Names`, so they see the same placement.
 
-use bucketfs_core::bkey::{check_value, Pos, MAX_VAL};
+use bucketfs_core::bkey::Pos;
 use bucketfs_core::layout::Field;
 use bucketfs_core::namespace::*;
 use bucketfs_core::namespace_format::*;
 use proptest::prelude::*;
 use std::collections::{BTreeMap, HashMap};
 
-/// A store in memory. `put` refuses (panics on) a value the decoder would refuse, `delete` a
-/// key that is not there: the namespace writes neither.
-#[derive(Clone, Default, PartialEq, Debug)]
-struct Mem {
-    m: BTreeMap<Pos, Vec<u8>>,
-    /// Fail the n-th next write with EIO (`None`: never).
-    fail_after: Option<u32>,
-}
-
-impl Mem {
-    fn write_allowed(&mut self) -> Result<(), NsError> {
-        match self.fail_after {
-            Some(0) => Err(NsError::Errno(5)),
-            Some(ref mut n) => {
-                *n -= 1;
-                Ok(())
-            }
-            None => Ok(()),
-        }
-    }
-}
-
-impl Store for Mem {
-    fn get(&self, pos: Pos, buf: &mut [u8; MAX_VAL]) -> Result<Option<usize>, NsError> {
-        Ok(self.m.get(&pos).map(|v| {
-            buf[..v.len()].copy_from_slice(v);
-            v.len()
-        }))
-    }
-
-    fn scan(
-        &self,
-        from: Pos,
-        to: Pos,
-        f: &mut dyn FnMut(Pos, &[u8]) -> bool,
-    ) -> Result<(), NsError> {
-        if from >= to {
-            return Ok(());
-        }
-        for (p, v) in self.m.range(from..to) {
-            if !f(*p, v) {
-                break;
-            }
-        }
-        Ok(())
-    }
-
-    fn put(&mut self, pos: Pos, val: &[u8]) -> Result<(), NsError> {
-        assert!(
-            check_value(pos, val),
-            "put of a value the decoder refuses at {pos:?}"
-        );
-        self.write_allowed()?;
-        self.m.insert(pos, val.to_vec());
-        Ok(())
-    }
-
-    fn delete(&mut self, pos: Pos) -> Result<(), NsError> {
-        assert!(self.m.contains_key(&pos), "delete of a missing key {pos:?}");
-        self.write_allowed()?;
-        self.m.remove(&pos);
-        Ok(())
-    }
-}
+mod common;
+use common::Mem;
 
 #[derive(Default)]
 struct Map(HashMap<u64, Tally>);

@@ -11,6 +11,7 @@
 //! What a value holds depends on its kind ([`Kind`]); [`check_value`] refuses a value its kind
 //! does not allow, so nothing decoded from disk reaches the namespace unchecked.
 
+use crate::shared::extent;
 use crate::shared::layout::{layout, Field};
 use crate::shared::namespace_format;
 
@@ -55,6 +56,9 @@ pub enum Kind {
     /// A piece of symbolic link `ino`'s target: piece `off`, at most
     /// [`namespace_format::SYMLINK_PIECE`] bytes.
     Symlink = 4,
+    /// File data: the extent of regular file `ino` ending at block `off` (exclusive), a
+    /// [`extent::ExtentHeaderDisk`] and its replicas' [`extent::DataPtrDisk`]s.
+    Extent = 5,
 }
 
 impl Kind {
@@ -65,6 +69,7 @@ impl Kind {
             2 => Kind::Inode,
             3 => Kind::Dirent,
             4 => Kind::Symlink,
+            5 => Kind::Extent,
             _ => return None,
         })
     }
@@ -157,6 +162,7 @@ pub fn check_value(pos: Pos, val: &[u8]) -> bool {
         Some(Kind::Inode) => pos.off == 0 && namespace_format::check_inode(pos.ino, val),
         Some(Kind::Dirent) => namespace_format::check_dirent(pos, val),
         Some(Kind::Symlink) => namespace_format::check_symlink_piece(pos, val),
+        Some(Kind::Extent) => extent::Extent::decode(pos, val).is_some(),
         None => false,
     }
 }

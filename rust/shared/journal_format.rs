@@ -67,6 +67,8 @@ layout! {
 
 const HEADER: usize = EntryHeaderDisk::SIZE;
 const UPDATE_SIZE: usize = UpdateDisk::SIZE;
+/// Bytes one bucket update takes in an entry.
+pub const UPDATE_BYTES: usize = UPDATE_SIZE;
 const OFF_CRC: usize = offset!(EntryHeaderDisk, crc);
 
 /// A bucket state change.

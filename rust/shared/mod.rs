@@ -11,6 +11,7 @@ pub mod bkey;
 pub mod btree_format;
 pub mod bucket_table;
 pub mod crc32c;
+pub mod extent;
 pub mod free_index;
 pub mod journal_format;
 pub mod layout;

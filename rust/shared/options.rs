@@ -199,6 +199,15 @@ options! {
         help: "a btree node allocation parked past allocator_stuck_timeout takes fewer copies \
                (at least metadata_replicas_required), re-replicated later by the worker",
     },
+    DataReplicas {
+        name: "data_replicas",
+        kind: Kind::U32 { min: 1, max: MAX_REPLICAS },
+        default: 1,
+        settable: ALL,
+        sb_slot: 7,
+        help: "copies of each file data extent written from now on, on distinct members (at \
+               most the member count)",
+    },
 }
 
 /// Whether every option has its own name and its own superblock slot, within the slots.
@@ -508,6 +517,9 @@ impl Options {
         if replicas > members {
             return Err(OptError::MoreReplicasThanMembers { members });
         }
+        if self.get(Opt::DataReplicas) > members {
+            return Err(OptError::MoreReplicasThanMembers { members });
+        }
         let required = self.get(Opt::MetadataReplicasRequired);
         if required > replicas {
             return Err(OptError::RequiredAboveReplicas { replicas, required });
@@ -539,7 +551,12 @@ impl Options {
     pub fn from_disk(slots: &[u32; SB_OPTION_SLOTS], label: &Label) -> Result<Options, Opt> {
         let mut o = Options::default();
         for opt in Opt::ALL {
-            let v = slots[opt.desc().sb_slot];
+            let mut v = slots[opt.desc().sb_slot];
+            // Written before the slot existed (format 2 images made before file data): one
+            // copy, which is what such a filesystem had no data of.
+            if opt == Opt::DataReplicas && v == 0 {
+                v = 1;
+            }
             check_range(opt.desc(), v).map_err(|_| opt)?;
             o.values[opt as usize] = v;
         }
@@ -610,6 +627,12 @@ fn blame(e: OptError, given: &MountOptions, o: &Options) -> Opt {
             if given.get(Opt::MetadataReplicasRequired).is_some() =>
         {
             Opt::MetadataReplicasRequired
+        }
+        OptError::MoreReplicasThanMembers { .. }
+            if given.get(Opt::DataReplicas).is_some()
+                && o.get(Opt::DataReplicas) >= o.get(Opt::MetadataReplicas) =>
+        {
+            Opt::DataReplicas
         }
         OptError::RequiredAboveReplicas { .. } | OptError::MoreReplicasThanMembers { .. } => {
             Opt::MetadataReplicas

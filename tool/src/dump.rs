@@ -3,12 +3,13 @@
 //! The figures follow the kernel's `internal/btree_stats`: `keys` and `digest` count the map
 //! keys only (the keys a replay test writes and compares: `bucketfs scenario` prints the same
 //! two figures as its expectation), `namespace_keys` counts every other key (inodes, directory
-//! entries, symbolic link pieces).
+//! entries, symbolic link pieces, file extents).
 
 use crate::device::Device;
 use crate::show::read_super;
 use bucketfs_core::bkey::{key_digest, Kind, Pos};
 use bucketfs_core::btree_format::{decode_node, Child};
+use bucketfs_core::extent::Extent;
 use bucketfs_core::layout::Field;
 use bucketfs_core::namespace_format::{decode_dirent, InodeDisk, INODE_SIZE};
 use bucketfs_core::superblock::{check_ptr, NodePtr, Superblock, BLOCK_SIZE};
@@ -85,6 +86,22 @@ pub fn key_line(k: &Record) -> String {
             k.val.len(),
             bytes_text(&k.val, 64)
         ),
+        Kind::Extent => match Extent::decode(k.pos, &k.val) {
+            Some(e) => {
+                let mut t = format!(
+                    "extent {ino} {}..{} len {} {}",
+                    e.start,
+                    e.end(),
+                    e.len,
+                    if e.unwritten { "unwritten" } else { "written" }
+                );
+                for p in e.ptrs() {
+                    t.push_str(&format!(" m{}:{}", p.member, p.block));
+                }
+                t
+            }
+            None => format!("extent {ino} {off} (bad value)"),
+        },
         Kind::Inode => format!("inode {ino} {off} (bad value)"),
     }
 }

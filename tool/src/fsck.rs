@@ -67,6 +67,7 @@ fn pos_text(p: Pos) -> String {
         Some(Kind::Inode) => "inode",
         Some(Kind::Dirent) => "dirent",
         Some(Kind::Symlink) => "symlink",
+        Some(Kind::Extent) => "extent",
         None => return format!("kind{}:{}:{}", p.kind, p.ino, p.off),
     };
     format!("{kind}:{}:{}", p.ino, p.off)

@@ -4,9 +4,11 @@
 
 #![allow(dead_code)]
 
-use bucketfs_core::bkey::{encode, record_size, Kind, Pos, MAX_RECORD};
+use bucketfs_core::bkey::{check_value, encode, record_size, Kind, Pos, MAX_RECORD, MAX_VAL};
 use bucketfs_core::layout::Field;
+use bucketfs_core::namespace::{NsError, Store};
 use bucketfs_core::namespace_format::*;
+use std::collections::BTreeMap;
 
 /// A record as the tests hold it: position, deletion, value.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -115,9 +117,75 @@ pub fn one_of_each() -> Vec<Rec> {
 }
 
 /// Kind codes, valid and not.
-pub const KINDS: [u8; 4] = [
+pub const KINDS: [u8; 5] = [
     Kind::Map as u8,
     Kind::Inode as u8,
     Kind::Dirent as u8,
     Kind::Symlink as u8,
+    Kind::Extent as u8,
 ];
+
+/// A store in memory. `put` refuses (panics on) a value the decoder would refuse, `delete` a
+/// key that is not there: the namespace writes neither.
+#[derive(Clone, Default, PartialEq, Debug)]
+pub struct Mem {
+    pub m: BTreeMap<Pos, Vec<u8>>,
+    /// Fail the n-th next write with EIO (`None`: never).
+    pub fail_after: Option<u32>,
+}
+
+impl Mem {
+    pub fn write_allowed(&mut self) -> Result<(), NsError> {
+        match self.fail_after {
+            Some(0) => Err(NsError::Errno(5)),
+            Some(ref mut n) => {
+                *n -= 1;
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+impl Store for Mem {
+    fn get(&self, pos: Pos, buf: &mut [u8; MAX_VAL]) -> Result<Option<usize>, NsError> {
+        Ok(self.m.get(&pos).map(|v| {
+            buf[..v.len()].copy_from_slice(v);
+            v.len()
+        }))
+    }
+
+    fn scan(
+        &self,
+        from: Pos,
+        to: Pos,
+        f: &mut dyn FnMut(Pos, &[u8]) -> bool,
+    ) -> Result<(), NsError> {
+        if from >= to {
+            return Ok(());
+        }
+        for (p, v) in self.m.range(from..to) {
+            if !f(*p, v) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn put(&mut self, pos: Pos, val: &[u8]) -> Result<(), NsError> {
+        assert!(
+            check_value(pos, val),
+            "put of a value the decoder refuses at {pos:?}"
+        );
+        self.write_allowed()?;
+        self.m.insert(pos, val.to_vec());
+        Ok(())
+    }
+
+    fn delete(&mut self, pos: Pos) -> Result<(), NsError> {
+        assert!(self.m.contains_key(&pos), "delete of a missing key {pos:?}");
+        self.write_allowed()?;
+        self.m.remove(&pos);
+        Ok(())
+    }
+}
