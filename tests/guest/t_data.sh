@@ -87,8 +87,11 @@ t data_truncate_zero truncate -s 0 /mnt/tr
 sync
 t data_truncate_zero_no_space d_blocks_between /mnt/tr 0 0
 
-# 5. fallocate: allocated space reads zeros; keep-size; punch a hole (util-linux fallocate).
-t data_fallocate fallocate -l 4194304 /mnt/fa
+# 5. fallocate: allocated space reads zeros; keep-size; punch a hole (util-linux fallocate, by
+# its path: busybox's sh runs its own applet before anything on PATH).
+d_fallocate=fallocate
+[ -x /usr/bin/fallocate ] && d_fallocate=/usr/bin/fallocate
+t data_fallocate $d_fallocate -l 4194304 /mnt/fa
 t data_fallocate_size d_size /mnt/fa 4194304
 t data_fallocate_takes_space d_blocks_between /mnt/fa 4096 4160
 { cat /tmp/d_z1 /tmp/d_z1 /tmp/d_z1 /tmp/d_z1; } >/tmp/d_fa
@@ -96,12 +99,12 @@ t data_fallocate_reads_zeros d_same /mnt/fa /tmp/d_fa
 dd if=/tmp/d_p1 of=/tmp/d_fa bs=65536 count=2 seek=8 conv=notrunc 2>/dev/null
 t data_write_into_fallocated dd if=/tmp/d_p1 of=/mnt/fa bs=65536 count=2 seek=8 conv=notrunc
 t data_fallocated_reads_back d_same /mnt/fa /tmp/d_fa
-if fallocate --help 2>&1 | grep -q punch-hole; then
-	t data_fallocate_keep_size fallocate -n -o 4194304 -l 1048576 /mnt/fa
+if $d_fallocate --help 2>&1 | grep -q punch-hole; then
+	t data_fallocate_keep_size $d_fallocate -n -o 4194304 -l 1048576 /mnt/fa
 	t data_keep_size_size d_size /mnt/fa 4194304
 	t data_keep_size_takes_space d_blocks_between /mnt/fa 5120 5184
 	dd if=/dev/zero of=/tmp/d_fa bs=65536 count=3 seek=7 conv=notrunc 2>/dev/null
-	t data_punch_hole fallocate -p -o 458752 -l 196608 /mnt/fa
+	t data_punch_hole $d_fallocate -p -o 458752 -l 196608 /mnt/fa
 	t data_punch_size_kept d_size /mnt/fa 4194304
 	t data_punch_reads_zeros d_same /mnt/fa /tmp/d_fa
 	sync
@@ -110,7 +113,7 @@ if fallocate --help 2>&1 | grep -q punch-hole; then
 	cp /tmp/d_p1 /mnt/pu
 	cp /tmp/d_p1 /tmp/d_pu
 	dd if=/dev/zero of=/tmp/d_pu bs=1 count=10000 seek=1000 conv=notrunc 2>/dev/null
-	t data_punch_unaligned fallocate -p -o 1000 -l 10000 /mnt/pu
+	t data_punch_unaligned $d_fallocate -p -o 1000 -l 10000 /mnt/pu
 	t data_punch_unaligned_reads_back d_same /mnt/pu /tmp/d_pu
 else
 	echo "data: util-linux fallocate is not in the guest (scripts/vm.sh --bin fallocate): keep-size and punch not tested"
@@ -133,6 +136,7 @@ t data_pwrite_for_mmap_read d_fio --ioengine=psync $d_pw_job
 t data_mmap_read_verifies d_fio --ioengine=mmap $d_pw_job --verify_only
 
 # 7. O_DIRECT: written direct, read buffered and direct; a buffered file read direct.
+cp /tmp/d_p1 /tmp/d_dio
 t data_direct_write dd if=/tmp/d_p1 of=/mnt/dio bs=65536 oflag=direct
 t data_direct_written_buffered_read d_same /mnt/dio /tmp/d_p1
 t data_direct_read sh -c "dd if=/mnt/dio bs=65536 iflag=direct 2>/dev/null | cmp - /tmp/d_p1"
@@ -172,7 +176,7 @@ t data_remount_hole_no_space d_blocks_between /mnt/hole 4 64
 # 10. Deleting gives the space back (statfs): within 2 MiB of the empty filesystem's figure
 # (bucketfs: once the discard worker has discarded the freed buckets; 20 s at most).
 d_used_at_most() { [ "$(datafs_used_kib)" -le "$1" ]; }
-t data_delete_all sh -c "rm -f /mnt/* && sync"
+t data_delete_all sh -c "find /mnt -maxdepth 1 -type f -exec rm -f {} + && sync"
 t data_df_space_back wait_for 20 d_used_at_most $((d_used0 + 2048))
 echo "data: df used $(datafs_used_kib) KiB after deleting every file (${d_used0} KiB empty)"
 t data_umount_again umount /mnt
