@@ -4,8 +4,8 @@
 # fio on bucketfs and on ext4 made in turn on the same disk DEV, RUNS rounds (the side that goes
 # first alternates), each side freshly made each round: a sequential write of SIZE MiB in 1 MiB
 # blocks ending in one fsync (end_fsync=1), the same file read back in 1 MiB blocks after a
-# remount (cold cache), and RAND_IOS random 4 KiB overwrites of a RAND_MB MiB file (laid out
-# by fio before the timing) each followed by an fsync (fsync=1). Both sides run the same fio
+# remount (cold cache), and RAND_IOS random 4 KiB overwrites of a RAND_MB MiB file (written
+# and synced by an untimed fio job first) each followed by an fsync (fsync=1). Both sides run the same fio
 # jobs: the same bytes and the same fsync calls; the rows print each side's median throughput
 # and time, the ratio bucketfs/ext4, and the disk's own counters (writes, MiB written, flushes)
 # over each timed job, so the I/O each side did is shown too. fio's runtime includes the final
@@ -65,8 +65,12 @@ bd_round() {
 		--size=${bd_mb}M $bd_common || { umount /mnt; return 1; }
 	rm -f /mnt/seq
 	sync
+	# The file the random writes overwrite, written and synced before the timed job.
+	fio --name=layout --filename=/mnt/rand --rw=write --bs=1M --size=${bd_rmb}M --end_fsync=1 \
+		$bd_common >$bd_out/fio.err 2>&1 ||
+		{ echo "fio layout on $1: $(tail -n 2 $bd_out/fio.err | tr '\n|' ' /')" >$bd_out/$1.err; umount /mnt; return 1; }
 	bd_job "$1" "$2" randwrite --name=randwrite --filename=/mnt/rand --rw=randwrite --bs=4k \
-		--size=${bd_rmb}M --overwrite=1 --io_size=$((bd_rios * 4))k --fsync=1 --randseed=4096 \
+		--size=${bd_rmb}M --io_size=$((bd_rios * 4))k --fsync=1 --randseed=4096 \
 		$bd_common || { umount /mnt; return 1; }
 	umount /mnt
 	# Each bucketfs run is checked after its unmount: an inconsistent result is not a figure.

@@ -11,7 +11,8 @@ DATA_FS=${DATA_FS:-bucketfs}
 DATA_FORMAT_ARGS=${DATA_FORMAT_ARGS:---bucket-size 64k}
 
 # datafs_format [--data-replicas N] DEV...: a new filesystem over DEV... (ext4: the first one
-# only, and data replicas are refused: the caller skips what ext4 cannot do).
+# only, 4 KiB blocks as bucketfs has, and data replicas are refused: the caller skips what ext4
+# cannot do).
 datafs_format() {
 	dfo_extra=
 	if [ "$1" = --data-replicas ]; then
@@ -26,7 +27,7 @@ datafs_format() {
 		;;
 	ext4)
 		[ -z "$dfo_extra" ] || { echo "ext4 has no data replicas"; return 1; }
-		mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$1" >/tmp/datafs-format.log 2>&1 ||
+		mkfs.ext4 -q -F -b 4096 -E lazy_itable_init=0,lazy_journal_init=0 "$1" >/tmp/datafs-format.log 2>&1 ||
 			{ tail -n 3 /tmp/datafs-format.log; return 1; }
 		;;
 	*) echo "DATA_FS=$DATA_FS: bucketfs or ext4"; return 1 ;;
