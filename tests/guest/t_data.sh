@@ -193,7 +193,7 @@ if [ "$DATA_FS" = bucketfs ]; then
 	# shellcheck disable=SC2086
 	t data_replicas_format bucketfs format --bucket-size 64k $d_repl_format /dev/vda /dev/vdb
 	t data_replicas_mount mount -t bucketfs -o $d_repl_mount /dev/vda:/dev/vdb /mnt
-	t data_replicas_write sh -c "cp /tmp/d_p1 /mnt/r1 && dd if=/tmp/d_p1 of=/mnt/r2 bs=65536 oflag=direct 2>/dev/null && cat /tmp/d_p1 /tmp/d_p1 >/mnt/r3 && sync"
+	t data_replicas_write sh -c "grep -q ' /mnt bucketfs ' /proc/mounts && cp /tmp/d_p1 /mnt/r1 && dd if=/tmp/d_p1 of=/mnt/r2 bs=65536 oflag=direct 2>/dev/null && cat /tmp/d_p1 /tmp/d_p1 >/mnt/r3 && sync"
 	t data_replicas_umount umount /mnt
 	t data_replicas_fsck_clean fsck_clean /dev/vda /dev/vdb
 	for d_dev in vda vdb; do

@@ -40,7 +40,7 @@ bins=(--bin fio)
 
 # Boot 1: the workload, read from /root/ops.txt, until the kill.
 cat >"$work/workload.sh" <<'G'
-for a in "$@"; do export "$a"; done
+for a in "$@"; do [ -n "$a" ] && export "$a"; done
 . /root/tests/lib.sh
 . /root/tests/datafs.sh
 insmod /modules/bucketfs.ko 2>/dev/null
@@ -85,7 +85,7 @@ G
 
 # Boot 2: the checker before the mount (bucketfs), mount, each file to vdc, unmount, checker.
 cat >"$work/check.sh" <<'G'
-for a in "$@"; do export "$a"; done
+for a in "$@"; do [ -n "$a" ] && export "$a"; done
 . /root/tests/lib.sh
 . /root/tests/datafs.sh
 insmod /modules/bucketfs.ko 2>/dev/null

@@ -30,7 +30,7 @@ guest() {
 		--timeout 300 --file tests/guest:/root/tests --file "$work/marker:/root/marker" \
 		"${bins[@]}" "$1" DATA_FS="$fs" >"$logs/$2.log" 2>&1
 }
-head_lines='for a in "$@"; do export "$a"; done
+head_lines='for a in "$@"; do [ -n "$a" ] && export "$a"; done
 . /root/tests/lib.sh
 . /root/tests/datafs.sh
 insmod /modules/bucketfs.ko 2>/dev/null'
