@@ -36,6 +36,11 @@ void bucketfs_bdev_close(struct file *f)
 	bdev_fput(f);
 }
 
+struct block_device *bucketfs_bdev_of(struct file *f)
+{
+	return file_bdev(f);
+}
+
 bool bucketfs_bdev_read_only(struct file *f)
 {
 	return bdev_read_only(file_bdev(f));

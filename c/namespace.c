@@ -35,11 +35,10 @@ static const struct inode_operations bucketfs_file_iops;
 static const struct inode_operations bucketfs_symlink_iops;
 static const struct inode_operations bucketfs_special_iops;
 static const struct file_operations bucketfs_dir_fops;
-static const struct file_operations bucketfs_file_fops;
 
 static void *fs_of(const struct inode *inode)
 {
-	return inode->i_sb->s_fs_info;
+	return bucketfs_fs(inode->i_sb);
 }
 
 /* The attributes of @inode as the VFS holds them. */
@@ -98,8 +97,11 @@ static void apply_attr(struct inode *inode, const struct bucketfs_attr *a)
 	apply_links_times(inode, a);
 }
 
-/* The operations of @inode by its type; -EUCLEAN for a type bucketfs has not. */
-static int set_ops(struct inode *inode, u32 rdev)
+/*
+ * The operations of @inode by its type; -EUCLEAN for a type bucketfs has not.
+ * A regular file's i_blocks is read if @read.
+ */
+static int set_ops(struct inode *inode, u32 rdev, bool read)
 {
 	switch (inode->i_mode & S_IFMT) {
 	case S_IFDIR:
@@ -109,7 +111,7 @@ static int set_ops(struct inode *inode, u32 rdev)
 	case S_IFREG:
 		inode->i_op = &bucketfs_file_iops;
 		inode->i_fop = &bucketfs_file_fops;
-		return 0;
+		return bucketfs_file_init_inode(inode, read);
 	case S_IFLNK:
 		inode->i_op = &bucketfs_symlink_iops;
 		return 0;
@@ -163,16 +165,16 @@ static struct inode *bucketfs_iget(struct super_block *sb, u64 ino)
 		return ERR_PTR(-ENOMEM);
 	if (!(inode->i_state & I_NEW))
 		return inode;
-	ret = bucketfs_ops->read_inode(sb->s_fs_info, ino, &a);
+	ret = bucketfs_ops->read_inode(bucketfs_fs(sb), ino, &a);
 	if (ret)
 		goto fail;
 	inode->i_mode = a.mode;
 	apply_attr(inode, &a);
-	ret = set_ops(inode, a.rdev);
-	if (ret) {
+	ret = set_ops(inode, a.rdev, true);
+	if (ret == -EUCLEAN)
 		pr_err("inode %llu: mode %o is no file type\n", ino, a.mode);
+	if (ret)
 		goto fail;
-	}
 	if (S_ISLNK(a.mode)) {
 		ret = read_link_target(inode);
 		if (ret)
@@ -233,7 +235,7 @@ static int bucketfs_make(struct mnt_idmap *idmap, struct inode *dir,
 	ts = simple_inode_init_ts(inode);
 	if (S_ISDIR(mode))
 		set_nlink(inode, 2);
-	ret = set_ops(inode, new_encode_dev(dev));
+	ret = set_ops(inode, new_encode_dev(dev), false);
 	if (ret)
 		goto drop;
 	if (target) {
@@ -249,7 +251,7 @@ static int bucketfs_make(struct mnt_idmap *idmap, struct inode *dir,
 	set_mtime_ctime(&dir_after, ts);
 	if (S_ISDIR(mode))
 		dir_after.nlink++;
-	ret = bucketfs_ops->create(sb->s_fs_info, &dir_after,
+	ret = bucketfs_ops->create(bucketfs_fs(sb), &dir_after,
 				   dentry->d_name.name, dentry->d_name.len,
 				   &attr, target, tlen);
 	if (ret)
@@ -436,6 +438,7 @@ static int bucketfs_setattr(struct mnt_idmap *idmap, struct dentry *dentry,
 	struct inode *inode = d_inode(dentry);
 	unsigned int valid = ia->ia_valid;
 	struct bucketfs_attr a;
+	bool resize;
 	int ret;
 
 	ret = setattr_prepare(idmap, dentry, ia);
@@ -443,6 +446,16 @@ static int bucketfs_setattr(struct mnt_idmap *idmap, struct dentry *dentry,
 		return ret;
 	if ((valid & ATTR_SIZE) && !S_ISREG(inode->i_mode))
 		return -EINVAL;
+	/*
+	 * A size change: the page cache and the blocks follow it (c/file.c),
+	 * under the invalidate lock from here to the end.
+	 */
+	resize = (valid & ATTR_SIZE) && ia->ia_size != i_size_read(inode);
+	if (resize) {
+		ret = bucketfs_file_resize_begin(inode, ia->ia_size);
+		if (ret)
+			return ret;
+	}
 	attr_of(inode, &a);
 	if (valid & ATTR_UID)
 		a.uid = from_kuid(&init_user_ns,
@@ -484,6 +497,78 @@ static int bucketfs_setattr(struct mnt_idmap *idmap, struct dentry *dentry,
 	 */
 	if (inode->i_nlink) {
 		ret = bucketfs_ops->setattr(fs_of(inode), &a);
+		if (ret) {
+			if (resize)
+				bucketfs_file_resize_end(inode, ia->ia_size,
+							 false);
+			return ret;
+		}
+	}
+	if (!resize) {
+		apply_attr(inode, &a);
+		return 0;
+	}
+	/* truncate_setsize() wants the old size: it goes first. */
+	ret = bucketfs_file_resize_end(inode, ia->ia_size, true);
+	apply_attr(inode, &a);
+	return ret;
+}
+
+/*
+ * Time updates of a write, a page fault (file_update_time): only the times
+ * are written (the rest as stored), since a page fault holds no lock that
+ * orders it against the other changes of the inode.
+ */
+static int bucketfs_update_time(struct inode *inode, int flags)
+{
+	struct timespec64 now = current_time(inode);
+	unsigned int which = 0;
+	struct bucketfs_attr a;
+	int ret;
+
+	attr_of(inode, &a);
+	if (flags & S_ATIME) {
+		a.atime_sec = now.tv_sec;
+		a.atime_nsec = now.tv_nsec;
+		which |= BUCKETFS_TIME_ATIME;
+	}
+	if (flags & S_MTIME) {
+		a.mtime_sec = now.tv_sec;
+		a.mtime_nsec = now.tv_nsec;
+		which |= BUCKETFS_TIME_MTIME;
+	}
+	if (flags & S_CTIME) {
+		set_ctime(&a, now);
+		which |= BUCKETFS_TIME_CTIME;
+	}
+	if (!which)
+		return 0;
+	/* No name left: no key (see bucketfs_setattr). */
+	if (inode->i_nlink) {
+		ret = bucketfs_ops->update_times(fs_of(inode), &a, which);
+		if (ret)
+			return ret;
+	}
+	if (which & BUCKETFS_TIME_ATIME)
+		inode_set_atime(inode, a.atime_sec, a.atime_nsec);
+	if (which & BUCKETFS_TIME_MTIME)
+		inode_set_mtime(inode, a.mtime_sec, a.mtime_nsec);
+	if (which & BUCKETFS_TIME_CTIME)
+		inode_set_ctime(inode, a.ctime_sec, a.ctime_nsec);
+	return 0;
+}
+
+int bucketfs_persist_size(struct inode *inode, loff_t size, bool times)
+{
+	struct bucketfs_attr a;
+	int ret;
+
+	attr_of(inode, &a);
+	a.size = size;
+	if (times)
+		set_mtime_ctime(&a, current_time(inode));
+	if (inode->i_nlink) {
+		ret = bucketfs_ops->setattr(fs_of(inode), &a);
 		if (ret)
 			return ret;
 	}
@@ -516,6 +601,7 @@ static const struct inode_operations bucketfs_dir_iops = {
 static const struct inode_operations bucketfs_file_iops = {
 	.setattr	= bucketfs_setattr,
 	.getattr	= bucketfs_getattr,
+	.update_time	= bucketfs_update_time,
 };
 
 static const struct inode_operations bucketfs_symlink_iops = {
@@ -529,42 +615,12 @@ static const struct inode_operations bucketfs_special_iops = {
 	.getattr	= bucketfs_getattr,
 };
 
-/* fsync of a file or a directory: every change made so far, durable. */
-static int bucketfs_fsync(struct file *file, loff_t start, loff_t end,
-			  int datasync)
+/* fsync of a directory: every change made so far, durable. */
+static int bucketfs_dir_fsync(struct file *file, loff_t start, loff_t end,
+			      int datasync)
 {
 	return bucketfs_ops->sync_fs(fs_of(file_inode(file)), true);
 }
-
-/* Regular files have no data yet: zeros up to the size, then EOF. */
-static ssize_t bucketfs_read_iter(struct kiocb *iocb, struct iov_iter *to)
-{
-	loff_t size = i_size_read(file_inode(iocb->ki_filp));
-	size_t n;
-
-	if (iocb->ki_pos >= size || !iov_iter_count(to))
-		return 0;
-	n = min_t(u64, size - iocb->ki_pos, iov_iter_count(to));
-	n = iov_iter_zero(n, to);
-	if (!n)
-		return -EFAULT;
-	iocb->ki_pos += n;
-	return n;
-}
-
-static ssize_t bucketfs_write_iter(struct kiocb *iocb, struct iov_iter *from)
-{
-	return -EOPNOTSUPP;
-}
-
-static const struct file_operations bucketfs_file_fops = {
-	.open		= generic_file_open,
-	.llseek		= generic_file_llseek,
-	.read_iter	= bucketfs_read_iter,
-	.write_iter	= bucketfs_write_iter,
-	.splice_read	= copy_splice_read,
-	.fsync		= bucketfs_fsync,
-};
 
 /* Positions 0 and 1 are "." and "..", the entries' are their slot + 2. */
 static int bucketfs_iterate(struct file *file, struct dir_context *ctx)
@@ -587,7 +643,9 @@ static const struct file_operations bucketfs_dir_fops = {
 	.llseek		= bucketfs_dir_llseek,
 	.read		= generic_read_dir,
 	.iterate_shared	= bucketfs_iterate,
-	.fsync		= bucketfs_fsync,
+	.fsync		= bucketfs_dir_fsync,
+	.unlocked_ioctl	= bucketfs_ioctl,
+	.compat_ioctl	= compat_ptr_ioctl,
 };
 
 bool bucketfs_dir_emit(struct dir_context *ctx, const u8 *name, size_t len,
@@ -620,7 +678,7 @@ void bucketfs_free_inode(struct inode *inode)
 
 int bucketfs_sync_fs(struct super_block *sb, int wait)
 {
-	return bucketfs_ops->sync_fs(sb->s_fs_info, wait);
+	return bucketfs_ops->sync_fs(bucketfs_fs(sb), wait);
 }
 
 int bucketfs_fill_root(struct super_block *sb)

@@ -93,7 +93,7 @@ static int bucketfs_statfs(struct dentry *dentry, struct kstatfs *buf)
 {
 	struct bucketfs_statfs st;
 
-	bucketfs_ops->statfs(dentry->d_sb->s_fs_info, &st);
+	bucketfs_ops->statfs(bucketfs_fs(dentry->d_sb), &st);
 	buf->f_type = BUCKETFS_MAGIC;
 	buf->f_bsize = st.block_size;
 	buf->f_blocks = st.blocks;
@@ -108,6 +108,7 @@ static int bucketfs_statfs(struct dentry *dentry, struct kstatfs *buf)
 
 static const struct super_operations bucketfs_super_ops = {
 	.free_inode	= bucketfs_free_inode,
+	.evict_inode	= bucketfs_evict_inode,
 	.statfs		= bucketfs_statfs,
 	.sync_fs	= bucketfs_sync_fs,
 };
@@ -150,6 +151,8 @@ static int bucketfs_parse_param(struct fs_context *fc,
 
 static int bucketfs_get_tree(struct fs_context *fc)
 {
+	struct bucketfs_sb *sbi;
+	void *fs = NULL;
 	int ret;
 
 	if (!fc->source)
@@ -160,9 +163,17 @@ static int bucketfs_get_tree(struct fs_context *fc)
 	 * so SB_RDONLY is set and the VFS refuses writes with EROFS.
 	 */
 	ret = bucketfs_ops->open(fc->source, fc->fs_private,
-				 fc->sb_flags & SB_RDONLY, &fc->s_fs_info);
+				 fc->sb_flags & SB_RDONLY, &fs);
 	if (ret)
 		return ret;
+	sbi = bucketfs_sb_new(fs);
+	if (!sbi) {
+		pr_err("%s: no memory for the write completion workqueue\n",
+		       fc->source);
+		bucketfs_ops->close(fs);
+		return -ENOMEM;
+	}
+	fc->s_fs_info = sbi;
 	/* sget_fc() moves s_fs_info to the new super_block, or leaves it to .free. */
 	return get_tree_nodev(fc, bucketfs_fill_super);
 }
@@ -188,14 +199,14 @@ static int bucketfs_reconfigure(struct fs_context *fc)
 		if (ro != sb_rdonly(sb))
 			read_only = ro;
 	}
-	return bucketfs_ops->reconfigure(sb->s_fs_info, fc->fs_private,
+	return bucketfs_ops->reconfigure(bucketfs_fs(sb), fc->fs_private,
 					 read_only);
 }
 
 static void bucketfs_free_fc(struct fs_context *fc)
 {
 	if (fc->s_fs_info)
-		bucketfs_ops->close(fc->s_fs_info);
+		bucketfs_sb_free(fc->s_fs_info);
 	bucketfs_ops->options_free(fc->fs_private);
 }
 
@@ -217,11 +228,16 @@ static int bucketfs_init_fs_context(struct fs_context *fc)
 
 static void bucketfs_kill_sb(struct super_block *sb)
 {
-	void *fs = sb->s_fs_info;
+	struct bucketfs_sb *sbi = sb->s_fs_info;
 
+	/*
+	 * Writes back and evicts every inode: the write completions queued
+	 * on the workqueue are done then (writeback waits for them), and the
+	 * workqueue is drained before the filesystem is closed.
+	 */
 	kill_anon_super(sb);
-	if (fs)
-		bucketfs_ops->close(fs);
+	if (sbi)
+		bucketfs_sb_free(sbi);
 }
 
 static struct file_system_type bucketfs_fs_type = {
@@ -240,10 +256,15 @@ int bucketfs_register_fs(const struct bucketfs_fs_ops *ops)
 {
 	int ret;
 
+	ret = bucketfs_file_init();
+	if (ret)
+		return ret;
 	bucketfs_ops = ops;
 	ret = register_filesystem(&bucketfs_fs_type);
-	if (ret)
+	if (ret) {
 		bucketfs_ops = NULL;
+		bucketfs_file_exit();
+	}
 	return ret;
 }
 
@@ -256,6 +277,7 @@ void bucketfs_unregister_fs(void)
 	 */
 	rcu_barrier();
 	bucketfs_ops = NULL;
+	bucketfs_file_exit();
 }
 
 void bucketfs_random_uuid(u8 *out)

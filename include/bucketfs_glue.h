@@ -41,6 +41,9 @@ void bucketfs_bdev_name(struct file *f, char *buf, size_t len);
 int bucketfs_bdev_read(struct file *f, u64 off, void *buf, size_t len);
 int bucketfs_bdev_write(struct file *f, u64 off, const void *buf, size_t len,
 			bool fua);
+/* The block device of @f, for the bios of file data (c/file.c). */
+struct block_device;
+struct block_device *bucketfs_bdev_of(struct file *f);
 
 /*
  * A batch of requests (c/bdev.c), run by bucketfs_io_run(): all submitted
@@ -143,6 +146,47 @@ struct bucketfs_attr {
 	u32 rdev;
 };
 
+/*
+ * File data (c/file.c). A mapping for iomap: @length bytes of the file from
+ * @offset (block aligned), of @type; for BUCKETFS_MAP_MAPPED and
+ * BUCKETFS_MAP_UNWRITTEN, on @bdev at byte @addr. @new_blocks: blocks the
+ * call allocated (added to i_blocks).
+ */
+enum bucketfs_map_type {
+	BUCKETFS_MAP_HOLE,
+	BUCKETFS_MAP_MAPPED,
+	BUCKETFS_MAP_UNWRITTEN,
+};
+
+/* bucketfs_fs_ops.data_map flags (iomap's, translated by c/file.c). */
+#define BUCKETFS_MAP_WRITE	1	/* a write: a hole is allocated */
+#define BUCKETFS_MAP_DIRECT	2	/* direct I/O */
+#define BUCKETFS_MAP_ZERO	4	/* zeroing: never allocates */
+#define BUCKETFS_MAP_REPORT	8	/* SEEK_HOLE/SEEK_DATA: never allocates */
+#define BUCKETFS_MAP_FAULT	16	/* a page fault (page_mkwrite) */
+
+struct bucketfs_map {
+	u64 offset;
+	u64 length;
+	u64 addr;
+	struct block_device *bdev;
+	u8 type;
+	u64 new_blocks;
+};
+
+/* One piece of a write: @len bytes of the file at @offset go to @bdev at @addr. */
+struct bucketfs_seg {
+	u64 offset;
+	u64 len;
+	struct block_device *bdev;
+	u64 addr;
+};
+
+/* bucketfs_fs_ops.update_times: which times of the inode to write. */
+#define BUCKETFS_TIME_ATIME	1
+#define BUCKETFS_TIME_MTIME	2
+#define BUCKETFS_TIME_CTIME	4
+
 /* c/namespace.c: the first inode, the root directory. */
 #define BUCKETFS_ROOT_INO 1
 
@@ -228,6 +272,58 @@ struct bucketfs_fs_ops {
 	int (*read_link)(void *fs, u64 ino, u8 *buf, size_t size, size_t *len);
 	/* Makes every operation done so far durable (@wait: before returning). */
 	int (*sync_fs)(void *fs, bool wait);
+	/*
+	 * The times @which (BUCKETFS_TIME_*) of inode @inode->ino, from
+	 * @inode; its other attributes are kept as stored (a write's or a page
+	 * fault's time update, which holds no lock that orders it against the
+	 * namespace callbacks).
+	 */
+	int (*update_times)(void *fs, const struct bucketfs_attr *inode,
+			    unsigned int which);
+
+	/*
+	 * File data (c/file.c). @pos, @len, @start, @end are bytes of the file;
+	 * block devices given back stay open until close. Every callback
+	 * returns 0 or a negative errno.
+	 */
+	/*
+	 * The mapping of [@pos, @pos + @len) of @ino from @pos on (it may be
+	 * shorter); with BUCKETFS_MAP_WRITE (and not ZERO or REPORT) a hole at
+	 * @pos is allocated as an unwritten extent.
+	 */
+	int (*data_map)(void *fs, u64 ino, u64 pos, u64 len, u32 flags,
+			struct bucketfs_map *map);
+	/*
+	 * The pieces a write of [@pos, @pos + @len) (block aligned, within
+	 * extents) goes to, every replica of every extent, in file order: up
+	 * to @nr into @segs, their count into *@filled, and in *@next where
+	 * the next call starts (@pos + @len once all are given; a piece's
+	 * replicas are never split between two calls).
+	 */
+	int (*data_segments)(void *fs, u64 ino, u64 pos, u64 len,
+			     struct bucketfs_seg *segs, size_t nr,
+			     size_t *filled, u64 *next);
+	/*
+	 * The data of [@pos, @pos + @len) is on disk (@len is exact at the end
+	 * of the file: the blocks it touches are meant): unwritten extents
+	 * there become written, the size on disk grows to min(@isize, @pos +
+	 * @len).
+	 */
+	int (*data_written)(void *fs, u64 ino, u64 pos, u64 len, u64 isize);
+	/*
+	 * Frees the blocks of [@start, @end) (U64_MAX: the rest of the file),
+	 * also of an inode with no key left (unlinked); the blocks freed (per
+	 * file block) into *@freed.
+	 */
+	int (*data_punch)(void *fs, u64 ino, u64 start, u64 end, u64 *freed);
+	/* Blocks allocated to @ino (per file block) into *@blocks. */
+	int (*data_blocks)(void *fs, u64 ino, u64 *blocks);
+	/*
+	 * FITRIM: discards free space overlapping [@start, @start + @len) in
+	 * runs of at least @minlen bytes; the bytes discarded into *@trimmed.
+	 */
+	int (*data_trim)(void *fs, u64 start, u64 len, u64 minlen,
+			 u64 *trimmed);
 };
 
 /* c/vfs.c: the file_system_type, and the uuids of the filesystems mounted. */

@@ -119,6 +119,14 @@ impl BlockDevice {
         unsafe { bindings::bucketfs_bdev_read_only(self.file.as_ptr()) }
     }
 
+    /// The device's `struct block_device`, for the bios of file data the C glue builds
+    /// (`c/file.c`). It stays valid while this device is open: a mounted filesystem's members
+    /// stay open until it is closed, after its last write completed.
+    pub(crate) fn raw_bdev(&self) -> *mut bindings::block_device {
+        // SAFETY: `file` is a live block device file by the type invariant.
+        unsafe { bindings::bucketfs_bdev_of(self.file.as_ptr()) }
+    }
+
     /// Size in bytes.
     pub(crate) fn bytes(&self) -> u64 {
         // SAFETY: `file` is a live block device file by the type invariant.

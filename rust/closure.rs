@@ -492,3 +492,9 @@ pub(crate) fn cond_resched() {
     // context may call, holding no spinlock (the callers hold no lock at all).
     unsafe { bindings::bucketfs_cond_resched() }
 }
+
+/// Sleeps for `ms` milliseconds (process context, nothing held that a waker needs).
+pub(crate) fn msleep(ms: u32) {
+    // SAFETY: `bucketfs_msleep` only calls `msleep`; callers run in process context.
+    unsafe { bindings::bucketfs_msleep(ms) }
+}

@@ -4,11 +4,42 @@
 //! `vfs.rs`), the pieces of a write for every replica, the conversion of unwritten extents when
 //! their data is on disk, punching and truncation, and `FITRIM`.
 //!
-//! (Interface stub: the bodies follow; the allow goes when the glue calls them.)
+//! Blocks are allocated when a write reaches a hole, as an unwritten extent (reads see zeros)
+//! on `data_replicas` members, from one open bucket per member ([`DataSpace`]); the data is
+//! written in place; when the write is on disk, the extent becomes written. So a crash never
+//! shows a block that was not written, and a block is never read before its key says so. A
+//! written extent is overwritten where it is.
+//!
+//! Data allocations take buckets at the normal watermark, below the btree reserve that node
+//! allocations (and frees) may use: metadata keeps priority. An allocation that cannot be
+//! served writes the journal (frees waiting for it go to `need_discard`), lets the discard
+//! worker free what waits for it, and tries again once; then it is `ENOSPC`. It never parks.
 #![allow(dead_code)]
 
+use crate::closure::msleep;
+use crate::data_space::{DataEffect, Point};
 use crate::fs::Fs;
+use crate::namespace::View;
+use crate::shared::alloc_policy::Watermark;
+use crate::shared::bucket_table::BucketState;
+use crate::shared::extent::{
+    self, DataPtr, Extent, Lookup, MemberBlocks, MAX_DATA_REPLICAS, MAX_FILE_BLOCKS,
+};
+use crate::shared::namespace::{self, NsError};
+use crate::shared::options::Opt;
+use crate::shared::superblock::{UuidFmt, BLOCK_SIZE};
+use crate::transaction::Tx;
 use kernel::prelude::*;
+
+/// Bytes of a block (file and device blocks are the same size).
+const BLOCK: u64 = BLOCK_SIZE as u64;
+
+/// Key updates one transaction of a long conversion or punch makes (well within
+/// `TX_MAX_BYTES` of records).
+const BUDGET: u32 = 48;
+
+/// How long an allocation that found no room waits for the discard worker, at most.
+const RECLAIM_WAIT_MS: u32 = 5000;
 
 /// [`Fs::data_map`] flags (the glue translates iomap's).
 pub(crate) mod map_flags {
@@ -59,48 +90,527 @@ pub(crate) struct Segment {
 }
 
 impl Fs {
+    /// Member `m`'s data blocks, if it is a member with a geometry.
+    fn member_blocks(&self, m: u32) -> Option<MemberBlocks> {
+        self.geometry.get(m as usize).and_then(MemberBlocks::of)
+    }
+
+    /// Refuses an extent whose replicas do not lie where data may (a bad value on disk): a
+    /// dmesg line, `EUCLEAN`.
+    fn checked(&self, ino: u64, e: &Extent) -> Result<()> {
+        match extent::check_placement(e, &|m| self.member_blocks(m)) {
+            Ok(()) => Ok(()),
+            Err(why) => {
+                pr_err!(
+                    "{}: inode {ino}: extent of blocks {}..{} is {why}; not used (run bucketfs \
+                     fsck) (-117)\n",
+                    UuidFmt(&self.uuid),
+                    e.start,
+                    e.end()
+                );
+                Err(Error::from_errno(-117))
+            }
+        }
+    }
+
+    /// A namespace error as the kernel's (a corrupt value reported).
+    fn extent_error(&self, ino: u64, e: NsError) -> Error {
+        if e == NsError::Corrupt {
+            pr_err!(
+                "{}: inode {ino}: an extent key does not decode; run bucketfs fsck (-117)\n",
+                UuidFmt(&self.uuid)
+            );
+        }
+        Error::from_errno(-e.errno())
+    }
+
+    /// The mapping of block `b` in extent `e`: read from its first replica on a present
+    /// member.
+    fn mapping_of(&self, ino: u64, e: &Extent, b: u64, new_blocks: u64) -> Result<Mapping> {
+        self.checked(ino, e)?;
+        let Some(p) = e.ptrs().iter().find(|p| {
+            self.members
+                .get(p.member as usize)
+                .is_some_and(|m| m.dev().is_ok())
+        }) else {
+            pr_err!(
+                "{}: inode {ino}: no replica of blocks {}..{} is on a present member (-5)\n",
+                UuidFmt(&self.uuid),
+                e.start,
+                e.end()
+            );
+            return Err(EIO);
+        };
+        Ok(Mapping {
+            offset: b * BLOCK,
+            length: (e.end() - b) * BLOCK,
+            kind: if e.unwritten {
+                MapKind::Unwritten
+            } else {
+                MapKind::Mapped
+            },
+            member: p.member,
+            addr: (p.block + (b - e.start)) * BLOCK,
+            new_blocks,
+        })
+    }
+
+    /// Takes `want` blocks (fewer if a write point has less room) on `replicas` distinct
+    /// members for file blocks from `start`, recording them in `tx`. `ENOSPC` when fewer
+    /// members have room at the data watermark.
+    fn alloc_extent(
+        &self,
+        tx: &mut Tx<'_>,
+        start: u64,
+        want: u64,
+        replicas: usize,
+    ) -> Result<Extent> {
+        let nm = self.nr_members();
+        let mut chosen: [(u32, Point, u32); MAX_DATA_REPLICAS] =
+            [(0, Point { bucket: 0, next: 0 }, 0); MAX_DATA_REPLICAS];
+        let mut count = 0;
+        let rotor = tx.data().rotor;
+        for i in 0..nm {
+            if count == replicas {
+                break;
+            }
+            let m = (rotor + i) % nm;
+            let usable = self
+                .members
+                .get(m)
+                .is_some_and(|x| !x.is_removed() && x.dev().is_ok());
+            let Some(mb) = self.member_blocks(m as u32).filter(|_| usable) else {
+                continue;
+            };
+            let bb = u32::try_from(mb.bucket_blocks).map_err(|_| EINVAL)?;
+            let p = match tx.data().point(m) {
+                Some(p) if p.next < bb => p,
+                _ => {
+                    let taken = self
+                        .alloc
+                        .update(|d| d.get_mut(m).and_then(|d| d.take_data(Watermark::Normal)));
+                    let Some(bucket) = taken else {
+                        continue;
+                    };
+                    let p = Point { bucket, next: 0 };
+                    tx.data().set_point(m, Some(p))?;
+                    p
+                }
+            };
+            chosen[count] = (m as u32, p, bb);
+            count += 1;
+        }
+        if count < replicas {
+            return Err(ENOSPC);
+        }
+        tx.data().rotor = (chosen[0].0 as usize + 1) % nm.max(1);
+        let room = chosen[..count]
+            .iter()
+            .map(|(_, p, bb)| bb - p.next)
+            .min()
+            .unwrap_or(0);
+        let n = want.min(room as u64) as u32;
+        if n == 0 {
+            return Err(ENOSPC);
+        }
+        let mut e = Extent {
+            start,
+            len: n,
+            unwritten: true,
+            nr: count as u8,
+            ptrs: [DataPtr::default(); MAX_DATA_REPLICAS],
+        };
+        for (i, &(m, p, bb)) in chosen[..count].iter().enumerate() {
+            e.ptrs[i] = DataPtr {
+                member: m,
+                block: p.bucket as u64 * bb as u64 + p.next as u64,
+            };
+            tx.data().set_point(
+                m as usize,
+                Some(Point {
+                    bucket: p.bucket,
+                    next: p.next + n,
+                }),
+            )?;
+            tx.data().add_live(m, p.bucket, n)?;
+            let effect = DataEffect::Alloc {
+                member: m,
+                bucket: p.bucket,
+                off: p.next,
+                n,
+            };
+            if let Err(err) = tx.data_effect(effect) {
+                tx.data().unadd_live(m, p.bucket, n);
+                tx.data().untake(m as usize, p.bucket, p.next, n);
+                return Err(err);
+            }
+        }
+        Ok(e)
+    }
+
+    /// Records the frees of a punched replica run (`blocks` blocks from `ptr`) in `tx`.
+    fn free_run(&self, tx: &mut Tx<'_>, ptr: DataPtr, blocks: u64) -> Result {
+        let Some(mb) = self.member_blocks(ptr.member) else {
+            return Ok(());
+        };
+        let bucket = u32::try_from(ptr.block / mb.bucket_blocks).map_err(|_| EINVAL)?;
+        tx.data_effect(DataEffect::Free {
+            member: ptr.member,
+            bucket,
+            n: blocks as u32,
+        })
+    }
+
+    /// What an allocation that found no room tries: the journal written (frees waiting for it
+    /// become `need_discard`), the discard worker kicked, and a wait (bounded) until it has
+    /// freed what waits for it.
+    fn reclaim_for_data(&self) {
+        let _ = self.sync_journal(true);
+        self.kick_discards();
+        let mut waited = 0;
+        while waited < RECLAIM_WAIT_MS {
+            let waiting: u64 = self.alloc.inspect(|devices| {
+                devices
+                    .iter()
+                    .map(|d| d.count(BucketState::NeedDiscard))
+                    .sum()
+            });
+            if waiting == 0 {
+                break;
+            }
+            msleep(10);
+            waited += 10;
+        }
+    }
+
     /// iomap_begin: the mapping of `[pos, pos + len)` of inode `ino` from `pos` on (it may be
     /// shorter than `len`). With [`map_flags::WRITE`] (and not `ZERO`/`REPORT`), a hole at
     /// `pos` is allocated (at most `len` bytes, rounded up to blocks) as an unwritten extent
     /// on `data_replicas` members: `ENOSPC` when the data watermark leaves no room.
-    pub(crate) fn data_map(&self, _ino: u64, _pos: u64, _len: u64, _flags: u32) -> Result<Mapping> {
-        Err(EOPNOTSUPP)
+    pub(crate) fn data_map(&self, ino: u64, pos: u64, len: u64, flags: u32) -> Result<Mapping> {
+        let b = pos / BLOCK;
+        if b >= MAX_FILE_BLOCKS {
+            return Err(EFBIG);
+        }
+        let want_end = pos
+            .saturating_add(len.max(1))
+            .div_ceil(BLOCK)
+            .clamp(b + 1, MAX_FILE_BLOCKS);
+        let alloc =
+            flags & map_flags::WRITE != 0 && flags & (map_flags::ZERO | map_flags::REPORT) == 0;
+        let found = self.read_tree(|t| {
+            extent::lookup(&View::of(t), ino, b).map_err(|e| self.extent_error(ino, e))
+        })?;
+        match found {
+            Lookup::Mapped(e) => return self.mapping_of(ino, &e, b, 0),
+            Lookup::Hole { end, .. } if !alloc => {
+                return Ok(Mapping {
+                    offset: b * BLOCK,
+                    length: (end.min(want_end).max(b + 1) - b) * BLOCK,
+                    kind: MapKind::Hole,
+                    member: 0,
+                    addr: 0,
+                    new_blocks: 0,
+                })
+            }
+            Lookup::Hole { .. } => {}
+        }
+        let replicas =
+            (self.state.lock().live.get(Opt::DataReplicas) as usize).clamp(1, MAX_DATA_REPLICAS);
+        let mut reclaimed = false;
+        loop {
+            let r = self.transact_tx(false, |tx| {
+                let found = extent::lookup(&*tx, ino, b).map_err(|e| self.extent_error(ino, e))?;
+                match found {
+                    // Allocated by another mapping since the look above.
+                    Lookup::Mapped(e) => self.mapping_of(ino, &e, b, 0),
+                    Lookup::Hole { end, .. } => {
+                        let want = end.min(want_end) - b;
+                        let e = self.alloc_extent(tx, b, want, replicas)?;
+                        extent::insert(tx, ino, &e).map_err(|err| self.extent_error(ino, err))?;
+                        self.mapping_of(ino, &e, b, e.len as u64)
+                    }
+                }
+            });
+            match r {
+                Err(e) if e == ENOSPC && !reclaimed => {
+                    reclaimed = true;
+                    self.reclaim_for_data();
+                }
+                r => return r,
+            }
+        }
     }
 
     /// The pieces a write of `[pos, pos + len)` (block aligned, within extents) goes to: every
     /// replica of every extent, in file order, through `f`.
     pub(crate) fn data_segments(
         &self,
-        _ino: u64,
-        _pos: u64,
-        _len: u64,
-        _f: &mut dyn FnMut(&Segment) -> Result,
+        ino: u64,
+        pos: u64,
+        len: u64,
+        f: &mut dyn FnMut(&Segment) -> Result,
     ) -> Result {
-        Err(EOPNOTSUPP)
+        let (start, end) = (pos / BLOCK, pos.saturating_add(len).div_ceil(BLOCK));
+        // The extents first (under the tree lock), then `f` (which submits I/O) without it.
+        let mut list: KVec<Extent> = KVec::new();
+        self.read_tree(|t| {
+            let mut oom = false;
+            extent::for_each(&View::of(t), ino, start, end, &mut |e| {
+                oom = list.push(*e, GFP_KERNEL).is_err();
+                !oom
+            })
+            .map_err(|e| self.extent_error(ino, e))?;
+            if oom {
+                return Err(ENOMEM);
+            }
+            Ok(())
+        })?;
+        let mut at = start;
+        for e in list.iter() {
+            self.checked(ino, e)?;
+            let (from, to) = (e.start.max(start), e.end().min(end));
+            if from != at {
+                break;
+            }
+            for p in e.ptrs() {
+                if self
+                    .members
+                    .get(p.member as usize)
+                    .is_none_or(|m| m.dev().is_err())
+                {
+                    // A missing member's copy is not written (the extent stays degraded).
+                    continue;
+                }
+                f(&Segment {
+                    offset: from * BLOCK,
+                    len: (to - from) * BLOCK,
+                    member: p.member,
+                    addr: (p.block + (from - e.start)) * BLOCK,
+                })?;
+            }
+            at = to;
+        }
+        if at < end {
+            pr_err!(
+                "{}: inode {ino}: a write of blocks {start}..{end} finds no blocks at {at}; not \
+                 written (-5)\n",
+                UuidFmt(&self.uuid)
+            );
+            return Err(EIO);
+        }
+        Ok(())
     }
 
     /// The data of `[pos, pos + len)` is on disk: unwritten extents there become written, and
     /// the inode's size on disk grows to `min(isize, pos + len)` if it was smaller.
-    pub(crate) fn data_written(&self, _ino: u64, _pos: u64, _len: u64, _isize: u64) -> Result {
-        Err(EOPNOTSUPP)
+    pub(crate) fn data_written(&self, ino: u64, pos: u64, len: u64, isize: u64) -> Result {
+        let (start, end) = (pos / BLOCK, pos.saturating_add(len).div_ceil(BLOCK));
+        let mut at = start;
+        // Only as far as there are unwritten extents: most completions find none.
+        let mut any = false;
+        self.read_tree(|t| {
+            extent::for_each(&View::of(t), ino, start, end, &mut |e| {
+                any |= e.unwritten;
+                !any
+            })
+            .map_err(|e| self.extent_error(ino, e))
+        })?;
+        while any && at < end {
+            let next = self.transact_tx(true, |tx| {
+                extent::mark_written(tx, ino, at, end, BUDGET)
+                    .map_err(|e| self.extent_error(ino, e))
+            })?;
+            if next <= at {
+                return Err(EIO);
+            }
+            at = next;
+        }
+        let size = isize.min(pos.saturating_add(len));
+        let on_disk = self.read_ns(|s| namespace::read_inode(s, ino).map(|i| i.attr.size));
+        match on_disk {
+            Ok(s) if s < size => self.transact_tx(true, |tx| {
+                let mut i = match namespace::read_inode(&*tx, ino) {
+                    Ok(i) => i,
+                    // Unlinked meanwhile: no key to update.
+                    Err(NsError::NotFound) => return Ok(()),
+                    Err(e) => return Err(self.extent_error(ino, e)),
+                };
+                if i.attr.size < size {
+                    i.attr.size = size;
+                    namespace::setattr(tx, &i).map_err(|e| self.extent_error(ino, e))?;
+                }
+                Ok(())
+            }),
+            Ok(_) => Ok(()),
+            // No key (unlinked, open): its size lives in the inode cache.
+            Err(e) if e == ENOENT => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Frees the blocks of `[start, end)` of `ino` (`start` rounded up and `end` down to
     /// blocks; `u64::MAX` for the rest of the file), in as many transactions as it takes.
     /// Returns the blocks freed (per file block, not per replica).
-    pub(crate) fn data_punch(&self, _ino: u64, _start: u64, _end: u64) -> Result<u64> {
-        Err(EOPNOTSUPP)
+    pub(crate) fn data_punch(&self, ino: u64, start: u64, end: u64) -> Result<u64> {
+        let first = start.div_ceil(BLOCK);
+        let last = if end == u64::MAX {
+            MAX_FILE_BLOCKS
+        } else {
+            end / BLOCK
+        };
+        let mut at = first;
+        let mut total = 0u64;
+        while at < last {
+            let (next, blocks) = self.transact_tx(true, |tx| {
+                let mut runs: KVec<(DataPtr, u64, usize)> = KVec::new();
+                let mut oom = false;
+                let next = extent::punch(tx, ino, at, last, BUDGET, &mut |p, n, replica| {
+                    oom |= runs.push((p, n, replica), GFP_KERNEL).is_err();
+                })
+                .map_err(|e| self.extent_error(ino, e))?;
+                if oom {
+                    return Err(ENOMEM);
+                }
+                let mut blocks = 0u64;
+                for &(p, n, replica) in runs.iter() {
+                    self.free_run(tx, p, n)?;
+                    // Per file block: the first replica of each run counts.
+                    if replica == 0 {
+                        blocks += n;
+                    }
+                }
+                Ok((next, blocks))
+            })?;
+            if next <= at {
+                return Err(EIO);
+            }
+            total += blocks;
+            at = next;
+        }
+        Ok(total)
     }
 
     /// Blocks allocated to `ino` (per file block), for `i_blocks` when the inode is read.
-    pub(crate) fn data_blocks(&self, _ino: u64) -> Result<u64> {
-        Ok(0)
+    pub(crate) fn data_blocks(&self, ino: u64) -> Result<u64> {
+        self.read_tree(|t| {
+            extent::allocated_blocks(&View::of(t), ino).map_err(|e| self.extent_error(ino, e))
+        })
+    }
+
+    /// After recovery: the live blocks of every data bucket counted from the extents, every
+    /// bucket they use `data` (a bucket of another state that an extent uses is reported, and
+    /// the extent's reads fail), every other `data` bucket `need_discard`. Then (read-write) the
+    /// extents whose inode key is gone (an unlink or an eviction cut by a crash) are deleted.
+    pub(crate) fn data_after_recovery(&self) -> Result {
+        let mut orphans: KVec<u64> = KVec::new();
+        let mut bad = 0u64;
+        {
+            let mut guard = self.tree.lock();
+            let Some(tree) = guard.as_mut() else {
+                return Ok(());
+            };
+            let mut oom = false;
+            let mut last_ino = 0u64;
+            let mut last_exists = true;
+            let btree = &tree.btree;
+            let data = &mut tree.data;
+            btree.scan(
+                extent::extent_pos(0, 0),
+                extent::extent_pos(u64::MAX, u64::MAX),
+                &mut |p, v| {
+                    let Some(e) = Extent::decode(p, v) else {
+                        bad += 1;
+                        return true;
+                    };
+                    if p.ino != last_ino {
+                        last_ino = p.ino;
+                        last_exists = btree
+                            .get(crate::shared::namespace_format::inode_pos(p.ino))
+                            .is_some();
+                        if !last_exists {
+                            oom |= orphans.push(p.ino, GFP_KERNEL).is_err();
+                        }
+                    }
+                    if extent::check_placement(&e, &|m| self.member_blocks(m)).is_err() {
+                        bad += 1;
+                        return true;
+                    }
+                    for ptr in e.ptrs() {
+                        let Some(mb) = self.member_blocks(ptr.member) else {
+                            continue;
+                        };
+                        let bucket = (ptr.block / mb.bucket_blocks) as u32;
+                        oom |= data.add_live(ptr.member, bucket, e.len).is_err();
+                    }
+                    !oom
+                },
+            );
+            if oom {
+                return Err(ENOMEM);
+            }
+            // States follow the counts.
+            let mut conflicts = 0u64;
+            self.alloc.update(|devices| {
+                data.for_each_live(|m, b, _| {
+                    if let Some(d) = devices.get_mut(m as usize) {
+                        match d.state(b) {
+                            Some(BucketState::Data) => {}
+                            Some(BucketState::Free | BucketState::NeedDiscard) => {
+                                d.set_state(b, BucketState::Data)
+                            }
+                            _ => conflicts += 1,
+                        }
+                    }
+                });
+                for (m, d) in devices.iter_mut().enumerate() {
+                    let Some(g) = self.geometry.get(m) else {
+                        continue;
+                    };
+                    let mut from = g.first_bucket;
+                    while let Some(b) = d.next_in_state(BucketState::Data, from) {
+                        if data.live(m as u32, b) == 0 {
+                            d.set_state(b, BucketState::NeedDiscard);
+                        }
+                        from = b + 1;
+                    }
+                }
+            });
+            if conflicts > 0 {
+                pr_err!(
+                    "{}: {conflicts} bucket(s) hold file data by the extents but are metadata by \
+                     their state; run bucketfs fsck (-117)\n",
+                    UuidFmt(&self.uuid)
+                );
+            }
+        }
+        if bad > 0 {
+            pr_err!(
+                "{}: {bad} extent(s) do not decode or lie outside the data buckets; their blocks \
+                 are not counted and reading them fails; run bucketfs fsck (-117)\n",
+                UuidFmt(&self.uuid)
+            );
+        }
+        if self.state.lock().read_only || orphans.is_empty() {
+            return Ok(());
+        }
+        let mut freed = 0u64;
+        for &ino in orphans.iter() {
+            freed += self.data_punch(ino, 0, u64::MAX)?;
+        }
+        pr_info!(
+            "{}: deleted the extents of {} inode(s) that no longer exist ({freed} block(s); an \
+             unlink or truncate cut by a crash)\n",
+            UuidFmt(&self.uuid),
+            orphans.len()
+        );
+        Ok(())
     }
 
     /// `FITRIM`: discards the free buckets of every member that overlap `[start, start +
     /// len)` (bytes of the member's address space) in runs of at least `minlen` bytes;
     /// returns the bytes discarded.
     pub(crate) fn data_trim(&self, _start: u64, _len: u64, _minlen: u64) -> Result<u64> {
-        Err(EOPNOTSUPP)
+        Err(ENOTSUPP)
     }
 }

@@ -154,7 +154,10 @@ impl DataSpace {
             return Ok(false);
         }
         self.live.remove(&k);
-        if self.point(member as usize).is_some_and(|p| p.bucket == bucket) {
+        if self
+            .point(member as usize)
+            .is_some_and(|p| p.bucket == bucket)
+        {
             return Ok(false);
         }
         self.pending.push((member, bucket), GFP_KERNEL)?;
@@ -164,11 +167,6 @@ impl DataSpace {
     /// The buckets freed since the last call (their frees are durable now): to `need_discard`.
     pub(crate) fn take_pending(&mut self) -> KVec<(u32, u32)> {
         core::mem::take(&mut self.pending)
-    }
-
-    /// Buckets waiting for the journal.
-    pub(crate) fn pending(&self) -> usize {
-        self.pending.len()
     }
 
     /// Blocks left in the write points, per member, through `f(member, blocks left)` given
@@ -186,15 +184,5 @@ impl DataSpace {
         for (k, v) in self.live.iter() {
             f((*k >> 32) as u32, *k as u32, *v);
         }
-    }
-
-    /// Forgets every write point (a member going away, or the tree being rebuilt).
-    pub(crate) fn close_points(&mut self) -> Result {
-        for m in 0..MAX_MEMBERS {
-            if self.points[m].is_some() {
-                self.set_point(m, None)?;
-            }
-        }
-        Ok(())
     }
 }

@@ -65,8 +65,8 @@ use crate::btree::BtreeStats;
 use crate::discard::{self, Discard, DiscardHost};
 use crate::heal::Heal;
 use crate::journal_writer::Tree;
-use crate::shared::bucket_table::BucketState;
-use crate::shared::options::{OptError, Options};
+use crate::shared::alloc_policy::Watermark;
+use crate::shared::options::{Opt, OptError, Options};
 use crate::shared::superblock::{Member as MemberDesc, Superblock, BLOCK_SIZE, MAX_MEMBERS};
 use crate::timer::{Timer, TimerTarget};
 use core::{
@@ -333,10 +333,22 @@ impl Fs {
         discard::rule_ready(self);
     }
 
-    /// Sizes for statfs, in 4 KiB blocks: all allocatable buckets, the empty ones (free or
-    /// waiting for discard), and the free ones.
+    /// Sizes for statfs, in 4 KiB blocks of file data (each counted once per
+    /// `data_replicas` copies): all allocatable buckets, the empty ones (free, or waiting for
+    /// discard) plus the room left in the data write points, and what a data allocation may
+    /// take (free beyond the data watermark, plus that room).
     pub(crate) fn statfs(&self) -> (u64, u64, u64) {
-        let (mut total, mut empty, mut free) = (0, 0, 0);
+        let bucket_blocks = |m: usize| {
+            self.geometry
+                .get(m)
+                .map_or(0, |g| g.bucket_size / BLOCK_SIZE as u32)
+        };
+        let room = self
+            .tree
+            .lock()
+            .as_ref()
+            .map_or(0, |t| t.data.point_room(bucket_blocks));
+        let (mut total, mut empty, mut free) = (0, room, room);
         // One look at every device, so the three figures agree.
         self.alloc.inspect(|devices| {
             let members = self.members.iter().zip(self.geometry.iter());
@@ -345,16 +357,14 @@ impl Fs {
                 .filter(|((m, _), _)| !m.is_removed())
             {
                 let per = m.bucket_size as u64 / BLOCK_SIZE as u64;
-                let (f, nd) = (
-                    d.count(BucketState::Free),
-                    d.count(BucketState::NeedDiscard),
-                );
+                let s = d.snapshot();
                 total += (m.nbuckets - m.first_bucket as u64) * per;
-                free += f * per;
-                empty += (f + nd) * per;
+                free += s.available(Watermark::Normal) * per;
+                empty += (s.free + s.need_discard) * per;
             }
         });
-        (total, empty, free)
+        let replicas = (self.state.lock().live.get(Opt::DataReplicas) as u64).max(1);
+        (total / replicas, empty / replicas, free / replicas)
     }
 
     /// The inputs an allocation request re-reads at every attempt: from the live options,

@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! What bucketfs offers to the VFS ([`FileSystem`]): mount option parsing, mount, remount,
-//! statfs, and the namespace (each operation one transaction of `shared/namespace.rs`'s
-//! functions over the filesystem's store). Unmount is dropping [`Mounted`].
+//! statfs, the namespace (each operation one transaction of `shared/namespace.rs`'s
+//! functions over the filesystem's store), and file data (`data.rs`, its members turned into
+//! their devices here). Unmount is dropping [`Mounted`].
 
+use crate::bdev::BlockDevice;
+use crate::data::MapKind;
 use crate::fs::{describe_option_error, Fs};
 use crate::mount::Mounted;
 use crate::shared::namespace;
@@ -12,13 +15,14 @@ use crate::shared::options::{lookup, Kind, MountFlag, MountOptions, Opt, OptErro
 use crate::shared::superblock::UuidFmt;
 use crate::text::{prefix, Text};
 use crate::vec_ext::VecExt;
-use crate::vfs::{DirEmitter, FileSystem, Statfs};
+use crate::vfs::{times, DataMapping, DataSegment, DirEmitter, FileSystem, Statfs};
 use core::fmt::Write;
 use kernel::{
     alloc::{KBox, KVec},
     error::Error,
     prelude::*,
     str::CStr,
+    types::ForeignOwnable,
 };
 
 /// Entries a `readdir` reads per look at the namespace; they are emitted (copied to the
@@ -56,6 +60,19 @@ fn logged<T>(fs: &Fs, what: &str, r: Result<T>) -> Result<T> {
         }
     }
     r
+}
+
+/// The open device of member `m`, which file data names: `EIO` (with a line in dmesg) if it
+/// has none (missing from a degraded mount, removed, or no such member).
+fn data_dev(fs: &Fs, m: u32) -> Result<&BlockDevice> {
+    let dev = fs.members.get(m as usize).and_then(|d| d.dev().ok());
+    dev.ok_or_else(|| {
+        pr_err!(
+            "{}: file data on member {m}, which is not open\n",
+            UuidFmt(&fs.uuid)
+        );
+        EIO
+    })
 }
 
 /// The bucketfs filesystem type.
@@ -344,6 +361,97 @@ impl FileSystem for BucketFsType {
     fn sync_fs(mounted: &Mounted, wait: bool) -> Result {
         let fs = mounted.fs();
         logged(fs, "sync", fs.sync_journal(wait))
+    }
+
+    /// Reads the inode and writes it back with the times given: one transaction, so a
+    /// change made meanwhile (a link count, a mode) is kept.
+    fn update_times(mounted: &Mounted, inode: &Inode, which: u32) -> Result {
+        let fs = mounted.fs();
+        let r = fs.transact(|s| {
+            let mut i = namespace::read_inode(s, inode.ino)?;
+            let (a, from) = (&mut i.attr, &inode.attr);
+            if which & times::ATIME != 0 {
+                (a.atime_sec, a.atime_nsec) = (from.atime_sec, from.atime_nsec);
+            }
+            if which & times::MTIME != 0 {
+                (a.mtime_sec, a.mtime_nsec) = (from.mtime_sec, from.mtime_nsec);
+            }
+            if which & times::CTIME != 0 {
+                (a.ctime_sec, a.ctime_nsec) = (from.ctime_sec, from.ctime_nsec);
+            }
+            namespace::setattr(s, &i)
+        });
+        logged(fs, "update times", r)
+    }
+
+    fn data_map<'a>(
+        mounted: <KBox<Mounted> as ForeignOwnable>::Borrowed<'a>,
+        ino: u64,
+        pos: u64,
+        len: u64,
+        flags: u32,
+    ) -> Result<DataMapping<'a>> {
+        let fs = mounted.fs();
+        let m = logged(fs, "map file data", fs.data_map(ino, pos, len, flags))?;
+        let dev = match m.kind {
+            MapKind::Hole => None,
+            MapKind::Mapped | MapKind::Unwritten => Some(data_dev(fs, m.member)?),
+        };
+        Ok(DataMapping {
+            offset: m.offset,
+            length: m.length,
+            kind: m.kind,
+            dev,
+            addr: m.addr,
+            new_blocks: m.new_blocks,
+        })
+    }
+
+    fn data_segments(
+        mounted: &Mounted,
+        ino: u64,
+        pos: u64,
+        len: u64,
+        f: &mut dyn FnMut(&DataSegment<'_>) -> Result,
+    ) -> Result {
+        let fs = mounted.fs();
+        let r = fs.data_segments(ino, pos, len, &mut |s| {
+            f(&DataSegment {
+                offset: s.offset,
+                len: s.len,
+                dev: data_dev(fs, s.member)?,
+                addr: s.addr,
+            })
+        });
+        // The walk stopped by `f` (its batch full) is no failure to report.
+        if r.is_err_and(|e| e == EAGAIN) {
+            return r;
+        }
+        logged(fs, "find where file data goes", r)
+    }
+
+    fn data_written(mounted: &Mounted, ino: u64, pos: u64, len: u64, isize: u64) -> Result {
+        let fs = mounted.fs();
+        logged(
+            fs,
+            "record written data",
+            fs.data_written(ino, pos, len, isize),
+        )
+    }
+
+    fn data_punch(mounted: &Mounted, ino: u64, start: u64, end: u64) -> Result<u64> {
+        let fs = mounted.fs();
+        logged(fs, "free file data", fs.data_punch(ino, start, end))
+    }
+
+    fn data_blocks(mounted: &Mounted, ino: u64) -> Result<u64> {
+        let fs = mounted.fs();
+        logged(fs, "count file data", fs.data_blocks(ino))
+    }
+
+    fn data_trim(mounted: &Mounted, start: u64, len: u64, minlen: u64) -> Result<u64> {
+        let fs = mounted.fs();
+        logged(fs, "trim", fs.data_trim(start, len, minlen))
     }
 }
 

@@ -36,6 +36,8 @@ pub(crate) struct Tree {
     /// The buffers of the transaction running on the tree, kept between transactions (cleared
     /// for each one) so a transaction allocates nothing once they have grown.
     pub(crate) tx_buffers: TxBuffers,
+    /// The data buckets: write points, live blocks, frees waiting for the journal.
+    pub(crate) data: DataSpace,
 }
 
 /// One update a transaction made, to undo it: the key, and where its value before is in

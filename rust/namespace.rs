@@ -51,6 +51,13 @@ impl Store for Tx<'_> {
 /// The tree as it is, read only.
 pub(crate) struct View<'a>(&'a Btree);
 
+impl<'a> View<'a> {
+    /// `t` as a read-only store.
+    pub(crate) fn of(t: &'a Btree) -> View<'a> {
+        View(t)
+    }
+}
+
 impl Store for View<'_> {
     fn get(
         &self,

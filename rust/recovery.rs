@@ -54,7 +54,9 @@ impl Fs {
         }
         // The tree stays: the mounted filesystem's transactions change it (`transaction.rs`).
         self.install_tree(btree);
-        Ok(())
+        // The data buckets as the extents have them; extents of deleted inodes go.
+        self.data_after_recovery()
+            .map_err(|e| mount_err!(source, e, "cannot account the file data"))
     }
 
     /// [`Fs::recover`] but for keeping the tree: returns it, recovered.

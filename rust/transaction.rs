@@ -92,11 +92,6 @@ impl Tx<'_> {
         &self.tree.btree
     }
 
-    /// The filesystem the transaction runs on.
-    pub(crate) fn fs(&self) -> &Fs {
-        self.fs
-    }
-
     /// The data buckets (write points, live blocks), as the transaction's allocations and
     /// frees change them.
     pub(crate) fn data(&mut self) -> &mut DataSpace {

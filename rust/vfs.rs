@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The VFS boundary: the [`FileSystem`] trait a filesystem implements, the ops table
-//! ([`FsVTable`]) through which `c/vfs.c` and `c/namespace.c` call it, [`DirEmitter`] (a
-//! `readdir`'s output), and [`UuidClaim`], the registry of mounted filesystem uuids.
+//! ([`FsVTable`]) through which `c/vfs.c`, `c/namespace.c` and `c/file.c` call it,
+//! [`DirEmitter`] (a `readdir`'s output), and [`UuidClaim`], the registry of mounted filesystem
+//! uuids.
 //!
 //! C header: [`include/bucketfs_glue.h`](../include/bucketfs_glue.h)
 //!
@@ -12,6 +13,8 @@
 //! the mount options and of a mounted filesystem crosses to C as [`ForeignOwnable`]. No
 //! filesystem policy lives here: that is the trait's implementation (`fs_vfs.rs`).
 
+use crate::bdev::BlockDevice;
+use crate::data::{map_flags, MapKind};
 use crate::glue as bindings;
 use crate::shared::namespace_format::{Inode, InodeDisk};
 use core::{fmt::Write, marker::PhantomData, mem::ManuallyDrop, ptr::NonNull};
@@ -42,8 +45,49 @@ pub(crate) struct Statfs {
     pub(crate) fsid: u64,
 }
 
+/// [`FileSystem::update_times`]: which times to write.
+pub(crate) mod times {
+    use crate::glue as bindings;
+    /// The access time.
+    pub(crate) const ATIME: u32 = bindings::BUCKETFS_TIME_ATIME;
+    /// The modification time.
+    pub(crate) const MTIME: u32 = bindings::BUCKETFS_TIME_MTIME;
+    /// The change time.
+    pub(crate) const CTIME: u32 = bindings::BUCKETFS_TIME_CTIME;
+}
+
+/// A mapping of file data for iomap ([`FileSystem::data_map`]): `length` bytes of the file
+/// from `offset`, on `dev` at byte `addr` unless a hole.
+pub(crate) struct DataMapping<'a> {
+    /// The file offset (block aligned).
+    pub(crate) offset: u64,
+    /// Its length in bytes (block aligned).
+    pub(crate) length: u64,
+    /// Hole, written or unwritten blocks.
+    pub(crate) kind: MapKind,
+    /// The device read from (or written to); `None` for a hole.
+    pub(crate) dev: Option<&'a BlockDevice>,
+    /// The byte address on `dev`.
+    pub(crate) addr: u64,
+    /// Blocks the call allocated.
+    pub(crate) new_blocks: u64,
+}
+
+/// One piece of a write ([`FileSystem::data_segments`]): `len` bytes of the file at `offset`
+/// go to `dev` at byte `addr`.
+pub(crate) struct DataSegment<'a> {
+    /// The file offset.
+    pub(crate) offset: u64,
+    /// The length in bytes.
+    pub(crate) len: u64,
+    /// The device.
+    pub(crate) dev: &'a BlockDevice,
+    /// The byte address on `dev`.
+    pub(crate) addr: u64,
+}
+
 /// What a filesystem offers to the VFS glue: mount option parsing, mount, remount, statfs and
-/// unmount (dropping [`FileSystem::Data`]), and the namespace.
+/// unmount (dropping [`FileSystem::Data`]), the namespace, and file data.
 ///
 /// Namespace changes take the attributes of the inodes they touch *after* the change (link
 /// counts and times computed by the glue) and are all or nothing: the glue applies those
@@ -150,6 +194,63 @@ pub(crate) trait FileSystem {
 
     /// Makes every change made so far durable; `wait`: before returning.
     fn sync_fs(fs: <Self::Data as ForeignOwnable>::Borrowed<'_>, wait: bool) -> Result;
+
+    /// Sets the times `which` ([`times`] bits) of inode `inode.ino` to `inode`'s; its other
+    /// attributes stay as stored.
+    fn update_times(
+        fs: <Self::Data as ForeignOwnable>::Borrowed<'_>,
+        inode: &Inode,
+        which: u32,
+    ) -> Result;
+
+    /// The mapping of `[pos, pos + len)` of file `ino` from `pos` on, for iomap; `flags` are
+    /// [`map_flags`] (with `WRITE`, a hole is allocated).
+    fn data_map<'a>(
+        fs: <Self::Data as ForeignOwnable>::Borrowed<'a>,
+        ino: u64,
+        pos: u64,
+        len: u64,
+        flags: u32,
+    ) -> Result<DataMapping<'a>>;
+
+    /// The pieces a write of `[pos, pos + len)` goes to, every replica of every extent, in
+    /// file order, through `f` (which may stop the walk with an error, returned).
+    fn data_segments(
+        fs: <Self::Data as ForeignOwnable>::Borrowed<'_>,
+        ino: u64,
+        pos: u64,
+        len: u64,
+        f: &mut dyn FnMut(&DataSegment<'_>) -> Result,
+    ) -> Result;
+
+    /// The data of `[pos, pos + len)` is on disk; the size in memory is `isize`.
+    fn data_written(
+        fs: <Self::Data as ForeignOwnable>::Borrowed<'_>,
+        ino: u64,
+        pos: u64,
+        len: u64,
+        isize: u64,
+    ) -> Result;
+
+    /// Frees the blocks of `[start, end)` of `ino`; returns the blocks freed.
+    fn data_punch(
+        fs: <Self::Data as ForeignOwnable>::Borrowed<'_>,
+        ino: u64,
+        start: u64,
+        end: u64,
+    ) -> Result<u64>;
+
+    /// Blocks allocated to `ino`.
+    fn data_blocks(fs: <Self::Data as ForeignOwnable>::Borrowed<'_>, ino: u64) -> Result<u64>;
+
+    /// `FITRIM`: discards free space in `[start, start + len)`, in runs of at least `minlen`
+    /// bytes; returns the bytes discarded.
+    fn data_trim(
+        fs: <Self::Data as ForeignOwnable>::Borrowed<'_>,
+        start: u64,
+        len: u64,
+        minlen: u64,
+    ) -> Result<u64>;
 }
 
 /// The inode the C glue's attributes describe.
@@ -706,6 +807,230 @@ impl<T: FileSystem> FsVTable<T> {
         errno_of(T::sync_fs(unsafe { T::Data::borrow(fs) }, wait))
     }
 
+    /// Called by the C glue's `update_time` (a write's or a page fault's time update).
+    ///
+    /// # Safety
+    ///
+    /// - `fs` as for [`Self::read_inode_callback`].
+    /// - `inode` is valid for reads.
+    unsafe extern "C" fn update_times_callback(
+        fs: *mut c_void,
+        inode: *const bindings::bucketfs_attr,
+        which: u32,
+    ) -> c_int {
+        // SAFETY: `fs` came from `into_foreign` and lives for the call; `inode` is valid for
+        // reads.
+        let (fs, inode) = unsafe { (T::Data::borrow(fs), inode_of(&*inode)) };
+        errno_of(T::update_times(fs, &inode, which))
+    }
+
+    /// Called by the C glue's `iomap_begin` (and writeback, readahead, `fallocate`): the
+    /// mapping of `[pos, pos + len)` of `ino` into `*map`.
+    ///
+    /// # Safety
+    ///
+    /// - `fs` came from [`Self::open_callback`] and is not closed during the call (the
+    ///   super_block's; the glue calls with an inode of it in use).
+    /// - `map` is valid for a write.
+    unsafe extern "C" fn data_map_callback(
+        fs: *mut c_void,
+        ino: u64,
+        pos: u64,
+        len: u64,
+        flags: u32,
+        map: *mut bindings::bucketfs_map,
+    ) -> c_int {
+        const FLAGS: [(u32, u32); 5] = [
+            (bindings::BUCKETFS_MAP_WRITE, map_flags::WRITE),
+            (bindings::BUCKETFS_MAP_DIRECT, map_flags::DIRECT),
+            (bindings::BUCKETFS_MAP_ZERO, map_flags::ZERO),
+            (bindings::BUCKETFS_MAP_REPORT, map_flags::REPORT),
+            (bindings::BUCKETFS_MAP_FAULT, map_flags::FAULT),
+        ];
+        let flags = FLAGS
+            .iter()
+            .filter(|(c, _)| flags & c != 0)
+            .fold(0, |f, (_, r)| f | r);
+        // SAFETY: `fs` came from `into_foreign` and lives for the call.
+        let fs = unsafe { T::Data::borrow(fs) };
+        match T::data_map(fs, ino, pos, len, flags) {
+            Ok(m) => {
+                let kind = match m.kind {
+                    MapKind::Hole => bindings::bucketfs_map_type_BUCKETFS_MAP_HOLE,
+                    MapKind::Mapped => bindings::bucketfs_map_type_BUCKETFS_MAP_MAPPED,
+                    MapKind::Unwritten => bindings::bucketfs_map_type_BUCKETFS_MAP_UNWRITTEN,
+                };
+                // SAFETY: `map` is valid for a write.
+                unsafe {
+                    *map = bindings::bucketfs_map {
+                        offset: m.offset,
+                        length: m.length,
+                        addr: m.addr,
+                        bdev: m.dev.map_or(core::ptr::null_mut(), BlockDevice::raw_bdev),
+                        type_: kind as u8,
+                        new_blocks: m.new_blocks,
+                    }
+                };
+                0
+            }
+            Err(e) => e.to_errno(),
+        }
+    }
+
+    /// Called by the C glue when it submits a write: up to `nr` pieces of `[pos, pos + len)`
+    /// of `ino` into `segs`, their number into `*filled`, where the next call starts into
+    /// `*next`. A piece's replicas (consecutive pieces at one offset) are never split: a piece
+    /// that does not fit with all of them is left to the next call.
+    ///
+    /// # Safety
+    ///
+    /// - `fs` as for [`Self::data_map_callback`].
+    /// - `segs` is valid for writes of `nr` elements, used by nothing else during the call;
+    ///   `filled` and `next` are valid for a write.
+    #[allow(clippy::too_many_arguments)]
+    unsafe extern "C" fn data_segments_callback(
+        fs: *mut c_void,
+        ino: u64,
+        pos: u64,
+        len: u64,
+        segs: *mut bindings::bucketfs_seg,
+        nr: usize,
+        filled: *mut usize,
+        next: *mut u64,
+    ) -> c_int {
+        if segs.is_null() {
+            return EINVAL.to_errno();
+        }
+        // SAFETY: `fs` came from `into_foreign` and lives for the call; `segs` is valid for
+        // writes of `nr` elements and ours during the call.
+        let (fs, out) = unsafe {
+            (
+                T::Data::borrow(fs),
+                core::slice::from_raw_parts_mut(segs, nr),
+            )
+        };
+        let mut n = 0usize;
+        let mut stop = None;
+        let r = T::data_segments(fs, ino, pos, len, &mut |s| {
+            let Some(slot) = out.get_mut(n) else {
+                // Full: the replicas of `s`'s piece given so far go to the next call too.
+                while n > 0 && out.get(n - 1).is_some_and(|p| p.offset == s.offset) {
+                    n -= 1;
+                }
+                stop = Some(s.offset);
+                return Err(EAGAIN);
+            };
+            *slot = bindings::bucketfs_seg {
+                offset: s.offset,
+                len: s.len,
+                bdev: s.dev.raw_bdev(),
+                addr: s.addr,
+            };
+            n += 1;
+            Ok(())
+        });
+        let at = match (r, stop) {
+            (_, Some(_)) if n == 0 => return EIO.to_errno(),
+            (_, Some(at)) => at,
+            (Ok(()), None) => pos.saturating_add(len),
+            (Err(e), None) => return e.to_errno(),
+        };
+        // SAFETY: `filled` and `next` are valid for writes.
+        unsafe {
+            *filled = n;
+            *next = at;
+        }
+        0
+    }
+
+    /// Called by the C glue when a write is on disk (writeback completion, direct I/O end).
+    ///
+    /// # Safety
+    ///
+    /// `fs` as for [`Self::data_map_callback`].
+    unsafe extern "C" fn data_written_callback(
+        fs: *mut c_void,
+        ino: u64,
+        pos: u64,
+        len: u64,
+        isize: u64,
+    ) -> c_int {
+        // SAFETY: `fs` came from `into_foreign` and lives for the call.
+        let fs = unsafe { T::Data::borrow(fs) };
+        errno_of(T::data_written(fs, ino, pos, len, isize))
+    }
+
+    /// Called by the C glue's truncate, hole punch and eviction: the blocks freed into
+    /// `*freed`.
+    ///
+    /// # Safety
+    ///
+    /// - `fs` as for [`Self::data_map_callback`].
+    /// - `freed` is valid for a write.
+    unsafe extern "C" fn data_punch_callback(
+        fs: *mut c_void,
+        ino: u64,
+        start: u64,
+        end: u64,
+        freed: *mut u64,
+    ) -> c_int {
+        // SAFETY: `fs` came from `into_foreign` and lives for the call.
+        match T::data_punch(unsafe { T::Data::borrow(fs) }, ino, start, end) {
+            Ok(n) => {
+                // SAFETY: `freed` is valid for a write.
+                unsafe { *freed = n };
+                0
+            }
+            Err(e) => e.to_errno(),
+        }
+    }
+
+    /// Called by the C glue when it reads a regular file's inode: its blocks into `*blocks`.
+    ///
+    /// # Safety
+    ///
+    /// - `fs` as for [`Self::data_map_callback`].
+    /// - `blocks` is valid for a write.
+    unsafe extern "C" fn data_blocks_callback(
+        fs: *mut c_void,
+        ino: u64,
+        blocks: *mut u64,
+    ) -> c_int {
+        // SAFETY: `fs` came from `into_foreign` and lives for the call.
+        match T::data_blocks(unsafe { T::Data::borrow(fs) }, ino) {
+            Ok(n) => {
+                // SAFETY: `blocks` is valid for a write.
+                unsafe { *blocks = n };
+                0
+            }
+            Err(e) => e.to_errno(),
+        }
+    }
+
+    /// Called by the C glue's `FITRIM`: the bytes discarded into `*trimmed`.
+    ///
+    /// # Safety
+    ///
+    /// - `fs` as for [`Self::read_inode_callback`].
+    /// - `trimmed` is valid for a write.
+    unsafe extern "C" fn data_trim_callback(
+        fs: *mut c_void,
+        start: u64,
+        len: u64,
+        minlen: u64,
+        trimmed: *mut u64,
+    ) -> c_int {
+        // SAFETY: `fs` came from `into_foreign` and lives for the call.
+        match T::data_trim(unsafe { T::Data::borrow(fs) }, start, len, minlen) {
+            Ok(n) => {
+                // SAFETY: `trimmed` is valid for a write.
+                unsafe { *trimmed = n };
+                0
+            }
+            Err(e) => e.to_errno(),
+        }
+    }
+
     const VTABLE: bindings::bucketfs_fs_ops = bindings::bucketfs_fs_ops {
         options_new: Some(Self::options_new_callback),
         options_free: Some(Self::options_free_callback),
@@ -724,6 +1049,13 @@ impl<T: FileSystem> FsVTable<T> {
         readdir: Some(Self::readdir_callback),
         read_link: Some(Self::read_link_callback),
         sync_fs: Some(Self::sync_fs_callback),
+        update_times: Some(Self::update_times_callback),
+        data_map: Some(Self::data_map_callback),
+        data_segments: Some(Self::data_segments_callback),
+        data_written: Some(Self::data_written_callback),
+        data_punch: Some(Self::data_punch_callback),
+        data_blocks: Some(Self::data_blocks_callback),
+        data_trim: Some(Self::data_trim_callback),
     };
 
     /// The table, for `bucketfs_register_fs()`.

@@ -87,7 +87,7 @@ fn a_deletion_carries_no_value() {
         let r = Rec::del(pos);
         assert_eq!(decode_at(&enc(&r), 0).map(|k| Rec::of(k.0)), Ok(r));
     }
-    for kind in [0u8, 5, 0xff] {
+    for kind in [0u8, 6, 0xff] {
         let pos = Pos {
             kind,
             ino: 0,
@@ -119,7 +119,7 @@ fn decode_at_refuses_truncated_records() {
 fn decode_at_refuses_bad_headers() {
     let v = 7u64.to_le_bytes();
     // Unknown kinds.
-    for kind in [0u8, 5, 6, 0x80, 0xff] {
+    for kind in [0u8, 6, 7, 0x80, 0xff] {
         assert_eq!(
             decode_at(&raw(kind, 0, 8, 0, 1, &v), 0),
             Err(KeyError::Header),

@@ -5,6 +5,7 @@
 use bucketfs_core::bkey::{self, KeyHeaderDisk};
 use bucketfs_core::btree_format::{self, Child, NodeHeaderDisk};
 use bucketfs_core::bucket_table::{BucketState, TableHeaderDisk};
+use bucketfs_core::extent::{self, DataPtrDisk, ExtentHeaderDisk};
 use bucketfs_core::journal_format::{self, EntryHeaderDisk, UpdateDisk};
 use bucketfs_core::layout::{Field, FieldDesc};
 use bucketfs_core::namespace_format::{self as ns, DirentHeaderDisk, InodeDisk};
@@ -38,7 +39,7 @@ fn unquote(s: &str) -> &str {
 
 #[test]
 fn structure_tables_match_the_declarations() {
-    let structs: [(&str, &[FieldDesc]); 12] = [
+    let structs: [(&str, &[FieldDesc]); 14] = [
         ("SbDisk", SbDisk::FIELDS),
         ("Member", Member::FIELDS),
         ("BtreeRoot", BtreeRoot::FIELDS),
@@ -51,6 +52,8 @@ fn structure_tables_match_the_declarations() {
         ("DirentHeaderDisk", DirentHeaderDisk::FIELDS),
         ("NodeHeaderDisk", NodeHeaderDisk::FIELDS),
         ("Child", Child::FIELDS),
+        ("ExtentHeaderDisk", ExtentHeaderDisk::FIELDS),
+        ("DataPtrDisk", DataPtrDisk::FIELDS),
     ];
     for (name, fields) in structs {
         let rows = table(&format!("layout: {name}"));
@@ -194,6 +197,7 @@ fn key_kinds_match() {
         bkey::Kind::Inode,
         bkey::Kind::Dirent,
         bkey::Kind::Symlink,
+        bkey::Kind::Extent,
     ];
     assert_eq!(rows.len(), kinds.len());
     for (r, k) in rows.iter().zip(kinds) {
@@ -204,7 +208,7 @@ fn key_kinds_match() {
     // No other code is a kind.
     assert!((0..=255u8)
         .filter(|&c| bkey::Kind::from_u8(c).is_some())
-        .eq(1..=4));
+        .eq(1..=5));
 }
 
 #[test]
@@ -251,6 +255,23 @@ fn format_2_figures_match() {
     assert_eq!(ns::INODE_SIZE, 64);
     assert_eq!(ns::DIRENT_HEADER, 16);
     assert_eq!(ns::MAX_SYMLINK.div_ceil(ns::SYMLINK_PIECE), 4);
+    // Extents.
+    assert_eq!(extent::MAX_DATA_REPLICAS, 4);
+    assert_eq!(extent::EXTENT_UNWRITTEN, 1);
+    assert_eq!(extent::MAX_FILE_BLOCKS, 1 << 51);
+    assert_eq!(extent::EXTENT_HEADER, 8);
+    assert_eq!(extent::DATA_PTR_SIZE, 16);
+    for text in [
+        "bit 0 (`EXTENT_UNWRITTEN`)",
+        "1 ..= 4 (`MAX_DATA_REPLICAS`)",
+        "exactly `8 + 16 × nr_ptrs` bytes",
+        "above 2^51 (`MAX_FILE_BLOCKS`",
+        "`len ..= 2^51` (`MAX_FILE_BLOCKS`)",
+        "Bytes 0x6 .. 0x8 are zero",
+        "Bytes 0x4 .. 0x8 are zero",
+    ] {
+        assert!(DOC.contains(text), "{text:?}");
+    }
     for text in [
         "Inode 1 (`ROOT_INO`)",
         "1 ..= 2^32 - 1 (`MAX_INO`)",

@@ -373,13 +373,16 @@ fn operations_on_a_small_file() {
     // A budget below MIN_BUDGET is refused; a punch of the rest of the file reports every
     // replica run.
     assert_eq!(
-        punch(&mut s, ino, 0, 1, MIN_BUDGET - 1, &mut |_, _| {}),
+        punch(&mut s, ino, 0, 1, MIN_BUDGET - 1, &mut |_, _, _| {}),
         Err(NsError::Invalid)
     );
     let mut freed = Vec::new();
     let mut at = 13;
     while at != u64::MAX {
-        at = punch(&mut s, ino, at, u64::MAX, 3, &mut |p, n| freed.push((p, n))).unwrap();
+        at = punch(&mut s, ino, at, u64::MAX, 3, &mut |p, n, _| {
+            freed.push((p, n))
+        })
+        .unwrap();
     }
     assert_eq!(
         freed,
@@ -411,7 +414,7 @@ fn operations_on_a_small_file() {
     // A store error passes through.
     s.fail_after = Some(0);
     assert_eq!(
-        punch(&mut s, ino, 0, u64::MAX, 3, &mut |_, _| {}),
+        punch(&mut s, ino, 0, u64::MAX, 3, &mut |_, _, _| {}),
         Err(NsError::Errno(5))
     );
     // A key that does not decode is Corrupt.
@@ -539,8 +542,10 @@ fn run(ops: &[Op]) {
                         mem: &mut s,
                         updates: 0,
                     };
-                    let next = punch(&mut c, INO, at, end, budget, &mut |p, n| freed.push((p, n)))
-                        .unwrap();
+                    let next = punch(&mut c, INO, at, end, budget, &mut |p, n, _| {
+                        freed.push((p, n))
+                    })
+                    .unwrap();
                     assert!(c.updates <= budget, "{} updates", c.updates);
                     assert!(next > at && next <= end, "{at} -> {next}");
                     at = next;

@@ -448,8 +448,8 @@ pub fn mark_written<S: Store + ?Sized>(
 }
 
 /// Removes `[start, end)` from `ino`'s extents, trimming or splitting those that stick out.
-/// Each replica run freed is reported through `freed(ptr, blocks)` (`ptr`: the member and
-/// device block of the run's first block), once its keys are updated (the reports hold only if
+/// Each replica run freed is reported through `freed(ptr, blocks, replica)` (`ptr`: the
+/// member and device block of the run's first block; `replica`: its index in the extent), once its keys are updated (the reports hold only if
 /// the caller's transaction commits). Does at most `budget` key updates (at least
 /// [`MIN_BUDGET`], else [`NsError::Invalid`]) and returns the block it got to: `end` when
 /// done, else where the caller goes on (in a new transaction).
@@ -459,7 +459,7 @@ pub fn punch<S: Store + ?Sized>(
     start: u64,
     end: u64,
     budget: u32,
-    freed: &mut dyn FnMut(DataPtr, u64),
+    freed: &mut dyn FnMut(DataPtr, u64, usize),
 ) -> Result<u64, NsError> {
     let stop = check_range(ino, start, end)?;
     if budget < MIN_BUDGET {
@@ -488,8 +488,8 @@ pub fn punch<S: Store + ?Sized>(
         } else {
             s.delete(e.pos(ino))?;
         }
-        for p in e.slice(from, to).ptrs() {
-            freed(*p, to - from);
+        for (i, p) in e.slice(from, to).ptrs().iter().enumerate() {
+            freed(*p, to - from, i);
         }
         left -= cost;
         at = to;

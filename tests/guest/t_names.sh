@@ -51,7 +51,12 @@ expect_fail names_unlink_dir_eisdir "Is a directory" unlink $M/d
 expect_fail names_open_dir_write_eisdir "Is a directory" sh -c "echo x > $M/d"
 expect_fail names_mkdir_over_file_eexist "File exists" mkdir $M/f
 t names_read_empty test -z "$(cat $M/f)"
-expect_fail names_write_no_data_yet "not supported" sh -c "echo x >> $M/f"
+# Regular files hold data (t_data tests it): a write reads back; then empty again.
+t names_write sh -c "echo x >> $M/f"
+t names_write_reads_back test "$(cat $M/f)" = x
+t names_write_size test "$(stat -c %s $M/f)" = 2
+t names_write_truncate_empty truncate -s 0 $M/f
+t names_write_empty_again test "$(stat -c %F $M/f)" = "regular empty file"
 
 # Hard links.
 t names_ln ln $M/f $M/d/hard
@@ -264,6 +269,7 @@ expect_fail names_ro_mkfifo "Read-only file system" mkfifo $M/fifo2
 expect_fail names_ro_chmod "Read-only file system" chmod 600 $M/rof
 expect_fail names_ro_chown "Read-only file system" chown 1:1 $M/rof
 expect_fail names_ro_truncate "Read-only file system" truncate -s 5 $M/rof
+expect_fail names_ro_write "Read-only file system" sh -c "echo y >> $M/rof"
 t names_ro_unchanged sh -c "test -e $M/rof && test -d $M/rod && test \"\$(readlink $M/rol)\" = rof && test ! -e $M/x"
 t names_remount_rw mount -o remount,rw $M
 t names_rw_again mkdir $M/x

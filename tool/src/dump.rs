@@ -253,3 +253,44 @@ pub fn dump(devs: &[Device], print_keys: bool, print_nodes: bool) -> Result<(), 
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bucketfs_core::extent::{DataPtr, MAX_DATA_REPLICAS, MAX_EXTENT_VAL};
+
+    #[test]
+    fn extents_print_readably() {
+        let mut e = Extent {
+            start: 8,
+            len: 4,
+            unwritten: true,
+            nr: 2,
+            ptrs: [DataPtr::default(); MAX_DATA_REPLICAS],
+        };
+        e.ptrs[0] = DataPtr {
+            member: 0,
+            block: 4096,
+        };
+        e.ptrs[1] = DataPtr {
+            member: 2,
+            block: 300,
+        };
+        let mut v = vec![0u8; MAX_EXTENT_VAL];
+        let n = e.encode(&mut v);
+        v.truncate(n);
+        let k = Record {
+            pos: e.pos(7),
+            val: v,
+        };
+        assert_eq!(
+            key_line(&k),
+            "extent 7 8..12 len 4 unwritten m0:4096 m2:300"
+        );
+        let bad = Record {
+            pos: e.pos(7),
+            val: vec![0; 8],
+        };
+        assert_eq!(key_line(&bad), "extent 7 12 (bad value)");
+    }
+}

@@ -13,6 +13,11 @@
 //!    journal ends where no copy has the expected entry. Their records (puts and deletions)
 //!    are applied in order to the keys in memory, as a replay would.
 //! 4. The namespace: [`namespace::check`] over those keys.
+//! 5. The file extents: [`extent::check`] (each decodes, lies in its members' data buckets,
+//!    one bucket per replica, overlaps no other extent of its inode, belongs to a regular
+//!    file), and no device block is used by two extents or by an extent and a btree node.
+//!    Extents of an inode whose key is missing are a note, not a problem: a crash cut the
+//!    unlink or eviction that was deleting them, and the next read-write mount deletes them.
 //!
 //! Nothing is written. Every problem is printed on a line of its own, then a summary line.
 //! Exit status as fsck's convention: 0 clean, 4 problems found (left uncorrected), 8 an
@@ -23,6 +28,7 @@ use crate::device::Device;
 use crate::show::read_super;
 use bucketfs_core::bkey::{records, Kind, Pos, MAX_VAL};
 use bucketfs_core::btree_format::{decode_node, Child};
+use bucketfs_core::extent::{self, Extent, MemberBlocks};
 use bucketfs_core::journal_format::{
     decode_entry, decode_entry_records, decode_header, JournalError,
 };
@@ -422,6 +428,79 @@ fn later_entries(sb: &Superblock, c: &JCopy<'_>, mut pos: u64, seq: u64) -> u64 
     n
 }
 
+/// The extents among `keys`: [`extent::check`] (decoding, placement, overlaps within an
+/// inode, the owning inode), then every device block used by two extents or by an extent and a
+/// btree node copy (whose buckets are `nodes`). Returns the number of extents.
+fn check_extents(
+    sb: &Superblock,
+    keys: &Keys,
+    nodes: &HashMap<(u32, u32), String>,
+    problems: &mut Vec<String>,
+    notes: &mut Vec<String>,
+) -> Result<u64, String> {
+    let table = sb.member_table();
+    let member = |m: u32| table.get(m as usize).and_then(MemberBlocks::of);
+    let count = extent::check(keys, &member, &mut |p| {
+        let mut s = String::from("extents: ");
+        let _ = p.describe(&mut s);
+        if p.is_error() {
+            problems.push(s);
+        } else {
+            notes.push(s);
+        }
+    })
+    .map_err(|e| format!("extent check failed: errno {}", e.errno()))?;
+
+    // Every replica run: (member, first device block, end, inode, first file block).
+    let mut runs: Vec<(u32, u64, u64, u64, u64)> = Vec::new();
+    let kinds = Pos::new(Kind::Extent, 0, 0)..Pos::new(Kind::Extent, u64::MAX, u64::MAX);
+    for (p, v) in keys.0.range(kinds) {
+        if let Some(e) = Extent::decode(*p, v) {
+            for r in e.ptrs() {
+                runs.push((r.member, r.block, r.block + e.len as u64, p.ino, e.start));
+            }
+        }
+    }
+    runs.sort_unstable();
+    // The run reaching furthest so far on the current member.
+    let mut reach: Option<(u32, u64, u64, u64, u64)> = None;
+    for r in &runs {
+        if let Some(q) = reach.filter(|q| q.0 == r.0 && r.1 < q.2) {
+            problems.push(format!(
+                "extents: member {} blocks {}..{} used twice: by inode {} (extent from file \
+                 block {}) and inode {} (extent from file block {})",
+                r.0,
+                r.1,
+                r.2.min(q.2),
+                q.3,
+                q.4,
+                r.3,
+                r.4
+            ));
+        }
+        if reach.is_none_or(|q| q.0 != r.0 || r.2 > q.2) {
+            reach = Some(*r);
+        }
+    }
+    let node_buckets: BTreeMap<(u32, u64), &String> = nodes
+        .iter()
+        .map(|(&(m, b), what)| ((m, b as u64), what))
+        .collect();
+    for &(m, block, end, ino, start) in &runs {
+        let Some(g) = member(m).filter(|g| g.bucket_blocks > 0) else {
+            continue;
+        };
+        let buckets = (m, block / g.bucket_blocks)..=(m, (end - 1) / g.bucket_blocks);
+        for (&(_, b), what) in node_buckets.range(buckets) {
+            problems.push(format!(
+                "extents: inode {ino} extent from file block {start}: member {m} bucket {b} \
+                 also holds a btree node copy ({what})"
+            ));
+        }
+    }
+    Ok(count)
+}
+
 /// Checks the filesystem whose members are `devs` (opened read-only). `Err` is an operational
 /// error (exit status 8).
 pub fn fsck(devs: &[Device]) -> Result<Report, String> {
@@ -486,6 +565,7 @@ pub fn fsck(devs: &[Device]) -> Result<Report, String> {
         mut keys,
         mut problems,
         nodes,
+        used,
         ..
     } = w;
     let btree_keys = keys.0.len();
@@ -512,6 +592,7 @@ pub fn fsck(devs: &[Device]) -> Result<Report, String> {
         problems.push(s);
     })
     .map_err(|e| format!("namespace check failed: errno {}", e.errno()))?;
+    let extents = check_extents(&sb, &keys, &used, &mut problems, &mut notes)?;
 
     let ns_keys = keys.0.keys().filter(|p| p.kind != Kind::Map as u8).count();
     let journal = if j.entries == 0 {
@@ -528,7 +609,7 @@ pub fn fsck(devs: &[Device]) -> Result<Report, String> {
     };
     let summary = format!(
         "bucketfs fsck {}: {}; btree: {nodes} nodes, {btree_keys} keys; {journal}; {} keys \
-         checked ({ns_keys} namespace)",
+         checked ({ns_keys} namespace, {extents} extents)",
         UuidFmt(&sb.uuid),
         if problems.is_empty() {
             "clean".to_string()
@@ -1017,6 +1098,124 @@ mod tests {
         has(&r, "refused: Checksum");
         has(&r, "no copy could be read");
         has(&r, "root inode 1 does not exist");
+    }
+
+    /// The record of an extent of `ino`: file blocks `[start, start + len)` at device block
+    /// `block` of member 0.
+    fn extent_rec(ino: u64, start: u64, len: u32, block: u64, unwritten: bool) -> Rec {
+        let mut e = Extent {
+            start,
+            len,
+            unwritten,
+            nr: 1,
+            ptrs: [Default::default(); extent::MAX_DATA_REPLICAS],
+        };
+        e.ptrs[0].block = block;
+        let mut v = vec![0u8; extent::MAX_EXTENT_VAL];
+        let n = e.encode(&mut v);
+        assert!(n > 0);
+        v.truncate(n);
+        (e.pos(ino), Some(v))
+    }
+
+    #[test]
+    fn extents_are_checked() {
+        // A directory (inode 2) holding a regular file (inode 3); 64 KiB buckets: 16 blocks.
+        let img = Img::new("ext", 1);
+        let sb = img.sb();
+        let m = sb.members[0];
+        assert_eq!(m.bucket_size, 65536);
+        let node = sb.root.ptrs[0].bucket as u64;
+        // A data bucket well away from the btree's.
+        let data = (m.first_bucket as u64 + 40) * 16;
+        assert!(node < m.first_bucket as u64 + 30);
+
+        let with = |tag: &str, extents: Vec<Rec>| {
+            let img = Img::new(&format!("ext-{tag}"), 1);
+            let mut recs = mkdir_records(&img, b"d", 2);
+            recs.extend(extents);
+            img.journal(&[recs], 0, &[0]);
+            img.fsck()
+        };
+
+        // Good: a written and an unwritten extent, in one bucket and the next.
+        let r = with(
+            "good",
+            vec![
+                extent_rec(3, 0, 4, data, false),
+                extent_rec(3, 4, 16, data + 16, true),
+            ],
+        );
+        assert_eq!(r.status(), EXIT_CLEAN, "{:?}", r.problems);
+        assert!(r.notes.is_empty(), "{:?}", r.notes);
+        assert!(r.summary.contains("2 extents"), "{}", r.summary);
+
+        // Overlapping file blocks of one inode.
+        has(
+            &with(
+                "overlap",
+                vec![
+                    extent_rec(3, 0, 4, data, false),
+                    extent_rec(3, 2, 4, data + 4, false),
+                ],
+            ),
+            "inode 3 extent 2..6: overlaps the extent before it (ending at 4)",
+        );
+        // Out of range, and across a bucket boundary.
+        let end = m.nbuckets * 16;
+        for (block, len, text) in [
+            (10, 1, "below the member's first data bucket"),
+            (end - 1, 2, "past the member's end"),
+            (end, 1, "past the member's end"),
+            (data + 14, 4, "across a bucket boundary"),
+        ] {
+            has(
+                &with("range", vec![extent_rec(3, 0, len, block, false)]),
+                &format!("inode 3 extent 0..{len}: replica on member 0 at block {block} {text}"),
+            );
+        }
+        // Device blocks used by two extents, and by an extent and a btree node.
+        has(
+            &with(
+                "twice",
+                vec![
+                    extent_rec(3, 0, 4, data, false),
+                    extent_rec(3, 10, 4, data + 2, false),
+                ],
+            ),
+            &format!(
+                "member 0 blocks {}..{} used twice: by inode 3 (extent from file block 0) and \
+                 inode 3 (extent from file block 10)",
+                data + 2,
+                data + 4
+            ),
+        );
+        has(
+            &with("node", vec![extent_rec(3, 0, 4, node * 16 + 3, false)]),
+            &format!("member 0 bucket {node} also holds a btree node copy"),
+        );
+        // Extents of a directory are an error.
+        has(
+            &with("dir", vec![extent_rec(2, 0, 4, data, false)]),
+            "inode 2: 1 extent(s) of an inode that is not a regular file (mode 40755)",
+        );
+        // Extents of a missing inode are a note: a crash cut the unlink that deleted them.
+        let r = with(
+            "orphan",
+            vec![
+                extent_rec(9, 0, 4, data, false),
+                extent_rec(9, 8, 2, data + 4, true),
+            ],
+        );
+        assert_eq!(r.status(), EXIT_CLEAN, "{:?}", r.problems);
+        assert!(
+            r.notes.iter().any(|n| n.contains(
+                "inode 9: 2 extent(s), 6 block(s), of an inode that does not exist: left by a \
+                 crash; the next read-write mount deletes them"
+            )),
+            "{:?}",
+            r.notes
+        );
     }
 
     #[test]
