@@ -7,6 +7,7 @@
  */
 #define pr_fmt(fmt) "bucketfs: " fmt
 
+#include <linux/backing-dev.h>
 #include <linux/fs.h>
 #include <linux/fs_context.h>
 #include <linux/list.h>
@@ -115,6 +116,15 @@ static const struct super_operations bucketfs_super_ops = {
 
 static int bucketfs_fill_super(struct super_block *sb, struct fs_context *fc)
 {
+	int ret;
+
+	/*
+	 * A backing_dev_info of its own: file data is written back through
+	 * it (an anonymous super_block's noop one writes nothing back).
+	 */
+	ret = super_setup_bdi(sb);
+	if (ret)
+		return ret;
 	sb->s_magic = BUCKETFS_MAGIC;
 	sb->s_op = &bucketfs_super_ops;
 	sb->s_blocksize = PAGE_SIZE;

@@ -14,7 +14,6 @@
 //! allocations (and frees) may use: metadata keeps priority. An allocation that cannot be
 //! served writes the journal (frees waiting for it go to `need_discard`), lets the discard
 //! worker free what waits for it, and tries again once; then it is `ENOSPC`. It never parks.
-#![allow(dead_code)]
 
 use crate::closure::msleep;
 use crate::data_space::{DataEffect, Point};
