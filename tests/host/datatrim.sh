@@ -57,7 +57,9 @@ G
 cat >"$work/trim.sh" <<G
 $head_lines
 datafs_mount -o nodiscard /dev/vda || exit 1
-echo "FSTRIM \$(/usr/sbin/fstrim -v /mnt 2>&1) (status \$?)"
+trim=\$(/usr/sbin/fstrim -v /mnt 2>&1)
+trim_st=\$?
+echo "FSTRIM \$trim (status \$trim_st)"
 echo "TRIMMED, df: \$(df -k /mnt | tail -n 1)"
 umount /mnt || exit 1
 datafs_fsck /dev/vda && echo "FSCK-CLEAN"
