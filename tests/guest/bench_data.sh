@@ -114,7 +114,7 @@ bd_row() {
 	br_ratio="not measured (target >= $3x: not measured)"
 	if [ ! -e $bd_out/bucketfs.err ] && [ ! -e $bd_out/ext4.err ] && [ -s $bd_out/bucketfs-$1 ] && [ -s $bd_out/ext4-$1 ]; then
 		br_ratio=$(awk -v b="$(bd_median $bd_out/bucketfs-$1 1)" -v e="$(bd_median $bd_out/ext4-$1 1)" -v t="$3" \
-			'BEGIN { r = e > 0 ? b / e : 0; printf "%.2fx (target >= %sx: %s)", r, t, r >= t ? "met" : "missed" }')
+			'BEGIN { r = e > 0 ? b / e : 0; printf "%.2fx (target >= %sx: %s)", r, t, (r >= t ? "met" : "missed") }')
 	fi
 	echo "| $2 (median of $bd_runs) | $(bd_side_cell bucketfs $1 $4) vs $(bd_side_cell ext4 $1 $4) | $br_ratio | disk I/O in the timed job: $(bd_io_cell bucketfs $1); $(bd_io_cell ext4 $1); bucketfs format --bucket-size $bd_bucket, mkfs.ext4 -E lazy_itable_init=0,lazy_journal_init=0, default mount options, the same fio job on both (psync, fallocate=none) on the same disk | $bd_cs |"
 }
