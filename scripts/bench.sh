@@ -15,10 +15,11 @@ out=out/bench
 mkdir -p "$out"
 # vdh is a sparse 1 TiB image: only what the format and the mounts write takes room. vdi holds
 # the metadata row's two filesystems in turn: bucketfs, and ext4 made by Debian's mkfs.ext4
-# (copied into the guest with its libraries and its /etc/mke2fs.conf defaults).
+# (copied into the guest with its libraries and its /etc/mke2fs.conf defaults), then the file
+# data rows' fio runs on each in turn.
 BUCKETFS_VARIANT=bench BUCKETFS_VM_LOG=$out/console.log scripts/vm.sh \
 	--disk 64M --disk 64M --disk 48M --disk 192M --disk 40M --disk 400M --disk 4G --disk 1T \
-	--disk 1G --bin mkfs.ext4 --file /etc/mke2fs.conf:/etc/mke2fs.conf \
+	--disk 1G --bin mkfs.ext4 --bin fio --file /etc/mke2fs.conf:/etc/mke2fs.conf \
 	--timeout 7200 --file tests/guest:/root/tests --file tests/scenarios:/root/scenarios \
 	--file bench/scenarios:/root/bench-scenarios tests/guest/bench.sh \
 	>"$out/vm.log" 2>&1 || { tail -n 30 "$out/vm.log"; exit 1; }

@@ -86,7 +86,8 @@ guest_run() {
 	local log=$out/console$variant.log
 	echo "check: ... $label guest boot (KUnit and guest tests; console in $log)"
 	BUCKETFS_VARIANT=$variant BUCKETFS_VM_LOG=$log scripts/vm.sh --disk 64M --disk 64M \
-		--disk 64M --timeout 1800 --bin stress-ng --bin fio --file tests/guest:/root/tests \
+		--disk 64M --timeout 1800 --bin stress-ng --bin fio --bin fallocate --bin fstrim \
+		--file tests/guest:/root/tests \
 		--file tests/scenarios:/root/scenarios tests/guest/check.sh "$@" >"$out/vm$variant.log" 2>&1
 	record_boot "$label" $? "$out/vm$variant.log"
 
@@ -153,8 +154,8 @@ if [ "${BUCKETFS_FULL:-0}" = 1 ]; then
 	CRASH_DELAYS=$(awk -v seed="$crash_seed" 'BEGIN { srand(seed); for (i = 0; i < 16; i++) printf "%d ", int(rand() * 80000) }')
 	export CRASH_DELAYS
 	echo "check: crash points from seed $crash_seed: $CRASH_DELAYS us" | tee -a "$out/figures.part"
-	guest_args=(DAMAGE_IMAGES=1000 CYCLES=100)
-	debug_args=(DAMAGE_IMAGES=200 CYCLES=100 RESCUE_MS=5000 NSTREE_DIRS=4)
+	guest_args=(DAMAGE_IMAGES=1000 CYCLES=100 DATAFIO_MB=16 STRESS_DATA_SECS=60)
+	debug_args=(DAMAGE_IMAGES=200 CYCLES=100 RESCUE_MS=5000 NSTREE_DIRS=4 DATAFIO_MB=8 STRESS_DATA_SECS=30)
 else
 	guest_args=(DAMAGE_IMAGES=40 CYCLES=6)
 	debug_args=(DAMAGE_IMAGES=20 CYCLES=6 RESCUE_MS=5000 NSTREE_DIRS=4)
@@ -175,6 +176,12 @@ if step "module build (-Werror, -Dwarnings)" build.log make modules; then
 	host_suite nsstuck "the runtime stuck case, parked on a slow discard" tests/host/nsstuck.sh
 	host_suite nscrash "power cuts during namespace operations (vm.sh --kill-at)" tests/host/nscrash.sh
 	grep -E '^nscrash: seed' "$out/nscrash.log" | sed 's/^/check:   /' | tee -a "$out/figures.part"
+	host_suite datacrash "power cuts while file data is written and synced (vm.sh --kill-at)" \
+		tests/host/datacrash.sh
+	grep -E '^datacrash: (bucketfs|ext4): seed' "$out/datacrash.log" | sed 's/^/check:   /' |
+		tee -a "$out/figures.part"
+	host_suite datatrim "fstrim: holes in the image where deleted file data was" tests/host/datatrim.sh
+	grep -E '^datatrim: .*(holes|FSTRIM)' "$out/datatrim.log" | sed 's/^/check:   /' | tee -a "$out/figures.part"
 fi
 
 # The same guest tests on the debug kernel (KASAN, lockdep, atomic-sleep checks, kmemleak).

@@ -7,9 +7,9 @@ set -euo pipefail
 PKGS=(linux-source-6.12 rustc-web rust-web-src libclang-dev clang lld llvm
       flex bison bc libelf-dev libssl-dev cpio kmod qemu-system-x86
       busybox-static xz-utils python3 make gcc rsync
-      stress-ng fio e2fsprogs)
-# stress-ng, fio and mkfs.ext4 run in the guest too: scripts/vm.sh --bin copies a host
-# binary and its shared libraries into the initramfs.
+      stress-ng fio e2fsprogs util-linux)
+# stress-ng, fio, mkfs.ext4, e2fsck and util-linux's fallocate and fstrim run in the guest
+# too: scripts/vm.sh --bin copies a host binary and its shared libraries into the initramfs.
 BINDGEN_VERSION=0.69.5
 
 SUDO=

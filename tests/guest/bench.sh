@@ -2,7 +2,8 @@
 # `make bench` in the guest, on the bench kernel (kernel/bench.config). Disks: vda vdb 64M
 # (unstick), vdc 48M + vdd 192M (the seed's numbers: drain, replay), vde 40M, vdf 400M, vdg 4G
 # (10k, 100k, 1M buckets: replay scaling; 16k buckets of 64 KiB), vdh 1T sparse (16M buckets of
-# 64 KiB), vdi 1G (metadata operations: bucketfs and ext4 made in turn on the same disk).
+# 64 KiB), vdi 1G (metadata operations, then file data with fio: bucketfs and ext4 made in turn
+# on the same disk).
 set -e
 # Timings need a fine clocksource; early in boot it may still be jiffies (4 ms steps), and
 # without tsc=reliable (scripts/vm.sh sets it) the TSC may be dropped for refined-jiffies.
@@ -51,6 +52,15 @@ if [ $rc != 0 ]; then
 		/tmp/meta.err | grep . | tail -n 1 | tr '|' '/'))"
 	grep -q '^| metadata' /tmp/meta.out ||
 		echo "| metadata: 10000 files in 100 dirs, create + rename + unlink, then sync | not measured: $why | target >= 0.5x: not measured | | $(cat $cs) |" >>$rows
+fi
+# File data: fio on bucketfs and ext4 made in turn on the same disk (vdi, 1G), sequential write
+# and read in 1 MiB blocks and 4 KiB random writes each with an fsync (tests/guest/bench_data.sh).
+rc=0
+timeout 3600 sh /root/tests/bench_data.sh /dev/vdi >/tmp/data.out 2>/tmp/data.err || rc=$?
+umount /mnt 2>/dev/null || true
+cat /tmp/data.out >>$rows
+if [ $rc != 0 ] || ! grep -q '^| fio' /tmp/data.out; then
+	echo "| fio file data rows | not measured: bench_data.sh exited with status $rc ($(grep . /tmp/data.err | tail -n 1 | tr '|' '/')) | targets >= 0.8x / 0.5x: not measured | | $(cat $cs) |" >>$rows
 fi
 sleep 1
 cat $rows
