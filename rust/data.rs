@@ -260,11 +260,30 @@ impl Fs {
         })
     }
 
-    /// What an allocation that found no room tries: the journal written (frees waiting for it
-    /// become `need_discard`), the discard worker kicked, and a wait (bounded) until it has
-    /// freed what waits for it.
+    /// What an allocation that found no room tries: a commit (old node copies and the frees
+    /// waiting for the journal become `need_discard`), the discard worker kicked, and a wait
+    /// (bounded) until it has freed what waits for it.
     fn reclaim_for_data(&self) {
-        let _ = self.sync_journal(true);
+        {
+            // A commit gives back the old copies of the nodes changed since the last one (and
+            // writes the journal's frees into the tree); else the open entry is written.
+            let mut guard = self.tree.lock();
+            if let Some(t) = guard.as_mut() {
+                let r = if t.btree.is_dirty() && t.changed_since_space_commit {
+                    t.changed_since_space_commit = false;
+                    self.commit_tree(t, false)
+                } else {
+                    self.flush_entry(t)
+                };
+                if let Err(e) = r {
+                    pr_warn!(
+                        "{}: a commit to find room for file data failed ({})\n",
+                        UuidFmt(&self.uuid),
+                        e.to_errno()
+                    );
+                }
+            }
+        }
         self.kick_discards();
         let mut waited = 0;
         while waited < RECLAIM_WAIT_MS {
