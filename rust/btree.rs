@@ -444,6 +444,11 @@ impl Btree {
         self.nodes.iter().any(|n| n.dirty)
     }
 
+    /// Nodes changed since the last commit (each holds a second bucket per copy until then).
+    pub(crate) fn dirty_count(&self) -> usize {
+        self.nodes.iter().filter(|n| n.dirty).count()
+    }
+
     /// Calls `visit` with every bucket that holds a copy of a node (current locations).
     pub(crate) fn for_each_bucket(&self, mut visit: impl FnMut(NodePtr)) {
         for n in self.nodes.iter() {

@@ -379,7 +379,7 @@ impl Fs {
 // before any field goes.
 unsafe impl TimerTarget for Fs {
     fn fire(&self) {
-        if let Err(e) = self.sync_journal(true) {
+        if let Err(e) = self.periodic_flush() {
             if self.shut_down.load(Ordering::Acquire) {
                 return;
             }

@@ -45,6 +45,9 @@ pub(crate) const JOURNAL_FLUSH_MS: u32 = 1000;
 /// commits anything while it runs.
 pub(crate) const TX_MAX_BYTES: usize = 8192;
 
+/// Changed nodes at which the flush interval commits instead of writing the journal entry.
+const COMMIT_DIRTY_NODES: usize = 32;
+
 /// Zeros to make room for a record in a transaction's records.
 static ZERO_RECORD: [u8; MAX_RECORD] = [0; MAX_RECORD];
 
@@ -649,6 +652,26 @@ impl Fs {
             Written::Short(e) => Err(self.shut_down("a journal entry could not be written", e)),
             Written::AreaFull => self.commit_tree(tree, true),
         }
+    }
+
+    /// The flush interval's work: the open entry written, or, when many nodes changed since
+    /// the last commit (each holding a bucket per copy besides its committed one), a commit,
+    /// which gives those buckets back (a workload of deletions does not keep twice its nodes'
+    /// space until the journal fills).
+    pub(crate) fn periodic_flush(&self) -> Result {
+        let mut guard = self.tree.lock();
+        let Some(tree) = guard.as_mut() else {
+            return Ok(());
+        };
+        if self.state.lock().read_only {
+            return Ok(());
+        }
+        self.check_shut_down()?;
+        if tree.btree.dirty_count() >= COMMIT_DIRTY_NODES {
+            let half = self.journal_half();
+            return self.commit_tree(tree, tree.jw.pos > half);
+        }
+        self.flush_entry(tree)
     }
 
     /// The data buckets emptied by transactions whose records are durable now (the entry was
