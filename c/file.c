@@ -866,6 +866,18 @@ int bucketfs_file_resize_begin(struct inode *inode, loff_t size)
 		/* The rest of the new last block is zeros, for a later growth. */
 		ret = iomap_truncate_page(inode, size, NULL,
 					  &bucketfs_iomap_ops);
+	/*
+	 * Shrinking: everything from the new last block on is written back and
+	 * its completions are done before the new size is persisted, so no
+	 * completion (data_written, which raises the size on disk up to the
+	 * in-memory size) runs between that and truncate_setsize() with the old
+	 * size. Writes and faults are held off by i_rwsem and the invalidate
+	 * lock until then.
+	 */
+	if (!ret && size < old)
+		ret = filemap_write_and_wait_range(inode->i_mapping,
+						   round_down(size, PAGE_SIZE),
+						   LLONG_MAX);
 	if (ret)
 		filemap_invalidate_unlock(inode->i_mapping);
 	return ret;

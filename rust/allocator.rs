@@ -255,13 +255,17 @@ impl DeviceBuckets {
         Some(b)
     }
 
-    /// The first run of free buckets at or after `from`, at most `max_len` long, taken out of
-    /// allocation for `FITRIM` (held as `data` with no extent: a crash leaves them to the
-    /// mount's reconciliation, which frees them); [`DeviceBuckets::untrim`] gives them back.
+    /// The first run of free buckets at or after `from`, at most `max_len` long and no more
+    /// than the free buckets beyond what the data watermark holds back (metadata keeps its
+    /// reserve while `FITRIM` runs), taken out of allocation for `FITRIM`: held as `btree`
+    /// buckets that no node uses, which the mount's reconciliation frees if a crash comes
+    /// first; [`DeviceBuckets::untrim`] gives them back.
     pub(crate) fn take_free_run(&mut self, from: u32, max_len: u32) -> Option<(u32, u32)> {
+        let spare = self.snapshot().available(Watermark::Normal);
+        let max_len = max_len.min(spare.min(u32::MAX as u64) as u32);
         let (start, len) = self.index.run(Tracked::Free, from, max_len)?;
         for b in start..start + len {
-            self.set_state(b, BucketState::Data);
+            self.set_state(b, BucketState::Btree);
         }
         Some((start, len))
     }
@@ -269,7 +273,9 @@ impl DeviceBuckets {
     /// Gives back a run [`DeviceBuckets::take_free_run`] took.
     pub(crate) fn untrim(&mut self, start: u32, len: u32) {
         for b in start..start + len {
-            self.set_state(b, BucketState::Free);
+            if self.state(b) == Some(BucketState::Btree) {
+                self.set_state(b, BucketState::Free);
+            }
         }
     }
 

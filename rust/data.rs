@@ -15,6 +15,7 @@
 //! served writes the journal (frees waiting for it go to `need_discard`), lets the discard
 //! worker free what waits for it, and tries again once; then it is `ENOSPC`. It never parks.
 
+use crate::btree::Btree;
 use crate::closure::msleep;
 use crate::data_space::{DataEffect, Point};
 use crate::fs::Fs;
@@ -28,7 +29,13 @@ use crate::shared::namespace::{self, NsError};
 use crate::shared::options::Opt;
 use crate::shared::superblock::{UuidFmt, BLOCK_SIZE};
 use crate::transaction::Tx;
-use kernel::prelude::*;
+use core::sync::atomic::Ordering;
+use kernel::{alloc::KVVec, prelude::*};
+
+/// The key of member `member`'s bucket `bucket` in sets of data buckets.
+pub(crate) fn bucket_key(member: u32, bucket: u32) -> u64 {
+    ((member as u64) << 32) | bucket as u64
+}
 
 /// Bytes of a block (file and device blocks are the same size).
 const BLOCK: u64 = BLOCK_SIZE as u64;
@@ -97,7 +104,26 @@ impl Fs {
     /// Refuses an extent whose replicas do not lie where data may (a bad value on disk): a
     /// dmesg line, `EUCLEAN`.
     fn checked(&self, ino: u64, e: &Extent) -> Result<()> {
-        match extent::check_placement(e, &|m| self.member_blocks(m)) {
+        let placed = extent::check_placement(e, &|m| self.member_blocks(m));
+        let placed = placed.and_then(|()| {
+            // Each replica's bucket holds file data by its state too (not a node's, say).
+            let all_data = self.alloc.inspect(|devices| {
+                e.ptrs().iter().all(|p| {
+                    let bb = self
+                        .member_blocks(p.member)
+                        .map_or(1, |mb| mb.bucket_blocks);
+                    devices
+                        .get(p.member as usize)
+                        .is_some_and(|d| d.state((p.block / bb) as u32) == Some(BucketState::Data))
+                })
+            });
+            if all_data {
+                Ok(())
+            } else {
+                Err("in a bucket that does not hold file data")
+            }
+        });
+        match placed {
             Ok(()) => Ok(()),
             Err(why) => {
                 pr_err!(
@@ -182,6 +208,9 @@ impl Fs {
                 continue;
             };
             let bb = u32::try_from(mb.bucket_blocks).map_err(|_| EINVAL)?;
+            if !self.alloc.writable(m) {
+                continue;
+            }
             let p = match tx.data().point(m) {
                 Some(p) if p.next < bb => p,
                 _ => {
@@ -245,6 +274,21 @@ impl Fs {
             }
         }
         Ok(e)
+    }
+
+    /// Whether `blocks` blocks from `ptr` lie in one data bucket of a member.
+    fn run_in_place(&self, ptr: DataPtr, blocks: u64) -> bool {
+        let Some(mb) = self.member_blocks(ptr.member) else {
+            return false;
+        };
+        let Some(end) = ptr.block.checked_add(blocks) else {
+            return false;
+        };
+        blocks > 0
+            && mb.bucket_blocks > 0
+            && ptr.block >= mb.first_block
+            && end <= mb.end_block
+            && ptr.block / mb.bucket_blocks == (end - 1) / mb.bucket_blocks
     }
 
     /// Records the frees of a punched replica run (`blocks` blocks from `ptr`) in `tx`.
@@ -492,6 +536,18 @@ impl Fs {
                 }
                 let mut blocks = 0u64;
                 for &(p, n, replica) in runs.iter() {
+                    if !self.run_in_place(p, n) {
+                        // A pointer out of place (its extent was refused wherever it was
+                        // used): its key is gone, nothing is freed on its word.
+                        pr_err!(
+                            "{}: inode {ino}: punched extent replica at member {} block {} \
+                             ({n} blocks) lies outside the data buckets; nothing freed there\n",
+                            UuidFmt(&self.uuid),
+                            p.member,
+                            p.block
+                        );
+                        continue;
+                    }
                     self.free_run(tx, p, n)?;
                     // Per file block: the first replica of each run counts.
                     if replica == 0 {
@@ -516,40 +572,80 @@ impl Fs {
         })
     }
 
+    /// Before replay: every bucket an extent of the committed tree `btree` uses becomes
+    /// `data` (a commit may have reached its superblock and not its bucket tables), before
+    /// the discard rule is ready or a node is allocated. Returns those buckets
+    /// ([`bucket_key`]s, unsorted).
+    pub(crate) fn mark_data_buckets(&self, btree: &Btree) -> Result<KVVec<u64>> {
+        let mut used: KVVec<u64> = KVVec::new();
+        let mut oom = false;
+        btree.scan(
+            extent::extent_pos(0, 0),
+            extent::extent_pos(u64::MAX, u64::MAX),
+            &mut |p, v| {
+                let Some(e) = Extent::decode(p, v) else {
+                    return true;
+                };
+                if extent::check_placement(&e, &|m| self.member_blocks(m)).is_err() {
+                    return true;
+                }
+                for ptr in e.ptrs() {
+                    if let Some(mb) = self.member_blocks(ptr.member) {
+                        let b = (ptr.block / mb.bucket_blocks) as u32;
+                        oom |= used.push(bucket_key(ptr.member, b), GFP_KERNEL).is_err();
+                    }
+                }
+                !oom
+            },
+        );
+        if oom {
+            return Err(ENOMEM);
+        }
+        self.alloc.update(|devices| {
+            for &k in used.iter() {
+                let (m, b) = ((k >> 32) as usize, k as u32);
+                if let Some(d) = devices.get_mut(m) {
+                    if matches!(
+                        d.state(b),
+                        Some(BucketState::Free | BucketState::NeedDiscard)
+                    ) {
+                        d.set_state(b, BucketState::Data);
+                    }
+                }
+            }
+        });
+        Ok(used)
+    }
+
     /// After recovery: the live blocks of every data bucket counted from the extents, every
     /// bucket they use `data` (a bucket of another state that an extent uses is reported, and
-    /// the extent's reads fail), every other `data` bucket `need_discard`. Then (read-write) the
-    /// extents whose inode key is gone (an unlink or an eviction cut by a crash) are deleted.
-    pub(crate) fn data_after_recovery(&self) -> Result {
-        let mut orphans: KVec<u64> = KVec::new();
+    /// the extent is not read or written: [`Fs::checked`]), and the buckets of `known` (sorted
+    /// [`bucket_key`]s: those the committed tree's extents or the replayed journal made `data`)
+    /// that no extent uses any more go to `need_discard`. Other `data` buckets without extents
+    /// are left as they are: bucketfs did not place them (a scenario's filler, another
+    /// writer). New inode numbers start above every inode that owns extents. Then (read-write)
+    /// the extents whose inode key is gone (an unlink or an eviction cut by a crash) are
+    /// deleted.
+    pub(crate) fn data_after_recovery(&self, known: &[u64]) -> Result {
         let mut bad = 0u64;
+        let mut largest = 0u64;
         {
             let mut guard = self.tree.lock();
             let Some(tree) = guard.as_mut() else {
                 return Ok(());
             };
             let mut oom = false;
-            let mut last_ino = 0u64;
-            let mut last_exists = true;
             let btree = &tree.btree;
             let data = &mut tree.data;
             btree.scan(
                 extent::extent_pos(0, 0),
                 extent::extent_pos(u64::MAX, u64::MAX),
                 &mut |p, v| {
+                    largest = largest.max(p.ino);
                     let Some(e) = Extent::decode(p, v) else {
                         bad += 1;
                         return true;
                     };
-                    if p.ino != last_ino {
-                        last_ino = p.ino;
-                        last_exists = btree
-                            .get(crate::shared::namespace_format::inode_pos(p.ino))
-                            .is_some();
-                        if !last_exists {
-                            oom |= orphans.push(p.ino, GFP_KERNEL).is_err();
-                        }
-                    }
                     if extent::check_placement(&e, &|m| self.member_blocks(m)).is_err() {
                         bad += 1;
                         return true;
@@ -569,6 +665,7 @@ impl Fs {
             }
             // States follow the counts.
             let mut conflicts = 0u64;
+            let mut freed = 0u64;
             self.alloc.update(|devices| {
                 data.for_each_live(|m, b, _| {
                     if let Some(d) = devices.get_mut(m as usize) {
@@ -581,27 +678,32 @@ impl Fs {
                         }
                     }
                 });
-                for (m, d) in devices.iter_mut().enumerate() {
-                    let Some(g) = self.geometry.get(m) else {
+                for &k in known.iter() {
+                    let (m, b) = ((k >> 32) as u32, k as u32);
+                    if data.live(m, b) > 0 {
                         continue;
-                    };
-                    let mut from = g.first_bucket;
-                    while let Some(b) = d.next_in_state(BucketState::Data, from) {
-                        if data.live(m as u32, b) == 0 {
+                    }
+                    if let Some(d) = devices.get_mut(m as usize) {
+                        if d.state(b) == Some(BucketState::Data) {
                             d.set_state(b, BucketState::NeedDiscard);
+                            freed += 1;
                         }
-                        from = b + 1;
                     }
                 }
             });
             if conflicts > 0 {
                 pr_err!(
                     "{}: {conflicts} bucket(s) hold file data by the extents but are metadata by \
-                     their state; run bucketfs fsck (-117)\n",
+                     their state; those extents are not used; run bucketfs fsck (-117)\n",
                     UuidFmt(&self.uuid)
                 );
             }
+            if freed > 0 {
+                self.kick_discards();
+            }
         }
+        self.next_ino
+            .fetch_max(largest.saturating_add(1), Ordering::Relaxed);
         if bad > 0 {
             pr_err!(
                 "{}: {bad} extent(s) do not decode or lie outside the data buckets; their blocks \
@@ -609,18 +711,64 @@ impl Fs {
                 UuidFmt(&self.uuid)
             );
         }
-        if self.state.lock().read_only || orphans.is_empty() {
+        if self.state.lock().read_only {
             return Ok(());
         }
-        let mut freed = 0u64;
+        self.delete_orphans()
+    }
+
+    /// Deletes the extents of inodes that no longer exist (an unlink or an eviction cut by a
+    /// crash): at a read-write mount, and when a read-only mount goes read-write. An inode
+    /// whose extents cannot be deleted is reported and left (fsck shows it).
+    pub(crate) fn delete_orphans(&self) -> Result {
+        let mut orphans: KVec<u64> = KVec::new();
+        self.read_tree(|t| {
+            let mut last = 0u64;
+            let mut oom = false;
+            t.scan(
+                extent::extent_pos(0, 0),
+                extent::extent_pos(u64::MAX, u64::MAX),
+                &mut |p, _| {
+                    if p.ino != last {
+                        last = p.ino;
+                        if t.get(crate::shared::namespace_format::inode_pos(p.ino))
+                            .is_none()
+                        {
+                            oom |= orphans.push(p.ino, GFP_KERNEL).is_err();
+                        }
+                    }
+                    !oom
+                },
+            );
+            if oom {
+                return Err(ENOMEM);
+            }
+            Ok(())
+        })?;
+        if orphans.is_empty() {
+            return Ok(());
+        }
+        let (mut freed, mut left) = (0u64, 0u64);
         for &ino in orphans.iter() {
-            freed += self.data_punch(ino, 0, u64::MAX)?;
+            match self.data_punch(ino, 0, u64::MAX) {
+                Ok(n) => freed += n,
+                Err(e) => {
+                    left += 1;
+                    pr_err!(
+                        "{}: the extents of deleted inode {ino} cannot be deleted ({}); run \
+                         bucketfs fsck\n",
+                        UuidFmt(&self.uuid),
+                        e.to_errno()
+                    );
+                }
+            }
         }
         pr_info!(
             "{}: deleted the extents of {} inode(s) that no longer exist ({freed} block(s); an \
-             unlink or truncate cut by a crash)\n",
+             unlink or truncate cut by a crash){}\n",
             UuidFmt(&self.uuid),
-            orphans.len()
+            orphans.len() as u64 - left,
+            if left > 0 { "; some left" } else { "" }
         );
         Ok(())
     }

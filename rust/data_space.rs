@@ -140,15 +140,18 @@ impl DataSpace {
     }
 
     /// `n` blocks of a data bucket freed; the bucket is freed (pending the journal) when it
-    /// has none left and is no write point. Returns whether it was.
+    /// has none left and is no write point. Returns whether it was; `EINVAL` (nothing
+    /// changed) when it counted fewer live blocks.
     pub(crate) fn sub_live(&mut self, member: u32, bucket: u32, n: u32) -> Result<bool> {
         let k = key(member, bucket);
         let left = match self.live.get_mut(&k) {
-            Some(v) => {
-                *v = v.saturating_sub(n);
+            Some(v) if *v >= n => {
+                *v -= n;
                 *v
             }
-            None => 0,
+            // More freed than counted: the extents and the counts disagree (a bad extent);
+            // the bucket is not freed on that word.
+            _ => return Err(EINVAL),
         };
         if left > 0 {
             return Ok(false);
@@ -177,6 +180,22 @@ impl DataSpace {
             .enumerate()
             .filter_map(|(m, p)| p.map(|p| bucket_blocks(m).saturating_sub(p.next) as u64))
             .sum()
+    }
+
+    /// Takes every write point (the mount goes): those with no live block are returned, to be
+    /// freed by the caller in the commit that follows.
+    pub(crate) fn close_points(&mut self) -> KVec<(u32, u32)> {
+        let mut empty = KVec::new();
+        for m in 0..MAX_MEMBERS {
+            if let Some(p) = self.points[m].take() {
+                if self.live(m as u32, p.bucket) == 0 {
+                    // Best effort: a bucket not freed here is freed by no one until it is
+                    // reused (reported by nothing: it holds no data).
+                    let _ = empty.push((m as u32, p.bucket), GFP_KERNEL);
+                }
+            }
+        }
+        empty
     }
 
     /// Every data bucket with live blocks, through `f(member, bucket, live)`.

@@ -368,7 +368,13 @@ impl FileSystem for BucketFsType {
     fn update_times(mounted: &Mounted, inode: &Inode, which: u32) -> Result {
         let fs = mounted.fs();
         let r = fs.transact(|s| {
-            let mut i = namespace::read_inode(s, inode.ino)?;
+            let mut i = match namespace::read_inode(s, inode.ino) {
+                Ok(i) => i,
+                // Unlinked since the caller looked (a page fault holds no inode lock): its
+                // times live in the inode cache only, as its other attributes do.
+                Err(crate::shared::namespace::NsError::NotFound) => return Ok(()),
+                Err(e) => return Err(e),
+            };
             let (a, from) = (&mut i.attr, &inode.attr);
             if which & times::ATIME != 0 {
                 (a.atime_sec, a.atime_nsec) = (from.atime_sec, from.atime_nsec);

@@ -34,7 +34,7 @@ impl Fs {
     /// otherwise add to the commit's superblock writes deep under it.
     #[inline(never)]
     pub(crate) fn recover(&self, source: &str, norecovery: bool) -> Result {
-        let btree = self.recover_tree(source, norecovery)?;
+        let (btree, mut known) = self.recover_tree(source, norecovery)?;
         // The namespace starts at the root directory: a tree without it (damage, or a journal
         // that deleted it) is not mounted.
         let root = btree.get(crate::shared::namespace_format::inode_pos(ROOT_INO));
@@ -55,13 +55,14 @@ impl Fs {
         // The tree stays: the mounted filesystem's transactions change it (`transaction.rs`).
         self.install_tree(btree);
         // The data buckets as the extents have them; extents of deleted inodes go.
-        self.data_after_recovery()
+        known.sort_unstable();
+        self.data_after_recovery(&known)
             .map_err(|e| mount_err!(source, e, "cannot account the file data"))
     }
 
     /// [`Fs::recover`] but for keeping the tree: returns it, recovered.
     #[inline(never)]
-    fn recover_tree(&self, source: &str, norecovery: bool) -> Result<Btree> {
+    fn recover_tree(&self, source: &str, norecovery: bool) -> Result<(Btree, KVVec<u64>)> {
         // Only what recovery needs of the superblock (a whole copy is large, and the commit's
         // superblock writes run deep under this frame).
         let (sb, read_only) = {
@@ -80,6 +81,10 @@ impl Fs {
             mount_err!(source, e, "cannot load the btree")
         })?;
         self.reconcile_buckets(&btree)?;
+        // The data buckets the committed tree's extents use are `data` before anything may be
+        // discarded or allocated; with those the journal's updates make `data`, they are the
+        // buckets the accounting after recovery may free (see `data.rs`).
+        let mut known = self.mark_data_buckets(&btree)?;
         self.discard.rule.set_committed_nodes(&btree)?;
         self.progress.set_stats(&btree.stats());
 
@@ -113,7 +118,7 @@ impl Fs {
                         .replay_mode
                         .store(REPLAY_SKIPPED, Ordering::Relaxed);
                     self.degraded_after_recovery(&btree);
-                    return Ok(btree);
+                    return Ok((btree, known));
                 }
                 Err(e) => return Err(mount_err!(source, e, "cannot read the journal")),
             };
@@ -145,13 +150,13 @@ impl Fs {
                 self.progress.journal_last_seq.load(Ordering::Relaxed)
             );
             self.degraded_after_recovery(&btree);
-            return Ok(btree);
+            return Ok((btree, known));
         }
         if entries.is_empty() {
             // The discard rule has its inputs now: kicks made so far are served.
             self.discard_rule_ready();
             self.degraded_after_recovery(&btree);
-            return Ok(btree);
+            return Ok((btree, known));
         }
         let (first, last) = (entries[0].seq, entries[entries.len() - 1].seq);
         pr_info!(
@@ -223,6 +228,9 @@ impl Fs {
                 };
                 if matches!(u.state, BucketState::NeedDiscard | BucketState::Free) {
                     self.discard.rule.pin_for_journal(p)?;
+                }
+                if u.state == BucketState::Data {
+                    known.push(crate::data::bucket_key(u.member, u.bucket), GFP_KERNEL)?;
                 }
                 self.alloc.update(|devices| {
                     if let Some(d) = devices.get_mut(u.member as usize) {
@@ -306,7 +314,7 @@ impl Fs {
                 stats.nodes
             );
             self.degraded_after_recovery(&btree);
-            return Ok(btree);
+            return Ok((btree, known));
         }
         // `last` is at most `MAX_ENTRY_SEQ` (the journal reader refuses entries above it), so
         // `journal_seq` stays one the superblock decoder accepts.
@@ -347,7 +355,7 @@ impl Fs {
         // The committed tree's degraded nodes (a degraded replay's among them) are listed, and
         // the worker's re-replication pass may run.
         self.degraded_after_recovery(&btree);
-        Ok(btree)
+        Ok((btree, known))
     }
 
     /// Names the missing members a btree node needed (the load said which node).

@@ -184,6 +184,14 @@ impl Fs {
             self.kick_discards();
         }
         self.start_flusher();
+        // Extents a crash left without their inode (a read-only mount keeps them).
+        if let Err(e) = self.delete_orphans() {
+            pr_warn!(
+                "{}: remount,rw: extents of deleted inodes not looked for ({})\n",
+                UuidFmt(&self.uuid),
+                e.to_errno()
+            );
+        }
         Ok(())
     }
 

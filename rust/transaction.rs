@@ -23,6 +23,7 @@ use crate::journal_writer::{
 };
 use crate::shared::alloc_policy::Watermark;
 use crate::shared::bkey::{self, Kind, Pos, MAX_RECORD};
+use crate::shared::bucket_table::BucketState;
 use crate::shared::journal_format::{BucketUpdate, UPDATE_BYTES};
 use crate::shared::namespace_format::MAX_INO;
 use crate::shared::options::Opt;
@@ -312,8 +313,14 @@ impl Tx<'_> {
         self.tree.jw.append(&self.recs, self.nr, &self.updates)?;
         for e in self.effects.iter() {
             if let DataEffect::Free { member, bucket, n } = *e {
-                // Room reserved above: this does not fail.
-                let _ = self.tree.data.sub_live(member, bucket, n);
+                // Room reserved above: this fails only for a count the frees exceed.
+                if self.tree.data.sub_live(member, bucket, n).is_err() {
+                    pr_err!(
+                        "{}: member {member} bucket {bucket}: {n} block(s) freed, fewer counted \
+                         live; the bucket is kept (run bucketfs fsck)\n",
+                        UuidFmt(&self.fs.uuid)
+                    );
+                }
             }
         }
         self.effects.clear();
@@ -685,8 +692,8 @@ impl Fs {
         self.alloc.update(|devices| {
             for &(m, b) in freed.iter() {
                 if let Some(d) = devices.get_mut(m as usize) {
-                    if d.state(b) == Some(crate::shared::bucket_table::BucketState::Data) {
-                        d.set_state(b, crate::shared::bucket_table::BucketState::NeedDiscard);
+                    if d.state(b) == Some(BucketState::Data) {
+                        d.set_state(b, BucketState::NeedDiscard);
                     }
                 }
             }
@@ -761,7 +768,32 @@ impl Fs {
     pub(crate) fn commit_for_shutdown(&self) -> Result {
         let mut guard = self.tree.lock();
         match guard.as_mut() {
-            Some(tree) => self.commit_pending(tree),
+            Some(tree) => {
+                // Write points without a live block are freed by this commit (no extent
+                // points into them: the commit's tree says so on disk), which writes the
+                // bucket tables even when no node changed.
+                let mut freed = false;
+                if !self.state.lock().read_only && self.check_shut_down().is_ok() {
+                    let empty = tree.data.close_points();
+                    if !empty.is_empty() {
+                        self.alloc.update(|devices| {
+                            for &(m, b) in empty.iter() {
+                                if let Some(d) = devices.get_mut(m as usize) {
+                                    if d.state(b) == Some(BucketState::Data) {
+                                        d.set_state(b, BucketState::NeedDiscard);
+                                    }
+                                }
+                            }
+                        });
+                        freed = true;
+                    }
+                }
+                if freed {
+                    let half = self.journal_half();
+                    return self.commit_tree(tree, tree.jw.pos > half);
+                }
+                self.commit_pending(tree)
+            }
             None => Ok(()),
         }
     }
