@@ -37,6 +37,14 @@ pub(crate) fn bucket_key(member: u32, bucket: u32) -> u64 {
     ((member as u64) << 32) | bucket as u64
 }
 
+/// The bucket of device block `block` of a member with `mb`'s geometry (no division by zero:
+/// a member without buckets has none).
+fn bucket_of(mb: &MemberBlocks, block: u64) -> Option<u32> {
+    block
+        .checked_div(mb.bucket_blocks)
+        .and_then(|b| u32::try_from(b).ok())
+}
+
 /// Bytes of a block (file and device blocks are the same size).
 const BLOCK: u64 = BLOCK_SIZE as u64;
 
@@ -109,12 +117,12 @@ impl Fs {
             // Each replica's bucket holds file data by its state too (not a node's, say).
             let all_data = self.alloc.inspect(|devices| {
                 e.ptrs().iter().all(|p| {
-                    let bb = self
+                    let bucket = self
                         .member_blocks(p.member)
-                        .map_or(1, |mb| mb.bucket_blocks);
-                    devices
-                        .get(p.member as usize)
-                        .is_some_and(|d| d.state((p.block / bb) as u32) == Some(BucketState::Data))
+                        .and_then(|mb| bucket_of(&mb, p.block));
+                    devices.get(p.member as usize).is_some_and(|d| {
+                        bucket.is_some_and(|b| d.state(b) == Some(BucketState::Data))
+                    })
                 })
             });
             if all_data {
@@ -199,7 +207,7 @@ impl Fs {
             if count == replicas {
                 break;
             }
-            let m = (rotor + i) % nm;
+            let m = (rotor + i).checked_rem(nm).unwrap_or(0);
             let usable = self
                 .members
                 .get(m)
@@ -231,7 +239,7 @@ impl Fs {
         if count < replicas {
             return Err(ENOSPC);
         }
-        tx.data().rotor = (chosen[0].0 as usize + 1) % nm.max(1);
+        tx.data().rotor = (chosen[0].0 as usize + 1).checked_rem(nm).unwrap_or(0);
         let room = chosen[..count]
             .iter()
             .map(|(_, p, bb)| bb - p.next)
@@ -288,7 +296,8 @@ impl Fs {
             && mb.bucket_blocks > 0
             && ptr.block >= mb.first_block
             && end <= mb.end_block
-            && ptr.block / mb.bucket_blocks == (end - 1) / mb.bucket_blocks
+            && bucket_of(&mb, ptr.block).is_some()
+            && bucket_of(&mb, ptr.block) == bucket_of(&mb, end - 1)
     }
 
     /// Records the frees of a punched replica run (`blocks` blocks from `ptr`) in `tx`.
@@ -296,7 +305,7 @@ impl Fs {
         let Some(mb) = self.member_blocks(ptr.member) else {
             return Ok(());
         };
-        let bucket = u32::try_from(ptr.block / mb.bucket_blocks).map_err(|_| EINVAL)?;
+        let bucket = bucket_of(&mb, ptr.block).ok_or(EINVAL)?;
         tx.data_effect(DataEffect::Free {
             member: ptr.member,
             bucket,
@@ -591,8 +600,9 @@ impl Fs {
                 }
                 for ptr in e.ptrs() {
                     if let Some(mb) = self.member_blocks(ptr.member) {
-                        let b = (ptr.block / mb.bucket_blocks) as u32;
-                        oom |= used.push(bucket_key(ptr.member, b), GFP_KERNEL).is_err();
+                        if let Some(b) = bucket_of(&mb, ptr.block) {
+                            oom |= used.push(bucket_key(ptr.member, b), GFP_KERNEL).is_err();
+                        }
                     }
                 }
                 !oom
@@ -654,7 +664,9 @@ impl Fs {
                         let Some(mb) = self.member_blocks(ptr.member) else {
                             continue;
                         };
-                        let bucket = (ptr.block / mb.bucket_blocks) as u32;
+                        let Some(bucket) = bucket_of(&mb, ptr.block) else {
+                            continue;
+                        };
                         oom |= data.add_live(ptr.member, bucket, e.len).is_err();
                     }
                     !oom

@@ -303,7 +303,8 @@ pub fn check_placement(
         if end > m.end_block {
             return Err("past the member's end");
         }
-        if p.block / m.bucket_blocks != (end - 1) / m.bucket_blocks {
+        let last = end.checked_sub(1).ok_or("empty")?;
+        if p.block.checked_div(m.bucket_blocks) != last.checked_div(m.bucket_blocks) {
             return Err("across a bucket boundary");
         }
     }
