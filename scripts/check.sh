@@ -174,6 +174,8 @@ if step "module build (-Werror, -Dwarnings)" build.log make modules; then
 	host_suite kill "power cuts from the host (vm.sh --kill-at)" tests/host/kill.sh
 	grep -E '^kill: seed' "$out/kill.log" | sed 's/^/check:   /' | tee -a "$out/figures.part"
 	host_suite nsstuck "the runtime stuck case, parked on a slow discard" tests/host/nsstuck.sh
+	host_suite datastuck "the runtime stuck case with file data, a write parked on a split" \
+		tests/host/datastuck.sh
 	host_suite nscrash "power cuts during namespace operations (vm.sh --kill-at)" tests/host/nscrash.sh
 	grep -E '^nscrash: seed' "$out/nscrash.log" | sed 's/^/check:   /' | tee -a "$out/figures.part"
 	host_suite datacrash "power cuts while file data is written and synced (vm.sh --kill-at)" \
