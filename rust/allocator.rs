@@ -225,16 +225,7 @@ impl DeviceBuckets {
     /// Takes a free bucket for a btree node: the first at or after the rotor, wrapping.
     #[inline]
     fn take_free(&mut self) -> Option<u32> {
-        let b = self
-            .index
-            .take(Tracked::Free, BucketState::Btree, self.rotor)?;
-        self.dirty.mark_bucket(b);
-        self.rotor = if b + 1 < self.nbuckets() {
-            b + 1
-        } else {
-            self.index.first_bucket()
-        };
-        Some(b)
+        self.take_free_as(BucketState::Btree)
     }
 
     /// Takes a free bucket for file data (`data`) when the device takes allocations and keeps
@@ -243,9 +234,13 @@ impl DeviceBuckets {
         if !self.writable || self.snapshot().available(watermark) == 0 {
             return None;
         }
-        let b = self
-            .index
-            .take(Tracked::Free, BucketState::Data, self.rotor)?;
+        self.take_free_as(BucketState::Data)
+    }
+
+    /// Takes the first free bucket at or after the rotor (wrapping) into `state`.
+    #[inline]
+    fn take_free_as(&mut self, state: BucketState) -> Option<u32> {
+        let b = self.index.take(Tracked::Free, state, self.rotor)?;
         self.dirty.mark_bucket(b);
         self.rotor = if b + 1 < self.nbuckets() {
             b + 1
