@@ -14,6 +14,7 @@
 //! durable (before that, a crash would replay a state in which the blocks are still used).
 
 use crate::shared::superblock::MAX_MEMBERS;
+use crate::vec_ext::VecExt;
 use kernel::{prelude::*, rbtree::RBTree};
 
 /// Key of a data bucket in [`DataSpace::live`].
@@ -48,8 +49,8 @@ pub(crate) struct Point {
 ///
 /// # Invariants
 ///
-/// `live` holds no zero count; a bucket in `pending` has no count in `live` and is no write
-/// point.
+/// `live` holds no zero count; a bucket in `pending` had no count in `live` when it was put
+/// there.
 pub(crate) struct DataSpace {
     points: [Option<Point>; MAX_MEMBERS],
     live: RBTree<u64, u32>,
@@ -139,9 +140,9 @@ impl DataSpace {
         Ok(())
     }
 
-    /// `n` blocks of a data bucket freed; the bucket is freed (pending the journal) when it
-    /// has none left and is no write point. Returns whether it was; `EINVAL` (nothing
-    /// changed) when it counted fewer live blocks.
+    /// `n` blocks of a data bucket freed; when it has none left it waits for the journal (see
+    /// [`DataSpace::settle`]). Returns whether it has none left; `EINVAL` (nothing changed)
+    /// when it counted fewer live blocks.
     pub(crate) fn sub_live(&mut self, member: u32, bucket: u32, n: u32) -> Result<bool> {
         let k = key(member, bucket);
         let left = match self.live.get_mut(&k) {
@@ -157,19 +158,36 @@ impl DataSpace {
             return Ok(false);
         }
         self.live.remove(&k);
-        if self
-            .point(member as usize)
-            .is_some_and(|p| p.bucket == bucket)
-        {
-            return Ok(false);
-        }
+        // A write point emptied too: once the frees are durable it starts again at its first
+        // block (see `settle`).
         self.pending.push((member, bucket), GFP_KERNEL)?;
         Ok(true)
     }
 
-    /// The buckets freed since the last call (their frees are durable now): to `need_discard`.
-    pub(crate) fn take_pending(&mut self) -> KVec<(u32, u32)> {
-        core::mem::take(&mut self.pending)
+    /// The frees since the last call are durable now: returns the buckets to free (to
+    /// `need_discard`): those emptied that are no write point and have not been written to
+    /// since. An emptied write point with nothing written since starts again at its first
+    /// block (its old blocks can be written again only now: before, a crash could bring back
+    /// the extents that pointed there).
+    pub(crate) fn settle(&mut self) -> KVec<(u32, u32)> {
+        let mut pending = core::mem::take(&mut self.pending);
+        let mut out = 0;
+        for i in 0..pending.len() {
+            let (m, b) = pending[i];
+            if self.live(m, b) > 0 {
+                continue;
+            }
+            if let Some(Some(p)) = self.points.get_mut(m as usize) {
+                if p.bucket == b {
+                    p.next = 0;
+                    continue;
+                }
+            }
+            pending[out] = (m, b);
+            out += 1;
+        }
+        pending.truncate(out);
+        pending
     }
 
     /// Blocks left in the write points, per member, through `f(member, blocks left)` given

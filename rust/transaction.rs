@@ -685,7 +685,7 @@ impl Fs {
     /// written, or a commit put them in the btree) go to `need_discard`, and the discard worker
     /// is kicked.
     fn free_emptied_data(&self, tree: &mut Tree) {
-        let freed = tree.data.take_pending();
+        let freed = tree.data.settle();
         if freed.is_empty() {
             return;
         }
