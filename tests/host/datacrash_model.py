@@ -45,7 +45,12 @@ def gen(seed, nops):
         r = rng.random()
         if r < 0.12:
             kind = rng.choice(["s", "s", "d", "S"])
-            out.append("S" if kind == "S" else f"{kind} {rng.randrange(FILES)}")
+            # A file sync names a file that exists (written at least once); syncfs otherwise.
+            written = [i for i in range(FILES) if ends[i] > 0]
+            if kind == "S" or not written:
+                out.append("S")
+            else:
+                out.append(f"{kind} {rng.choice(written)}")
             continue
         f = rng.randrange(FILES)
         where = rng.random()
