@@ -779,8 +779,22 @@ static int bucketfs_allocate(struct inode *inode, loff_t offset, loff_t len,
 		pos = m.offset + m.length;
 		cond_resched();
 	}
-	if (!(mode & FALLOC_FL_KEEP_SIZE) && end > i_size_read(inode))
+	if (!(mode & FALLOC_FL_KEEP_SIZE) && end > i_size_read(inode)) {
+		loff_t old = i_size_read(inode);
+
+		/*
+		 * The rest of the old last block (bytes an mmap may have
+		 * written past the size) reads as zeros once the size grows,
+		 * as in a truncate up.
+		 */
+		if (old & (BUCKETFS_BLOCK_SIZE - 1)) {
+			ret = bucketfs_zero(inode, old,
+					    round_up(old, BUCKETFS_BLOCK_SIZE) - old);
+			if (ret)
+				return ret;
+		}
 		return bucketfs_persist_size(inode, end, true);
+	}
 	return 0;
 }
 

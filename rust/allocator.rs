@@ -251,12 +251,13 @@ impl DeviceBuckets {
     }
 
     /// The first run of free buckets at or after `from`, at most `max_len` long and no more
-    /// than the free buckets beyond what the data watermark holds back (metadata keeps its
-    /// reserve while `FITRIM` runs), taken out of allocation for `FITRIM`: held as `btree`
+    /// than half the free buckets beyond what the data watermark holds back (metadata keeps its
+    /// reserve and writers half of the rest while `FITRIM` runs), taken out of allocation for `FITRIM`: held as `btree`
     /// buckets that no node uses, which the mount's reconciliation frees if a crash comes
     /// first; [`DeviceBuckets::untrim`] gives them back.
     pub(crate) fn take_free_run(&mut self, from: u32, max_len: u32) -> Option<(u32, u32)> {
-        let spare = self.snapshot().available(Watermark::Normal);
+        // Half of what file data may take: concurrent writers keep the other half.
+        let spare = self.snapshot().available(Watermark::Normal) / 2;
         let max_len = max_len.min(spare.min(u32::MAX as u64) as u32);
         let (start, len) = self.index.run(Tracked::Free, from, max_len)?;
         for b in start..start + len {

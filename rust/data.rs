@@ -317,6 +317,9 @@ impl Fs {
     /// waiting for the journal become `need_discard`), the discard worker kicked, and a wait
     /// (bounded) until it has freed what waits for it.
     fn reclaim_for_data(&self) {
+        if self.state.lock().read_only || self.shut_down.load(Ordering::Acquire) {
+            return;
+        }
         {
             // A commit gives back the old copies of the nodes changed since the last one (and
             // writes the journal's frees into the tree); else the open entry is written.
@@ -340,10 +343,13 @@ impl Fs {
         self.kick_discards();
         let mut waited = 0;
         while waited < RECLAIM_WAIT_MS {
+            // Only members the worker serves and allocations may use.
             let waiting: u64 = self.alloc.inspect(|devices| {
                 devices
                     .iter()
-                    .map(|d| d.count(BucketState::NeedDiscard))
+                    .zip(self.members.iter())
+                    .filter(|(d, m)| !m.is_removed() && m.dev().is_ok() && d.snapshot().writable)
+                    .map(|(d, _)| d.count(BucketState::NeedDiscard))
                     .sum()
             });
             if waiting == 0 {
@@ -810,12 +816,27 @@ impl Fs {
             }
             any = true;
             let bs = g.bucket_size as u64;
-            let first = (start / bs).max(g.first_bucket as u64);
-            let last = end.div_ceil(bs).min(g.nbuckets);
-            // At most this many buckets in one command.
-            let max_run = (crate::discard::MAX_COMMAND_BYTES / bs).clamp(1, u32::MAX as u64) as u32;
+            let first = start
+                .checked_div(bs)
+                .unwrap_or(0)
+                .max(g.first_bucket as u64);
+            let last = end
+                .saturating_add(bs.saturating_sub(1))
+                .checked_div(bs)
+                .unwrap_or(0)
+                .min(g.nbuckets);
+            // At most this many buckets in one command (32 MiB: writers waiting for space meanwhile
+            // find the rest of the spare buckets; see `take_free_run`).
+            let max_run =
+                ((32u64 << 20).checked_div(bs).unwrap_or(1)).clamp(1, u32::MAX as u64) as u32;
+
             let mut from = first;
             while from < last {
+                // A remount read-only (or a shutdown) stops it between two runs.
+                if self.state.lock().read_only || self.shut_down.load(Ordering::Acquire) {
+                    return Err(EROFS);
+                }
+                let mut batch = IoBatch::with_capacity(1)?;
                 let want = (last - from).min(max_run as u64) as u32;
                 let run = self.alloc.update(|d| {
                     d.get_mut(m)
@@ -840,7 +861,6 @@ impl Fs {
                         off: g.bucket_offset(b as u64),
                         len: bytes,
                     }];
-                    let mut batch = IoBatch::with_capacity(1)?;
                     result = batch
                         .discard(dev, &range)
                         .and_then(|t| batch.run().and_then(|()| batch.status(t)));

@@ -78,6 +78,8 @@ impl DataSpace {
     /// Member `m`'s write point becomes `p`; the bucket it had, if it has no live block, is
     /// freed (pending the journal).
     pub(crate) fn set_point(&mut self, m: usize, p: Option<Point>) -> Result {
+        // Room first: the old bucket is never left neither a point nor pending.
+        self.pending.reserve(1, GFP_KERNEL)?;
         let Some(slot) = self.points.get_mut(m) else {
             return Err(EINVAL);
         };
@@ -200,13 +202,19 @@ impl DataSpace {
             .sum()
     }
 
-    /// Takes every write point (the mount goes): those with no live block are returned, to be
-    /// freed by the caller in the commit that follows.
+    /// Takes every write point (the mount goes): those with no live block and no free waiting
+    /// for the journal are returned, to be freed by the caller in the commit that follows.
     pub(crate) fn close_points(&mut self) -> KVec<(u32, u32)> {
         let mut empty = KVec::new();
         for m in 0..MAX_MEMBERS {
             if let Some(p) = self.points[m].take() {
-                if self.live(m as u32, p.bucket) == 0 {
+                // One whose frees are not durable yet (a journal write failed) is left as it
+                // is: freeing it now could discard blocks a replay gives back to a file.
+                let unsettled = self
+                    .pending
+                    .iter()
+                    .any(|&(pm, pb)| pm == m as u32 && pb == p.bucket);
+                if self.live(m as u32, p.bucket) == 0 && !unsettled {
                     // Best effort: a bucket not freed here is freed by no one until it is
                     // reused (reported by nothing: it holds no data).
                     let _ = empty.push((m as u32, p.bucket), GFP_KERNEL);

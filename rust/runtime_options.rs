@@ -145,7 +145,7 @@ impl Fs {
         drop(timer);
         let mut tree = self.tree.lock();
         if let Some(t) = tree.as_mut() {
-            if let Err(e) = self.commit_pending(t) {
+            if let Err(e) = self.commit_closing(t) {
                 pr_err!(
                     "{}: remount,ro: cannot commit the btree ({}); the journal holds what was \
                      synced\n",

@@ -691,6 +691,10 @@ impl Fs {
         }
         self.alloc.update(|devices| {
             for &(m, b) in freed.iter() {
+                // A removed member's buckets are nobody's to discard.
+                if self.members.get(m as usize).is_none_or(|x| x.is_removed()) {
+                    continue;
+                }
                 if let Some(d) = devices.get_mut(m as usize) {
                     if d.state(b) == Some(BucketState::Data) {
                         d.set_state(b, BucketState::NeedDiscard);
@@ -768,34 +772,37 @@ impl Fs {
     pub(crate) fn commit_for_shutdown(&self) -> Result {
         let mut guard = self.tree.lock();
         match guard.as_mut() {
-            Some(tree) => {
-                // Write points without a live block are freed by this commit (no extent
-                // points into them: the commit's tree says so on disk), which writes the
-                // bucket tables even when no node changed.
-                let mut freed = false;
-                if !self.state.lock().read_only && self.check_shut_down().is_ok() {
-                    let empty = tree.data.close_points();
-                    if !empty.is_empty() {
-                        self.alloc.update(|devices| {
-                            for &(m, b) in empty.iter() {
-                                if let Some(d) = devices.get_mut(m as usize) {
-                                    if d.state(b) == Some(BucketState::Data) {
-                                        d.set_state(b, BucketState::NeedDiscard);
-                                    }
-                                }
-                            }
-                        });
-                        freed = true;
-                    }
-                }
-                if freed {
-                    let half = self.journal_half();
-                    return self.commit_tree(tree, tree.jw.pos > half);
-                }
-                self.commit_pending(tree)
-            }
+            Some(tree) => self.commit_closing(tree),
             None => Ok(()),
         }
+    }
+
+    /// The last commit of a read-write mount (unmount, remount read-only): write points
+    /// without a live block whose frees are durable are freed by it (no extent points into
+    /// them: its tree says so on disk, and it writes the bucket tables even when no node
+    /// changed); then what is not committed yet is.
+    pub(crate) fn commit_closing(&self, tree: &mut Tree) -> Result {
+        let mut freed = false;
+        if !self.state.lock().read_only && self.check_shut_down().is_ok() {
+            let empty = tree.data.close_points();
+            if !empty.is_empty() {
+                self.alloc.update(|devices| {
+                    for &(m, b) in empty.iter() {
+                        if let Some(d) = devices.get_mut(m as usize) {
+                            if d.state(b) == Some(BucketState::Data) {
+                                d.set_state(b, BucketState::NeedDiscard);
+                            }
+                        }
+                    }
+                });
+                freed = true;
+            }
+        }
+        if freed {
+            let half = self.journal_half();
+            return self.commit_tree(tree, tree.jw.pos > half);
+        }
+        self.commit_pending(tree)
     }
 
     /// Commits `tree` if anything is not committed yet (nothing on a read-only mount).
