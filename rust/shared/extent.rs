@@ -399,17 +399,17 @@ pub fn insert<S: Store + ?Sized>(s: &mut S, ino: u64, e: &Extent) -> Result<(), 
     put_extent(s, ino, e)
 }
 
-/// Makes the unwritten extents in `[start, end)` of `ino` written, splitting those that stick
-/// out of the range (the parts outside stay unwritten). Holes and written extents are left
-/// alone; `end` may pass [`MAX_FILE_BLOCKS`] (`u64::MAX`: the rest of the file). Does at most
-/// `budget` key updates (at least [`MIN_BUDGET`], else [`NsError::Invalid`]) and returns the
-/// block it got to: `end` when done, else where the caller goes on (in a new transaction).
-pub fn mark_written<S: Store + ?Sized>(
+/// Walks the extents of `ino` that overlap `[start, end)` for a change of at most `budget`
+/// key updates: `step(s, e, from, to, apply)` returns the updates the piece `[from, to)` of
+/// extent `e` needs (0: none), and makes them when `apply` (called so only if they fit).
+/// Returns the block it got to: `end` when done, else where the caller goes on.
+fn change_range<S: Store + ?Sized>(
     s: &mut S,
     ino: u64,
     start: u64,
     end: u64,
     budget: u32,
+    step: &mut dyn FnMut(&mut S, &Extent, u64, u64, bool) -> Result<u32, NsError>,
 ) -> Result<u64, NsError> {
     let stop = check_range(ino, start, end)?;
     if budget < MIN_BUDGET {
@@ -424,28 +424,49 @@ pub fn mark_written<S: Store + ?Sized>(
             break;
         }
         let (from, to) = (e.start.max(at), e.end().min(stop));
-        if !e.unwritten {
-            at = to;
-            continue;
-        }
-        let (keep_left, keep_right) = (from > e.start, to < e.end());
-        let cost = 1 + keep_left as u32 + keep_right as u32;
+        let cost = step(s, &e, from, to, false)?;
         if cost > left {
             return Ok(at);
         }
-        if keep_left {
-            put_extent(s, ino, &e.slice(e.start, from))?;
-        }
-        let mut mid = e.slice(from, to);
-        mid.unwritten = false;
-        put_extent(s, ino, &mid)?;
-        if keep_right {
-            put_extent(s, ino, &e.slice(to, e.end()))?;
+        if cost > 0 {
+            step(s, &e, from, to, true)?;
         }
         left -= cost;
         at = to;
     }
     Ok(end)
+}
+
+/// Makes the unwritten extents in `[start, end)` of `ino` written, splitting those that stick
+/// out of the range (the parts outside stay unwritten). Holes and written extents are left
+/// alone; `end` may pass [`MAX_FILE_BLOCKS`] (`u64::MAX`: the rest of the file). Does at most
+/// `budget` key updates (at least [`MIN_BUDGET`], else [`NsError::Invalid`]) and returns the
+/// block it got to: `end` when done, else where the caller goes on (in a new transaction).
+pub fn mark_written<S: Store + ?Sized>(
+    s: &mut S,
+    ino: u64,
+    start: u64,
+    end: u64,
+    budget: u32,
+) -> Result<u64, NsError> {
+    change_range(s, ino, start, end, budget, &mut |s, e, from, to, apply| {
+        if !e.unwritten {
+            return Ok(0);
+        }
+        let (keep_left, keep_right) = (from > e.start, to < e.end());
+        if apply {
+            if keep_left {
+                put_extent(s, ino, &e.slice(e.start, from))?;
+            }
+            let mut mid = e.slice(from, to);
+            mid.unwritten = false;
+            put_extent(s, ino, &mid)?;
+            if keep_right {
+                put_extent(s, ino, &e.slice(to, e.end()))?;
+            }
+        }
+        Ok(1 + keep_left as u32 + keep_right as u32)
+    })
 }
 
 /// Removes `[start, end)` from `ino`'s extents, trimming or splitting those that stick out.
@@ -462,40 +483,24 @@ pub fn punch<S: Store + ?Sized>(
     budget: u32,
     freed: &mut dyn FnMut(DataPtr, u64, usize),
 ) -> Result<u64, NsError> {
-    let stop = check_range(ino, start, end)?;
-    if budget < MIN_BUDGET {
-        return Err(NsError::Invalid);
-    }
-    let (mut at, mut left) = (start, budget);
-    while at < stop {
-        let Some(e) = next_extent(s, ino, at)? else {
-            break;
-        };
-        if e.start >= stop {
-            break;
-        }
-        let (from, to) = (e.start.max(at), e.end().min(stop));
+    change_range(s, ino, start, end, budget, &mut |s, e, from, to, apply| {
         let (keep_left, keep_right) = (from > e.start, to < e.end());
-        // The left piece gets a new key; the right piece keeps the extent's.
-        let cost = 1 + keep_left as u32;
-        if cost > left {
-            return Ok(at);
+        if apply {
+            // The left piece gets a new key; the right piece keeps the extent's.
+            if keep_left {
+                put_extent(s, ino, &e.slice(e.start, from))?;
+            }
+            if keep_right {
+                put_extent(s, ino, &e.slice(to, e.end()))?;
+            } else {
+                s.delete(e.pos(ino))?;
+            }
+            for (i, p) in e.slice(from, to).ptrs().iter().enumerate() {
+                freed(*p, to - from, i);
+            }
         }
-        if keep_left {
-            put_extent(s, ino, &e.slice(e.start, from))?;
-        }
-        if keep_right {
-            put_extent(s, ino, &e.slice(to, e.end()))?;
-        } else {
-            s.delete(e.pos(ino))?;
-        }
-        for (i, p) in e.slice(from, to).ptrs().iter().enumerate() {
-            freed(*p, to - from, i);
-        }
-        left -= cost;
-        at = to;
-    }
-    Ok(end)
+        Ok(1 + keep_left as u32)
+    })
 }
 
 /// `f` for each extent of `ino` that overlaps `[start, end)`, in order (whole, not cut to the
