@@ -250,16 +250,27 @@ impl DeviceBuckets {
         Some(b)
     }
 
-    /// The first run of free buckets at or after `from`, at most `max_len` long and no more
+    /// The first run of free buckets at or after `from` and before `end`, at most `max_len`
+    /// long and no more
     /// than half the free buckets beyond what the data watermark holds back (metadata keeps its
     /// reserve and writers half of the rest while `FITRIM` runs), taken out of allocation for `FITRIM`: held as `btree`
     /// buckets that no node uses, which the mount's reconciliation frees if a crash comes
     /// first; [`DeviceBuckets::untrim`] gives them back.
-    pub(crate) fn take_free_run(&mut self, from: u32, max_len: u32) -> Option<(u32, u32)> {
+    pub(crate) fn take_free_run(
+        &mut self,
+        from: u32,
+        end: u32,
+        max_len: u32,
+    ) -> Option<(u32, u32)> {
         // Half of what file data may take: concurrent writers keep the other half.
         let spare = self.snapshot().available(Watermark::Normal) / 2;
         let max_len = max_len.min(spare.min(u32::MAX as u64) as u32);
         let (start, len) = self.index.run(Tracked::Free, from, max_len)?;
+        // Only buckets before `end`.
+        let len = len.min(end.saturating_sub(start));
+        if len == 0 {
+            return None;
+        }
         for b in start..start + len {
             self.set_state(b, BucketState::Btree);
         }

@@ -17,10 +17,11 @@
 
 use crate::btree::Btree;
 use crate::closure::msleep;
-use crate::data_space::{DataEffect, Point};
+use crate::data_space::{bucket_key, key_bucket, DataEffect, Point};
 use crate::fs::Fs;
 use crate::namespace::View;
 use crate::shared::alloc_policy::Watermark;
+use crate::shared::bkey::Pos;
 use crate::shared::bucket_table::BucketState;
 use crate::shared::extent::{
     self, DataPtr, Extent, Lookup, MemberBlocks, MAX_DATA_REPLICAS, MAX_FILE_BLOCKS,
@@ -31,11 +32,6 @@ use crate::shared::superblock::{UuidFmt, BLOCK_SIZE};
 use crate::transaction::Tx;
 use core::sync::atomic::Ordering;
 use kernel::{alloc::KVVec, prelude::*};
-
-/// The key of member `member`'s bucket `bucket` in sets of data buckets.
-pub(crate) fn bucket_key(member: u32, bucket: u32) -> u64 {
-    ((member as u64) << 32) | bucket as u64
-}
 
 /// The bucket of device block `block` of a member with `mb`'s geometry (no division by zero:
 /// a member without buckets has none).
@@ -587,6 +583,26 @@ impl Fs {
         })
     }
 
+    /// The extent at key `p` with value `v`, if it decodes and lies where data may.
+    fn placed_extent(&self, p: Pos, v: &[u8]) -> Option<Extent> {
+        let e = Extent::decode(p, v)?;
+        extent::check_placement(&e, &|m| self.member_blocks(m))
+            .ok()
+            .map(|()| e)
+    }
+
+    /// `f(member, bucket)` for each replica of `e` (placed: see [`Fs::placed_extent`]).
+    fn extent_buckets(&self, e: &Extent, mut f: impl FnMut(u32, u32)) {
+        for ptr in e.ptrs() {
+            if let Some(b) = self
+                .member_blocks(ptr.member)
+                .and_then(|mb| bucket_of(&mb, ptr.block))
+            {
+                f(ptr.member, b);
+            }
+        }
+    }
+
     /// Before replay: every bucket an extent of the committed tree `btree` uses becomes
     /// `data` (a commit may have reached its superblock and not its bucket tables), before
     /// the discard rule is ready or a node is allocated. Returns those buckets
@@ -598,18 +614,10 @@ impl Fs {
             extent::extent_pos(0, 0),
             extent::extent_pos(u64::MAX, u64::MAX),
             &mut |p, v| {
-                let Some(e) = Extent::decode(p, v) else {
-                    return true;
-                };
-                if extent::check_placement(&e, &|m| self.member_blocks(m)).is_err() {
-                    return true;
-                }
-                for ptr in e.ptrs() {
-                    if let Some(mb) = self.member_blocks(ptr.member) {
-                        if let Some(b) = bucket_of(&mb, ptr.block) {
-                            oom |= used.push(bucket_key(ptr.member, b), GFP_KERNEL).is_err();
-                        }
-                    }
+                if let Some(e) = self.placed_extent(p, v) {
+                    self.extent_buckets(&e, |m, b| {
+                        oom |= used.push(bucket_key(m, b), GFP_KERNEL).is_err();
+                    });
                 }
                 !oom
             },
@@ -619,8 +627,8 @@ impl Fs {
         }
         self.alloc.update(|devices| {
             for &k in used.iter() {
-                let (m, b) = ((k >> 32) as usize, k as u32);
-                if let Some(d) = devices.get_mut(m) {
+                let (m, b) = key_bucket(k);
+                if let Some(d) = devices.get_mut(m as usize) {
                     if matches!(
                         d.state(b),
                         Some(BucketState::Free | BucketState::NeedDiscard)
@@ -645,6 +653,7 @@ impl Fs {
     pub(crate) fn data_after_recovery(&self, known: &[u64]) -> Result {
         let mut bad = 0u64;
         let mut largest = 0u64;
+        let mut orphans = Orphans::new();
         {
             let mut guard = self.tree.lock();
             let Some(tree) = guard.as_mut() else {
@@ -658,23 +667,14 @@ impl Fs {
                 extent::extent_pos(u64::MAX, u64::MAX),
                 &mut |p, v| {
                     largest = largest.max(p.ino);
-                    let Some(e) = Extent::decode(p, v) else {
+                    oom |= orphans.see(btree, p.ino).is_err();
+                    let Some(e) = self.placed_extent(p, v) else {
                         bad += 1;
-                        return true;
+                        return !oom;
                     };
-                    if extent::check_placement(&e, &|m| self.member_blocks(m)).is_err() {
-                        bad += 1;
-                        return true;
-                    }
-                    for ptr in e.ptrs() {
-                        let Some(mb) = self.member_blocks(ptr.member) else {
-                            continue;
-                        };
-                        let Some(bucket) = bucket_of(&mb, ptr.block) else {
-                            continue;
-                        };
-                        oom |= data.add_live(ptr.member, bucket, e.len).is_err();
-                    }
+                    self.extent_buckets(&e, |m, b| {
+                        oom |= data.add_live(m, b, e.len).is_err();
+                    });
                     !oom
                 },
             );
@@ -697,7 +697,7 @@ impl Fs {
                     }
                 });
                 for &k in known.iter() {
-                    let (m, b) = ((k >> 32) as u32, k as u32);
+                    let (m, b) = key_bucket(k);
                     if data.live(m, b) > 0 {
                         continue;
                     }
@@ -732,39 +732,35 @@ impl Fs {
         if self.state.lock().read_only {
             return Ok(());
         }
-        self.delete_orphans()
+        self.delete_orphan_extents(&orphans.inos);
+        Ok(())
     }
 
     /// Deletes the extents of inodes that no longer exist (an unlink or an eviction cut by a
     /// crash): at a read-write mount, and when a read-only mount goes read-write. An inode
     /// whose extents cannot be deleted is reported and left (fsck shows it).
     pub(crate) fn delete_orphans(&self) -> Result {
-        let mut orphans: KVec<u64> = KVec::new();
+        let mut orphans = Orphans::new();
         self.read_tree(|t| {
-            let mut last = 0u64;
-            let mut oom = false;
+            let mut r = Ok(());
             t.scan(
                 extent::extent_pos(0, 0),
                 extent::extent_pos(u64::MAX, u64::MAX),
                 &mut |p, _| {
-                    if p.ino != last {
-                        last = p.ino;
-                        if t.get(crate::shared::namespace_format::inode_pos(p.ino))
-                            .is_none()
-                        {
-                            oom |= orphans.push(p.ino, GFP_KERNEL).is_err();
-                        }
-                    }
-                    !oom
+                    r = orphans.see(t, p.ino);
+                    r.is_ok()
                 },
             );
-            if oom {
-                return Err(ENOMEM);
-            }
-            Ok(())
+            r
         })?;
+        self.delete_orphan_extents(&orphans.inos);
+        Ok(())
+    }
+
+    /// Deletes the extents of inodes `orphans` (see [`Fs::delete_orphans`]).
+    fn delete_orphan_extents(&self, orphans: &[u64]) {
         if orphans.is_empty() {
-            return Ok(());
+            return;
         }
         let (mut freed, mut left) = (0u64, 0u64);
         for &ino in orphans.iter() {
@@ -788,7 +784,6 @@ impl Fs {
             orphans.len() as u64 - left,
             if left > 0 { "; some left" } else { "" }
         );
-        Ok(())
     }
 
     /// `FITRIM`: discards the free buckets of every member that overlap `[start, start +
@@ -830,30 +825,21 @@ impl Fs {
             let max_run =
                 ((32u64 << 20).checked_div(bs).unwrap_or(1)).clamp(1, u32::MAX as u64) as u32;
 
-            let mut from = first;
+            let last = last.min(u32::MAX as u64) as u32;
+            let mut from = first.min(u32::MAX as u64) as u32;
             while from < last {
                 // A remount read-only (or a shutdown) stops it between two runs.
                 if self.state.lock().read_only || self.shut_down.load(Ordering::Acquire) {
                     return Err(EROFS);
                 }
                 let mut batch = IoBatch::with_capacity(1)?;
-                let want = (last - from).min(max_run as u64) as u32;
                 let run = self.alloc.update(|d| {
                     d.get_mut(m)
-                        .and_then(|d| d.take_free_run(from as u32, want))
+                        .and_then(|d| d.take_free_run(from, last, max_run))
                 });
                 let Some((b, n)) = run else {
                     break;
                 };
-                let n = n.min((last.saturating_sub(b as u64)) as u32);
-                if n == 0 {
-                    self.alloc.update(|d| {
-                        if let Some(d) = d.get_mut(m) {
-                            d.untrim(b, run.map_or(0, |r| r.1));
-                        }
-                    });
-                    break;
-                }
                 let bytes = n as u64 * bs;
                 let mut result = Ok(());
                 if bytes >= minlen {
@@ -870,7 +856,7 @@ impl Fs {
                 }
                 self.alloc.update(|d| {
                     if let Some(d) = d.get_mut(m) {
-                        d.untrim(b, run.map_or(0, |r| r.1));
+                        d.untrim(b, n);
                     }
                 });
                 self.alloc.wake_all();
@@ -883,7 +869,7 @@ impl Fs {
                     );
                     break;
                 }
-                from = b as u64 + run.map_or(1, |r| r.1) as u64;
+                from = b + n;
             }
         }
         if !any {
@@ -891,5 +877,35 @@ impl Fs {
             return Err(Error::from_errno(-95));
         }
         Ok(trimmed)
+    }
+}
+
+/// The inodes that own extents but have no inode key, gathered during a scan of the extent
+/// keys (in key order: one look at the inode per inode).
+struct Orphans {
+    last: u64,
+    inos: KVec<u64>,
+}
+
+impl Orphans {
+    fn new() -> Orphans {
+        Orphans {
+            last: 0,
+            inos: KVec::new(),
+        }
+    }
+
+    /// An extent key of inode `ino` in `btree` was seen.
+    fn see(&mut self, btree: &Btree, ino: u64) -> Result {
+        if ino != self.last {
+            self.last = ino;
+            if btree
+                .get(crate::shared::namespace_format::inode_pos(ino))
+                .is_none()
+            {
+                self.inos.push(ino, GFP_KERNEL)?;
+            }
+        }
+        Ok(())
     }
 }

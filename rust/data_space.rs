@@ -17,9 +17,15 @@ use crate::shared::superblock::MAX_MEMBERS;
 use crate::vec_ext::VecExt;
 use kernel::{prelude::*, rbtree::RBTree};
 
-/// Key of a data bucket in [`DataSpace::live`].
-fn key(member: u32, bucket: u32) -> u64 {
+/// The key of member `member`'s bucket `bucket` in [`DataSpace::live`] and in sets of data
+/// buckets.
+pub(crate) fn bucket_key(member: u32, bucket: u32) -> u64 {
     ((member as u64) << 32) | bucket as u64
+}
+
+/// The member and bucket of a [`bucket_key`].
+pub(crate) fn key_bucket(k: u64) -> (u32, u32) {
+    ((k >> 32) as u32, k as u32)
 }
 
 /// What a transaction did to the data buckets, applied or undone with it
@@ -104,12 +110,15 @@ impl DataSpace {
 
     /// Live blocks of member `member`'s bucket `bucket`.
     pub(crate) fn live(&self, member: u32, bucket: u32) -> u32 {
-        self.live.get(&key(member, bucket)).copied().unwrap_or(0)
+        self.live
+            .get(&bucket_key(member, bucket))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// `n` more live blocks in a data bucket.
     pub(crate) fn add_live(&mut self, member: u32, bucket: u32, n: u32) -> Result {
-        let k = key(member, bucket);
+        let k = bucket_key(member, bucket);
         if let Some(v) = self.live.get_mut(&k) {
             *v = v.saturating_add(n);
             return Ok(());
@@ -123,7 +132,7 @@ impl DataSpace {
     /// Takes back [`DataSpace::add_live`] of a failed transaction (the bucket is its write
     /// point's, so it is not freed here).
     pub(crate) fn unadd_live(&mut self, member: u32, bucket: u32, n: u32) {
-        let k = key(member, bucket);
+        let k = bucket_key(member, bucket);
         let left = match self.live.get_mut(&k) {
             Some(v) => {
                 *v = v.saturating_sub(n);
@@ -146,7 +155,7 @@ impl DataSpace {
     /// [`DataSpace::settle`]). Returns whether it has none left; `EINVAL` (nothing changed)
     /// when it counted fewer live blocks.
     pub(crate) fn sub_live(&mut self, member: u32, bucket: u32, n: u32) -> Result<bool> {
-        let k = key(member, bucket);
+        let k = bucket_key(member, bucket);
         let left = match self.live.get_mut(&k) {
             Some(v) if *v >= n => {
                 *v -= n;
@@ -227,7 +236,8 @@ impl DataSpace {
     /// Every data bucket with live blocks, through `f(member, bucket, live)`.
     pub(crate) fn for_each_live(&self, mut f: impl FnMut(u32, u32, u32)) {
         for (k, v) in self.live.iter() {
-            f((*k >> 32) as u32, *k as u32, *v);
+            let (m, b) = key_bucket(*k);
+            f(m, b, *v);
         }
     }
 }

@@ -230,7 +230,10 @@ impl Fs {
                     self.discard.rule.pin_for_journal(p)?;
                 }
                 if u.state == BucketState::Data {
-                    known.push(crate::data::bucket_key(u.member, u.bucket), GFP_KERNEL)?;
+                    known.push(
+                        crate::data_space::bucket_key(u.member, u.bucket),
+                        GFP_KERNEL,
+                    )?;
                 }
                 self.alloc.update(|devices| {
                     if let Some(d) = devices.get_mut(u.member as usize) {

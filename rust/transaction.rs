@@ -689,9 +689,15 @@ impl Fs {
         if freed.is_empty() {
             return;
         }
+        self.data_buckets_emptied(&freed);
+        self.kick_discards();
+    }
+
+    /// Data buckets no extent uses any more (and no write point) go to `need_discard`; a
+    /// removed member's buckets are nobody's to discard.
+    fn data_buckets_emptied(&self, buckets: &[(u32, u32)]) {
         self.alloc.update(|devices| {
-            for &(m, b) in freed.iter() {
-                // A removed member's buckets are nobody's to discard.
+            for &(m, b) in buckets {
                 if self.members.get(m as usize).is_none_or(|x| x.is_removed()) {
                     continue;
                 }
@@ -702,7 +708,6 @@ impl Fs {
                 }
             }
         });
-        self.kick_discards();
     }
 
     /// Makes every transaction so far durable: writes the open journal entry (`fsync`,
@@ -786,15 +791,7 @@ impl Fs {
         if !self.state.lock().read_only && self.check_shut_down().is_ok() {
             let empty = tree.data.close_points();
             if !empty.is_empty() {
-                self.alloc.update(|devices| {
-                    for &(m, b) in empty.iter() {
-                        if let Some(d) = devices.get_mut(m as usize) {
-                            if d.state(b) == Some(BucketState::Data) {
-                                d.set_state(b, BucketState::NeedDiscard);
-                            }
-                        }
-                    }
-                });
+                self.data_buckets_emptied(&empty);
                 freed = true;
             }
         }
